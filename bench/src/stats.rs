@@ -1,0 +1,148 @@
+//! Server / bench resource sampling and result reporting.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Microseconds since the process-wide epoch (shared by senders and receivers
+/// in this process, so one-way latency needs no clock sync).
+#[inline]
+pub fn now_us() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// Snapshot of one or more server processes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcSample {
+    /// Resident set size, bytes (sum over the pids).
+    pub rss: u64,
+    /// utime + stime, seconds (sum over the pids).
+    pub cpu: f64,
+}
+
+pub fn sample_pids(pids: &[u32]) -> Result<Option<ProcSample>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    let mut s = ProcSample::default();
+    for &pid in pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmRSS:")) {
+            let kb: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            s.rss += kb * 1024;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("reading /proc/{pid}/stat"))?;
+        // Fields after the parenthesised command name start at field 3.
+        let rest = &stat[stat.rfind(')').map(|i| i + 1).unwrap_or(0)..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        s.cpu += (utime + stime) / clk_tck();
+    }
+    Ok(Some(s))
+}
+
+/// CPU seconds (user + system) used by this bench process so far.
+pub fn self_cpu() -> f64 {
+    // SAFETY: getrusage writes into the provided struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Raise RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+pub fn raise_nofile() -> u64 {
+    // SAFETY: plain libc calls on a local struct.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 0;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        }
+        rl.rlim_cur
+    }
+}
+
+/// Percentile (0..=100) of a sorted slice.
+pub fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)] as f64
+}
+
+/// Collected figures of one scenario run.
+pub struct Report {
+    pub label: String,
+    pub scenario: String,
+    pub rows: Vec<(String, f64, &'static str)>,
+}
+
+impl Report {
+    pub fn new(label: &str, scenario: &str) -> Self {
+        Report {
+            label: label.to_string(),
+            scenario: scenario.to_string(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, metric: &str, value: f64, unit: &'static str) {
+        self.rows.push((metric.to_string(), value, unit));
+    }
+
+    pub fn print(&self) {
+        println!("== {} / {} ==", self.label, self.scenario);
+        for (m, v, u) in &self.rows {
+            println!("  {:<28} {:>14} {}", m, fmt_num(*v), u);
+        }
+    }
+
+    /// Append tab-separated `label scenario metric value unit` lines.
+    pub fn append_to(&self, path: &str) -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {path}"))?;
+        for (m, v, u) in &self.rows {
+            writeln!(f, "{}\t{}\t{}\t{}\t{}", self.label, self.scenario, m, v, u)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v.fract() == 0.0 || v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else if v.abs() >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}

@@ -1,0 +1,111 @@
+//! Account management shared by the CLI, in-band registration and admin commands: JID
+//! validation, credential derivation, and the storage calls.
+
+use crate::config::Config;
+use crate::sasl::{self, HashAlg};
+use crate::storage::{Storage, StorageError};
+
+/// Why an account operation failed; the messages are shown to users and admins as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("'{0}' is not a valid JID (expected user@domain)")]
+    InvalidJid(String),
+    #[error("domain '{0}' is not hosted by this server (domains: {1})")]
+    UnknownDomain(String, String),
+    #[error("user {0} already exists")]
+    Exists(String),
+    #[error("user {0} does not exist")]
+    NotFound(String),
+    #[error("the password must have at least {0} characters")]
+    WeakPassword(usize),
+    #[error("the password contains characters that are not allowed")]
+    InvalidPassword,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A validated, normalized account address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Nodeprep'd local part.
+    pub user: String,
+    /// The configured spelling of a hosted domain.
+    pub domain: String,
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.user, self.domain)
+    }
+}
+
+impl Account {
+    /// Parses `user@domain`, normalizes it (RFC 7622) and checks the domain is hosted.
+    pub fn parse(jid: &str, config: &Config) -> Result<Account, AccountError> {
+        let parsed = jid::BareJid::new(jid).map_err(|_| AccountError::InvalidJid(jid.into()))?;
+        let user = parsed.node().ok_or_else(|| AccountError::InvalidJid(jid.into()))?.to_string();
+        Self::from_parts(&user, parsed.domain().as_str(), config)
+    }
+
+    /// Builds an account from a local part and domain (for example a SASL username).
+    pub fn from_parts(user: &str, domain: &str, config: &Config) -> Result<Account, AccountError> {
+        let joined = format!("{user}@{domain}");
+        let parsed = jid::BareJid::new(&joined).map_err(|_| AccountError::InvalidJid(joined.clone()))?;
+        let user = parsed.node().ok_or_else(|| AccountError::InvalidJid(joined.clone()))?.to_string();
+        let domain = config
+            .domains
+            .iter()
+            .find(|d| d.eq_ignore_ascii_case(parsed.domain().as_str()))
+            .ok_or_else(|| AccountError::UnknownDomain(parsed.domain().to_string(), config.domains.join(", ")))?
+            .clone();
+        Ok(Account { user, domain })
+    }
+}
+
+fn credentials_for(password: &str, config: &Config) -> Result<Vec<sasl::ScramCredentials>, AccountError> {
+    let min = config.registration.min_password_length;
+    if password.chars().count() < min {
+        return Err(AccountError::WeakPassword(min));
+    }
+    sasl::prepare_password(password).map_err(|_| AccountError::InvalidPassword)?;
+    let iterations = config.auth.scram_iterations;
+    Ok(HashAlg::ALL.iter().map(|&alg| sasl::new_credentials(alg, password, iterations)).collect())
+}
+
+/// Creates an account with SCRAM-SHA-1 and SCRAM-SHA-256 credentials.
+pub async fn create(storage: &Storage, config: &Config, account: &Account, password: &str) -> Result<(), AccountError> {
+    let creds = credentials_for(password, config)?;
+    match storage.create_user(&account.domain, &account.user, &creds).await {
+        Err(StorageError::UserExists) => Err(AccountError::Exists(account.to_string())),
+        other => Ok(other?),
+    }
+}
+
+/// Replaces an account's password.
+pub async fn set_password(storage: &Storage, config: &Config, account: &Account, password: &str) -> Result<(), AccountError> {
+    let creds = credentials_for(password, config)?;
+    if storage.set_credentials(&account.domain, &account.user, &creds).await? {
+        Ok(())
+    } else {
+        Err(AccountError::NotFound(account.to_string()))
+    }
+}
+
+/// Deletes an account and its data.
+pub async fn delete(storage: &Storage, account: &Account) -> Result<(), AccountError> {
+    if storage.delete_user(&account.domain, &account.user).await? {
+        Ok(())
+    } else {
+        Err(AccountError::NotFound(account.to_string()))
+    }
+}
+
+/// Checks a plaintext password against the stored SCRAM credentials (for SASL PLAIN).
+pub async fn check_password(storage: &Storage, account: &Account, password: &str) -> Result<bool, StorageError> {
+    for alg in [HashAlg::Sha256, HashAlg::Sha1] {
+        if let Some(creds) = storage.get_credentials(&account.domain, &account.user, alg).await? {
+            return Ok(sasl::verify_password(&creds, password));
+        }
+    }
+    Ok(false)
+}

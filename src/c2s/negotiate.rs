@@ -1,0 +1,343 @@
+//! Stream negotiation (RFC 6120 §4-§7): header, features, STARTTLS, SASL, resource binding.
+//! Ends with a bound session or a closed stream.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use jid::FullJid;
+use minidom::Element;
+use tokio_rustls::TlsAcceptor;
+
+use crate::accounts::Account;
+use crate::c2s::auth::{self, AuthOutcome};
+use crate::c2s::stream::{Conn, ReadError, XmppStream};
+use crate::error::{StanzaError, StreamError, StreamErrorCondition};
+use crate::sasl::ChannelBindings;
+use crate::server::Server;
+use crate::session::{BindOutcome, SessionLink};
+use crate::xml::{self, ParserLimits, StreamEvent, StreamHeader, ns};
+
+/// A negotiated, bound session.
+pub struct Bound {
+    pub stream: XmppStream,
+    pub jid: FullJid,
+    pub link: SessionLink,
+}
+
+/// Where negotiation stands.
+struct State {
+    ip: IpAddr,
+    require_encryption: bool,
+    cb: ChannelBindings,
+    account: Option<Account>,
+    domain: String,
+    failed_auths: u32,
+    conn_id: u64,
+}
+
+/// Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5).
+const MAX_AUTH_ATTEMPTS: u32 = 5;
+
+pub fn preauth_limits(server: &Server) -> ParserLimits {
+    ParserLimits { max_stanza_bytes: server.config.limits.max_stanza_size_preauth, max_depth: server.config.limits.max_depth }
+}
+
+pub fn session_limits(server: &Server) -> ParserLimits {
+    ParserLimits { max_stanza_bytes: server.config.limits.max_stanza_size, max_depth: server.config.limits.max_depth }
+}
+
+/// Negotiates a stream on `conn`. `None` when the stream ended (errors were already sent).
+pub async fn negotiate(
+    server: &Arc<Server>,
+    conn: Conn,
+    ip: IpAddr,
+    require_encryption: bool,
+    conn_id: u64,
+    timeout: std::time::Duration,
+) -> Option<Bound> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let cb = channel_bindings(server, &conn);
+    let mut state = State {
+        ip,
+        require_encryption,
+        cb,
+        account: None,
+        domain: server.default_domain().to_string(),
+        failed_auths: 0,
+        conn_id,
+    };
+    let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
+    loop {
+        let Ok(result) = tokio::time::timeout_at(deadline, step(server, &mut stream, &mut state)).await else {
+            stream.fail(&StreamError::with_text(StreamErrorCondition::ConnectionTimeout, "negotiation took too long")).await;
+            return None;
+        };
+        match result {
+            Ok(Step::Restart) => continue,
+            Ok(Step::StartTls) => {
+                stream = tokio::time::timeout_at(deadline, starttls(server, stream, &mut state)).await.ok()??;
+            }
+            Ok(Step::Bound(jid, link)) => return Some(Bound { stream, jid, link }),
+            Err(ReadError::Stream(e)) => {
+                tracing::debug!(%ip, error = %e, "negotiation failed");
+                stream.fail(&e).await;
+                return None;
+            }
+            Err(ReadError::Io) => return None,
+        }
+    }
+}
+
+enum Step {
+    /// A new stream begins on the same connection (after SASL success).
+    Restart,
+    StartTls,
+    Bound(FullJid, SessionLink),
+}
+
+/// Runs one stream: header, features, then elements until the stream restarts or binds.
+async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) -> Result<Step, ReadError> {
+    let header = match stream.next_event().await? {
+        StreamEvent::Header(h) => h,
+        _ => return Err(ReadError::Stream(StreamError::new(StreamErrorCondition::BadFormat))),
+    };
+    accept_header(server, stream, state, &header)?;
+    stream.queue_header(header.from.as_deref());
+    // Written with the stream prefix as every server does: some older clients match the
+    // qualified name rather than the namespace.
+    let features = features(server, stream.conn().is_tls(), state);
+    stream.queue_raw("<stream:features>");
+    for child in features.children() {
+        stream.queue(child);
+    }
+    stream.queue_raw("</stream:features>");
+    stream.flush().await.map_err(|_| ReadError::Io)?;
+    loop {
+        let el = match stream.next_event().await? {
+            StreamEvent::Element(el) => el,
+            StreamEvent::Closed => {
+                stream.close().await;
+                return Err(ReadError::Io);
+            }
+            StreamEvent::Header(_) => return Err(ReadError::Stream(StreamError::new(StreamErrorCondition::BadFormat))),
+        };
+        let tls = stream.conn().is_tls();
+        if el.is("starttls", ns::TLS) {
+            if tls {
+                return Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::PolicyViolation, "TLS is already established")));
+            }
+            stream.queue_raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+            stream.flush().await.map_err(|_| ReadError::Io)?;
+            return Ok(Step::StartTls);
+        }
+        if el.is("auth", ns::SASL) && state.account.is_none() {
+            let encryption_ok = tls || !state.require_encryption;
+            match auth::authenticate(server, stream, &el, &state.domain, state.ip, &state.cb, encryption_ok).await? {
+                AuthOutcome::Success(account) => {
+                    state.account = Some(account);
+                    stream.flush().await.map_err(|_| ReadError::Io)?;
+                    stream.restart(session_limits(server));
+                    return Ok(Step::Restart);
+                }
+                AuthOutcome::Failed => {
+                    state.failed_auths += 1;
+                    if state.failed_auths >= MAX_AUTH_ATTEMPTS {
+                        return Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::PolicyViolation, "too many failed authentication attempts")));
+                    }
+                    continue;
+                }
+            }
+        }
+        if el.is("abort", ns::SASL) && state.account.is_none() {
+            // An abort outside an exchange still gets its failure (RFC 6120 §6.4.4).
+            stream.queue_raw("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>");
+            stream.flush().await.map_err(|_| ReadError::Io)?;
+            continue;
+        }
+        if el.is("iq", ns::CLIENT) {
+            if let Some(step) = negotiation_iq(server, stream, state, &el).await? {
+                return Ok(step);
+            }
+            continue;
+        }
+        if el.ns() != ns::CLIENT || !matches!(el.name(), "message" | "presence") {
+            return Err(ReadError::Stream(StreamError::new(StreamErrorCondition::UnsupportedStanzaType)));
+        }
+        return Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::NotAuthorized, "authenticate and bind a resource first")));
+    }
+}
+
+/// Checks the client's header (RFC 6120 §4.7, §4.9.3).
+fn accept_header(server: &Server, stream: &mut XmppStream, state: &mut State, header: &StreamHeader) -> Result<(), ReadError> {
+    let fail = |c, t: &str| Err(ReadError::Stream(StreamError::with_text(c, t)));
+    if let Some(to) = &header.to {
+        match server.hosted_domain(to) {
+            Some(d) => {
+                if state.account.as_ref().is_some_and(|a| a.domain != d) {
+                    return fail(StreamErrorCondition::HostUnknown, "the domain changed after authentication");
+                }
+                state.domain = d.to_string();
+                stream.domain = d.to_string();
+            }
+            None => {
+                stream.domain = server.default_domain().to_string();
+                return fail(StreamErrorCondition::HostUnknown, "this server does not host that domain");
+            }
+        }
+    }
+    if header.default_ns.as_deref() != Some(ns::CLIENT) {
+        return fail(StreamErrorCondition::InvalidNamespace, "the default namespace must be jabber:client");
+    }
+    // RFC 6120 §4.7.5: no version means pre-1.0, which we do not speak.
+    let major = header.version.as_deref().and_then(|v| v.split('.').next()).and_then(|m| m.parse::<u32>().ok());
+    match major {
+        Some(1) => Ok(()),
+        _ => fail(StreamErrorCondition::UnsupportedVersion, "only XMPP 1.0 is supported"),
+    }
+}
+
+/// The `<stream:features/>` for the current stage.
+fn features(server: &Server, tls: bool, state: &State) -> Element {
+    let mut f = Element::bare("features", ns::STREAM);
+    let limits = server.config.limits.max_stanza_size;
+    if state.account.is_some() {
+        f.append_child(Element::bare("bind", ns::BIND));
+        f.append_child(Element::builder("session", ns::SESSION).append(Element::bare("optional", ns::SESSION)).build());
+        f.append_child(caps(server));
+        f.append_child(stream_limits(limits, server.config.limits.idle_ping_secs));
+        return f;
+    }
+    if !tls && state.require_encryption {
+        f.append_child(Element::builder("starttls", ns::TLS).append(Element::bare("required", ns::TLS)).build());
+        return f;
+    }
+    if !tls {
+        f.append_child(Element::bare("starttls", ns::TLS));
+    }
+    let mut mechs = Element::bare("mechanisms", ns::SASL);
+    for m in auth::offered_mechanisms(tls, &state.cb) {
+        mechs.append_child(xml::text_element("mechanism", ns::SASL, m.name()));
+    }
+    f.append_child(mechs);
+    let cb_types = state.cb.supported_types();
+    if tls && !cb_types.is_empty() {
+        let mut cb = Element::bare("sasl-channel-binding", ns::SASL_CB);
+        for t in cb_types {
+            let mut c = Element::bare("channel-binding", ns::SASL_CB);
+            xml::set_attr(&mut c, "type", t);
+            cb.append_child(c);
+        }
+        f.append_child(cb);
+    }
+    if server.config.registration.enabled {
+        f.append_child(Element::bare("register", ns::REGISTER_FEATURE));
+    }
+    f.append_child(stream_limits(server.config.limits.max_stanza_size_preauth, server.config.limits.negotiation_timeout_secs));
+    f
+}
+
+/// XEP-0478 stream limits.
+fn stream_limits(max_bytes: usize, idle_seconds: u64) -> Element {
+    Element::builder("limits", "urn:xmpp:stream-limits:0")
+        .append(xml::text_element("max-bytes", "urn:xmpp:stream-limits:0", &max_bytes.to_string()))
+        .append(xml::text_element("idle-seconds", "urn:xmpp:stream-limits:0", &idle_seconds.to_string()))
+        .build()
+}
+
+/// XEP-0115 entity capabilities of the server.
+fn caps(server: &Server) -> Element {
+    let mut c = Element::bare("c", ns::CAPS);
+    xml::set_attr(&mut c, "hash", "sha-1");
+    xml::set_attr(&mut c, "node", crate::modules::disco::CAPS_NODE);
+    xml::set_attr(&mut c, "ver", &server.caps_ver);
+    c
+}
+
+/// IQs allowed during negotiation: bind, legacy session, and in-band registration.
+async fn negotiation_iq(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State, iq: &Element) -> Result<Option<Step>, ReadError> {
+    let Some(account) = state.account.clone() else {
+        let encryption_ok = stream.conn().is_tls() || !state.require_encryption;
+        if server.config.registration.enabled && encryption_ok && crate::modules::register::is_register_iq(iq) {
+            let reply = crate::modules::register::preauth(server, state.ip, &state.domain, iq).await;
+            stream.send(&reply).await.map_err(|_| ReadError::Io)?;
+            return Ok(None);
+        }
+        return Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::NotAuthorized, "authenticate first")));
+    };
+    let reply = |payload: Option<Element>| {
+        let mut r = Element::bare("iq", ns::CLIENT);
+        xml::set_attr(&mut r, "type", "result");
+        if let Some(id) = iq.attr("id") {
+            xml::set_attr(&mut r, "id", id);
+        }
+        if let Some(p) = payload {
+            r.append_child(p);
+        }
+        r
+    };
+    let child = iq.children().next();
+    if iq.attr("type") == Some("set") && child.is_some_and(|c| c.is("bind", ns::BIND)) {
+        let bind = child.expect("checked");
+        let requested = bind.get_child("resource", ns::BIND).map(|r| r.text()).filter(|r| !r.trim().is_empty());
+        let resource = requested.unwrap_or_else(generated_resource);
+        let Ok(jid) = FullJid::new(&format!("{}@{}/{}", account.user, account.domain, resource)) else {
+            let err = StanzaError::bad_request().text("the resource is not valid");
+            stream.send(&err.reply_to(iq)).await.map_err(|_| ReadError::Io)?;
+            return Ok(None);
+        };
+        let limits = &server.config.limits;
+        return match server.sessions.bind(jid.clone(), state.conn_id, limits.session_queue, limits.max_resources_per_user) {
+            BindOutcome::Bound(link) => {
+                let payload = Element::builder("bind", ns::BIND).append(xml::text_element("jid", ns::BIND, &jid.to_string())).build();
+                stream.send(&reply(Some(payload))).await.map_err(|_| ReadError::Io)?;
+                tracing::info!(%jid, ip = %state.ip, "session bound");
+                Ok(Some(Step::Bound(jid, link)))
+            }
+            BindOutcome::TooManyResources => {
+                let err = StanzaError::resource_constraint().text("too many resources for this account");
+                stream.send(&err.reply_to(iq)).await.map_err(|_| ReadError::Io)?;
+                Ok(None)
+            }
+        };
+    }
+    if iq.attr("type") == Some("set") && child.is_some_and(|c| c.is("session", ns::SESSION)) {
+        stream.send(&reply(None)).await.map_err(|_| ReadError::Io)?;
+        return Ok(None);
+    }
+    Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::NotAuthorized, "bind a resource first")))
+}
+
+fn generated_resource() -> String {
+    use rand::Rng;
+    let bytes: [u8; 8] = rand::rng().random();
+    format!("sb-{}", hex::encode(bytes))
+}
+
+/// Upgrades the socket to TLS after `<proceed/>` and starts a fresh stream on it.
+async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State) -> Option<XmppStream> {
+    let domain = stream.domain.clone();
+    let Conn::Plain(tcp) = stream.into_conn() else { return None };
+    let acceptor = TlsAcceptor::from(server.tls.server_config.clone());
+    match acceptor.accept(tcp).await {
+        Ok(tls) => {
+            let conn = Conn::Tls(Box::new(tls));
+            state.cb = channel_bindings(server, &conn);
+            Some(XmppStream::new(conn, preauth_limits(server), domain))
+        }
+        Err(e) => {
+            tracing::debug!(ip = %state.ip, error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Channel-binding data available on this connection.
+pub fn channel_bindings(server: &Server, conn: &Conn) -> ChannelBindings {
+    match conn {
+        Conn::Plain(_) => ChannelBindings::default(),
+        Conn::Tls(tls) => ChannelBindings {
+            tls_exporter: crate::tls::exporter_binding(tls.get_ref().1),
+            tls_server_end_point: Some(server.tls.server_end_point.clone()),
+        },
+    }
+}

@@ -1,0 +1,194 @@
+//! The session loop of a bound client: read stanzas and route them, write what the mailbox
+//! brings, ping when idle, and leave cleanly on close, kick or shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jid::FullJid;
+use minidom::Element;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::c2s::negotiate::Bound;
+use crate::c2s::stream::ReadError;
+use crate::error::{StanzaError, StreamError, StreamErrorCondition};
+use crate::router;
+use crate::server::Server;
+use crate::session::Outbound;
+use crate::xml::{self, StreamEvent, ns};
+
+/// Stanzas written per batch before the socket is flushed.
+const WRITE_BATCH: usize = 64;
+
+pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receiver<bool>) {
+    let Bound { mut stream, jid, mut link } = bound;
+    let idle = Duration::from_secs(server.config.limits.idle_ping_secs);
+    let ping_timeout = Duration::from_secs(server.config.limits.ping_timeout_secs);
+    let mut deadline = Instant::now() + idle;
+    let mut ping_id: Option<String> = None;
+    let entry = link.entry.clone();
+
+    let end: Option<StreamError> = loop {
+        tokio::select! {
+            biased;
+            reason = entry.kicked() => break Some(reason),
+            _ = shutdown.changed() => break Some(StreamError::new(StreamErrorCondition::SystemShutdown)),
+            out = link.mailbox.recv() => {
+                let Some(Outbound::Stanza(first)) = out else { break None };
+                stream.queue(&first);
+                for _ in 1..WRITE_BATCH {
+                    match link.mailbox.try_recv() {
+                        Ok(Outbound::Stanza(el)) => stream.queue(&el),
+                        Err(_) => break,
+                    }
+                }
+                if stream.flush().await.is_err() {
+                    break None;
+                }
+            }
+            event = stream.next_event() => {
+                deadline = Instant::now() + idle;
+                match event {
+                    Ok(StreamEvent::Element(el)) => {
+                        if is_ping_answer(&el, ping_id.as_deref()) {
+                            ping_id = None;
+                            continue;
+                        }
+                        if let Err(e) = handle_stanza(&server, &jid, el).await {
+                            break Some(e);
+                        }
+                    }
+                    Ok(StreamEvent::Closed) => {
+                        stream.close().await;
+                        break None;
+                    }
+                    Ok(StreamEvent::Header(_)) => break Some(StreamError::new(StreamErrorCondition::BadFormat)),
+                    Err(ReadError::Stream(e)) => break Some(e),
+                    Err(ReadError::Io) => break None,
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if ping_id.is_some() {
+                    break Some(StreamError::with_text(StreamErrorCondition::ConnectionTimeout, "no answer to ping"));
+                }
+                let id = format!("ping-{}", entry.conn_id);
+                stream.queue(&server_ping(&server, &jid, &id));
+                if stream.flush().await.is_err() {
+                    break None;
+                }
+                ping_id = Some(id);
+                deadline = Instant::now() + ping_timeout;
+            }
+        }
+    };
+
+    server.sessions.unbind(&jid, entry.conn_id);
+    if let Some(error) = end {
+        // Flush what was queued for this client before the error (graceful shutdown).
+        while let Ok(Outbound::Stanza(el)) = link.mailbox.try_recv() {
+            stream.queue(&el);
+        }
+        tracing::info!(%jid, error = %error, "closing session");
+        stream.fail(&error).await;
+    } else {
+        tracing::info!(%jid, "session ended");
+    }
+    if entry.is_available() {
+        // RFC 6121 §4.5.2: leaving without unavailable presence still broadcasts it.
+        let mut unavailable = Element::bare("presence", ns::CLIENT);
+        xml::set_attr(&mut unavailable, "type", "unavailable");
+        xml::set_attr(&mut unavailable, "from", &jid.to_string());
+        router::route(&server, &jid, unavailable).await;
+    }
+    // Stanzas still queued for a client that vanished are answered, not lost silently.
+    link.mailbox.close();
+    while let Ok(Outbound::Stanza(el)) = link.mailbox.try_recv() {
+        if el.name() == "message" {
+            router::bounce(&server, &el, StanzaError::recipient_unavailable());
+        }
+    }
+}
+
+fn server_ping(server: &Server, to: &FullJid, id: &str) -> Element {
+    let mut iq = Element::builder("iq", ns::CLIENT).append(Element::bare("ping", "urn:xmpp:ping")).build();
+    xml::set_attr(&mut iq, "type", "get");
+    xml::set_attr(&mut iq, "id", id);
+    xml::set_attr(&mut iq, "from", to.domain().as_str());
+    xml::set_attr(&mut iq, "to", &to.to_string());
+    let _ = server;
+    iq
+}
+
+fn is_ping_answer(el: &Element, ping_id: Option<&str>) -> bool {
+    ping_id.is_some() && el.is("iq", ns::CLIENT) && el.attr("id") == ping_id && matches!(el.attr("type"), Some("result") | Some("error"))
+}
+
+/// Validates and stamps one stanza from the client, then routes it. An `Err` closes the stream.
+async fn handle_stanza(server: &Arc<Server>, jid: &FullJid, mut el: Element) -> Result<(), StreamError> {
+    let name = el.name();
+    if !matches!(name, "message" | "presence" | "iq") {
+        return Err(StreamError::with_text(StreamErrorCondition::UnsupportedStanzaType, format!("<{name}/> is not supported here")));
+    }
+    if el.ns() != ns::CLIENT {
+        return Err(StreamError::new(StreamErrorCondition::InvalidNamespace));
+    }
+    // RFC 6120 §8.1.2.1: a 'from' must be the client's own full or bare JID.
+    if let Some(from) = el.attr("from") {
+        let ok = jid::Jid::new(from).is_ok_and(|f| f == jid::Jid::from(jid.clone()) || f == jid::Jid::from(jid.to_bare()));
+        if !ok {
+            return Err(StreamError::with_text(StreamErrorCondition::InvalidFrom, "the from address is not yours"));
+        }
+    }
+    let jid_text = jid.to_string();
+    xml::set_attr(&mut el, "from", &jid_text);
+    if let Err(error) = validate(&el) {
+        router::bounce(server, &el, error);
+        return Ok(());
+    }
+    router::route(server, jid, el).await;
+    Ok(())
+}
+
+/// Stanza-level checks of RFC 6120 §8.
+fn validate(el: &Element) -> Result<(), StanzaError> {
+    match el.name() {
+        "iq" => {
+            if el.attr("id").is_none_or(str::is_empty) {
+                return Err(StanzaError::bad_request().text("an IQ needs an id"));
+            }
+            match el.attr("type") {
+                Some("get") | Some("set") => {
+                    if el.children().count() != 1 {
+                        return Err(StanzaError::bad_request().text("a get or set IQ has exactly one child"));
+                    }
+                }
+                Some("result") => {
+                    if el.children().count() > 1 {
+                        return Err(StanzaError::bad_request());
+                    }
+                }
+                Some("error") => {}
+                _ => return Err(StanzaError::bad_request().text("unknown IQ type")),
+            }
+        }
+        "message" => {
+            if !matches!(el.attr("type"), None | Some("normal") | Some("chat") | Some("groupchat") | Some("headline") | Some("error")) {
+                return Err(StanzaError::bad_request().text("unknown message type"));
+            }
+        }
+        _ => {
+            if !matches!(
+                el.attr("type"),
+                None | Some("unavailable") | Some("subscribe") | Some("subscribed") | Some("unsubscribe") | Some("unsubscribed") | Some("probe") | Some("error")
+            ) {
+                return Err(StanzaError::bad_request().text("unknown presence type"));
+            }
+        }
+    }
+    if let Some(to) = el.attr("to") {
+        if jid::Jid::new(to).is_err() {
+            return Err(StanzaError::jid_malformed());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! One client connection as an XML stream: the socket (plain or TLS), the parser, and the
+//! write buffer. Reading is cancel-safe, so the session loop can `select!` on it.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use minidom::Element;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use crate::error::StreamError;
+use crate::xml::{self, ParserLimits, StreamEvent, StreamParser};
+
+/// A client socket before or after TLS.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Conn::Tls(_))
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why reading stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The client broke the protocol: send this stream error.
+    Stream(StreamError),
+    /// The socket closed or failed: nothing more can be sent.
+    Io,
+}
+
+/// How long one write may block on a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct XmppStream {
+    conn: Conn,
+    parser: StreamParser,
+    read_buf: Box<[u8]>,
+    events: VecDeque<StreamEvent>,
+    out: Vec<u8>,
+    /// Whether our stream header went out for the current stream (errors need one first).
+    pub header_sent: bool,
+    /// Stream id of the current stream.
+    pub stream_id: String,
+    /// Domain to put in a header sent only to carry an error.
+    pub domain: String,
+}
+
+impl XmppStream {
+    pub fn new(conn: Conn, limits: ParserLimits, domain: String) -> Self {
+        XmppStream {
+            conn,
+            parser: StreamParser::new(limits),
+            read_buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            events: VecDeque::new(),
+            out: Vec::with_capacity(4096),
+            header_sent: false,
+            stream_id: String::new(),
+            domain,
+        }
+    }
+
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// Takes the socket back (for the STARTTLS upgrade).
+    pub fn into_conn(self) -> Conn {
+        self.conn
+    }
+
+    /// Begins a new stream on the same socket (after TLS or SASL, RFC 6120 §4.3.3).
+    pub fn restart(&mut self, limits: ParserLimits) {
+        self.parser = StreamParser::new(limits);
+        self.events.clear();
+        self.header_sent = false;
+    }
+
+    pub fn set_limits(&mut self, limits: ParserLimits) {
+        self.parser.set_limits(limits);
+    }
+
+    /// The next header, element or close. Cancel-safe.
+    pub async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
+        let mut parsed = Vec::new();
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Ok(ev);
+            }
+            let n = self.conn.read(&mut self.read_buf).await.map_err(|_| ReadError::Io)?;
+            if n == 0 {
+                return Err(ReadError::Io);
+            }
+            self.parser.feed(&self.read_buf[..n], &mut parsed).map_err(ReadError::Stream)?;
+            self.events.extend(parsed.drain(..));
+        }
+    }
+
+    /// Buffers raw XML for the next flush.
+    pub fn queue_raw(&mut self, data: &str) {
+        self.out.extend_from_slice(data.as_bytes());
+    }
+
+    /// Buffers an element for the next flush.
+    pub fn queue(&mut self, el: &Element) {
+        if let Err(e) = el.write_to(&mut self.out) {
+            tracing::error!(error = %e, "could not serialize an outgoing element");
+        }
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Writes what is buffered.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.conn.write_all(&self.out).await?;
+            self.conn.flush().await
+        };
+        let result = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")),
+        };
+        self.out.clear();
+        if self.out.capacity() > 64 * 1024 {
+            self.out.shrink_to(4096);
+        }
+        result
+    }
+
+    /// Sends one element now.
+    pub async fn send(&mut self, el: &Element) -> std::io::Result<()> {
+        self.queue(el);
+        self.flush().await
+    }
+
+    /// Queues our stream header (RFC 6120 §4.7) for the current stream.
+    pub fn queue_header(&mut self, to: Option<&str>) {
+        self.stream_id = new_stream_id();
+        let mut header = String::with_capacity(256);
+        header.push_str("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='");
+        header.push_str(&self.stream_id);
+        header.push_str("' from='");
+        header.push_str(&xml::escape(&self.domain));
+        if let Some(to) = to {
+            header.push_str("' to='");
+            header.push_str(&xml::escape(to));
+        }
+        header.push_str("' version='1.0' xml:lang='en'>");
+        self.queue_raw(&header);
+        self.header_sent = true;
+    }
+
+    /// Sends a stream error and closes the stream (RFC 6120 §4.9.1.1).
+    pub async fn fail(&mut self, error: &StreamError) {
+        if !self.header_sent {
+            self.queue_header(None);
+        }
+        self.queue_raw(&error.to_xml());
+        self.close().await;
+    }
+
+    /// Sends `</stream:stream>` and shuts the socket down.
+    pub async fn close(&mut self) {
+        self.queue_raw("</stream:stream>");
+        let _ = self.flush().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.conn.shutdown()).await;
+    }
+}
+
+fn new_stream_id() -> String {
+    use rand::Rng;
+    let bytes: [u8; 12] = rand::rng().random();
+    hex::encode(bytes)
+}

@@ -1,0 +1,220 @@
+//! Stream errors (RFC 6120 §4.9) and stanza errors (RFC 6120 §8.3), as values.
+
+use minidom::Element;
+
+use crate::xml::ns;
+
+/// Defined stream error conditions (RFC 6120 §4.9.3) that the server emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamErrorCondition {
+    BadFormat,
+    Conflict,
+    ConnectionTimeout,
+    HostUnknown,
+    ImproperAddressing,
+    InternalServerError,
+    InvalidFrom,
+    InvalidNamespace,
+    InvalidXml,
+    NotAuthorized,
+    NotWellFormed,
+    PolicyViolation,
+    ResourceConstraint,
+    RestrictedXml,
+    SystemShutdown,
+    UndefinedCondition,
+    UnsupportedStanzaType,
+    UnsupportedVersion,
+}
+
+impl StreamErrorCondition {
+    pub fn name(self) -> &'static str {
+        use StreamErrorCondition::*;
+        match self {
+            BadFormat => "bad-format",
+            Conflict => "conflict",
+            ConnectionTimeout => "connection-timeout",
+            HostUnknown => "host-unknown",
+            ImproperAddressing => "improper-addressing",
+            InternalServerError => "internal-server-error",
+            InvalidFrom => "invalid-from",
+            InvalidNamespace => "invalid-namespace",
+            InvalidXml => "invalid-xml",
+            NotAuthorized => "not-authorized",
+            NotWellFormed => "not-well-formed",
+            PolicyViolation => "policy-violation",
+            ResourceConstraint => "resource-constraint",
+            RestrictedXml => "restricted-xml",
+            SystemShutdown => "system-shutdown",
+            UndefinedCondition => "undefined-condition",
+            UnsupportedStanzaType => "unsupported-stanza-type",
+            UnsupportedVersion => "unsupported-version",
+        }
+    }
+}
+
+/// A stream error to send before closing, with an optional human-readable text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamError {
+    pub condition: StreamErrorCondition,
+    pub text: Option<String>,
+}
+
+impl StreamError {
+    pub fn new(condition: StreamErrorCondition) -> Self {
+        StreamError { condition, text: None }
+    }
+
+    pub fn with_text(condition: StreamErrorCondition, text: impl Into<String>) -> Self {
+        StreamError { condition, text: Some(text.into()) }
+    }
+
+    /// `<stream:error>` as raw XML: written inside an open stream, so it uses the stream prefix.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::with_capacity(160);
+        out.push_str("<stream:error><");
+        out.push_str(self.condition.name());
+        out.push_str(" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+        if let Some(text) = &self.text {
+            out.push_str("<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>");
+            out.push_str(&crate::xml::escape(text));
+            out.push_str("</text>");
+        }
+        out.push_str("</stream:error>");
+        out
+    }
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.condition.name())?;
+        if let Some(t) = &self.text {
+            write!(f, " ({t})")?;
+        }
+        Ok(())
+    }
+}
+
+/// RFC 6120 §8.3.2 error types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    Auth,
+    Cancel,
+    Continue,
+    Modify,
+    Wait,
+}
+
+impl ErrorType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorType::Auth => "auth",
+            ErrorType::Cancel => "cancel",
+            ErrorType::Continue => "continue",
+            ErrorType::Modify => "modify",
+            ErrorType::Wait => "wait",
+        }
+    }
+}
+
+/// A stanza error (RFC 6120 §8.3): type, defined condition, optional text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StanzaError {
+    pub kind: ErrorType,
+    /// The defined condition element name, e.g. "service-unavailable".
+    pub condition: &'static str,
+    pub text: Option<String>,
+}
+
+impl StanzaError {
+    pub const fn new(kind: ErrorType, condition: &'static str) -> Self {
+        StanzaError { kind, condition, text: None }
+    }
+
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    pub fn bad_request() -> Self {
+        Self::new(ErrorType::Modify, "bad-request")
+    }
+    pub fn service_unavailable() -> Self {
+        Self::new(ErrorType::Cancel, "service-unavailable")
+    }
+    pub fn feature_not_implemented() -> Self {
+        Self::new(ErrorType::Cancel, "feature-not-implemented")
+    }
+    pub fn item_not_found() -> Self {
+        Self::new(ErrorType::Cancel, "item-not-found")
+    }
+    pub fn not_allowed() -> Self {
+        Self::new(ErrorType::Cancel, "not-allowed")
+    }
+    pub fn forbidden() -> Self {
+        Self::new(ErrorType::Auth, "forbidden")
+    }
+    pub fn not_authorized() -> Self {
+        Self::new(ErrorType::Auth, "not-authorized")
+    }
+    pub fn conflict() -> Self {
+        Self::new(ErrorType::Cancel, "conflict")
+    }
+    pub fn not_acceptable() -> Self {
+        Self::new(ErrorType::Modify, "not-acceptable")
+    }
+    pub fn jid_malformed() -> Self {
+        Self::new(ErrorType::Modify, "jid-malformed")
+    }
+    pub fn internal_server_error() -> Self {
+        Self::new(ErrorType::Cancel, "internal-server-error")
+    }
+    pub fn remote_server_not_found() -> Self {
+        Self::new(ErrorType::Cancel, "remote-server-not-found")
+    }
+    pub fn policy_violation() -> Self {
+        Self::new(ErrorType::Modify, "policy-violation")
+    }
+    pub fn resource_constraint() -> Self {
+        Self::new(ErrorType::Wait, "resource-constraint")
+    }
+    pub fn unexpected_request() -> Self {
+        Self::new(ErrorType::Wait, "unexpected-request")
+    }
+    pub fn recipient_unavailable() -> Self {
+        Self::new(ErrorType::Wait, "recipient-unavailable")
+    }
+    pub fn registration_required() -> Self {
+        Self::new(ErrorType::Auth, "registration-required")
+    }
+
+    /// The `<error/>` child element.
+    pub fn to_element(&self) -> Element {
+        let mut error = Element::builder("error", ns::CLIENT)
+            .attr(rxml::xml_ncname!("type").to_owned(), self.kind.name())
+            .append(Element::bare(self.condition, ns::STANZAS))
+            .build();
+        if let Some(text) = &self.text {
+            error.append_child(Element::builder("text", ns::STANZAS).append(text.as_str()).build());
+        }
+        error
+    }
+
+    /// The error reply to `stanza` (RFC 6120 §8.3.1): swap from/to, type='error', keep the
+    /// original payload so the sender can tell which stanza failed, then add `<error/>`.
+    pub fn reply_to(&self, stanza: &Element) -> Element {
+        let mut reply = stanza.clone();
+        crate::xml::swap_addresses(&mut reply);
+        crate::xml::set_attr(&mut reply, "type", "error");
+        reply.append_child(self.to_element());
+        reply
+    }
+}
+
+impl std::fmt::Display for StanzaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.condition, self.kind.name())
+    }
+}
+
+impl std::error::Error for StanzaError {}

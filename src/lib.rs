@@ -1,0 +1,97 @@
+//! # switchboard: an XMPP server
+//!
+//! # Layout
+//! - [`config`]: the one TOML file, as a struct with defaults and validation.
+//! - [`listener`]: accept loops with connection limits; [`http`] serves `/health`.
+//! - [`tls`]: rustls configuration, the self-signed first-start certificate, channel binding.
+//! - [`xml`]: the incremental stream parser (restricted XML, byte and depth limits).
+//! - [`c2s`]: a client connection: negotiation (STARTTLS, SASL, bind), then the session loop.
+//! - [`sasl`]: SCRAM-SHA-1/256(-PLUS) and PLAIN as pure state machines.
+//! - [`router`]: destination classification and the RFC 6120/6121 delivery rules; the module
+//!   registry (IQ handlers, disco features) lives in [`router::registry`].
+//! - [`session`]: the session table, each session reached through a bounded mailbox.
+//! - [`modules`]: features (disco, ping, version, time, register), one file each.
+//! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
+//! - [`accounts`]: account creation, passwords and removal for the CLI and in-band use.
+//! - [`limits`], [`error`]: counters and the stream/stanza error values.
+
+pub mod accounts;
+pub mod c2s;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod limits;
+pub mod listener;
+pub mod modules;
+pub mod router;
+pub mod sasl;
+pub mod server;
+pub mod session;
+pub mod storage;
+pub mod tls;
+pub mod xml;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use config::{Config, ListenerKind};
+use limits::{ConnectionLimiter, WindowLimiter};
+use router::registry::Registry;
+use server::Server;
+
+/// Opens storage, loads TLS and builds the module registry.
+pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
+    let storage = storage::Storage::open(&config.storage.url).await?;
+    tracing::info!(backend = storage.backend_name(), "storage ready");
+    let tls = tls::load(&config.tls, &config.domains)?;
+    let fake_salt_secret = storage.secret("scram-fake-salt").await?;
+    let registry = Registry::build(modules::all());
+    let caps_ver = modules::disco::caps_ver(&registry);
+    let a = &config.auth;
+    let l = &config.limits;
+    Ok(Arc::new(Server {
+        auth_failures_by_ip: WindowLimiter::new(a.failures_per_ip_per_minute, Duration::from_secs(60)),
+        auth_failures_by_account: WindowLimiter::new(a.failures_per_account_per_minute, Duration::from_secs(60)),
+        registrations_by_ip: WindowLimiter::new(config.registration.per_ip_per_hour, Duration::from_secs(3600)),
+        connections: ConnectionLimiter::new(l.connections_per_ip, l.max_connections),
+        sessions: session::SessionTable::new(),
+        config: Arc::new(config),
+        storage,
+        registry,
+        tls,
+        fake_salt_secret,
+        started: Instant::now(),
+        caps_ver,
+    }))
+}
+
+/// Serves on already-bound listeners until `shutdown` resolves, then drains: every stream gets
+/// `system-shutdown` after its queued stanzas, and we wait (bounded) for connections to end.
+pub async fn run(server: Arc<Server>, listeners: Vec<listener::Bound>, shutdown: impl std::future::Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut accept_tasks = Vec::new();
+    for bound in listeners {
+        tracing::info!(kind = bound.config.kind.name(), address = %bound.local_addr(), "listening");
+        let server = server.clone();
+        let stop = stop_rx.clone();
+        accept_tasks.push(match bound.config.kind {
+            ListenerKind::Http => tokio::spawn(http::serve(server, bound.listener, stop)),
+            _ => tokio::spawn(listener::accept_c2s(server, bound, stop, done_tx.clone())),
+        });
+    }
+    drop(done_tx);
+    shutdown.await;
+    tracing::info!(sessions = server.sessions.session_count(), "shutting down");
+    let _ = stop_tx.send(true);
+    for task in accept_tasks {
+        let _ = task.await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), done_rx.recv()).await.is_err() {
+        tracing::warn!("some connections did not close in time");
+    }
+    server.storage.close().await;
+    tracing::info!("stopped");
+}

@@ -1,0 +1,199 @@
+//! The `switchboard` command: serve, manage users, check the config.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use switchboard::accounts::{self, Account};
+use switchboard::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "An XMPP server")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "config/switchboard.toml", env = "SWITCHBOARD_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Once every listener is bound, write their addresses here as JSON
+        /// (`{"c2s": "127.0.0.1:5222", ...}`); useful with port 0.
+        #[arg(long)]
+        ports_file: Option<PathBuf>,
+    },
+    /// Manage accounts (works while the server runs).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account.
+    Add {
+        jid: String,
+        /// Prompted for when omitted.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Delete an account and its data.
+    Del { jid: String },
+    /// Change an account's password.
+    Passwd {
+        jid: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List accounts, of one domain or all.
+    List { domain: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration file and exit.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { ports_file } => {
+            init_logging(&config, None);
+            runtime.block_on(serve(config, ports_file))
+        }
+        Command::User(cmd) => {
+            init_logging(&config, Some("warn"));
+            runtime.block_on(user(config, cmd))
+        }
+        Command::Config(ConfigCommand::Check) => {
+            println!("{}: ok ({} domain(s), {} listener(s))", cli.config.display(), config.domains.len(), config.listen.len());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config, level_override: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let level = level_override.unwrap_or(&config.log.level);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+async fn serve(config: Config, ports_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let listeners = switchboard::listener::bind_all(&config.listen).await?;
+    let server = switchboard::start(config).await?;
+    if let Some(path) = ports_file {
+        write_ports_file(&path, &listeners)?;
+    }
+    switchboard::run(server, listeners, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Writes `{"kind": "addr", ...}` (first listener of each kind) atomically.
+fn write_ports_file(path: &Path, listeners: &[switchboard::listener::Bound]) -> anyhow::Result<()> {
+    let mut seen = std::collections::BTreeMap::new();
+    for l in listeners {
+        seen.entry(l.config.kind.name()).or_insert_with(|| l.local_addr().to_string());
+    }
+    let body = seen.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect::<Vec<_>>().join(",");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{{{body}}}\n"))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let storage = switchboard::storage::Storage::open(&config.storage.url).await?;
+    let result = match cmd {
+        UserCommand::Add { jid, password } => {
+            let account = Account::parse(&jid, &config)?;
+            let password = password_or_prompt(password)?;
+            accounts::create(&storage, &config, &account, &password).await?;
+            println!("created {account}");
+            Ok(())
+        }
+        UserCommand::Del { jid } => {
+            let account = Account::parse(&jid, &config)?;
+            accounts::delete(&storage, &account).await?;
+            println!("deleted {account}");
+            Ok(())
+        }
+        UserCommand::Passwd { jid, password } => {
+            let account = Account::parse(&jid, &config)?;
+            let password = password_or_prompt(password)?;
+            accounts::set_password(&storage, &config, &account, &password).await?;
+            println!("password changed for {account}");
+            Ok(())
+        }
+        UserCommand::List { domain } => {
+            if let Some(d) = &domain {
+                if !config.hosts(d) {
+                    anyhow::bail!("domain '{d}' is not hosted by this server (domains: {})", config.domains.join(", "));
+                }
+            }
+            for (host, user) in storage.list_users(domain.as_deref()).await? {
+                println!("{user}@{host}");
+            }
+            Ok(())
+        }
+    };
+    storage.close().await;
+    result
+}
+
+fn password_or_prompt(password: Option<String>) -> anyhow::Result<String> {
+    if let Some(p) = password {
+        return Ok(p);
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Repeat: ")?;
+    if first != second {
+        anyhow::bail!("the passwords do not match");
+    }
+    Ok(first)
+}

@@ -1,0 +1,123 @@
+//! XEP-0030 service discovery and the XEP-0115 hash of the server's own disco#info.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use minidom::Element;
+use sha1::{Digest, Sha1};
+
+use crate::error::StanzaError;
+use crate::router::registry::{Identity, IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
+use crate::xml;
+
+pub const NS_INFO: &str = "http://jabber.org/protocol/disco#info";
+pub const NS_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+/// The XEP-0115 node naming this software.
+pub const CAPS_NODE: &str = "https://github.com/switchboard-xmpp/switchboard";
+
+pub struct Disco;
+
+impl Module for Disco {
+    fn name(&self) -> &'static str {
+        "disco"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(NS_INFO);
+        r.feature(NS_ITEMS);
+        r.identity(Identity { category: "server", kind: "im", name: "switchboard" });
+        r.iq(IqType::Get, NS_INFO, "query", &[IqTarget::Server, IqTarget::OwnAccount], info);
+        r.iq(IqType::Get, NS_ITEMS, "query", &[IqTarget::Server, IqTarget::OwnAccount], items);
+    }
+}
+
+async fn info(req: IqRequest) -> IqResult {
+    let node = req.payload().attr("node").map(str::to_owned);
+    let mut query = Element::bare("query", NS_INFO);
+    match (req.target, node.as_deref()) {
+        (IqTarget::Server, None) => fill_server_info(&mut query, &req.server.registry),
+        (IqTarget::Server, Some(n)) if n == format!("{CAPS_NODE}#{}", req.server.caps_ver) => {
+            xml::set_attr(&mut query, "node", n);
+            fill_server_info(&mut query, &req.server.registry);
+        }
+        // The account itself (XEP-0030 §3.1 for a bare JID the server answers for).
+        (IqTarget::OwnAccount, None) => {
+            query.append_child(identity_element("account", "registered", None));
+            query.append_child(feature_element(NS_INFO));
+        }
+        _ => return Err(StanzaError::item_not_found()),
+    }
+    Ok(IqResponse::with(query))
+}
+
+async fn items(req: IqRequest) -> IqResult {
+    if req.payload().attr("node").is_some() {
+        return Err(StanzaError::item_not_found());
+    }
+    // Components (MUC, upload...) will be listed here as they arrive.
+    Ok(IqResponse::with(Element::bare("query", NS_ITEMS)))
+}
+
+fn fill_server_info(query: &mut Element, registry: &Registry) {
+    for id in registry.identities() {
+        query.append_child(identity_element(id.category, id.kind, Some(id.name)));
+    }
+    for var in registry.features() {
+        query.append_child(feature_element(var));
+    }
+}
+
+fn identity_element(category: &str, kind: &str, name: Option<&str>) -> Element {
+    let mut el = Element::bare("identity", NS_INFO);
+    xml::set_attr(&mut el, "category", category);
+    xml::set_attr(&mut el, "type", kind);
+    if let Some(name) = name {
+        xml::set_attr(&mut el, "name", name);
+    }
+    el
+}
+
+fn feature_element(var: &str) -> Element {
+    let mut el = Element::bare("feature", NS_INFO);
+    xml::set_attr(&mut el, "var", var);
+    el
+}
+
+/// XEP-0115 §5.1 verification string of the server's disco#info (no data forms).
+pub fn caps_ver(registry: &Registry) -> String {
+    let mut identities: Vec<String> =
+        registry.identities().iter().map(|i| format!("{}/{}//{}<", i.category, i.kind, i.name)).collect();
+    identities.sort();
+    let mut features: Vec<&str> = registry.features().collect();
+    features.sort();
+    let mut s = identities.concat();
+    for f in features {
+        s.push_str(f);
+        s.push('<');
+    }
+    base64::engine::general_purpose::STANDARD.encode(Sha1::digest(s.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// XEP-0115 §5.2's simple example: identity client/pc//Exodus 0.9.1 and four features.
+    #[test]
+    fn caps_ver_matches_xep0115_example() {
+        struct Example;
+        impl Module for Example {
+            fn name(&self) -> &'static str {
+                "example"
+            }
+            fn register(self: Arc<Self>, r: &mut Registry) {
+                r.identity(Identity { category: "client", kind: "pc", name: "Exodus 0.9.1" });
+                for f in ["http://jabber.org/protocol/caps", NS_INFO, NS_ITEMS, "http://jabber.org/protocol/muc"] {
+                    r.feature(f);
+                }
+            }
+        }
+        let registry = Registry::build(vec![Arc::new(Example)]);
+        assert_eq!(caps_ver(&registry), "QgayPKawpkPSDYmwT/WM94uAlu0=");
+    }
+}

@@ -1,0 +1,22 @@
+//! Feature modules. Each registers its IQ handlers and disco features; none imports another.
+
+pub mod disco;
+pub mod ping;
+pub mod register;
+pub mod time;
+pub mod version;
+
+use std::sync::Arc;
+
+use crate::router::registry::Module;
+
+/// Every module, in registration order. Config decides which are enabled as they gain options.
+pub fn all() -> Vec<Arc<dyn Module>> {
+    vec![
+        Arc::new(disco::Disco),
+        Arc::new(ping::Ping),
+        Arc::new(version::Version),
+        Arc::new(time::Time),
+        Arc::new(register::Register),
+    ]
+}

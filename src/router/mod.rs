@@ -1,0 +1,297 @@
+//! Routing: classify a stanza's destination and apply RFC 6120 §10 / RFC 6121 §8.
+//!
+//! This file transcribes the routing table in ARCHITECTURE.md, one arm per row. Nothing here
+//! touches a socket: delivery goes through the session table's mailboxes.
+
+pub mod registry;
+
+use std::sync::Arc;
+
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+
+use crate::error::StanzaError;
+use crate::server::Server;
+use crate::session::SessionEntry;
+use crate::xml::{self, ns};
+use registry::{IqRequest, IqTarget, IqType};
+
+/// Where a stanza is going, relative to this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// No `to`.
+    Unaddressed,
+    /// A hosted domain (with or without a resource).
+    Host(String),
+    Bare(BareJid),
+    Full(FullJid),
+    /// A domain we do not host.
+    Remote(Jid),
+}
+
+/// Classifies a parsed `to` address.
+pub fn classify(server: &Server, to: Option<&Jid>) -> Destination {
+    let Some(to) = to else { return Destination::Unaddressed };
+    let Some(domain) = server.hosted_domain(to.domain().as_str()) else {
+        return Destination::Remote(to.clone());
+    };
+    match (to.node(), to.try_as_full()) {
+        (None, _) => Destination::Host(domain.to_string()),
+        (Some(_), Ok(full)) => Destination::Full(full.clone()),
+        (Some(_), Err(bare)) => Destination::Bare(bare.clone()),
+    }
+}
+
+/// The stanza kinds RFC 6120 defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Message,
+    Presence,
+    Iq,
+}
+
+/// Routes one stanza from a local, bound session. `stanza` already carries the stamped `from`.
+pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
+    let kind = match stanza.name() {
+        "message" => Kind::Message,
+        "presence" => Kind::Presence,
+        _ => Kind::Iq,
+    };
+    let to = match stanza.attr("to").map(Jid::new).transpose() {
+        Ok(to) => to,
+        Err(_) => return bounce(server, &stanza, StanzaError::jid_malformed()),
+    };
+    let dest = classify(server, to.as_ref());
+    match kind {
+        Kind::Iq => route_iq(server, from, stanza, dest).await,
+        Kind::Message => route_message(server, from, stanza, dest).await,
+        Kind::Presence => route_presence(server, from, stanza, dest).await,
+    }
+}
+
+async fn route_iq(server: &Arc<Server>, from: &FullJid, iq: Element, dest: Destination) {
+    let kind = match iq.attr("type") {
+        Some("get") => IqType::Get,
+        Some("set") => IqType::Set,
+        // Results and errors go only to a full JID; to anything else they are dropped
+        // (RFC 6120 §8.2.3: never answer them).
+        _ => {
+            if let Destination::Full(to) = &dest {
+                deliver_to_full(server, to, iq);
+            }
+            return;
+        }
+    };
+    let (target, to) = match dest {
+        Destination::Unaddressed => (IqTarget::OwnAccount, from.to_bare()),
+        Destination::Host(domain) => match BareJid::new(&domain) {
+            Ok(d) => (IqTarget::Server, d),
+            Err(_) => return bounce(server, &iq, StanzaError::jid_malformed()),
+        },
+        Destination::Bare(bare) if bare == from.to_bare() => (IqTarget::OwnAccount, bare),
+        Destination::Bare(bare) => (IqTarget::OtherAccount, bare),
+        Destination::Full(full) => {
+            // RFC 6121 §8.5.3.1 / §8.5.3.2.1: to a connected resource, deliver; else error.
+            if server.sessions.get(&full).is_none() {
+                return bounce(server, &iq, StanzaError::service_unavailable());
+            }
+            return deliver_to_full(server, &full, iq);
+        }
+        Destination::Remote(_) => return bounce(server, &iq, StanzaError::remote_server_not_found()),
+    };
+    let Some(payload) = iq.children().next() else {
+        return bounce(server, &iq, StanzaError::bad_request());
+    };
+    let handler = server.registry.handler(kind, &payload.ns(), payload.name(), target).cloned();
+    let Some(handler) = handler else {
+        return bounce(server, &iq, StanzaError::service_unavailable());
+    };
+    let request = IqRequest { server: server.clone(), from: from.clone(), to, target, kind, iq };
+    let reply_base = result_skeleton(&request.iq);
+    match handler(request).await {
+        Ok(response) => {
+            let mut reply = reply_base;
+            if let Some(payload) = response.payload {
+                reply.append_child(payload);
+            }
+            deliver_to_full(server, from, reply);
+            if let Some((account, reason)) = response.then_close {
+                for session in server.sessions.sessions_of(&account) {
+                    session.kick(reason.clone());
+                }
+            }
+        }
+        Err(error) => {
+            let mut reply = reply_base;
+            xml::set_attr(&mut reply, "type", "error");
+            reply.append_child(error.to_element());
+            deliver_to_full(server, from, reply);
+        }
+    }
+}
+
+/// An empty `<iq type='result'/>` answering `iq`, addressed back to its sender.
+fn result_skeleton(iq: &Element) -> Element {
+    let mut reply = Element::bare("iq", ns::CLIENT);
+    xml::set_attr(&mut reply, "type", "result");
+    if let Some(id) = iq.attr("id") {
+        xml::set_attr(&mut reply, "id", id);
+    }
+    if let Some(from) = iq.attr("from") {
+        xml::set_attr(&mut reply, "to", from);
+    }
+    if let Some(to) = iq.attr("to") {
+        xml::set_attr(&mut reply, "from", to);
+    }
+    reply
+}
+
+async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest: Destination) {
+    let mtype = msg.attr("type").unwrap_or("normal").to_owned();
+    let mtype = mtype.as_str();
+    match dest {
+        // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
+        Destination::Unaddressed => message_to_bare(server, from.to_bare(), msg, mtype).await,
+        Destination::Bare(bare) => message_to_bare(server, bare, msg, mtype).await,
+        Destination::Full(full) => match server.sessions.get(&full) {
+            Some(session) => deliver(server, &session, msg),
+            // RFC 6121 §8.5.3.2.1: resource not connected.
+            None => match mtype {
+                "normal" | "chat" => message_to_bare(server, full.to_bare(), msg, mtype).await,
+                "groupchat" => bounce(server, &msg, StanzaError::service_unavailable()),
+                _ => {} // headline, error: silently ignored
+            },
+        },
+        Destination::Host(_) => match mtype {
+            "error" | "headline" | "groupchat" => {}
+            _ => bounce(server, &msg, StanzaError::service_unavailable()),
+        },
+        Destination::Remote(_) => bounce(server, &msg, StanzaError::remote_server_not_found()),
+    }
+}
+
+/// RFC 6121 §8.5.2: a message to a local bare JID.
+async fn message_to_bare(server: &Arc<Server>, to: BareJid, msg: Element, mtype: &str) {
+    if mtype == "error" {
+        return;
+    }
+    if mtype == "groupchat" {
+        return bounce(server, &msg, StanzaError::service_unavailable());
+    }
+    let sessions = server.sessions.sessions_of(&to);
+    let eligible: Vec<&Arc<SessionEntry>> =
+        sessions.iter().filter(|s| s.is_available() && s.priority() >= 0).collect();
+    if !eligible.is_empty() {
+        let targets: Vec<&Arc<SessionEntry>> = if mtype == "headline" {
+            eligible
+        } else {
+            // Chat and normal go to the most available resource(s): the highest priority.
+            let top = eligible.iter().map(|s| s.priority()).max().unwrap_or(0);
+            eligible.into_iter().filter(|s| s.priority() == top).collect()
+        };
+        let last = targets.len() - 1;
+        for (i, session) in targets.iter().enumerate() {
+            if i == last {
+                deliver(server, session, msg);
+                break;
+            }
+            deliver(server, session, msg.clone());
+        }
+        return;
+    }
+    // No resource can take it now (or no such account: RFC 6121 §8.5.1 answers both the
+    // same way, so existence does not leak). Offline storage arrives with the IM issue; until
+    // then the sender learns the message was not delivered rather than losing it silently.
+    if mtype != "headline" {
+        bounce(server, &msg, StanzaError::service_unavailable());
+    }
+}
+
+async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element, dest: Destination) {
+    let ptype = presence.attr("type").map(str::to_owned);
+    let ptype = ptype.as_deref();
+    match dest {
+        Destination::Unaddressed => broadcast_own_presence(server, from, presence, ptype),
+        Destination::Full(full) => {
+            // Directed presence to a connected resource; otherwise dropped (RFC 6121 §4.6).
+            if let Some(session) = server.sessions.get(&full) {
+                deliver(server, &session, presence);
+            }
+        }
+        Destination::Bare(bare) => {
+            // Directed presence to an account: every available resource. Subscription
+            // handling (subscribe, probe...) arrives with the roster issue.
+            if matches!(ptype, None | Some("unavailable")) {
+                for session in server.sessions.sessions_of(&bare) {
+                    if session.is_available() {
+                        deliver(server, &session, presence.clone());
+                    }
+                }
+            }
+        }
+        Destination::Host(_) => {}
+        Destination::Remote(_) => {
+            if matches!(ptype, Some("subscribe") | Some("probe")) {
+                bounce(server, &presence, StanzaError::remote_server_not_found());
+            }
+        }
+    }
+}
+
+/// Presence without `to` (RFC 6121 §4.2, §4.4, §4.5): updates the sender's availability and
+/// tells the account's other available resources.
+fn broadcast_own_presence(server: &Arc<Server>, from: &FullJid, presence: Element, ptype: Option<&str>) {
+    let available = match ptype {
+        None => true,
+        Some("unavailable") => false,
+        // Subscription states without a 'to' make no sense; nothing to do.
+        _ => return,
+    };
+    let priority = match presence.get_child("priority", ns::CLIENT).map(|p| p.text()) {
+        None => 0,
+        Some(text) => match text.trim().parse::<i8>() {
+            Ok(p) => i32::from(p),
+            Err(_) => return bounce(server, &presence, StanzaError::bad_request().text("priority must be an integer from -128 to 127")),
+        },
+    };
+    let sessions = server.sessions.sessions_of(&from.to_bare());
+    for session in &sessions {
+        if session.jid == *from {
+            session.set_presence(available, priority);
+        }
+    }
+    for session in &sessions {
+        if session.jid != *from && session.is_available() {
+            let mut copy = presence.clone();
+            xml::set_attr(&mut copy, "to", &session.jid.to_string());
+            deliver(server, session, copy);
+        }
+    }
+}
+
+/// Delivers to a connected full JID, if still there.
+pub fn deliver_to_full(server: &Arc<Server>, to: &FullJid, stanza: Element) {
+    if let Some(session) = server.sessions.get(to) {
+        deliver(server, &session, stanza);
+    }
+}
+
+fn deliver(server: &Arc<Server>, session: &SessionEntry, stanza: Element) {
+    if session.deliver(stanza.clone()).is_err() {
+        // The recipient is being disconnected as too slow: tell the sender.
+        bounce(server, &stanza, StanzaError::resource_constraint().text("the recipient is not reading"));
+    }
+}
+
+/// Answers a stanza with an error (RFC 6120 §8.3), unless it is an error or IQ result itself.
+pub fn bounce(server: &Arc<Server>, stanza: &Element, error: StanzaError) {
+    if matches!(stanza.attr("type"), Some("error") | Some("result")) {
+        return;
+    }
+    let Some(from) = stanza.attr("from").and_then(|f| FullJid::new(f).ok()) else { return };
+    let reply = error.reply_to(stanza);
+    if let Some(session) = server.sessions.get(&from) {
+        // Never bounce a bounce: a failed error delivery is dropped.
+        let _ = session.deliver(reply);
+    }
+}

@@ -1,0 +1,157 @@
+//! Module registrations as data: IQ handlers keyed by (type, namespace, element) and target,
+//! disco features and identities. Built once at start; readers never lock.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use jid::{BareJid, FullJid};
+use minidom::Element;
+
+use crate::error::{StanzaError, StreamError};
+use crate::server::Server;
+
+/// A feature module: registers its handlers and disco features.
+pub trait Module: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn register(self: Arc<Self>, r: &mut Registry);
+}
+
+/// Whom an IQ is addressed to, relative to its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IqTarget {
+    /// A hosted domain: the server itself.
+    Server,
+    /// No `to`, or the sender's own bare JID: the server answers for the account.
+    OwnAccount,
+    /// Another local account's bare JID: the server answers on that user's behalf.
+    OtherAccount,
+}
+
+/// IQ type of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IqType {
+    Get,
+    Set,
+}
+
+/// What a handler receives.
+pub struct IqRequest {
+    pub server: Arc<Server>,
+    pub from: FullJid,
+    /// The addressed entity: a domain (Server) or a bare JID.
+    pub to: BareJid,
+    pub target: IqTarget,
+    pub kind: IqType,
+    /// The whole `<iq/>`, as received.
+    pub iq: Element,
+}
+
+impl IqRequest {
+    /// The IQ's single child (validated before dispatch).
+    pub fn payload(&self) -> &Element {
+        self.iq.children().next().expect("get/set IQs are checked to have one child")
+    }
+}
+
+/// A handler's answer.
+#[derive(Default)]
+pub struct IqResponse {
+    /// The child of the result IQ, if any.
+    pub payload: Option<Element>,
+    /// Sessions to close after the result is sent (account removal, for instance).
+    pub then_close: Option<(BareJid, StreamError)>,
+}
+
+impl IqResponse {
+    pub fn empty() -> Self {
+        Self::default()
+    }
+    pub fn with(payload: Element) -> Self {
+        IqResponse { payload: Some(payload), then_close: None }
+    }
+}
+
+pub type IqResult = Result<IqResponse, StanzaError>;
+pub type IqHandler = Arc<dyn Fn(IqRequest) -> BoxFuture<'static, IqResult> + Send + Sync>;
+
+/// A disco#info identity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Identity {
+    pub category: &'static str,
+    pub kind: &'static str,
+    pub name: &'static str,
+}
+
+struct IqRoute {
+    kind: IqType,
+    name: String,
+    targets: Vec<IqTarget>,
+    handler: IqHandler,
+}
+
+/// Everything the modules registered.
+#[derive(Default)]
+pub struct Registry {
+    /// Keyed by namespace so a lookup borrows the payload's strings instead of allocating.
+    iq: HashMap<String, Vec<IqRoute>>,
+    features: BTreeSet<&'static str>,
+    identities: Vec<Identity>,
+    modules: Vec<&'static str>,
+}
+
+impl Registry {
+    /// Builds the table from the given modules, in order.
+    pub fn build(modules: Vec<Arc<dyn Module>>) -> Registry {
+        let mut r = Registry::default();
+        for m in modules {
+            r.modules.push(m.name());
+            m.register(&mut r);
+        }
+        r
+    }
+
+    /// Registers an IQ handler for `(kind, ns, name)` addressed to any of `targets`.
+    pub fn iq<F, Fut>(&mut self, kind: IqType, ns: &str, name: &str, targets: &[IqTarget], f: F)
+    where
+        F: Fn(IqRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = IqResult> + Send + 'static,
+    {
+        let handler: IqHandler = Arc::new(move |req| Box::pin(f(req)));
+        self.iq.entry(ns.to_string()).or_default().push(IqRoute {
+            kind,
+            name: name.to_string(),
+            targets: targets.to_vec(),
+            handler,
+        });
+    }
+
+    /// Advertises a disco#info feature on the server.
+    pub fn feature(&mut self, var: &'static str) {
+        self.features.insert(var);
+    }
+
+    pub fn identity(&mut self, identity: Identity) {
+        self.identities.push(identity);
+    }
+
+    pub fn handler(&self, kind: IqType, ns: &str, name: &str, target: IqTarget) -> Option<&IqHandler> {
+        self.iq
+            .get(ns)?
+            .iter()
+            .find(|r| r.kind == kind && r.name == name && r.targets.contains(&target))
+            .map(|r| &r.handler)
+    }
+
+    pub fn features(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.features.iter().copied()
+    }
+
+    pub fn identities(&self) -> &[Identity] {
+        &self.identities
+    }
+
+    pub fn module_names(&self) -> &[&'static str] {
+        &self.modules
+    }
+}

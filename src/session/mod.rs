@@ -1,0 +1,233 @@
+//! The session table: who is connected, as which full JID, and how to reach them.
+//!
+//! Each connected resource has a bounded mailbox. Delivery never waits: a full mailbox means
+//! the client cannot keep up, and that session is disconnected instead of growing memory.
+//! This is the single-node table; the cluster issue puts a replicated one beside it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use jid::{BareJid, FullJid};
+use minidom::Element;
+use tokio::sync::{Notify, mpsc};
+
+use crate::error::{StreamError, StreamErrorCondition};
+
+/// What a session's writer receives.
+#[derive(Debug)]
+pub enum Outbound {
+    Stanza(Element),
+}
+
+/// Why a delivery did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// The session's queue was full; it is being disconnected.
+    Overloaded,
+    /// The session ended before the stanza could be queued.
+    Gone,
+}
+
+/// One bound resource, shared between the table and its connection task.
+pub struct SessionEntry {
+    pub jid: FullJid,
+    /// Unique per connection, so a replaced session's late unbind cannot remove its successor.
+    pub conn_id: u64,
+    tx: mpsc::Sender<Outbound>,
+    /// Set by initial presence (RFC 6121 §4.2); only available resources get bare-JID traffic.
+    available: AtomicBool,
+    priority: AtomicI32,
+    kick_reason: std::sync::Mutex<Option<StreamError>>,
+    kicked: Notify,
+}
+
+impl SessionEntry {
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::Acquire)
+    }
+
+    pub fn priority(&self) -> i32 {
+        self.priority.load(Ordering::Acquire)
+    }
+
+    pub fn set_presence(&self, available: bool, priority: i32) {
+        self.priority.store(priority, Ordering::Release);
+        self.available.store(available, Ordering::Release);
+    }
+
+    /// Queues a stanza without waiting. A full queue disconnects the slow session.
+    pub fn deliver(&self, stanza: Element) -> Result<(), DeliveryError> {
+        match self.tx.try_send(Outbound::Stanza(stanza)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(jid = %self.jid, "session queue full: disconnecting slow client");
+                self.kick(StreamError::with_text(
+                    StreamErrorCondition::PolicyViolation,
+                    "too many queued stanzas: the client is not reading",
+                ));
+                Err(DeliveryError::Overloaded)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(DeliveryError::Gone),
+        }
+    }
+
+    /// Asks the connection to close with a stream error (conflict, shutdown, overload...).
+    pub fn kick(&self, reason: StreamError) {
+        let mut slot = self.kick_reason.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(reason);
+        }
+        drop(slot);
+        self.kicked.notify_one();
+    }
+
+    /// Resolves when `kick` was called; yields the reason.
+    pub async fn kicked(&self) -> StreamError {
+        loop {
+            if let Some(reason) = self.kick_reason.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                return reason;
+            }
+            self.kicked.notified().await;
+        }
+    }
+}
+
+/// The connection side of a bound session.
+pub struct SessionLink {
+    pub entry: Arc<SessionEntry>,
+    pub mailbox: mpsc::Receiver<Outbound>,
+}
+
+/// Result of binding a resource.
+pub enum BindOutcome {
+    Bound(SessionLink),
+    /// The account already has the maximum number of resources.
+    TooManyResources,
+}
+
+/// All sessions on this node, keyed by bare JID.
+#[derive(Default)]
+pub struct SessionTable {
+    by_bare: DashMap<BareJid, Vec<Arc<SessionEntry>>>,
+    next_conn_id: AtomicU64,
+}
+
+impl SessionTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Binds `jid`. An existing session with the same full JID is replaced: it is kicked with
+    /// `<conflict/>` (RFC 6120 §7.7.2.2, the "override" policy).
+    pub fn bind(&self, jid: FullJid, conn_id: u64, queue: usize, max_resources: usize) -> BindOutcome {
+        let (tx, mailbox) = mpsc::channel(queue);
+        let entry = Arc::new(SessionEntry {
+            jid: jid.clone(),
+            conn_id,
+            tx,
+            available: AtomicBool::new(false),
+            priority: AtomicI32::new(0),
+            kick_reason: std::sync::Mutex::new(None),
+            kicked: Notify::new(),
+        });
+        let replaced = {
+            let mut list = self.by_bare.entry(jid.to_bare()).or_default();
+            let existing = list.iter().position(|e| e.jid == jid);
+            match existing {
+                Some(i) => Some(std::mem::replace(&mut list[i], entry.clone())),
+                None if list.len() >= max_resources => return BindOutcome::TooManyResources,
+                None => {
+                    list.push(entry.clone());
+                    None
+                }
+            }
+        };
+        if let Some(old) = replaced {
+            old.kick(StreamError::with_text(
+                StreamErrorCondition::Conflict,
+                "replaced by a new connection with the same resource",
+            ));
+        }
+        BindOutcome::Bound(SessionLink { entry, mailbox })
+    }
+
+    /// Removes a session, unless it was already replaced by a newer one.
+    pub fn unbind(&self, jid: &FullJid, conn_id: u64) {
+        let bare = jid.to_bare();
+        self.by_bare.remove_if_mut(&bare, |_, list| {
+            list.retain(|e| !(e.jid == *jid && e.conn_id == conn_id));
+            list.is_empty()
+        });
+    }
+
+    pub fn get(&self, jid: &FullJid) -> Option<Arc<SessionEntry>> {
+        self.by_bare.get(&jid.to_bare())?.iter().find(|e| e.jid == *jid).cloned()
+    }
+
+    /// All sessions of an account (bound, available or not).
+    pub fn sessions_of(&self, bare: &BareJid) -> Vec<Arc<SessionEntry>> {
+        self.by_bare.get(bare).map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.by_bare.iter().map(|l| l.len()).sum()
+    }
+
+    pub fn all_sessions(&self) -> Vec<Arc<SessionEntry>> {
+        self.by_bare.iter().flat_map(|l| l.value().clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jid(s: &str) -> FullJid {
+        FullJid::new(s).unwrap()
+    }
+
+    fn bound(t: &SessionTable, j: &str) -> SessionLink {
+        match t.bind(jid(j), t.next_conn_id(), 16, 4) {
+            BindOutcome::Bound(l) => l,
+            BindOutcome::TooManyResources => panic!("limit"),
+        }
+    }
+
+    #[tokio::test]
+    async fn same_resource_replaces_and_kicks_the_old_session() {
+        let t = SessionTable::new();
+        let old = bound(&t, "a@b/r");
+        let new = bound(&t, "a@b/r");
+        assert_eq!(old.entry.kicked().await.condition, StreamErrorCondition::Conflict);
+        assert_eq!(t.get(&jid("a@b/r")).unwrap().conn_id, new.entry.conn_id);
+        // The old connection's late unbind leaves the new one alone.
+        t.unbind(&jid("a@b/r"), old.entry.conn_id);
+        assert!(t.get(&jid("a@b/r")).is_some());
+        t.unbind(&jid("a@b/r"), new.entry.conn_id);
+        assert_eq!(t.session_count(), 0);
+    }
+
+    #[test]
+    fn resource_limit_is_enforced() {
+        let t = SessionTable::new();
+        let _links: Vec<_> = (0..4).map(|i| bound(&t, &format!("a@b/{i}"))).collect();
+        assert!(matches!(t.bind(jid("a@b/x"), 99, 16, 4), BindOutcome::TooManyResources));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_kicks_instead_of_growing() {
+        let t = SessionTable::new();
+        let link = bound(&t, "a@b/r");
+        for _ in 0..16 {
+            link.entry.deliver(Element::bare("message", "jabber:client")).unwrap();
+        }
+        let err = link.entry.deliver(Element::bare("message", "jabber:client")).unwrap_err();
+        assert_eq!(err, DeliveryError::Overloaded);
+        assert_eq!(link.entry.kicked().await.condition, StreamErrorCondition::PolicyViolation);
+    }
+}

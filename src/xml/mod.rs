@@ -1,0 +1,93 @@
+//! XML plumbing: namespaces, the incremental stream parser with limits, and small helpers
+//! for addressing attributes and serialization.
+
+pub mod parser;
+
+pub use parser::{ParserLimits, StreamEvent, StreamHeader, StreamParser};
+
+use minidom::Element;
+
+/// Namespaces used across the server.
+pub mod ns {
+    pub const STREAM: &str = "http://etherx.jabber.org/streams";
+    pub const CLIENT: &str = "jabber:client";
+    pub const STREAMS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+    pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+    pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+    pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+    pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+    pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+    pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+    pub const CAPS: &str = "http://jabber.org/protocol/caps";
+    pub const REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
+    pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+}
+
+/// Escapes text for use in character data and single- or double-quoted attributes.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['<', '>', '&', '\'', '"']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn ncname(name: &str) -> rxml::NcName {
+    // Only called with literal attribute names of our own, which are valid NCNames.
+    rxml::NcName::try_from(name).expect("attribute name is a valid NCName")
+}
+
+/// Sets (or replaces) an unnamespaced attribute.
+pub fn set_attr(el: &mut Element, name: &str, value: &str) {
+    el.attrs_mut().insert(rxml::Namespace::NONE, ncname(name), value.to_owned());
+}
+
+/// Removes an unnamespaced attribute.
+pub fn remove_attr(el: &mut Element, name: &str) {
+    el.attrs_mut().remove(&rxml::Namespace::NONE, &ncname(name));
+}
+
+/// Swaps `from` and `to`, for replies.
+pub fn swap_addresses(el: &mut Element) {
+    let from = el.attr("from").map(str::to_owned);
+    let to = el.attr("to").map(str::to_owned);
+    match to {
+        Some(to) => set_attr(el, "from", &to),
+        None => remove_attr(el, "from"),
+    }
+    match from {
+        Some(from) => set_attr(el, "to", &from),
+        None => remove_attr(el, "to"),
+    }
+}
+
+/// Serializes an element as it goes on the wire (no XML declaration).
+pub fn to_bytes(el: &Element) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    // Writing to a Vec cannot fail; an element we built or parsed is always serializable.
+    if let Err(e) = el.write_to(&mut out) {
+        tracing::error!(error = %e, "could not serialize element");
+        out.clear();
+    }
+    out
+}
+
+/// Serializes an element to a String, for logs and tests.
+pub fn to_string(el: &Element) -> String {
+    String::from_utf8(to_bytes(el)).unwrap_or_default()
+}
+
+/// A builder shortcut for an element with a text child.
+pub fn text_element(name: &str, ns: &str, text: &str) -> Element {
+    Element::builder(name, ns).append(text).build()
+}
