@@ -168,6 +168,8 @@ pub struct RawClient {
     pub header: Option<Element>,
     /// Full JID after a successful bind.
     pub jid: Option<String>,
+    /// The last `<stream:features/>` received by [`Self::open_stream`].
+    pub features: Option<Element>,
     next_id: u64,
 }
 
@@ -219,6 +221,7 @@ impl RawClient {
             received: Vec::new(),
             header: None,
             jid: None,
+            features: None,
             next_id: 0,
         }
     }
@@ -453,6 +456,7 @@ impl RawClient {
             "expected <stream:features/>, got {}",
             xml::to_string(&features)
         );
+        self.features = Some(features.clone());
         features
     }
 

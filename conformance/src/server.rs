@@ -409,6 +409,15 @@ impl TestServer {
             .await
     }
 
+    /// Raw client on the c2s port after the stream header and STARTTLS
+    /// (features after TLS in `.features`), not authenticated.
+    pub async fn raw_starttls(&self) -> RawClient {
+        let mut c = self.raw().await;
+        c.open_stream().await;
+        c.starttls().await;
+        c
+    }
+
     /// Raw client on the c2s port after STARTTLS, SCRAM-SHA-1 login and bind.
     pub async fn raw_login(&self, user: &str, password: &str, resource: Option<&str>) -> RawClient {
         let mut c = self.raw().await;

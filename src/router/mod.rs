@@ -12,7 +12,7 @@ use minidom::Element;
 
 use crate::error::StanzaError;
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::{DeliveryError, SessionEntry};
 use crate::xml::{self, ns};
 use registry::{IqRequest, IqTarget, IqType};
 
@@ -277,9 +277,15 @@ pub fn deliver_to_full(server: &Arc<Server>, to: &FullJid, stanza: Element) {
 }
 
 fn deliver(server: &Arc<Server>, session: &SessionEntry, stanza: Element) {
-    if session.deliver(stanza.clone()).is_err() {
-        // The recipient is being disconnected as too slow: tell the sender.
-        bounce(server, &stanza, StanzaError::resource_constraint().text("the recipient is not reading"));
+    match session.deliver(stanza) {
+        Ok(()) => {}
+        Err((DeliveryError::Overloaded, stanza)) => {
+            // The recipient is being disconnected as too slow: tell the sender.
+            bounce(server, &stanza, StanzaError::resource_constraint().text("the recipient is not reading"));
+        }
+        Err((DeliveryError::Gone, stanza)) => {
+            bounce(server, &stanza, StanzaError::recipient_unavailable());
+        }
     }
 }
 

@@ -56,19 +56,20 @@ impl SessionEntry {
         self.available.store(available, Ordering::Release);
     }
 
-    /// Queues a stanza without waiting. A full queue disconnects the slow session.
-    pub fn deliver(&self, stanza: Element) -> Result<(), DeliveryError> {
+    /// Queues a stanza without waiting. A full queue disconnects the slow session. On failure
+    /// the stanza comes back, so the caller can answer its sender without a defensive copy.
+    pub fn deliver(&self, stanza: Element) -> Result<(), (DeliveryError, Element)> {
         match self.tx.try_send(Outbound::Stanza(stanza)) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(mpsc::error::TrySendError::Full(Outbound::Stanza(stanza))) => {
                 tracing::warn!(jid = %self.jid, "session queue full: disconnecting slow client");
                 self.kick(StreamError::with_text(
                     StreamErrorCondition::PolicyViolation,
                     "too many queued stanzas: the client is not reading",
                 ));
-                Err(DeliveryError::Overloaded)
+                Err((DeliveryError::Overloaded, stanza))
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(DeliveryError::Gone),
+            Err(mpsc::error::TrySendError::Closed(Outbound::Stanza(stanza))) => Err((DeliveryError::Gone, stanza)),
         }
     }
 
@@ -226,8 +227,9 @@ mod tests {
         for _ in 0..16 {
             link.entry.deliver(Element::bare("message", "jabber:client")).unwrap();
         }
-        let err = link.entry.deliver(Element::bare("message", "jabber:client")).unwrap_err();
+        let (err, returned) = link.entry.deliver(Element::bare("message", "jabber:client")).unwrap_err();
         assert_eq!(err, DeliveryError::Overloaded);
+        assert_eq!(returned.name(), "message");
         assert_eq!(link.entry.kicked().await.condition, StreamErrorCondition::PolicyViolation);
     }
 }
