@@ -43,7 +43,10 @@ impl Account {
     /// Parses `user@domain`, normalizes it (RFC 7622) and checks the domain is hosted.
     pub fn parse(jid: &str, config: &Config) -> Result<Account, AccountError> {
         let parsed = jid::BareJid::new(jid).map_err(|_| AccountError::InvalidJid(jid.into()))?;
-        let user = parsed.node().ok_or_else(|| AccountError::InvalidJid(jid.into()))?.to_string();
+        let user = parsed
+            .node()
+            .ok_or_else(|| AccountError::InvalidJid(jid.into()))?
+            .to_string();
         Self::from_parts(&user, parsed.domain().as_str(), config)
     }
 
@@ -51,12 +54,17 @@ impl Account {
     pub fn from_parts(user: &str, domain: &str, config: &Config) -> Result<Account, AccountError> {
         let joined = format!("{user}@{domain}");
         let parsed = jid::BareJid::new(&joined).map_err(|_| AccountError::InvalidJid(joined.clone()))?;
-        let user = parsed.node().ok_or_else(|| AccountError::InvalidJid(joined.clone()))?.to_string();
+        let user = parsed
+            .node()
+            .ok_or_else(|| AccountError::InvalidJid(joined.clone()))?
+            .to_string();
         let domain = config
             .domains
             .iter()
             .find(|d| d.eq_ignore_ascii_case(parsed.domain().as_str()))
-            .ok_or_else(|| AccountError::UnknownDomain(parsed.domain().to_string(), config.domains.join(", ")))?
+            .ok_or_else(|| {
+                AccountError::UnknownDomain(parsed.domain().to_string(), config.domains.join(", "))
+            })?
             .clone();
         Ok(Account { user, domain })
     }
@@ -69,11 +77,19 @@ fn credentials_for(password: &str, config: &Config) -> Result<Vec<sasl::ScramCre
     }
     sasl::prepare_password(password).map_err(|_| AccountError::InvalidPassword)?;
     let iterations = config.auth.scram_iterations;
-    Ok(HashAlg::ALL.iter().map(|&alg| sasl::new_credentials(alg, password, iterations)).collect())
+    Ok(HashAlg::ALL
+        .iter()
+        .map(|&alg| sasl::new_credentials(alg, password, iterations))
+        .collect())
 }
 
 /// Creates an account with SCRAM-SHA-1 and SCRAM-SHA-256 credentials.
-pub async fn create(storage: &Storage, config: &Config, account: &Account, password: &str) -> Result<(), AccountError> {
+pub async fn create(
+    storage: &Storage,
+    config: &Config,
+    account: &Account,
+    password: &str,
+) -> Result<(), AccountError> {
     let creds = credentials_for(password, config)?;
     match storage.create_user(&account.domain, &account.user, &creds).await {
         Err(StorageError::UserExists) => Err(AccountError::Exists(account.to_string())),
@@ -82,9 +98,17 @@ pub async fn create(storage: &Storage, config: &Config, account: &Account, passw
 }
 
 /// Replaces an account's password.
-pub async fn set_password(storage: &Storage, config: &Config, account: &Account, password: &str) -> Result<(), AccountError> {
+pub async fn set_password(
+    storage: &Storage,
+    config: &Config,
+    account: &Account,
+    password: &str,
+) -> Result<(), AccountError> {
     let creds = credentials_for(password, config)?;
-    if storage.set_credentials(&account.domain, &account.user, &creds).await? {
+    if storage
+        .set_credentials(&account.domain, &account.user, &creds)
+        .await?
+    {
         Ok(())
     } else {
         Err(AccountError::NotFound(account.to_string()))
@@ -101,9 +125,16 @@ pub async fn delete(storage: &Storage, account: &Account) -> Result<(), AccountE
 }
 
 /// Checks a plaintext password against the stored SCRAM credentials (for SASL PLAIN).
-pub async fn check_password(storage: &Storage, account: &Account, password: &str) -> Result<bool, StorageError> {
+pub async fn check_password(
+    storage: &Storage,
+    account: &Account,
+    password: &str,
+) -> Result<bool, StorageError> {
     for alg in [HashAlg::Sha256, HashAlg::Sha1] {
-        if let Some(creds) = storage.get_credentials(&account.domain, &account.user, alg).await? {
+        if let Some(creds) = storage
+            .get_credentials(&account.domain, &account.user, alg)
+            .await?
+        {
             return Ok(sasl::verify_password(&creds, password));
         }
     }

@@ -62,11 +62,17 @@ pub struct StreamError {
 
 impl StreamError {
     pub fn new(condition: StreamErrorCondition) -> Self {
-        StreamError { condition, text: None }
+        StreamError {
+            condition,
+            text: None,
+        }
     }
 
     pub fn with_text(condition: StreamErrorCondition, text: impl Into<String>) -> Self {
-        StreamError { condition, text: Some(text.into()) }
+        StreamError {
+            condition,
+            text: Some(text.into()),
+        }
     }
 
     /// `<stream:error>` as raw XML: written inside an open stream, so it uses the stream prefix.
@@ -128,7 +134,11 @@ pub struct StanzaError {
 
 impl StanzaError {
     pub const fn new(kind: ErrorType, condition: &'static str) -> Self {
-        StanzaError { kind, condition, text: None }
+        StanzaError {
+            kind,
+            condition,
+            text: None,
+        }
     }
 
     pub fn text(mut self, text: impl Into<String>) -> Self {
@@ -195,7 +205,11 @@ impl StanzaError {
             .append(Element::bare(self.condition, ns::STANZAS))
             .build();
         if let Some(text) = &self.text {
-            error.append_child(Element::builder("text", ns::STANZAS).append(text.as_str()).build());
+            error.append_child(
+                Element::builder("text", ns::STANZAS)
+                    .append(text.as_str())
+                    .build(),
+            );
         }
         error
     }

@@ -10,7 +10,9 @@ use tokio::sync::watch;
 use crate::server::Server;
 
 pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let app = Router::new().route("/health", get(|| async { "ok\n" })).with_state(server);
+    let app = Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(server);
     let stop = async move {
         let _ = shutdown.changed().await;
     };

@@ -53,8 +53,14 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
     let l = &config.limits;
     Ok(Arc::new(Server {
         auth_failures_by_ip: WindowLimiter::new(a.failures_per_ip_per_minute, Duration::from_secs(60)),
-        auth_failures_by_account: WindowLimiter::new(a.failures_per_account_per_minute, Duration::from_secs(60)),
-        registrations_by_ip: WindowLimiter::new(config.registration.per_ip_per_hour, Duration::from_secs(3600)),
+        auth_failures_by_account: WindowLimiter::new(
+            a.failures_per_account_per_minute,
+            Duration::from_secs(60),
+        ),
+        registrations_by_ip: WindowLimiter::new(
+            config.registration.per_ip_per_hour,
+            Duration::from_secs(3600),
+        ),
         connections: ConnectionLimiter::new(l.connections_per_ip, l.max_connections),
         sessions: session::SessionTable::new(),
         config: Arc::new(config),
@@ -69,7 +75,11 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
 
 /// Serves on already-bound listeners until `shutdown` resolves, then drains: every stream gets
 /// `system-shutdown` after its queued stanzas, and we wait (bounded) for connections to end.
-pub async fn run(server: Arc<Server>, listeners: Vec<listener::Bound>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    server: Arc<Server>,
+    listeners: Vec<listener::Bound>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut accept_tasks = Vec::new();
@@ -89,7 +99,10 @@ pub async fn run(server: Arc<Server>, listeners: Vec<listener::Bound>, shutdown:
     for task in accept_tasks {
         let _ = task.await;
     }
-    if tokio::time::timeout(Duration::from_secs(10), done_rx.recv()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), done_rx.recv())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not close in time");
     }
     server.storage.close().await;

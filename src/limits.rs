@@ -15,7 +15,11 @@ pub struct WindowLimiter {
 
 impl WindowLimiter {
     pub fn new(max: u32, period: Duration) -> Self {
-        WindowLimiter { max, period, counts: DashMap::new() }
+        WindowLimiter {
+            max,
+            period,
+            counts: DashMap::new(),
+        }
     }
 
     /// Whether another event is still allowed for `key`.
@@ -99,7 +103,11 @@ impl ConnectionLimiter {
             return None;
         }
         *n += 1;
-        Some(ConnectionSlot { ip, open: self.open.clone(), count: self.count.clone() })
+        Some(ConnectionSlot {
+            ip,
+            open: self.open.clone(),
+            count: self.count.clone(),
+        })
     }
 
     pub fn open_connections(&self) -> usize {

@@ -26,17 +26,29 @@ impl Bound {
 pub async fn bind_all(configs: &[ListenerConfig]) -> anyhow::Result<Vec<Bound>> {
     let mut out = Vec::new();
     for config in configs {
-        let listener = TcpListener::bind(config.address)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {} ({}): {e}", config.address, config.kind.name()))?;
-        out.push(Bound { config: config.clone(), listener });
+        let listener = TcpListener::bind(config.address).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} ({}): {e}",
+                config.address,
+                config.kind.name()
+            )
+        })?;
+        out.push(Bound {
+            config: config.clone(),
+            listener,
+        });
     }
     Ok(out)
 }
 
 /// Accepts c2s connections until shutdown. `done` is held by every connection task, so the
 /// caller knows when all have finished (its receiver yields `None`).
-pub async fn accept_c2s(server: Arc<Server>, bound: Bound, shutdown: watch::Receiver<bool>, done: mpsc::Sender<()>) {
+pub async fn accept_c2s(
+    server: Arc<Server>,
+    bound: Bound,
+    shutdown: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
     let direct_tls = bound.config.kind == ListenerKind::C2sDirectTls;
     let require_encryption = bound.config.require_encryption;
     let mut stop = shutdown.clone();

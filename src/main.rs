@@ -12,7 +12,13 @@ use switchboard::config::{Config, LogFormat};
 #[command(name = "switchboard", version, about = "An XMPP server")]
 struct Cli {
     /// Configuration file.
-    #[arg(long, short, global = true, default_value = "config/switchboard.toml", env = "SWITCHBOARD_CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config/switchboard.toml",
+        env = "SWITCHBOARD_CONFIG"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -88,7 +94,12 @@ fn main() -> ExitCode {
             runtime.block_on(user(config, cmd))
         }
         Command::Config(ConfigCommand::Check) => {
-            println!("{}: ok ({} domain(s), {} listener(s))", cli.config.display(), config.domains.len(), config.listen.len());
+            println!(
+                "{}: ok ({} domain(s), {} listener(s))",
+                cli.config.display(),
+                config.domains.len(),
+                config.listen.len()
+            );
             Ok(())
         }
     };
@@ -105,7 +116,9 @@ fn init_logging(config: &Config, level_override: Option<&str>) {
     use tracing_subscriber::EnvFilter;
     let level = level_override.unwrap_or(&config.log.level);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),
@@ -126,9 +139,14 @@ async fn serve(config: Config, ports_file: Option<PathBuf>) -> anyhow::Result<()
 fn write_ports_file(path: &Path, listeners: &[switchboard::listener::Bound]) -> anyhow::Result<()> {
     let mut seen = std::collections::BTreeMap::new();
     for l in listeners {
-        seen.entry(l.config.kind.name()).or_insert_with(|| l.local_addr().to_string());
+        seen.entry(l.config.kind.name())
+            .or_insert_with(|| l.local_addr().to_string());
     }
-    let body = seen.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect::<Vec<_>>().join(",");
+    let body = seen
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(",");
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("{{{body}}}\n"))?;
     std::fs::rename(&tmp, path)?;
@@ -137,7 +155,8 @@ fn write_ports_file(path: &Path, listeners: &[switchboard::listener::Bound]) -> 
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };
@@ -171,10 +190,13 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             Ok(())
         }
         UserCommand::List { domain } => {
-            if let Some(d) = &domain {
-                if !config.hosts(d) {
-                    anyhow::bail!("domain '{d}' is not hosted by this server (domains: {})", config.domains.join(", "));
-                }
+            if let Some(d) = &domain
+                && !config.hosts(d)
+            {
+                anyhow::bail!(
+                    "domain '{d}' is not hosted by this server (domains: {})",
+                    config.domains.join(", ")
+                );
             }
             for (host, user) in storage.list_users(domain.as_deref()).await? {
                 println!("{user}@{host}");

@@ -36,6 +36,10 @@ impl Server {
 
     /// The configured spelling of a hosted domain (case-insensitive match).
     pub fn hosted_domain(&self, domain: &str) -> Option<&str> {
-        self.config.domains.iter().find(|d| d.eq_ignore_ascii_case(domain)).map(String::as_str)
+        self.config
+            .domains
+            .iter()
+            .find(|d| d.eq_ignore_ascii_case(domain))
+            .map(String::as_str)
     }
 }

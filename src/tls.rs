@@ -30,16 +30,22 @@ pub fn load(cfg: &TlsConfig, domains: &[String]) -> anyhow::Result<TlsContext> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.cert.display()))?;
-    let leaf = certs.first().ok_or_else(|| anyhow::anyhow!("{}: no certificate", cfg.cert.display()))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: no certificate", cfg.cert.display()))?;
     let server_end_point = end_point_hash(leaf.as_ref());
-    let key = PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| anyhow::anyhow!("{}: {e}", cfg.key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| anyhow::anyhow!("{}: {e}", cfg.key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server_config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     server_config.alpn_protocols = vec![b"xmpp-client".to_vec()];
-    Ok(TlsContext { server_config: Arc::new(server_config), server_end_point })
+    Ok(TlsContext {
+        server_config: Arc::new(server_config),
+        server_end_point,
+    })
 }
 
 fn generate_self_signed(cert: &Path, key: &Path, domains: &[String]) -> anyhow::Result<()> {
@@ -62,7 +68,11 @@ fn generate_self_signed(cert: &Path, key: &Path, domains: &[String]) -> anyhow::
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(data)
 }
 
@@ -96,7 +106,8 @@ pub fn exporter_binding(conn: &rustls::ServerConnection) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![0u8; 32];
-    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None).ok()?;
+    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None)
+        .ok()?;
     Some(out)
 }
 
@@ -123,7 +134,11 @@ mod tests {
     #[test]
     fn missing_files_without_generation_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = TlsConfig { cert: dir.path().join("c.pem"), key: dir.path().join("k.pem"), generate_self_signed: false };
+        let cfg = TlsConfig {
+            cert: dir.path().join("c.pem"),
+            key: dir.path().join("k.pem"),
+            generate_self_signed: false,
+        };
         assert!(load(&cfg, &["a".into()]).is_err());
     }
 }

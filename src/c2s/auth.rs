@@ -64,7 +64,9 @@ pub async fn authenticate(
                 }
             }
             tracing::info!(%ip, account = account.as_deref().unwrap_or("-"), condition = failure.condition(), "authentication failed");
-            let el = Element::builder("failure", ns::SASL).append(Element::bare(failure.condition(), ns::SASL)).build();
+            let el = Element::builder("failure", ns::SASL)
+                .append(Element::bare(failure.condition(), ns::SASL))
+                .build();
             stream.send(&el).await.map_err(|_| ReadError::Io)?;
             Ok(AuthOutcome::Failed)
         }
@@ -116,14 +118,18 @@ async fn exchange(
         Err(f) => return Ok(Err((f, None))),
     };
     let account = Account::from_parts(&first.username, domain, &server.config).ok();
-    let account_key = account.as_ref().map(|a| a.to_string()).unwrap_or_else(|| first.username.clone());
+    let account_key = account
+        .as_ref()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| first.username.clone());
     if !server.auth_failures_by_account.allowed(&account_key) {
         return Ok(Err((SaslFailure::TemporaryAuthFailure, Some(account_key))));
     }
-    if let Some(authzid) = &first.authzid {
-        if account.as_ref().map(|a| a.to_string()) != Account::parse(authzid, &server.config).ok().map(|a| a.to_string()) {
-            return Ok(Err((SaslFailure::InvalidAuthzid, Some(account_key))));
-        }
+    // An authzid may only name the authenticating account itself.
+    if let Some(authzid) = &first.authzid
+        && Account::parse(authzid, &server.config).ok() != account
+    {
+        return Ok(Err((SaslFailure::InvalidAuthzid, Some(account_key))));
     }
     let hash = mechanism.hash().expect("SCRAM mechanisms have a hash");
     let creds = match &account {
@@ -136,7 +142,11 @@ async fn exchange(
         },
         None => None,
     };
-    let server_first = scram.server_first(creds, &server.fake_salt_secret, server.config.auth.scram_iterations);
+    let server_first = scram.server_first(
+        creds,
+        &server.fake_salt_secret,
+        server.config.auth.scram_iterations,
+    );
     let client_final = match challenge(stream, &server_first).await? {
         Ok(data) => data,
         Err(f) => return Ok(Err((f, Some(account_key)))),
@@ -150,15 +160,16 @@ async fn exchange(
 
 async fn plain(server: &Arc<Server>, domain: &str, data: &[u8]) -> Exchange {
     let msg = crate::sasl::parse_plain(data).map_err(|f| (f, None))?;
-    let account = Account::from_parts(&msg.authcid, domain, &server.config).map_err(|_| (SaslFailure::NotAuthorized, Some(msg.authcid.clone())))?;
+    let account = Account::from_parts(&msg.authcid, domain, &server.config)
+        .map_err(|_| (SaslFailure::NotAuthorized, Some(msg.authcid.clone())))?;
     let key = account.to_string();
     if !server.auth_failures_by_account.allowed(&key) {
         return Err((SaslFailure::TemporaryAuthFailure, Some(key)));
     }
-    if let Some(authzid) = &msg.authzid {
-        if Account::parse(authzid, &server.config).ok().as_ref() != Some(&account) {
-            return Err((SaslFailure::InvalidAuthzid, Some(key)));
-        }
+    if let Some(authzid) = &msg.authzid
+        && Account::parse(authzid, &server.config).ok().as_ref() != Some(&account)
+    {
+        return Err((SaslFailure::InvalidAuthzid, Some(key)));
     }
     match accounts::check_password(&server.storage, &account, &msg.password).await {
         Ok(true) => Ok((account, None)),
@@ -177,7 +188,10 @@ fn decode(text: &str) -> Result<Option<Vec<u8>>, SaslFailure> {
         "" => Ok(None),
         "=" => Ok(Some(Vec::new())),
         t if t.len() > crate::sasl::MAX_MESSAGE_LEN * 4 / 3 + 4 => Err(SaslFailure::MalformedRequest),
-        t => B64.decode(t).map(Some).map_err(|_| SaslFailure::IncorrectEncoding),
+        t => B64
+            .decode(t)
+            .map(Some)
+            .map_err(|_| SaslFailure::IncorrectEncoding),
     }
 }
 
@@ -188,26 +202,23 @@ async fn challenge(stream: &mut XmppStream, data: &[u8]) -> Result<Result<Vec<u8
         el.append_text(B64.encode(data));
     }
     stream.send(&el).await.map_err(|_| ReadError::Io)?;
-    loop {
-        let reply = match stream.next_event().await? {
-            StreamEvent::Element(e) => e,
-            StreamEvent::Closed => return Err(ReadError::Io),
-            StreamEvent::Header(_) => {
-                return Err(ReadError::Stream(StreamError::new(StreamErrorCondition::BadFormat)));
-            }
-        };
-        if reply.is("abort", ns::SASL) {
-            return Ok(Err(SaslFailure::Aborted));
+    let reply = match stream.next_event().await? {
+        StreamEvent::Element(e) => e,
+        StreamEvent::Closed => return Err(ReadError::Io),
+        StreamEvent::Header(_) => {
+            return Err(ReadError::Stream(StreamError::new(
+                StreamErrorCondition::BadFormat,
+            )));
         }
-        if reply.is("response", ns::SASL) {
-            return Ok(match decode(&reply.text()) {
-                Ok(data) => Ok(data.unwrap_or_default()),
-                Err(f) => Err(f),
-            });
-        }
-        return Err(ReadError::Stream(StreamError::with_text(
-            StreamErrorCondition::NotAuthorized,
-            "only SASL elements are allowed during authentication",
-        )));
+    };
+    if reply.is("abort", ns::SASL) {
+        return Ok(Err(SaslFailure::Aborted));
     }
+    if reply.is("response", ns::SASL) {
+        return Ok(decode(&reply.text()).map(Option::unwrap_or_default));
+    }
+    Err(ReadError::Stream(StreamError::with_text(
+        StreamErrorCondition::NotAuthorized,
+        "only SASL elements are allowed during authentication",
+    )))
 }

@@ -17,7 +17,14 @@ use crate::server::Server;
 use stream::Conn;
 
 /// Serves one accepted client connection until it ends.
-pub async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr, direct_tls: bool, require_encryption: bool, shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    server: Arc<Server>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    direct_tls: bool,
+    require_encryption: bool,
+    shutdown: watch::Receiver<bool>,
+) {
     let _ = tcp.set_nodelay(true);
     let timeout = Duration::from_secs(server.config.limits.negotiation_timeout_secs);
     let conn = if direct_tls {
@@ -34,7 +41,9 @@ pub async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr, direct
         Conn::Plain(tcp)
     };
     let conn_id = server.sessions.next_conn_id();
-    let Some(bound) = negotiate::negotiate(&server, conn, peer.ip(), require_encryption, conn_id, timeout).await else {
+    let Some(bound) =
+        negotiate::negotiate(&server, conn, peer.ip(), require_encryption, conn_id, timeout).await
+    else {
         return;
     };
     session::run(server, bound, shutdown).await;

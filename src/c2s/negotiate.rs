@@ -39,11 +39,17 @@ struct State {
 const MAX_AUTH_ATTEMPTS: u32 = 5;
 
 pub fn preauth_limits(server: &Server) -> ParserLimits {
-    ParserLimits { max_stanza_bytes: server.config.limits.max_stanza_size_preauth, max_depth: server.config.limits.max_depth }
+    ParserLimits {
+        max_stanza_bytes: server.config.limits.max_stanza_size_preauth,
+        max_depth: server.config.limits.max_depth,
+    }
 }
 
 pub fn session_limits(server: &Server) -> ParserLimits {
-    ParserLimits { max_stanza_bytes: server.config.limits.max_stanza_size, max_depth: server.config.limits.max_depth }
+    ParserLimits {
+        max_stanza_bytes: server.config.limits.max_stanza_size,
+        max_depth: server.config.limits.max_depth,
+    }
 }
 
 /// Negotiates a stream on `conn`. `None` when the stream ended (errors were already sent).
@@ -68,14 +74,22 @@ pub async fn negotiate(
     };
     let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
     loop {
-        let Ok(result) = tokio::time::timeout_at(deadline, step(server, &mut stream, &mut state)).await else {
-            stream.fail(&StreamError::with_text(StreamErrorCondition::ConnectionTimeout, "negotiation took too long")).await;
+        let Ok(result) = tokio::time::timeout_at(deadline, step(server, &mut stream, &mut state)).await
+        else {
+            stream
+                .fail(&StreamError::with_text(
+                    StreamErrorCondition::ConnectionTimeout,
+                    "negotiation took too long",
+                ))
+                .await;
             return None;
         };
         match result {
             Ok(Step::Restart) => continue,
             Ok(Step::StartTls) => {
-                stream = tokio::time::timeout_at(deadline, starttls(server, stream, &mut state)).await.ok()??;
+                stream = tokio::time::timeout_at(deadline, starttls(server, stream, &mut state))
+                    .await
+                    .ok()??;
             }
             Ok(Step::Bound(jid, link)) => return Some(Bound { stream, jid, link }),
             Err(ReadError::Stream(e)) => {
@@ -99,7 +113,11 @@ enum Step {
 async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) -> Result<Step, ReadError> {
     let header = match stream.next_event().await? {
         StreamEvent::Header(h) => h,
-        _ => return Err(ReadError::Stream(StreamError::new(StreamErrorCondition::BadFormat))),
+        _ => {
+            return Err(ReadError::Stream(StreamError::new(
+                StreamErrorCondition::BadFormat,
+            )));
+        }
     };
     accept_header(server, stream, state, &header)?;
     stream.queue_header(header.from.as_deref());
@@ -119,12 +137,19 @@ async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) 
                 stream.close().await;
                 return Err(ReadError::Io);
             }
-            StreamEvent::Header(_) => return Err(ReadError::Stream(StreamError::new(StreamErrorCondition::BadFormat))),
+            StreamEvent::Header(_) => {
+                return Err(ReadError::Stream(StreamError::new(
+                    StreamErrorCondition::BadFormat,
+                )));
+            }
         };
         let tls = stream.conn().is_tls();
         if el.is("starttls", ns::TLS) {
             if tls {
-                return Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::PolicyViolation, "TLS is already established")));
+                return Err(ReadError::Stream(StreamError::with_text(
+                    StreamErrorCondition::PolicyViolation,
+                    "TLS is already established",
+                )));
             }
             stream.queue_raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
             stream.flush().await.map_err(|_| ReadError::Io)?;
@@ -132,7 +157,17 @@ async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) 
         }
         if el.is("auth", ns::SASL) && state.account.is_none() {
             let encryption_ok = tls || !state.require_encryption;
-            match auth::authenticate(server, stream, &el, &state.domain, state.ip, &state.cb, encryption_ok).await? {
+            match auth::authenticate(
+                server,
+                stream,
+                &el,
+                &state.domain,
+                state.ip,
+                &state.cb,
+                encryption_ok,
+            )
+            .await?
+            {
                 AuthOutcome::Success(account) => {
                     state.account = Some(account);
                     stream.flush().await.map_err(|_| ReadError::Io)?;
@@ -142,7 +177,10 @@ async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) 
                 AuthOutcome::Failed => {
                     state.failed_auths += 1;
                     if state.failed_auths >= MAX_AUTH_ATTEMPTS {
-                        return Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::PolicyViolation, "too many failed authentication attempts")));
+                        return Err(ReadError::Stream(StreamError::with_text(
+                            StreamErrorCondition::PolicyViolation,
+                            "too many failed authentication attempts",
+                        )));
                     }
                     continue;
                 }
@@ -161,38 +199,64 @@ async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) 
             continue;
         }
         if el.ns() != ns::CLIENT || !matches!(el.name(), "message" | "presence") {
-            return Err(ReadError::Stream(StreamError::new(StreamErrorCondition::UnsupportedStanzaType)));
+            return Err(ReadError::Stream(StreamError::new(
+                StreamErrorCondition::UnsupportedStanzaType,
+            )));
         }
-        return Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::NotAuthorized, "authenticate and bind a resource first")));
+        return Err(ReadError::Stream(StreamError::with_text(
+            StreamErrorCondition::NotAuthorized,
+            "authenticate and bind a resource first",
+        )));
     }
 }
 
 /// Checks the client's header (RFC 6120 §4.7, §4.9.3).
-fn accept_header(server: &Server, stream: &mut XmppStream, state: &mut State, header: &StreamHeader) -> Result<(), ReadError> {
+fn accept_header(
+    server: &Server,
+    stream: &mut XmppStream,
+    state: &mut State,
+    header: &StreamHeader,
+) -> Result<(), ReadError> {
     let fail = |c, t: &str| Err(ReadError::Stream(StreamError::with_text(c, t)));
     if let Some(to) = &header.to {
         match server.hosted_domain(to) {
             Some(d) => {
                 if state.account.as_ref().is_some_and(|a| a.domain != d) {
-                    return fail(StreamErrorCondition::HostUnknown, "the domain changed after authentication");
+                    return fail(
+                        StreamErrorCondition::HostUnknown,
+                        "the domain changed after authentication",
+                    );
                 }
                 state.domain = d.to_string();
                 stream.domain = d.to_string();
             }
             None => {
                 stream.domain = server.default_domain().to_string();
-                return fail(StreamErrorCondition::HostUnknown, "this server does not host that domain");
+                return fail(
+                    StreamErrorCondition::HostUnknown,
+                    "this server does not host that domain",
+                );
             }
         }
     }
     if header.default_ns.as_deref() != Some(ns::CLIENT) {
-        return fail(StreamErrorCondition::InvalidNamespace, "the default namespace must be jabber:client");
+        return fail(
+            StreamErrorCondition::InvalidNamespace,
+            "the default namespace must be jabber:client",
+        );
     }
     // RFC 6120 §4.7.5: no version means pre-1.0, which we do not speak.
-    let major = header.version.as_deref().and_then(|v| v.split('.').next()).and_then(|m| m.parse::<u32>().ok());
+    let major = header
+        .version
+        .as_deref()
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
     match major {
         Some(1) => Ok(()),
-        _ => fail(StreamErrorCondition::UnsupportedVersion, "only XMPP 1.0 is supported"),
+        _ => fail(
+            StreamErrorCondition::UnsupportedVersion,
+            "only XMPP 1.0 is supported",
+        ),
     }
 }
 
@@ -202,13 +266,21 @@ fn features(server: &Server, tls: bool, state: &State) -> Element {
     let limits = server.config.limits.max_stanza_size;
     if state.account.is_some() {
         f.append_child(Element::bare("bind", ns::BIND));
-        f.append_child(Element::builder("session", ns::SESSION).append(Element::bare("optional", ns::SESSION)).build());
+        f.append_child(
+            Element::builder("session", ns::SESSION)
+                .append(Element::bare("optional", ns::SESSION))
+                .build(),
+        );
         f.append_child(caps(server));
         f.append_child(stream_limits(limits, server.config.limits.idle_ping_secs));
         return f;
     }
     if !tls && state.require_encryption {
-        f.append_child(Element::builder("starttls", ns::TLS).append(Element::bare("required", ns::TLS)).build());
+        f.append_child(
+            Element::builder("starttls", ns::TLS)
+                .append(Element::bare("required", ns::TLS))
+                .build(),
+        );
         return f;
     }
     if !tls {
@@ -232,15 +304,26 @@ fn features(server: &Server, tls: bool, state: &State) -> Element {
     if server.config.registration.enabled {
         f.append_child(Element::bare("register", ns::REGISTER_FEATURE));
     }
-    f.append_child(stream_limits(server.config.limits.max_stanza_size_preauth, server.config.limits.negotiation_timeout_secs));
+    f.append_child(stream_limits(
+        server.config.limits.max_stanza_size_preauth,
+        server.config.limits.negotiation_timeout_secs,
+    ));
     f
 }
 
 /// XEP-0478 stream limits.
 fn stream_limits(max_bytes: usize, idle_seconds: u64) -> Element {
     Element::builder("limits", "urn:xmpp:stream-limits:0")
-        .append(xml::text_element("max-bytes", "urn:xmpp:stream-limits:0", &max_bytes.to_string()))
-        .append(xml::text_element("idle-seconds", "urn:xmpp:stream-limits:0", &idle_seconds.to_string()))
+        .append(xml::text_element(
+            "max-bytes",
+            "urn:xmpp:stream-limits:0",
+            &max_bytes.to_string(),
+        ))
+        .append(xml::text_element(
+            "idle-seconds",
+            "urn:xmpp:stream-limits:0",
+            &idle_seconds.to_string(),
+        ))
         .build()
 }
 
@@ -254,15 +337,24 @@ fn caps(server: &Server) -> Element {
 }
 
 /// IQs allowed during negotiation: bind, legacy session, and in-band registration.
-async fn negotiation_iq(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State, iq: &Element) -> Result<Option<Step>, ReadError> {
+async fn negotiation_iq(
+    server: &Arc<Server>,
+    stream: &mut XmppStream,
+    state: &mut State,
+    iq: &Element,
+) -> Result<Option<Step>, ReadError> {
     let Some(account) = state.account.clone() else {
         let encryption_ok = stream.conn().is_tls() || !state.require_encryption;
-        if server.config.registration.enabled && encryption_ok && crate::modules::register::is_register_iq(iq) {
+        if server.config.registration.enabled && encryption_ok && crate::modules::register::is_register_iq(iq)
+        {
             let reply = crate::modules::register::preauth(server, state.ip, &state.domain, iq).await;
             stream.send(&reply).await.map_err(|_| ReadError::Io)?;
             return Ok(None);
         }
-        return Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::NotAuthorized, "authenticate first")));
+        return Err(ReadError::Stream(StreamError::with_text(
+            StreamErrorCondition::NotAuthorized,
+            "authenticate first",
+        )));
     };
     let reply = |payload: Option<Element>| {
         let mut r = Element::bare("iq", ns::CLIENT);
@@ -278,7 +370,10 @@ async fn negotiation_iq(server: &Arc<Server>, stream: &mut XmppStream, state: &m
     let child = iq.children().next();
     if iq.attr("type") == Some("set") && child.is_some_and(|c| c.is("bind", ns::BIND)) {
         let bind = child.expect("checked");
-        let requested = bind.get_child("resource", ns::BIND).map(|r| r.text()).filter(|r| !r.trim().is_empty());
+        let requested = bind
+            .get_child("resource", ns::BIND)
+            .map(|r| r.text())
+            .filter(|r| !r.trim().is_empty());
         let resource = requested.unwrap_or_else(generated_resource);
         let Ok(jid) = FullJid::new(&format!("{}@{}/{}", account.user, account.domain, resource)) else {
             let err = StanzaError::bad_request().text("the resource is not valid");
@@ -286,10 +381,20 @@ async fn negotiation_iq(server: &Arc<Server>, stream: &mut XmppStream, state: &m
             return Ok(None);
         };
         let limits = &server.config.limits;
-        return match server.sessions.bind(jid.clone(), state.conn_id, limits.session_queue, limits.max_resources_per_user) {
+        return match server.sessions.bind(
+            jid.clone(),
+            state.conn_id,
+            limits.session_queue,
+            limits.max_resources_per_user,
+        ) {
             BindOutcome::Bound(link) => {
-                let payload = Element::builder("bind", ns::BIND).append(xml::text_element("jid", ns::BIND, &jid.to_string())).build();
-                stream.send(&reply(Some(payload))).await.map_err(|_| ReadError::Io)?;
+                let payload = Element::builder("bind", ns::BIND)
+                    .append(xml::text_element("jid", ns::BIND, &jid.to_string()))
+                    .build();
+                stream
+                    .send(&reply(Some(payload)))
+                    .await
+                    .map_err(|_| ReadError::Io)?;
                 tracing::info!(%jid, ip = %state.ip, "session bound");
                 Ok(Some(Step::Bound(jid, link)))
             }
@@ -304,7 +409,10 @@ async fn negotiation_iq(server: &Arc<Server>, stream: &mut XmppStream, state: &m
         stream.send(&reply(None)).await.map_err(|_| ReadError::Io)?;
         return Ok(None);
     }
-    Err(ReadError::Stream(StreamError::with_text(StreamErrorCondition::NotAuthorized, "bind a resource first")))
+    Err(ReadError::Stream(StreamError::with_text(
+        StreamErrorCondition::NotAuthorized,
+        "bind a resource first",
+    )))
 }
 
 fn generated_resource() -> String {
@@ -316,7 +424,9 @@ fn generated_resource() -> String {
 /// Upgrades the socket to TLS after `<proceed/>` and starts a fresh stream on it.
 async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State) -> Option<XmppStream> {
     let domain = stream.domain.clone();
-    let Conn::Plain(tcp) = stream.into_conn() else { return None };
+    let Conn::Plain(tcp) = stream.into_conn() else {
+        return None;
+    };
     let acceptor = TlsAcceptor::from(server.tls.server_config.clone());
     match acceptor.accept(tcp).await {
         Ok(tls) => {

@@ -21,7 +21,11 @@ use crate::xml::{self, StreamEvent, ns};
 const WRITE_BATCH: usize = 64;
 
 pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receiver<bool>) {
-    let Bound { mut stream, jid, mut link } = bound;
+    let Bound {
+        mut stream,
+        jid,
+        mut link,
+    } = bound;
     let idle = Duration::from_secs(server.config.limits.idle_ping_secs);
     let ping_timeout = Duration::from_secs(server.config.limits.ping_timeout_secs);
     let mut deadline = Instant::now() + idle;
@@ -112,7 +116,9 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
 }
 
 fn server_ping(server: &Server, to: &FullJid, id: &str) -> Element {
-    let mut iq = Element::builder("iq", ns::CLIENT).append(Element::bare("ping", "urn:xmpp:ping")).build();
+    let mut iq = Element::builder("iq", ns::CLIENT)
+        .append(Element::bare("ping", "urn:xmpp:ping"))
+        .build();
     xml::set_attr(&mut iq, "type", "get");
     xml::set_attr(&mut iq, "id", id);
     xml::set_attr(&mut iq, "from", to.domain().as_str());
@@ -122,23 +128,40 @@ fn server_ping(server: &Server, to: &FullJid, id: &str) -> Element {
 }
 
 fn is_ping_answer(el: &Element, ping_id: Option<&str>) -> bool {
-    ping_id.is_some() && el.is("iq", ns::CLIENT) && el.attr("id") == ping_id && matches!(el.attr("type"), Some("result") | Some("error"))
+    ping_id.is_some()
+        && el.is("iq", ns::CLIENT)
+        && el.attr("id") == ping_id
+        && matches!(el.attr("type"), Some("result") | Some("error"))
 }
 
 /// Validates and stamps one stanza from the client, then routes it. An `Err` closes the stream.
-async fn handle_stanza(server: &Arc<Server>, jid: &FullJid, jid_text: &str, mut el: Element) -> Result<(), StreamError> {
+async fn handle_stanza(
+    server: &Arc<Server>,
+    jid: &FullJid,
+    jid_text: &str,
+    mut el: Element,
+) -> Result<(), StreamError> {
     let name = el.name();
     if !matches!(name, "message" | "presence" | "iq") {
-        return Err(StreamError::with_text(StreamErrorCondition::UnsupportedStanzaType, format!("<{name}/> is not supported here")));
+        return Err(StreamError::with_text(
+            StreamErrorCondition::UnsupportedStanzaType,
+            format!("<{name}/> is not supported here"),
+        ));
     }
     if el.ns() != ns::CLIENT {
         return Err(StreamError::new(StreamErrorCondition::InvalidNamespace));
     }
     // RFC 6120 §8.1.2.1: a 'from' must be the client's own full or bare JID.
     if let Some(from) = el.attr("from") {
-        let ok = jid::Jid::new(from).is_ok_and(|f| f == jid::Jid::from(jid.clone()) || f == jid::Jid::from(jid.to_bare()));
+        let ok = jid::Jid::new(from).is_ok_and(|f| match f.try_as_full() {
+            Ok(full) => full == jid,
+            Err(bare) => *bare == jid.to_bare(),
+        });
         if !ok {
-            return Err(StreamError::with_text(StreamErrorCondition::InvalidFrom, "the from address is not yours"));
+            return Err(StreamError::with_text(
+                StreamErrorCondition::InvalidFrom,
+                "the from address is not yours",
+            ));
         }
     }
     xml::set_attr(&mut el, "from", jid_text);
@@ -173,14 +196,23 @@ fn validate(el: &Element) -> Result<(), StanzaError> {
             }
         }
         "message" => {
-            if !matches!(el.attr("type"), None | Some("normal") | Some("chat") | Some("groupchat") | Some("headline") | Some("error")) {
+            if !matches!(
+                el.attr("type"),
+                None | Some("normal") | Some("chat") | Some("groupchat") | Some("headline") | Some("error")
+            ) {
                 return Err(StanzaError::bad_request().text("unknown message type"));
             }
         }
         _ => {
             if !matches!(
                 el.attr("type"),
-                None | Some("unavailable") | Some("subscribe") | Some("subscribed") | Some("unsubscribe") | Some("unsubscribed") | Some("probe") | Some("error")
+                None | Some("unavailable")
+                    | Some("subscribe")
+                    | Some("subscribed")
+                    | Some("unsubscribe")
+                    | Some("unsubscribed")
+                    | Some("probe")
+                    | Some("error")
             ) {
                 return Err(StanzaError::bad_request().text("unknown presence type"));
             }

@@ -27,7 +27,11 @@ impl Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -123,11 +127,17 @@ impl XmppStream {
             if let Some(ev) = self.events.pop_front() {
                 return Ok(ev);
             }
-            let n = self.conn.read(&mut self.read_buf).await.map_err(|_| ReadError::Io)?;
+            let n = self
+                .conn
+                .read(&mut self.read_buf)
+                .await
+                .map_err(|_| ReadError::Io)?;
             if n == 0 {
                 return Err(ReadError::Io);
             }
-            self.parser.feed(&self.read_buf[..n], &mut parsed).map_err(ReadError::Stream)?;
+            self.parser
+                .feed(&self.read_buf[..n], &mut parsed)
+                .map_err(ReadError::Stream)?;
             self.events.extend(parsed.drain(..));
         }
     }
@@ -159,7 +169,10 @@ impl XmppStream {
         };
         let result = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading",
+            )),
         };
         self.out.clear();
         if self.out.capacity() > 64 * 1024 {

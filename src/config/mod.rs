@@ -267,7 +267,14 @@ macro_rules! defaults_from_serde {
         }
     )*};
 }
-defaults_from_serde!(StorageConfig, TlsConfig, RegistrationConfig, LimitsConfig, AuthConfig, LogConfig);
+defaults_from_serde!(
+    StorageConfig,
+    TlsConfig,
+    RegistrationConfig,
+    LimitsConfig,
+    AuthConfig,
+    LogConfig
+);
 
 /// A configuration error, with the file (and line where known).
 #[derive(Debug, thiserror::Error)]
@@ -324,10 +331,16 @@ impl Config {
         }
         let l = &self.limits;
         if l.max_stanza_size < 10_000 {
-            return Err(("max_stanza_size", "must be at least 10000 (RFC 6120 §13.12)".into()));
+            return Err((
+                "max_stanza_size",
+                "must be at least 10000 (RFC 6120 §13.12)".into(),
+            ));
         }
         if l.max_stanza_size_preauth < 1024 || l.max_stanza_size_preauth > l.max_stanza_size {
-            return Err(("max_stanza_size_preauth", "must be between 1024 and max_stanza_size".into()));
+            return Err((
+                "max_stanza_size_preauth",
+                "must be between 1024 and max_stanza_size".into(),
+            ));
         }
         if l.max_depth < 4 {
             return Err(("max_depth", "must be at least 4".into()));
@@ -336,7 +349,10 @@ impl Config {
             return Err(("session_queue", "must be at least 16".into()));
         }
         if l.connections_per_ip == 0 || l.max_connections == 0 || l.max_resources_per_user == 0 {
-            return Err(("limits", "connection and resource limits must be at least 1".into()));
+            return Err((
+                "limits",
+                "connection and resource limits must be at least 1".into(),
+            ));
         }
         if self.auth.scram_iterations < 4096 {
             return Err(("scram_iterations", "must be at least 4096 (RFC 7677)".into()));
@@ -348,7 +364,10 @@ impl Config {
             return Err(("url", "must start with sqlite:// or postgres://".into()));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(("level", format!("'{}' is not a log level or filter", self.log.level)));
+            return Err((
+                "level",
+                format!("'{}' is not a log level or filter", self.log.level),
+            ));
         }
         Ok(())
     }
@@ -364,11 +383,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_start();
-        l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@ use minidom::Element;
 use sha1::{Digest, Sha1};
 
 use crate::error::StanzaError;
-use crate::router::registry::{Identity, IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
+use crate::router::registry::{
+    Identity, IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry,
+};
 use crate::xml;
 
 pub const NS_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -25,9 +27,25 @@ impl Module for Disco {
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.feature(NS_INFO);
         r.feature(NS_ITEMS);
-        r.identity(Identity { category: "server", kind: "im", name: "switchboard" });
-        r.iq(IqType::Get, NS_INFO, "query", &[IqTarget::Server, IqTarget::OwnAccount], info);
-        r.iq(IqType::Get, NS_ITEMS, "query", &[IqTarget::Server, IqTarget::OwnAccount], items);
+        r.identity(Identity {
+            category: "server",
+            kind: "im",
+            name: "switchboard",
+        });
+        r.iq(
+            IqType::Get,
+            NS_INFO,
+            "query",
+            &[IqTarget::Server, IqTarget::OwnAccount],
+            info,
+        );
+        r.iq(
+            IqType::Get,
+            NS_ITEMS,
+            "query",
+            &[IqTarget::Server, IqTarget::OwnAccount],
+            items,
+        );
     }
 }
 
@@ -85,8 +103,11 @@ fn feature_element(var: &str) -> Element {
 
 /// XEP-0115 §5.1 verification string of the server's disco#info (no data forms).
 pub fn caps_ver(registry: &Registry) -> String {
-    let mut identities: Vec<String> =
-        registry.identities().iter().map(|i| format!("{}/{}//{}<", i.category, i.kind, i.name)).collect();
+    let mut identities: Vec<String> = registry
+        .identities()
+        .iter()
+        .map(|i| format!("{}/{}//{}<", i.category, i.kind, i.name))
+        .collect();
     identities.sort();
     let mut features: Vec<&str> = registry.features().collect();
     features.sort();
@@ -111,8 +132,17 @@ mod tests {
                 "example"
             }
             fn register(self: Arc<Self>, r: &mut Registry) {
-                r.identity(Identity { category: "client", kind: "pc", name: "Exodus 0.9.1" });
-                for f in ["http://jabber.org/protocol/caps", NS_INFO, NS_ITEMS, "http://jabber.org/protocol/muc"] {
+                r.identity(Identity {
+                    category: "client",
+                    kind: "pc",
+                    name: "Exodus 0.9.1",
+                });
+                for f in [
+                    "http://jabber.org/protocol/caps",
+                    NS_INFO,
+                    NS_ITEMS,
+                    "http://jabber.org/protocol/muc",
+                ] {
                     r.feature(f);
                 }
             }

@@ -15,6 +15,12 @@ impl Module for Ping {
 
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.feature(NS);
-        r.iq(IqType::Get, NS, "ping", &[IqTarget::Server, IqTarget::OwnAccount], |_| async { Ok(IqResponse::empty()) });
+        r.iq(
+            IqType::Get,
+            NS,
+            "ping",
+            &[IqTarget::Server, IqTarget::OwnAccount],
+            |_| async { Ok(IqResponse::empty()) },
+        );
     }
 }

@@ -24,8 +24,20 @@ impl Module for Register {
     fn register(self: Arc<Self>, r: &mut Registry) {
         // Password change and removal work whether or not sign-up is open.
         r.feature(NS);
-        r.iq(IqType::Get, NS, "query", &[IqTarget::Server, IqTarget::OwnAccount], registered_info);
-        r.iq(IqType::Set, NS, "query", &[IqTarget::Server, IqTarget::OwnAccount], change);
+        r.iq(
+            IqType::Get,
+            NS,
+            "query",
+            &[IqTarget::Server, IqTarget::OwnAccount],
+            registered_info,
+        );
+        r.iq(
+            IqType::Set,
+            NS,
+            "query",
+            &[IqTarget::Server, IqTarget::OwnAccount],
+            change,
+        );
     }
 }
 
@@ -59,7 +71,11 @@ pub async fn preauth(server: &Arc<Server>, ip: IpAddr, domain: &str, iq: &Elemen
 
 fn form() -> Element {
     Element::builder("query", NS)
-        .append(text_element("instructions", NS, "Choose a username and password."))
+        .append(text_element(
+            "instructions",
+            NS,
+            "Choose a username and password.",
+        ))
         .append(Element::bare("username", NS))
         .append(Element::bare("password", NS))
         .build()
@@ -79,9 +95,12 @@ async fn create(server: &Arc<Server>, ip: IpAddr, domain: &str, iq: &Element) ->
     };
     let key = ip.to_string();
     if !server.registrations_by_ip.allowed(&key) {
-        return Err(StanzaError::resource_constraint().text("too many registrations from your address; try later"));
+        return Err(
+            StanzaError::resource_constraint().text("too many registrations from your address; try later")
+        );
     }
-    let account = Account::from_parts(&user, domain, &server.config).map_err(|_| StanzaError::jid_malformed().text("the username is not valid"))?;
+    let account = Account::from_parts(&user, domain, &server.config)
+        .map_err(|_| StanzaError::jid_malformed().text("the username is not valid"))?;
     match accounts::create(&server.storage, &server.config, &account, &password).await {
         Ok(()) => {
             server.registrations_by_ip.record(&key);
@@ -95,8 +114,12 @@ async fn create(server: &Arc<Server>, ip: IpAddr, domain: &str, iq: &Element) ->
 fn account_error(e: AccountError) -> StanzaError {
     match e {
         AccountError::Exists(_) => StanzaError::conflict().text("that username is taken"),
-        AccountError::WeakPassword(_) | AccountError::InvalidPassword => StanzaError::not_acceptable().text(e.to_string()),
-        AccountError::InvalidJid(_) | AccountError::UnknownDomain(..) => StanzaError::jid_malformed().text(e.to_string()),
+        AccountError::WeakPassword(_) | AccountError::InvalidPassword => {
+            StanzaError::not_acceptable().text(e.to_string())
+        }
+        AccountError::InvalidJid(_) | AccountError::UnknownDomain(..) => {
+            StanzaError::jid_malformed().text(e.to_string())
+        }
         AccountError::NotFound(_) => StanzaError::item_not_found(),
         AccountError::Storage(err) => {
             tracing::error!(error = %err, "storage error in registration");
@@ -126,18 +149,29 @@ async fn change(req: IqRequest) -> IqResult {
     .map_err(|_| StanzaError::internal_server_error())?;
     let query = req.payload();
     if query.has_child("remove", NS) {
-        accounts::delete(&server.storage, &account).await.map_err(account_error)?;
+        accounts::delete(&server.storage, &account)
+            .await
+            .map_err(account_error)?;
         tracing::info!(jid = %account, "account removed in-band");
         let close = StreamError::with_text(StreamErrorCondition::NotAuthorized, "the account was removed");
-        return Ok(IqResponse { payload: None, then_close: Some((req.from.to_bare(), close)) });
+        return Ok(IqResponse {
+            payload: None,
+            then_close: Some((req.from.to_bare(), close)),
+        });
     }
     let (Some(user), Some(password)) = (field(query, "username"), field(query, "password")) else {
         return Err(StanzaError::bad_request().text("username and password are required"));
     };
-    if Account::from_parts(&user, &account.domain, &server.config).ok().as_ref() != Some(&account) {
+    if Account::from_parts(&user, &account.domain, &server.config)
+        .ok()
+        .as_ref()
+        != Some(&account)
+    {
         return Err(StanzaError::not_authorized().text("you can only change your own password"));
     }
-    accounts::set_password(&server.storage, &server.config, &account, &password).await.map_err(account_error)?;
+    accounts::set_password(&server.storage, &server.config, &account, &password)
+        .await
+        .map_err(account_error)?;
     tracing::info!(jid = %account, "password changed in-band");
     Ok(IqResponse::empty())
 }

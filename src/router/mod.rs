@@ -31,7 +31,9 @@ pub enum Destination {
 
 /// Classifies a parsed `to` address.
 pub fn classify(server: &Server, to: Option<&Jid>) -> Destination {
-    let Some(to) = to else { return Destination::Unaddressed };
+    let Some(to) = to else {
+        return Destination::Unaddressed;
+    };
     let Some(domain) = server.hosted_domain(to.domain().as_str()) else {
         return Destination::Remote(to.clone());
     };
@@ -102,11 +104,21 @@ async fn route_iq(server: &Arc<Server>, from: &FullJid, iq: Element, dest: Desti
     let Some(payload) = iq.children().next() else {
         return bounce(server, &iq, StanzaError::bad_request());
     };
-    let handler = server.registry.handler(kind, &payload.ns(), payload.name(), target).cloned();
+    let handler = server
+        .registry
+        .handler(kind, &payload.ns(), payload.name(), target)
+        .cloned();
     let Some(handler) = handler else {
         return bounce(server, &iq, StanzaError::service_unavailable());
     };
-    let request = IqRequest { server: server.clone(), from: from.clone(), to, target, kind, iq };
+    let request = IqRequest {
+        server: server.clone(),
+        from: from.clone(),
+        to,
+        target,
+        kind,
+        iq,
+    };
     let reply_base = result_skeleton(&request.iq);
     match handler(request).await {
         Ok(response) => {
@@ -179,8 +191,10 @@ async fn message_to_bare(server: &Arc<Server>, to: BareJid, msg: Element, mtype:
         return bounce(server, &msg, StanzaError::service_unavailable());
     }
     let sessions = server.sessions.sessions_of(&to);
-    let eligible: Vec<&Arc<SessionEntry>> =
-        sessions.iter().filter(|s| s.is_available() && s.priority() >= 0).collect();
+    let eligible: Vec<&Arc<SessionEntry>> = sessions
+        .iter()
+        .filter(|s| s.is_available() && s.priority() >= 0)
+        .collect();
     if !eligible.is_empty() {
         let targets: Vec<&Arc<SessionEntry>> = if mtype == "headline" {
             eligible
@@ -251,7 +265,13 @@ fn broadcast_own_presence(server: &Arc<Server>, from: &FullJid, presence: Elemen
         None => 0,
         Some(text) => match text.trim().parse::<i8>() {
             Ok(p) => i32::from(p),
-            Err(_) => return bounce(server, &presence, StanzaError::bad_request().text("priority must be an integer from -128 to 127")),
+            Err(_) => {
+                return bounce(
+                    server,
+                    &presence,
+                    StanzaError::bad_request().text("priority must be an integer from -128 to 127"),
+                );
+            }
         },
     };
     let sessions = server.sessions.sessions_of(&from.to_bare());
@@ -281,7 +301,11 @@ fn deliver(server: &Arc<Server>, session: &SessionEntry, stanza: Element) {
         Ok(()) => {}
         Err((DeliveryError::Overloaded, stanza)) => {
             // The recipient is being disconnected as too slow: tell the sender.
-            bounce(server, &stanza, StanzaError::resource_constraint().text("the recipient is not reading"));
+            bounce(
+                server,
+                &stanza,
+                StanzaError::resource_constraint().text("the recipient is not reading"),
+            );
         }
         Err((DeliveryError::Gone, stanza)) => {
             bounce(server, &stanza, StanzaError::recipient_unavailable());
@@ -294,7 +318,9 @@ pub fn bounce(server: &Arc<Server>, stanza: &Element, error: StanzaError) {
     if matches!(stanza.attr("type"), Some("error") | Some("result")) {
         return;
     }
-    let Some(from) = stanza.attr("from").and_then(|f| FullJid::new(f).ok()) else { return };
+    let Some(from) = stanza.attr("from").and_then(|f| FullJid::new(f).ok()) else {
+        return;
+    };
     let reply = error.reply_to(stanza);
     if let Some(session) = server.sessions.get(&from) {
         // Never bounce a bounce: a failed error delivery is dropped.

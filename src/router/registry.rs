@@ -50,7 +50,10 @@ pub struct IqRequest {
 impl IqRequest {
     /// The IQ's single child (validated before dispatch).
     pub fn payload(&self) -> &Element {
-        self.iq.children().next().expect("get/set IQs are checked to have one child")
+        self.iq
+            .children()
+            .next()
+            .expect("get/set IQs are checked to have one child")
     }
 }
 
@@ -68,7 +71,10 @@ impl IqResponse {
         Self::default()
     }
     pub fn with(payload: Element) -> Self {
-        IqResponse { payload: Some(payload), then_close: None }
+        IqResponse {
+            payload: Some(payload),
+            then_close: None,
+        }
     }
 }
 

@@ -68,12 +68,7 @@ pub fn prepare_password(password: &str) -> Result<String, SaslFailure> {
 ///
 /// A password SASLprep rejects is used as its raw UTF-8 (what non-preparing clients send);
 /// validate new passwords with [`prepare_password`] to avoid that. Zero iterations count as one.
-pub fn derive_credentials(
-    alg: HashAlg,
-    password: &str,
-    salt: &[u8],
-    iterations: u32,
-) -> ScramCredentials {
+pub fn derive_credentials(alg: HashAlg, password: &str, salt: &[u8], iterations: u32) -> ScramCredentials {
     let prepared = stringprep::saslprep(password).unwrap_or(Cow::Borrowed(password));
     let iterations = iterations.max(1);
     let salted = crypto::hi(alg, prepared.as_bytes(), salt, iterations);
@@ -97,20 +92,15 @@ pub fn new_credentials(alg: HashAlg, password: &str, iterations: u32) -> ScramCr
 pub fn verify_password(creds: &ScramCredentials, password: &str) -> bool {
     let d = derive_credentials(creds.alg, password, &creds.salt, creds.iterations);
     // Both compared without short-circuit so timing doesn't tell which key differed.
-    let ok = crypto::ct_eq(&d.stored_key, &creds.stored_key)
-        & crypto::ct_eq(&d.server_key, &creds.server_key);
+    let ok =
+        crypto::ct_eq(&d.stored_key, &creds.stored_key) & crypto::ct_eq(&d.server_key, &creds.server_key);
     ok.into()
 }
 
 /// Stand-in credentials for an unknown user, so the server-first-message doesn't reveal
 /// that the account is missing: the salt is stable per (secret, alg, username), like a real
 /// account's, and the keys are random so no proof can match them.
-pub fn fake_credentials(
-    alg: HashAlg,
-    secret: &[u8],
-    username: &str,
-    iterations: u32,
-) -> ScramCredentials {
+pub fn fake_credentials(alg: HashAlg, secret: &[u8], username: &str, iterations: u32) -> ScramCredentials {
     let mut input = alg.mechanism_name().as_bytes().to_vec();
     input.extend_from_slice(username.as_bytes());
     let mut salt = crypto::hmac(HashAlg::Sha256, secret, &input);
@@ -170,14 +160,8 @@ mod tests {
         let creds = derive_credentials(HashAlg::Sha256, "bell\u{7}", b"salt", 16);
         assert!(verify_password(&creds, "bell\u{7}"));
         assert!(!verify_password(&creds, "bell"));
-        assert_eq!(
-            prepare_password("bell\u{7}"),
-            Err(SaslFailure::MalformedRequest)
-        );
-        assert_eq!(
-            prepare_password("\u{AD}"),
-            Err(SaslFailure::MalformedRequest)
-        );
+        assert_eq!(prepare_password("bell\u{7}"), Err(SaslFailure::MalformedRequest));
+        assert_eq!(prepare_password("\u{AD}"), Err(SaslFailure::MalformedRequest));
         assert_eq!(prepare_password("a\u{A0}b").as_deref(), Ok("a b"));
     }
 

@@ -12,8 +12,8 @@ mod scram_msg;
 mod scram_tests;
 
 pub use credentials::{
-    HashAlg, ScramCredentials, derive_credentials, fake_credentials, new_credentials,
-    prepare_password, verify_password,
+    HashAlg, ScramCredentials, derive_credentials, fake_credentials, new_credentials, prepare_password,
+    verify_password,
 };
 pub use plain::{PlainMessage, parse_plain};
 pub use scram::{ClientFirst, ScramServer};
@@ -177,10 +177,7 @@ mod tests {
     #[test]
     fn failure_conditions() {
         assert_eq!(SaslFailure::NotAuthorized.condition(), "not-authorized");
-        assert_eq!(
-            SaslFailure::MalformedRequest.to_string(),
-            "malformed-request"
-        );
+        assert_eq!(SaslFailure::MalformedRequest.to_string(), "malformed-request");
     }
 
     #[test]

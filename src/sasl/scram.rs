@@ -213,8 +213,8 @@ impl ScramServer {
         let client_signature = crypto::hmac(alg, &creds.stored_key, auth_message.as_bytes());
         let client_key = crypto::xor(&m.proof, &client_signature);
         // The fake case runs the same work so it takes the same time.
-        let ok = crypto::ct_eq(&crypto::hash(alg, &client_key), &creds.stored_key)
-            & Choice::from(u8::from(!fake));
+        let ok =
+            crypto::ct_eq(&crypto::hash(alg, &client_key), &creds.stored_key) & Choice::from(u8::from(!fake));
         if !bool::from(ok) {
             return Err(SaslFailure::NotAuthorized);
         }

@@ -117,8 +117,7 @@ fn attr(a: Option<&str>, name: u8) -> Result<&str, SaslFailure> {
 /// "m" (which demands understanding), are refused here.
 fn extension(a: &str) -> Result<(), SaslFailure> {
     let b = a.as_bytes();
-    let ok =
-        b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b'=' && !b"amnrcsipev".contains(&b[0]);
+    let ok = b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b'=' && !b"amnrcsipev".contains(&b[0]);
     if ok { Ok(()) } else { Err(MALFORMED) }
 }
 

@@ -21,10 +21,7 @@ fn client_final(alg: HashAlg, password: &str, bare: &str, sf: &str, cbind: &[u8]
     let stored_key = crypto::hash(alg, &client_key);
     let without_proof = format!("c={},r={nonce}", B64.encode(cbind));
     let auth = format!("{bare},{sf},{without_proof}");
-    let proof = crypto::xor(
-        &client_key,
-        &crypto::hmac(alg, &stored_key, auth.as_bytes()),
-    );
+    let proof = crypto::xor(&client_key, &crypto::hmac(alg, &stored_key, auth.as_bytes()));
     format!("{without_proof},p={}", B64.encode(proof))
 }
 
@@ -93,10 +90,7 @@ fn rfc_exchange(
             authzid: None
         }
     );
-    assert_eq!(
-        server.server_first(Some(creds), SECRET, 1),
-        sfirst.as_bytes()
-    );
+    assert_eq!(server.server_first(Some(creds), SECRET, 1), sfirst.as_bytes());
     assert_eq!(
         server.handle_client_final(cfinal.as_bytes()).unwrap(),
         sfinal.as_bytes()
@@ -138,21 +132,13 @@ fn random_server_nonce_is_appended() {
     let sf = String::from_utf8(server.server_first(None, SECRET, ITER)).unwrap();
     let nonce = &sf.split(',').next().unwrap()[2..];
     assert!(nonce.starts_with("abc") && nonce.len() == 3 + 24, "{sf}");
-    assert!(
-        nonce
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
-    );
+    assert!(nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b','));
 }
 
 #[test]
 fn both_hashes_succeed_and_wrong_password_fails() {
     for mech in [Mechanism::ScramSha1, Mechanism::ScramSha256] {
-        assert!(
-            Attempt::new(mech)
-                .run(ChannelBindings::default(), false)
-                .is_ok()
-        );
+        assert!(Attempt::new(mech).run(ChannelBindings::default(), false).is_ok());
         let wrong = Attempt {
             password: "pencil2",
             ..Attempt::new(mech)
@@ -170,10 +156,7 @@ fn unknown_user_gets_stable_fake_salt_then_fails() {
         let mut s = ScramServer::new(Mechanism::ScramSha256, ChannelBindings::default(), false);
         s.handle_client_first(format!("n,,n={user},r=abc").as_bytes())
             .unwrap();
-        (
-            String::from_utf8(s.server_first(None, SECRET, 4096)).unwrap(),
-            s,
-        )
+        (String::from_utf8(s.server_first(None, SECRET, 4096)).unwrap(), s)
     };
     let (a, _) = server_first("ghost");
     let (b, mut server) = server_first("ghost");
@@ -224,19 +207,13 @@ fn channel_binding_success_and_mismatch() {
                 client_cb: &[0; 32],
                 ..Attempt::new(mech)
             };
-            assert_eq!(
-                mitm.run(both_bindings(), true),
-                Err(SaslFailure::NotAuthorized)
-            );
+            assert_eq!(mitm.run(both_bindings(), true), Err(SaslFailure::NotAuthorized));
             let none = Attempt {
                 gs2,
                 client_cb: &[],
                 ..Attempt::new(mech)
             };
-            assert_eq!(
-                none.run(both_bindings(), true),
-                Err(SaslFailure::NotAuthorized)
-            );
+            assert_eq!(none.run(both_bindings(), true), Err(SaslFailure::NotAuthorized));
         }
     }
 }
@@ -297,10 +274,7 @@ fn y_flag_is_a_downgrade_only_when_plus_offered() {
         gs2: "y,,",
         ..Attempt::new(Mechanism::ScramSha256)
     };
-    assert_eq!(
-        a.run(both_bindings(), true),
-        Err(SaslFailure::NotAuthorized)
-    );
+    assert_eq!(a.run(both_bindings(), true), Err(SaslFailure::NotAuthorized));
     assert!(a.run(ChannelBindings::default(), false).is_ok());
 }
 
@@ -401,10 +375,7 @@ fn malformed_client_first() {
 #[test]
 fn malformed_client_final() {
     let good_proof = B64.encode([0u8; 32]);
-    let long = format!(
-        "c=biws,r=abc,x={},p={good_proof}",
-        "a".repeat(MAX_MESSAGE_LEN)
-    );
+    let long = format!("c=biws,r=abc,x={},p={good_proof}", "a".repeat(MAX_MESSAGE_LEN));
     let cases: Vec<String> = vec![
         String::new(),
         "c=biws".into(),
@@ -428,8 +399,7 @@ fn malformed_client_final() {
         long,
     ];
     for c in cases {
-        let mut server =
-            ScramServer::new(Mechanism::ScramSha256, ChannelBindings::default(), false);
+        let mut server = ScramServer::new(Mechanism::ScramSha256, ChannelBindings::default(), false);
         server.handle_client_first(b"n,,n=user,r=abc").unwrap();
         server.server_first(None, SECRET, ITER);
         assert_eq!(

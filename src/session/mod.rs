@@ -69,7 +69,9 @@ impl SessionEntry {
                 ));
                 Err((DeliveryError::Overloaded, stanza))
             }
-            Err(mpsc::error::TrySendError::Closed(Outbound::Stanza(stanza))) => Err((DeliveryError::Gone, stanza)),
+            Err(mpsc::error::TrySendError::Closed(Outbound::Stanza(stanza))) => {
+                Err((DeliveryError::Gone, stanza))
+            }
         }
     }
 
@@ -167,7 +169,11 @@ impl SessionTable {
     }
 
     pub fn get(&self, jid: &FullJid) -> Option<Arc<SessionEntry>> {
-        self.by_bare.get(&jid.to_bare())?.iter().find(|e| e.jid == *jid).cloned()
+        self.by_bare
+            .get(&jid.to_bare())?
+            .iter()
+            .find(|e| e.jid == *jid)
+            .cloned()
     }
 
     /// All sessions of an account (bound, available or not).
@@ -217,7 +223,10 @@ mod tests {
     fn resource_limit_is_enforced() {
         let t = SessionTable::new();
         let _links: Vec<_> = (0..4).map(|i| bound(&t, &format!("a@b/{i}"))).collect();
-        assert!(matches!(t.bind(jid("a@b/x"), 99, 16, 4), BindOutcome::TooManyResources));
+        assert!(matches!(
+            t.bind(jid("a@b/x"), 99, 16, 4),
+            BindOutcome::TooManyResources
+        ));
     }
 
     #[tokio::test]
@@ -225,11 +234,19 @@ mod tests {
         let t = SessionTable::new();
         let link = bound(&t, "a@b/r");
         for _ in 0..16 {
-            link.entry.deliver(Element::bare("message", "jabber:client")).unwrap();
+            link.entry
+                .deliver(Element::bare("message", "jabber:client"))
+                .unwrap();
         }
-        let (err, returned) = link.entry.deliver(Element::bare("message", "jabber:client")).unwrap_err();
+        let (err, returned) = link
+            .entry
+            .deliver(Element::bare("message", "jabber:client"))
+            .unwrap_err();
         assert_eq!(err, DeliveryError::Overloaded);
         assert_eq!(returned.name(), "message");
-        assert_eq!(link.entry.kicked().await.condition, StreamErrorCondition::PolicyViolation);
+        assert_eq!(
+            link.entry.kicked().await.condition,
+            StreamErrorCondition::PolicyViolation
+        );
     }
 }

@@ -6,8 +6,7 @@ use super::{Storage, StorageError, now_unix};
 
 // Bytewise order on both backends: the PostgreSQL columns are COLLATE "C".
 const LIST_ALL: &str = "SELECT host, username FROM accounts ORDER BY host, username";
-const LIST_HOST: &str =
-    "SELECT host, username FROM accounts WHERE host = $1 ORDER BY host, username";
+const LIST_HOST: &str = "SELECT host, username FROM accounts WHERE host = $1 ORDER BY host, username";
 
 /// salt, iterations, stored_key, server_key.
 type CredentialRow = (Vec<u8>, i64, Vec<u8>, Vec<u8>);
@@ -157,10 +156,7 @@ impl Storage {
     }
 
     /// Sorted by host then username; `host` None = all hosts.
-    pub async fn list_users(
-        &self,
-        host: Option<&str>,
-    ) -> Result<Vec<(String, String)>, StorageError> {
+    pub async fn list_users(&self, host: Option<&str>) -> Result<Vec<(String, String)>, StorageError> {
         let users = with_pool!(self, pool => match host {
             Some(host) => sqlx::query_as(LIST_HOST).bind(host).fetch_all(pool).await?,
             None => sqlx::query_as(LIST_ALL).fetch_all(pool).await?,

@@ -66,9 +66,7 @@ async fn open_sqlite(url: &str, rest: &str) -> Result<SqlitePool, StorageError> 
     if let Some(dir) = options.get_filename().parent()
         && !dir.as_os_str().is_empty()
     {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(sqlx::Error::Io)?;
+        tokio::fs::create_dir_all(dir).await.map_err(sqlx::Error::Io)?;
     }
 
     // SQLite has no migration lock: when the server and the CLI create a fresh
@@ -85,9 +83,7 @@ async fn open_sqlite(url: &str, rest: &str) -> Result<SqlitePool, StorageError> 
 }
 
 async fn connect_and_migrate(options: &SqliteConnectOptions) -> Result<SqlitePool, StorageError> {
-    let pool = SqlitePoolOptions::new()
-        .connect_with(options.clone())
-        .await?;
+    let pool = SqlitePoolOptions::new().connect_with(options.clone()).await?;
     if let Err(e) = SQLITE_MIGRATIONS.run(&pool).await {
         pool.close().await;
         return Err(e.into());

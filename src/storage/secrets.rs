@@ -3,8 +3,7 @@
 use super::{Storage, StorageError};
 
 const SELECT: &str = "SELECT value FROM server_secrets WHERE name = $1";
-const INSERT: &str =
-    "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+const INSERT: &str = "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
 
 impl Storage {
     /// Returns the named secret, creating 32 random bytes atomically on first use.

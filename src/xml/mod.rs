@@ -49,7 +49,8 @@ fn ncname(name: &str) -> rxml::NcName {
 
 /// Sets (or replaces) an unnamespaced attribute.
 pub fn set_attr(el: &mut Element, name: &str, value: &str) {
-    el.attrs_mut().insert(rxml::Namespace::NONE, ncname(name), value.to_owned());
+    el.attrs_mut()
+        .insert(rxml::Namespace::NONE, ncname(name), value.to_owned());
 }
 
 /// Removes an unnamespaced attribute.

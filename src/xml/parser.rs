@@ -23,7 +23,10 @@ pub struct ParserLimits {
 
 impl Default for ParserLimits {
     fn default() -> Self {
-        ParserLimits { max_stanza_bytes: 262_144, max_depth: 48 }
+        ParserLimits {
+            max_stanza_bytes: 262_144,
+            max_depth: 48,
+        }
     }
 }
 
@@ -191,7 +194,10 @@ impl StreamParser {
         }
         let plain = |key: &str| {
             attrs
-                .get(&rxml::Namespace::NONE, &rxml::NcName::try_from(key).expect("ncname"))
+                .get(
+                    &rxml::Namespace::NONE,
+                    &rxml::NcName::try_from(key).expect("ncname"),
+                )
                 .cloned()
         };
         let lang = attrs
@@ -215,10 +221,10 @@ impl StreamParser {
 fn sniff_default_ns(sniffer: &mut RawParser, mut bytes: &[u8], found: &mut Option<String>) {
     // Errors are reported by the main parser; the sniffer just stops looking.
     while let Ok(Some(ev)) = sniffer.parse(&mut bytes, false) {
-        if let RawEvent::Attribute(_, (None, name), value) = ev {
-            if name.as_str() == "xmlns" {
-                *found = Some(value);
-            }
+        if let RawEvent::Attribute(_, (None, name), value) = ev
+            && name.as_str() == "xmlns"
+        {
+            *found = Some(value);
         }
     }
 }
@@ -248,7 +254,10 @@ mod tests {
         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xml:lang='en'>";
 
     fn parse(input: &str) -> Result<Vec<StreamEvent>, StreamError> {
-        let mut p = StreamParser::new(ParserLimits { max_stanza_bytes: 4096, max_depth: 8 });
+        let mut p = StreamParser::new(ParserLimits {
+            max_stanza_bytes: 4096,
+            max_depth: 8,
+        });
         let mut out = Vec::new();
         p.feed(input.as_bytes(), &mut out)?;
         Ok(out)
@@ -261,7 +270,9 @@ mod tests {
     #[test]
     fn header_attributes_are_reported() {
         let out = parse(HEADER).unwrap();
-        let StreamEvent::Header(h) = &out[0] else { panic!("{out:?}") };
+        let StreamEvent::Header(h) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(h.to.as_deref(), Some("localhost"));
         assert_eq!(h.version.as_deref(), Some("1.0"));
         assert_eq!(h.lang.as_deref(), Some("en"));
@@ -277,7 +288,9 @@ mod tests {
             p.feed(std::slice::from_ref(b), &mut out).unwrap();
         }
         assert_eq!(out.len(), 3, "{out:?}");
-        let StreamEvent::Element(msg) = &out[1] else { panic!() };
+        let StreamEvent::Element(msg) = &out[1] else {
+            panic!()
+        };
         assert!(msg.is("message", ns::CLIENT));
         assert_eq!(msg.get_child("body", ns::CLIENT).unwrap().text(), "hi & bye");
         assert_eq!(out[2], StreamEvent::Closed);
@@ -291,15 +304,30 @@ mod tests {
 
     #[test]
     fn dtd_entities_and_pis_are_restricted_xml() {
-        assert_eq!(condition("<!DOCTYPE foo [<!ENTITY x 'y'>]><stream:stream/>"), StreamErrorCondition::RestrictedXml);
-        assert_eq!(condition(&format!("{HEADER}<?foo bar?>")), StreamErrorCondition::RestrictedXml);
-        assert_eq!(condition(&format!("{HEADER}<message>&foo;</message>")), StreamErrorCondition::RestrictedXml);
-        assert_eq!(condition(&format!("{HEADER}<!-- hi -->")), StreamErrorCondition::RestrictedXml);
+        assert_eq!(
+            condition("<!DOCTYPE foo [<!ENTITY x 'y'>]><stream:stream/>"),
+            StreamErrorCondition::RestrictedXml
+        );
+        assert_eq!(
+            condition(&format!("{HEADER}<?foo bar?>")),
+            StreamErrorCondition::RestrictedXml
+        );
+        assert_eq!(
+            condition(&format!("{HEADER}<message>&foo;</message>")),
+            StreamErrorCondition::RestrictedXml
+        );
+        assert_eq!(
+            condition(&format!("{HEADER}<!-- hi -->")),
+            StreamErrorCondition::RestrictedXml
+        );
     }
 
     #[test]
     fn broken_xml_is_not_well_formed() {
-        assert_eq!(condition(&format!("{HEADER}<message></iq>")), StreamErrorCondition::NotWellFormed);
+        assert_eq!(
+            condition(&format!("{HEADER}<message></iq>")),
+            StreamErrorCondition::NotWellFormed
+        );
         let mut bad = HEADER.as_bytes().to_vec();
         bad.extend_from_slice(b"<message><body>\xff\xfe</body></message>");
         let mut p = StreamParser::new(ParserLimits::default());

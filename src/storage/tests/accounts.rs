@@ -19,9 +19,7 @@ backend_tests!(
 );
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(h, u)| (h.to_string(), u.to_string()))
-        .collect()
+    list.iter().map(|(h, u)| (h.to_string(), u.to_string())).collect()
 }
 
 async fn backend_name(db: &TestDb) {
@@ -69,9 +67,7 @@ async fn create_exists_list_count(db: &TestDb) {
     assert_eq!(s.count_users("b.example").await.unwrap(), 1);
     assert_eq!(s.count_users("c.example").await.unwrap(), 0);
     assert_eq!(
-        s.get_credentials("a.example", "alice", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("a.example", "alice", Sha256).await.unwrap(),
         None
     );
 }
@@ -104,9 +100,7 @@ async fn duplicate_user(db: &TestDb) {
     assert!(matches!(err, StorageError::UserExists), "{err:?}");
     // The failed attempt left the first account untouched.
     assert_eq!(
-        s.get_credentials("example.org", "alice", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "alice", Sha256).await.unwrap(),
         Some(creds(Sha256, 1))
     );
     assert_eq!(s.count_users("example.org").await.unwrap(), 1);
@@ -121,9 +115,7 @@ async fn set_credentials_missing_user(db: &TestDb) {
     );
     assert!(!s.user_exists("example.org", "nobody").await.unwrap());
     assert_eq!(
-        s.get_credentials("example.org", "nobody", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "nobody", Sha256).await.unwrap(),
         None
     );
 }
@@ -140,28 +132,18 @@ async fn set_credentials_replaces(db: &TestDb) {
     );
     // All rows replaced: the SHA-1 one is gone, not left stale.
     assert_eq!(
-        s.get_credentials("example.org", "alice", Sha1)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "alice", Sha1).await.unwrap(),
         None
     );
     assert_eq!(
-        s.get_credentials("example.org", "alice", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "alice", Sha256).await.unwrap(),
         Some(creds(Sha256, 9))
     );
     // Clearing every credential keeps the account.
-    assert!(
-        s.set_credentials("example.org", "alice", &[])
-            .await
-            .unwrap()
-    );
+    assert!(s.set_credentials("example.org", "alice", &[]).await.unwrap());
     assert!(s.user_exists("example.org", "alice").await.unwrap());
     assert_eq!(
-        s.get_credentials("example.org", "alice", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "alice", Sha256).await.unwrap(),
         None
     );
 }
@@ -178,9 +160,7 @@ async fn delete_cascades_credentials(db: &TestDb) {
     s.create_user("example.org", "alice", &[]).await.unwrap();
     for alg in [Sha1, Sha256] {
         assert_eq!(
-            s.get_credentials("example.org", "alice", alg)
-                .await
-                .unwrap(),
+            s.get_credentials("example.org", "alice", alg).await.unwrap(),
             None
         );
     }
@@ -198,25 +178,16 @@ async fn get_credentials_by_alg(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        s.get_credentials("example.org", "alice", Sha1)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "alice", Sha1).await.unwrap(),
         Some(sha1)
     );
     assert_eq!(
-        s.get_credentials("example.org", "alice", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "alice", Sha256).await.unwrap(),
         Some(sha256)
     );
+    assert_eq!(s.get_credentials("example.org", "bob", Sha1).await.unwrap(), None);
     assert_eq!(
-        s.get_credentials("example.org", "bob", Sha1).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        s.get_credentials("example.org", "carol", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "carol", Sha256).await.unwrap(),
         None
     );
 }
@@ -232,9 +203,7 @@ async fn hosts_are_independent(db: &TestDb) {
     assert!(s.delete_user("a.example", "alice").await.unwrap());
     assert!(s.user_exists("b.example", "alice").await.unwrap());
     assert_eq!(
-        s.get_credentials("b.example", "alice", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("b.example", "alice", Sha256).await.unwrap(),
         Some(creds(Sha256, 2))
     );
     assert_eq!(
@@ -266,11 +235,7 @@ async fn concurrent_create_race(db: &TestDb) {
                 Err(e) => panic!("round {round}: unexpected error {e:?}"),
             }
         }
-        assert_eq!(
-            winners.len(),
-            1,
-            "round {round}: exactly one creator must win"
-        );
+        assert_eq!(winners.len(), 1, "round {round}: exactly one creator must win");
         // The loser's transaction left nothing behind.
         assert_eq!(
             handles[0]
@@ -296,9 +261,7 @@ async fn reopen_keeps_data(db: &TestDb) {
     let s = db.open().await;
     assert!(s.user_exists("example.org", "alice").await.unwrap());
     assert_eq!(
-        s.get_credentials("example.org", "alice", Sha256)
-            .await
-            .unwrap(),
+        s.get_credentials("example.org", "alice", Sha256).await.unwrap(),
         Some(creds(Sha256, 7))
     );
 }

@@ -96,10 +96,7 @@ impl TestDb {
             .connect(&base)
             .await
             .unwrap_or_else(|e| panic!("connect to {PG_URL_VAR}: {e}"));
-        let schema = format!(
-            "switchboard_test_{}",
-            hex::encode(rand::random::<[u8; 8]>())
-        );
+        let schema = format!("switchboard_test_{}", hex::encode(rand::random::<[u8; 8]>()));
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
             .execute(&admin)
             .await
