@@ -272,6 +272,9 @@ fn features(server: &Server, tls: bool, state: &State) -> Element {
                 .build(),
         );
         f.append_child(caps(server));
+        for feature in server.registry.stream_features() {
+            f.append_child(feature.clone());
+        }
         f.append_child(stream_limits(limits, server.config.limits.idle_ping_secs));
         return f;
     }

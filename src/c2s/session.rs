@@ -13,8 +13,9 @@ use crate::c2s::negotiate::Bound;
 use crate::c2s::stream::ReadError;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router;
+use crate::router::hooks::SessionEvent;
 use crate::server::Server;
-use crate::session::Outbound;
+use crate::session::{Outbound, SessionEntry};
 use crate::xml::{self, StreamEvent, ns};
 
 /// Stanzas written per batch before the socket is flushed.
@@ -31,6 +32,11 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
     let mut deadline = Instant::now() + idle;
     let mut ping_id: Option<String> = None;
     let entry = link.entry.clone();
+    let hooks = &server.registry.hooks;
+    let _ = hooks
+        .session_opened
+        .run(&server, SessionEvent { entry: entry.clone() })
+        .await;
     // Stamped on every stanza: format it once.
     let jid_text = jid.to_string();
 
@@ -60,7 +66,7 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
                             ping_id = None;
                             continue;
                         }
-                        if let Err(e) = handle_stanza(&server, &jid, &jid_text, el).await {
+                        if let Err(e) = handle_stanza(&server, &entry, &jid_text, el).await {
                             break Some(e);
                         }
                     }
@@ -88,7 +94,6 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
         }
     };
 
-    server.sessions.unbind(&jid, entry.conn_id);
     if let Some(error) = end {
         // Flush what was queued for this client before the error (graceful shutdown).
         while let Ok(Outbound::Stanza(el)) = link.mailbox.try_recv() {
@@ -100,12 +105,19 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
         tracing::info!(%jid, "session ended");
     }
     if entry.is_available() {
-        // RFC 6121 §4.5.2: leaving without unavailable presence still broadcasts it.
+        // RFC 6121 §4.5.2: leaving without unavailable presence still broadcasts it. Routed
+        // while still in the table, so hooks can read this session's state.
+        entry.set_presence(false, 0, None);
         let mut unavailable = Element::bare("presence", ns::CLIENT);
         xml::set_attr(&mut unavailable, "type", "unavailable");
-        xml::set_attr(&mut unavailable, "from", &jid.to_string());
+        xml::set_attr(&mut unavailable, "from", &jid_text);
         router::route(&server, &jid, unavailable).await;
     }
+    server.sessions.unbind(&jid, entry.conn_id);
+    let _ = hooks
+        .session_closed
+        .run(&server, SessionEvent { entry: entry.clone() })
+        .await;
     // Stanzas still queued for a client that vanished are answered, not lost silently.
     link.mailbox.close();
     while let Ok(Outbound::Stanza(el)) = link.mailbox.try_recv() {
@@ -137,10 +149,11 @@ fn is_ping_answer(el: &Element, ping_id: Option<&str>) -> bool {
 /// Validates and stamps one stanza from the client, then routes it. An `Err` closes the stream.
 async fn handle_stanza(
     server: &Arc<Server>,
-    jid: &FullJid,
+    entry: &SessionEntry,
     jid_text: &str,
     mut el: Element,
 ) -> Result<(), StreamError> {
+    let jid = &entry.jid;
     let name = el.name();
     if !matches!(name, "message" | "presence" | "iq") {
         return Err(StreamError::with_text(
@@ -168,6 +181,22 @@ async fn handle_stanza(
     if let Err(error) = validate(&el) {
         router::bounce(server, &el, error);
         return Ok(());
+    }
+    if el.name() == "presence"
+        && el.attr("to").is_none()
+        && matches!(el.attr("type"), None | Some("unavailable"))
+    {
+        // This session records its own availability: only it knows it is still the session
+        // bound to this full JID (a replacing connection may already own the name).
+        match router::announced_availability(&el) {
+            Ok((available, priority)) => {
+                entry.set_presence(available, priority, available.then(|| el.clone()))
+            }
+            Err(error) => {
+                router::bounce(server, &el, error);
+                return Ok(());
+            }
+        }
     }
     router::route(server, jid, el).await;
     Ok(())

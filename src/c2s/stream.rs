@@ -91,9 +91,11 @@ impl XmppStream {
         XmppStream {
             conn,
             parser: StreamParser::new(limits),
-            read_buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            // Small buffers: most connections are idle most of the time, and memory per
+            // session is what limits how many a node holds. Bursts just take more reads.
+            read_buf: vec![0u8; 4096].into_boxed_slice(),
             events: VecDeque::new(),
-            out: Vec::with_capacity(4096),
+            out: Vec::new(),
             header_sent: false,
             stream_id: String::new(),
             domain,
@@ -175,8 +177,8 @@ impl XmppStream {
             )),
         };
         self.out.clear();
-        if self.out.capacity() > 64 * 1024 {
-            self.out.shrink_to(4096);
+        if self.out.capacity() > 16 * 1024 {
+            self.out = Vec::new();
         }
         result
     }

@@ -3,6 +3,7 @@
 //! This file transcribes the routing table in ARCHITECTURE.md, one arm per row. Nothing here
 //! touches a socket: delivery goes through the session table's mailboxes.
 
+pub mod hooks;
 pub mod registry;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::error::StanzaError;
 use crate::server::Server;
 use crate::session::{DeliveryError, SessionEntry};
 use crate::xml::{self, ns};
+use hooks::{Delivered, Flow, Routed};
 use registry::{IqRequest, IqTarget, IqType};
 
 /// Where a stanza is going, relative to this server.
@@ -62,6 +64,20 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
     let to = match stanza.attr("to").map(Jid::new).transpose() {
         Ok(to) => to,
         Err(_) => return bounce(server, &stanza, StanzaError::jid_malformed()),
+    };
+    let hooks = &server.registry.hooks;
+    let (to, stanza) = if hooks.outbound.is_empty() {
+        (to, stanza)
+    } else {
+        let routed = Routed {
+            from: from.clone(),
+            to,
+            stanza,
+        };
+        match hooks.outbound.run(server, routed).await {
+            Flow::Continue(r) => (r.to, r.stanza),
+            Flow::Handled => return,
+        }
     };
     let dest = classify(server, to.as_ref());
     match kind {
@@ -163,13 +179,19 @@ async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest:
     let mtype = mtype.as_str();
     match dest {
         // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
-        Destination::Unaddressed => message_to_bare(server, from.to_bare(), msg, mtype).await,
-        Destination::Bare(bare) => message_to_bare(server, bare, msg, mtype).await,
+        Destination::Unaddressed => message_to_bare(server, from, from.to_bare(), msg, mtype).await,
+        Destination::Bare(bare) => message_to_bare(server, from, bare, msg, mtype).await,
         Destination::Full(full) => match server.sessions.get(&full) {
-            Some(session) => deliver(server, &session, msg),
+            Some(session) => {
+                if !server.registry.hooks.message_delivered.is_empty() {
+                    let recipients = vec![full.clone()];
+                    notify_delivered(server, from, &msg, recipients).await;
+                }
+                deliver(server, &session, msg)
+            }
             // RFC 6121 §8.5.3.2.1: resource not connected.
             None => match mtype {
-                "normal" | "chat" => message_to_bare(server, full.to_bare(), msg, mtype).await,
+                "normal" | "chat" => message_to_bare(server, from, full.to_bare(), msg, mtype).await,
                 "groupchat" => bounce(server, &msg, StanzaError::service_unavailable()),
                 _ => {} // headline, error: silently ignored
             },
@@ -182,8 +204,23 @@ async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest:
     }
 }
 
+/// Tells `message_delivered` observers (carbons) who got a message.
+async fn notify_delivered(server: &Arc<Server>, from: &FullJid, msg: &Element, recipients: Vec<FullJid>) {
+    let delivered = Delivered {
+        from: from.clone(),
+        stanza: msg.clone(),
+        recipients,
+    };
+    let _ = server
+        .registry
+        .hooks
+        .message_delivered
+        .run(server, delivered)
+        .await;
+}
+
 /// RFC 6121 §8.5.2: a message to a local bare JID.
-async fn message_to_bare(server: &Arc<Server>, to: BareJid, msg: Element, mtype: &str) {
+async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg: Element, mtype: &str) {
     if mtype == "error" {
         return;
     }
@@ -203,6 +240,10 @@ async fn message_to_bare(server: &Arc<Server>, to: BareJid, msg: Element, mtype:
             let top = eligible.iter().map(|s| s.priority()).max().unwrap_or(0);
             eligible.into_iter().filter(|s| s.priority() == top).collect()
         };
+        if !server.registry.hooks.message_delivered.is_empty() {
+            let recipients = targets.iter().map(|s| s.jid.clone()).collect();
+            notify_delivered(server, from, &msg, recipients).await;
+        }
         let last = targets.len() - 1;
         for (i, session) in targets.iter().enumerate() {
             if i == last {
@@ -213,11 +254,19 @@ async fn message_to_bare(server: &Arc<Server>, to: BareJid, msg: Element, mtype:
         }
         return;
     }
-    // No resource can take it now (or no such account: RFC 6121 §8.5.1 answers both the
-    // same way, so existence does not leak). Offline storage arrives with the IM issue; until
-    // then the sender learns the message was not delivered rather than losing it silently.
-    if mtype != "headline" {
-        bounce(server, &msg, StanzaError::service_unavailable());
+    if mtype == "headline" {
+        return;
+    }
+    // No resource can take it now: offline storage may claim it. Otherwise (or for a
+    // nonexistent account, answered the same way per RFC 6121 §8.5.1 so existence does not
+    // leak) the sender learns it was not delivered rather than losing it silently.
+    let routed = Routed {
+        from: from.clone(),
+        to: Some(Jid::from(to)),
+        stanza: msg,
+    };
+    if let Flow::Continue(routed) = server.registry.hooks.message_offline.run(server, routed).await {
+        bounce(server, &routed.stanza, StanzaError::service_unavailable());
     }
 }
 
@@ -225,7 +274,7 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
     let ptype = presence.attr("type").map(str::to_owned);
     let ptype = ptype.as_deref();
     match dest {
-        Destination::Unaddressed => broadcast_own_presence(server, from, presence, ptype),
+        Destination::Unaddressed => broadcast_own_presence(server, from, presence, ptype).await,
         Destination::Full(full) => {
             // Directed presence to a connected resource; otherwise dropped (RFC 6121 §4.6).
             if let Some(session) = server.sessions.get(&full) {
@@ -233,8 +282,21 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
             }
         }
         Destination::Bare(bare) => {
-            // Directed presence to an account: every available resource. Subscription
-            // handling (subscribe, probe...) arrives with the roster issue.
+            let hooks = &server.registry.hooks.presence_to_account;
+            let presence = if hooks.is_empty() {
+                presence
+            } else {
+                let routed = Routed {
+                    from: from.clone(),
+                    to: Some(Jid::from(bare.clone())),
+                    stanza: presence,
+                };
+                match hooks.run(server, routed).await {
+                    Flow::Continue(r) => r.stanza,
+                    Flow::Handled => return,
+                }
+            };
+            // Default: directed presence to an account reaches every available resource.
             if matches!(ptype, None | Some("unavailable")) {
                 for session in server.sessions.sessions_of(&bare) {
                     if session.is_available() {
@@ -252,34 +314,35 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
     }
 }
 
-/// Presence without `to` (RFC 6121 §4.2, §4.4, §4.5): updates the sender's availability and
-/// tells the account's other available resources.
-fn broadcast_own_presence(server: &Arc<Server>, from: &FullJid, presence: Element, ptype: Option<&str>) {
-    let available = match ptype {
-        None => true,
-        Some("unavailable") => false,
-        // Subscription states without a 'to' make no sense; nothing to do.
-        _ => return,
-    };
-    let priority = match presence.get_child("priority", ns::CLIENT).map(|p| p.text()) {
-        None => 0,
-        Some(text) => match text.trim().parse::<i8>() {
-            Ok(p) => i32::from(p),
-            Err(_) => {
-                return bounce(
-                    server,
-                    &presence,
-                    StanzaError::bad_request().text("priority must be an integer from -128 to 127"),
-                );
-            }
-        },
+/// Presence without `to` (RFC 6121 §4.2, §4.4, §4.5): records the sender's availability, then
+/// the `presence_broadcast` hooks (roster broadcast) or, by default, tells the account's other
+/// available resources.
+async fn broadcast_own_presence(
+    server: &Arc<Server>,
+    from: &FullJid,
+    presence: Element,
+    ptype: Option<&str>,
+) {
+    // The sending session already recorded its availability (c2s::session); a subscription
+    // type without 'to' means nothing.
+    if !matches!(ptype, None | Some("unavailable")) {
+        return;
+    }
+    let hooks = &server.registry.hooks.presence_broadcast;
+    let presence = if hooks.is_empty() {
+        presence
+    } else {
+        let routed = Routed {
+            from: from.clone(),
+            to: None,
+            stanza: presence,
+        };
+        match hooks.run(server, routed).await {
+            Flow::Continue(r) => r.stanza,
+            Flow::Handled => return,
+        }
     };
     let sessions = server.sessions.sessions_of(&from.to_bare());
-    for session in &sessions {
-        if session.jid == *from {
-            session.set_presence(available, priority);
-        }
-    }
     for session in &sessions {
         if session.jid != *from && session.is_available() {
             let mut copy = presence.clone();
@@ -287,6 +350,19 @@ fn broadcast_own_presence(server: &Arc<Server>, from: &FullJid, presence: Elemen
             deliver(server, session, copy);
         }
     }
+}
+
+/// Availability and priority announced by a broadcast presence (RFC 6121 §4.7.2.3).
+pub fn announced_availability(presence: &Element) -> Result<(bool, i32), StanzaError> {
+    let available = presence.attr("type").is_none();
+    let priority =
+        match presence.get_child("priority", ns::CLIENT) {
+            None => 0,
+            Some(p) => p.text().trim().parse::<i8>().map(i32::from).map_err(|_| {
+                StanzaError::bad_request().text("priority must be an integer from -128 to 127")
+            })?,
+        };
+    Ok((available, priority))
 }
 
 /// Delivers to a connected full JID, if still there.

@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use jid::{BareJid, FullJid};
 use minidom::Element;
 
+use super::hooks::Hooks;
 use crate::error::{StanzaError, StreamError};
 use crate::server::Server;
 
@@ -104,6 +105,9 @@ pub struct Registry {
     features: BTreeSet<&'static str>,
     identities: Vec<Identity>,
     modules: Vec<&'static str>,
+    /// Offered in stream features after authentication (roster versioning, pre-approval...).
+    stream_features: Vec<Element>,
+    pub hooks: Hooks,
 }
 
 impl Registry {
@@ -135,6 +139,15 @@ impl Registry {
     /// Advertises a disco#info feature on the server.
     pub fn feature(&mut self, var: &'static str) {
         self.features.insert(var);
+    }
+
+    /// Offers an element in the post-authentication stream features.
+    pub fn stream_feature(&mut self, feature: Element) {
+        self.stream_features.push(feature);
+    }
+
+    pub fn stream_features(&self) -> &[Element] {
+        &self.stream_features
     }
 
     pub fn identity(&mut self, identity: Identity) {

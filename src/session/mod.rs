@@ -40,6 +40,10 @@ pub struct SessionEntry {
     priority: AtomicI32,
     kick_reason: std::sync::Mutex<Option<StreamError>>,
     kicked: Notify,
+    /// The last presence broadcast by this resource (for probes and new resources).
+    presence: std::sync::Mutex<Option<Element>>,
+    /// Per-session state owned by modules, one value per type (see `extension`).
+    extensions: std::sync::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl SessionEntry {
@@ -51,9 +55,31 @@ impl SessionEntry {
         self.priority.load(Ordering::Acquire)
     }
 
-    pub fn set_presence(&self, available: bool, priority: i32) {
+    /// Records a broadcast presence: availability, priority and the stanza itself.
+    pub fn set_presence(&self, available: bool, priority: i32, stanza: Option<Element>) {
         self.priority.store(priority, Ordering::Release);
         self.available.store(available, Ordering::Release);
+        *self.presence.lock().unwrap_or_else(|e| e.into_inner()) = stanza;
+    }
+
+    /// The last available presence this resource broadcast, if it is available.
+    pub fn last_presence(&self) -> Option<Element> {
+        self.presence.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// This session's state of type `T`, created on first use. Modules keep their
+    /// per-session data here (roster interest, carbons, directed presence) without the core
+    /// knowing their types.
+    pub fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut list = self.extensions.lock().unwrap_or_else(|e| e.into_inner());
+        for ext in list.iter() {
+            if let Ok(found) = ext.clone().downcast::<T>() {
+                return found;
+            }
+        }
+        let created = Arc::new(T::default());
+        list.push(created.clone());
+        created
     }
 
     /// Queues a stanza without waiting. A full queue disconnects the slow session. On failure
@@ -137,6 +163,8 @@ impl SessionTable {
             priority: AtomicI32::new(0),
             kick_reason: std::sync::Mutex::new(None),
             kicked: Notify::new(),
+            presence: std::sync::Mutex::new(None),
+            extensions: std::sync::Mutex::new(Vec::new()),
         });
         let replaced = {
             let mut list = self.by_bare.entry(jid.to_bare()).or_default();
@@ -217,6 +245,17 @@ mod tests {
         assert!(t.get(&jid("a@b/r")).is_some());
         t.unbind(&jid("a@b/r"), new.entry.conn_id);
         assert_eq!(t.session_count(), 0);
+    }
+
+    #[test]
+    fn extensions_are_per_type_and_created_once() {
+        #[derive(Default)]
+        struct Flag(std::sync::atomic::AtomicBool);
+        let t = SessionTable::new();
+        let link = bound(&t, "a@b/r");
+        link.entry.extension::<Flag>().0.store(true, Ordering::Relaxed);
+        assert!(link.entry.extension::<Flag>().0.load(Ordering::Relaxed));
+        assert_eq!(*link.entry.extension::<u32>(), 0);
     }
 
     #[test]

@@ -1,0 +1,105 @@
+//! Typed hook points: the closed set of places where modules intercept or observe stanza flow,
+//! each with its own payload type. Handlers run by priority (highest first); the first that
+//! returns `Handled` ends the chain, otherwise the payload travels on and the router's default
+//! applies. Modules meet here instead of importing each other.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use jid::{FullJid, Jid};
+use minidom::Element;
+
+use crate::server::Server;
+use crate::session::SessionEntry;
+
+/// A hook's verdict.
+pub enum Flow<T> {
+    /// Not (fully) handled: pass the payload to the next hook or the default.
+    Continue(T),
+    /// Handled: nothing else runs.
+    Handled,
+}
+
+pub type HookFn<T> = Arc<dyn Fn(Arc<Server>, T) -> BoxFuture<'static, Flow<T>> + Send + Sync>;
+
+/// The handlers of one hook point.
+pub struct HookList<T> {
+    entries: Vec<(i32, &'static str, HookFn<T>)>,
+}
+
+impl<T> Default for HookList<T> {
+    fn default() -> Self {
+        HookList { entries: Vec::new() }
+    }
+}
+
+impl<T: Send + 'static> HookList<T> {
+    /// Adds a handler; `module` names it in logs.
+    pub fn add<F, Fut>(&mut self, priority: i32, module: &'static str, f: F)
+    where
+        F: Fn(Arc<Server>, T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Flow<T>> + Send + 'static,
+    {
+        let handler: HookFn<T> = Arc::new(move |s, p| Box::pin(f(s, p)));
+        self.entries.push((priority, module, handler));
+        self.entries.sort_by(|a, b| b.0.cmp(&a.0));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Runs the chain.
+    pub async fn run(&self, server: &Arc<Server>, mut payload: T) -> Flow<T> {
+        for (_, _, hook) in &self.entries {
+            match hook(server.clone(), payload).await {
+                Flow::Continue(p) => payload = p,
+                Flow::Handled => return Flow::Handled,
+            }
+        }
+        Flow::Continue(payload)
+    }
+}
+
+/// A stanza in flight with its parsed addresses. `from` is the (stamped) sender.
+pub struct Routed {
+    pub from: FullJid,
+    pub to: Option<Jid>,
+    pub stanza: Element,
+}
+
+/// A message and the local resources it is being delivered to.
+pub struct Delivered {
+    pub from: FullJid,
+    pub stanza: Element,
+    pub recipients: Vec<FullJid>,
+}
+
+/// A session's lifecycle event.
+pub struct SessionEvent {
+    pub entry: Arc<SessionEntry>,
+}
+
+/// Every hook point.
+#[derive(Default)]
+pub struct Hooks {
+    /// Each stanza a local session sends, validated and stamped, before routing
+    /// (privacy and blocking, carbons of sent messages).
+    pub outbound: HookList<Routed>,
+    /// Presence without `to` from a local session, after the router recorded the session's
+    /// availability (roster broadcast, probes). Default: tell the account's other resources.
+    pub presence_broadcast: HookList<Routed>,
+    /// Presence addressed to a local bare JID (subscriptions, probes). Default: available and
+    /// unavailable presence go to the account's available resources; others are dropped.
+    pub presence_to_account: HookList<Routed>,
+    /// A chat/normal message for a local account that no resource can take now
+    /// (offline storage). Default: `service-unavailable` to the sender.
+    pub message_offline: HookList<Routed>,
+    /// A message was handed to local sessions (carbons). Observers only: the router has
+    /// already chosen the recipients and delivers whatever the hooks return.
+    pub message_delivered: HookList<Delivered>,
+    /// A resource was bound.
+    pub session_opened: HookList<SessionEvent>,
+    /// A session ended (after its unavailable presence was routed).
+    pub session_closed: HookList<SessionEvent>,
+}
