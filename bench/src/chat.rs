@@ -93,7 +93,7 @@ async fn receive(
             TopName::Message => {
                 let Some(ts) = i
                     .body
-                    .and_then(|b| b.split_once(' '))
+                    .and_then(|b| b.rsplit_once(' '))
                     .and_then(|(_, ts)| ts.parse::<u64>().ok())
                 else {
                     continue;
@@ -167,7 +167,7 @@ async fn send(
 ) -> (OwnedWriteHalf, Result<()>) {
     let prefix = format!("<message type='chat' to='{}'><body>", escape(&to));
     let suffix = b"</body></message>";
-    let mut buf = Vec::with_capacity(prefix.len() + 64);
+    let mut buf = Vec::with_capacity((prefix.len() + 64) * cfg.window.min(64) as usize);
     let mut interval = cfg.rate.map(|r| {
         let start = tokio::time::Instant::now() + cfg.phase;
         let mut iv = tokio::time::interval_at(start, Duration::from_secs_f64(1.0 / r));
@@ -199,17 +199,29 @@ async fn send(
             if Instant::now() >= cfg.deadline {
                 return Ok(());
             }
-            seq += 1;
+            // In window mode, fill the whole free window with one write (a
+            // busy client's socket buffer would hold them all anyway); this
+            // keeps the bench's syscall count per message low.
+            let batch = if interval.is_some() {
+                1
+            } else {
+                let inflight = pair.sent.load(Ordering::Relaxed) - pair.received.load(Ordering::Relaxed);
+                cfg.window.saturating_sub(inflight).max(1)
+            };
             buf.clear();
-            buf.extend_from_slice(prefix.as_bytes());
-            push_u64(&mut buf, seq);
-            buf.push(b' ');
-            push_u64(&mut buf, now_us());
-            buf.extend_from_slice(suffix);
-            // Count before writing so a fast reply can't underflow the window.
-            pair.sent.fetch_add(1, Ordering::Relaxed);
+            let ts = now_us();
+            for _ in 0..batch {
+                seq += 1;
+                buf.extend_from_slice(prefix.as_bytes());
+                push_u64(&mut buf, seq);
+                buf.push(b' ');
+                push_u64(&mut buf, ts);
+                buf.extend_from_slice(suffix);
+            }
+            // Count before writing so a fast delivery can't underflow the window.
+            pair.sent.fetch_add(batch, Ordering::Relaxed);
             if let Err(e) = w.write_all(&buf).await {
-                pair.sent.fetch_sub(1, Ordering::Relaxed);
+                pair.sent.fetch_sub(batch, Ordering::Relaxed);
                 bail!("send failed: {e}");
             }
         }
@@ -264,11 +276,7 @@ pub async fn run(a: ChatArgs) -> Result<()> {
             stop_rx.clone(),
             windowed,
         )));
-        sinks.push(tokio::spawn(sink(
-            tx.reader,
-            shared.clone(),
-            stop_rx.clone(),
-        )));
+        sinks.push(tokio::spawn(sink(tx.reader, shared.clone(), stop_rx.clone())));
         writers.push((tx.wr, rx.full_jid));
         pairs.push(pair);
     }
@@ -277,6 +285,7 @@ pub async fn run(a: ChatArgs) -> Result<()> {
     shared.errors.store(0, Ordering::Relaxed);
 
     let before = sample_pids(&pids)?;
+    let foreign = stats::Foreign::start(&pids, before);
     let bench_cpu0 = stats::self_cpu();
     shared.measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
@@ -308,12 +317,7 @@ pub async fn run(a: ChatArgs) -> Result<()> {
     }
     summarize_errors("send", send_errs.iter());
     let sent: u64 = pairs.iter().map(|p| p.sent.load(Ordering::Relaxed)).sum();
-    let received = || -> u64 {
-        pairs
-            .iter()
-            .map(|p| p.received.load(Ordering::Relaxed))
-            .sum()
-    };
+    let received = || -> u64 { pairs.iter().map(|p| p.received.load(Ordering::Relaxed)).sum() };
     let drain_deadline = Instant::now() + Duration::from_secs_f64(a.drain);
     while received() < sent && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -321,6 +325,7 @@ pub async fn run(a: ChatArgs) -> Result<()> {
     let end = Instant::now();
     let after = sample_pids(&pids)?;
     let bench_cpu = stats::self_cpu() - bench_cpu0;
+    let foreign_pct = foreign.pct(after);
     let delivered = received();
     let last_rx = shared.last_rx_us.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
@@ -368,11 +373,7 @@ pub async fn run(a: ChatArgs) -> Result<()> {
     r.add("latency_p90_ms", percentile(&lat, 90.0) / 1000.0, "ms");
     r.add("latency_p99_ms", percentile(&lat, 99.0) / 1000.0, "ms");
     r.add("latency_max_ms", percentile(&lat, 100.0) / 1000.0, "ms");
-    r.add(
-        "error_stanzas",
-        shared.errors.load(Ordering::Relaxed) as f64,
-        "",
-    );
+    r.add("error_stanzas", shared.errors.load(Ordering::Relaxed) as f64, "");
     if let (Some(b), Some(af)) = (before, after) {
         if delivered > 0 {
             r.add(
@@ -385,6 +386,7 @@ pub async fn run(a: ChatArgs) -> Result<()> {
         r.add("server_rss_mb", af.rss as f64 / 1048576.0, "MiB");
     }
     r.add("bench_cpu_util_pct", bench_cpu * 100.0 / wall, "%");
+    r.add("foreign_cpu_pct", foreign_pct, "%");
     r.print();
     if let Some(out) = &a.measure.out {
         r.append_to(out)?;

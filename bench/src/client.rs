@@ -50,6 +50,12 @@ impl Target {
     }
 }
 
+/// `SBB_TRACE=1` prints every frame received (debugging servers).
+fn trace() -> bool {
+    static T: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var_os("SBB_TRACE").is_some_and(|v| v != "0"))
+}
+
 /// Reading side of a connection: socket half plus stanza splitter.
 pub struct StanzaReader {
     pub rd: OwnedReadHalf,
@@ -61,6 +67,14 @@ impl StanzaReader {
     pub async fn next(&mut self) -> Result<Frame> {
         loop {
             if let Some(f) = self.sp.next_frame()? {
+                if trace() {
+                    let (a, b) = match f {
+                        Frame::StreamOpen(a, b) | Frame::Stanza(a, b) => (a, b),
+                        Frame::StreamClose => (0, 0),
+                    };
+                    let local = self.rd.local_addr().map(|a| a.port()).unwrap_or(0);
+                    eprintln!("RX[{local}] {}", String::from_utf8_lossy(&self.sp.buf[a..b]));
+                }
                 return Ok(f);
             }
             self.sp.prepare_read(2048);
@@ -104,11 +118,7 @@ pub struct Session {
 
 fn stream_error(e: &Element) -> Option<String> {
     if e.name == "error" && e.ns == NS_STREAM {
-        let cond = e
-            .children
-            .first()
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
+        let cond = e.children.first().map(|c| c.name.clone()).unwrap_or_default();
         return Some(format!("stream error: {cond}"));
     }
     None
@@ -162,12 +172,7 @@ fn sasl_failure(e: &Element) -> anyhow::Error {
 fn offered_mechs(features: &Element) -> Vec<String> {
     features
         .child_ns("mechanisms", NS_SASL)
-        .map(|m| {
-            m.children
-                .iter()
-                .map(|c| c.text.trim().to_string())
-                .collect()
-        })
+        .map(|m| m.children.iter().map(|c| c.text.trim().to_string()).collect())
         .unwrap_or_default()
 }
 
@@ -339,13 +344,7 @@ async fn login_inner(t: &Target, n: u64, resource: &str, presence: bool) -> Resu
     if let Some(s) = features.child_ns("session", NS_SESSION)
         && s.child("optional").is_none()
     {
-        iq_roundtrip(
-            &mut r,
-            &mut w,
-            "s1",
-            &format!("<session xmlns='{NS_SESSION}'/>"),
-        )
-        .await?;
+        iq_roundtrip(&mut r, &mut w, "s1", &format!("<session xmlns='{NS_SESSION}'/>")).await?;
     }
     if presence {
         w.write_all(b"<presence/>").await?;

@@ -88,6 +88,7 @@ pub async fn run(a: LoginIdleArgs) -> Result<()> {
     let mut handles = Vec::with_capacity(a.count as usize);
 
     let before = sample_pids(&pids)?;
+    let foreign = stats::Foreign::start(&pids, before);
     let bench_cpu0 = stats::self_cpu();
     let start = Instant::now();
     for n in a.common.first..a.common.first + a.count {
@@ -127,6 +128,7 @@ pub async fn run(a: LoginIdleArgs) -> Result<()> {
     let login_wall = start.elapsed();
     let bench_cpu = stats::self_cpu() - bench_cpu0;
     let at_end = sample_pids(&pids)?;
+    let foreign_pct = foreign.pct(at_end);
     let failed = summarize_errors("login", errs.iter());
     let ok = lat.len() as u64;
     if t.mech == client::Mech::ScramSha1 && t.salts.len() > salts_before {
@@ -178,14 +180,11 @@ pub async fn run(a: LoginIdleArgs) -> Result<()> {
         "%",
     );
 
+    r.add("foreign_cpu_pct", foreign_pct, "%");
     if a.hold > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(a.hold)).await;
     }
-    r.add(
-        "sessions_dropped",
-        dropped.load(Ordering::Relaxed) as f64,
-        "",
-    );
+    r.add("sessions_dropped", dropped.load(Ordering::Relaxed) as f64, "");
     r.print();
     if let Some(out) = &a.measure.out {
         r.append_to(out)?;

@@ -5,6 +5,7 @@
 mod chat;
 mod client;
 mod login_idle;
+mod presence;
 mod report;
 mod scram;
 mod stats;
@@ -32,6 +33,10 @@ enum Cmd {
     LoginIdle(login_idle::LoginIdleArgs),
     /// M sender/receiver pairs exchanging chat messages: throughput, latency, loss.
     Chat(chat::ChatArgs),
+    /// U users with K mutual contacts log in, then update their presence.
+    Presence(presence::PresenceArgs),
+    /// Create the mutual roster subscriptions used by `presence` (run once).
+    PresenceSetup(presence::SetupArgs),
     /// Create accounts via in-band registration (XEP-0077).
     Register(RegisterArgs),
     /// Print a comparison table from result files written with --out.
@@ -128,6 +133,8 @@ fn main() -> Result<()> {
         match cli.cmd {
             Cmd::LoginIdle(a) => login_idle::run(a).await,
             Cmd::Chat(a) => chat::run(a).await,
+            Cmd::Presence(a) => presence::run(a).await,
+            Cmd::PresenceSetup(a) => presence::setup(a).await,
             Cmd::Register(a) => register(a).await,
             Cmd::Report(a) => report::run(a),
         }
@@ -139,12 +146,7 @@ fn main() -> Result<()> {
 
 /// Run `f(n)` for every user number in `first..first+count` with at most
 /// `concurrency` in flight; returns the results in user order.
-pub async fn for_each_user<T, F, Fut>(
-    first: u64,
-    count: u64,
-    concurrency: usize,
-    f: F,
-) -> Vec<Result<T>>
+pub async fn for_each_user<T, F, Fut>(first: u64, count: u64, concurrency: usize, f: F) -> Vec<Result<T>>
 where
     T: Send + 'static,
     F: Fn(u64) -> Fut,
@@ -163,10 +165,7 @@ where
     }
     let mut out = Vec::with_capacity(handles.len());
     for h in handles {
-        out.push(
-            h.await
-                .unwrap_or_else(|e| Err(anyhow::anyhow!("task: {e}"))),
-        );
+        out.push(h.await.unwrap_or_else(|e| Err(anyhow::anyhow!("task: {e}"))));
     }
     out
 }
@@ -204,10 +203,7 @@ pub async fn prefetch_salts(t: &Arc<Target>, first: u64, count: u64, concurrency
         async move { client::prefetch_salt(&t, n).await }
     })
     .await;
-    let failed = summarize_errors(
-        "SCRAM salt prefetch",
-        res.iter().filter_map(|r| r.as_ref().err()),
-    );
+    let failed = summarize_errors("SCRAM salt prefetch", res.iter().filter_map(|r| r.as_ref().err()));
     eprintln!(
         "prefetched {} SCRAM salts in {:.1}s ({} failed)",
         t.salts.len(),

@@ -16,7 +16,10 @@ pub struct ReportArgs {
 
 /// Whether a larger value of the metric is better (None: informational).
 fn higher_is_better(metric: &str) -> Option<bool> {
-    if metric.ends_with("_per_sec") || metric == "sessions_ok" || metric == "delivered" {
+    if (metric.ends_with("_per_sec") && !metric.starts_with("offered"))
+        || metric == "sessions_ok"
+        || metric == "delivered"
+    {
         Some(true)
     } else if metric.contains("latency")
         || metric.starts_with("login_p")
@@ -77,7 +80,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
                 metrics.push((r.2.clone(), r.4.clone()));
             }
         }
-        let mut header = format!("| {:<26} |", sc);
+        let mut header = format!("| {:<32} |", sc);
         for l in &labels {
             header.push_str(&format!(" {:>12} |", l));
         }
@@ -92,7 +95,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
         header.push_str(" better |");
         println!("{header}");
         let cols = labels.len() + if has_base { others.len() } else { 0 };
-        let mut sep = format!("|{}|", "-".repeat(28));
+        let mut sep = format!("|{}|", "-".repeat(34));
         for i in 0..cols {
             let w = if i < labels.len() { 14 } else { 16 };
             sep.push_str(&format!("{}:|", "-".repeat(w - 1)));
@@ -105,7 +108,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
             } else {
                 format!("{m} ({unit})")
             };
-            let mut line = format!("| {:<26} |", name);
+            let mut line = format!("| {:<32} |", name);
             for l in &labels {
                 let v = get(l, sc, m).map(fmt_num).unwrap_or_else(|| "n/a".into());
                 line.push_str(&format!(" {:>12} |", v));

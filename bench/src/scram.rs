@@ -186,8 +186,7 @@ mod tests {
             cf,
             "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
         );
-        c.verify_server_final(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
-            .unwrap();
+        c.verify_server_final(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=").unwrap();
         assert_eq!(cache.len(), 1);
     }
 }

@@ -57,6 +57,110 @@ pub fn sample_pids(pids: &[u32]) -> Result<Option<ProcSample>> {
     Ok(Some(s))
 }
 
+fn parse_cpu_list(s: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => {
+                if let Ok(a) = part.parse() {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn cpus_allowed(status_path: &str) -> Vec<usize> {
+    std::fs::read_to_string(status_path)
+        .ok()
+        .and_then(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(parse_cpu_list)
+        })
+        .unwrap_or_default()
+}
+
+/// CPUs the bench and the server processes may run on (union).
+pub fn measured_cpus(pids: &[u32]) -> Vec<usize> {
+    let mut cpus = cpus_allowed("/proc/self/status");
+    for pid in pids {
+        cpus.extend(cpus_allowed(&format!("/proc/{pid}/status")));
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    cpus
+}
+
+/// Busy (non-idle, non-iowait) seconds of the given CPUs, from /proc/stat.
+pub fn cores_busy(cpus: &[usize]) -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let mut ticks = 0.0;
+    for line in stat.lines() {
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let Some(Ok(n)) = f.next().map(|n| n.parse::<usize>()) else {
+            continue; // the aggregate "cpu" line
+        };
+        if !cpus.contains(&n) {
+            continue;
+        }
+        let v: Vec<f64> = f.map(|x| x.parse().unwrap_or(0.0)).collect();
+        // user nice system idle iowait irq softirq steal (guest is in user)
+        ticks += v
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, x)| x)
+            .sum::<f64>();
+    }
+    ticks / clk_tck()
+}
+
+/// Tracks the CPU time other processes take on the cores used by the bench
+/// and the server, which would distort the figures.
+pub struct Foreign {
+    cpus: Vec<usize>,
+    busy0: f64,
+    server0: f64,
+    bench0: f64,
+    t0: Instant,
+}
+
+impl Foreign {
+    pub fn start(pids: &[u32], server: Option<ProcSample>) -> Self {
+        let cpus = measured_cpus(pids);
+        Foreign {
+            busy0: cores_busy(&cpus),
+            cpus,
+            server0: server.map(|s| s.cpu).unwrap_or(0.0),
+            bench0: self_cpu(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// Percent of one CPU used by other processes (and by kernel work not
+    /// charged to either process) since `start`.
+    pub fn pct(&self, server: Option<ProcSample>) -> f64 {
+        let busy = cores_busy(&self.cpus) - self.busy0;
+        let server = server.map(|s| s.cpu).unwrap_or(0.0) - self.server0;
+        let bench = self_cpu() - self.bench0;
+        let wall = self.t0.elapsed().as_secs_f64();
+        ((busy - server - bench) * 100.0 / wall).max(0.0)
+    }
+}
+
 /// CPU seconds (user + system) used by this bench process so far.
 pub fn self_cpu() -> f64 {
     // SAFETY: getrusage writes into the provided struct.
@@ -116,6 +220,18 @@ impl Report {
         println!("== {} / {} ==", self.label, self.scenario);
         for (m, v, u) in &self.rows {
             println!("  {:<28} {:>14} {}", m, fmt_num(*v), u);
+        }
+        if let Some((_, v, _)) = self.rows.iter().find(|r| r.0 == "bench_cpu_util_pct")
+            && *v > 80.0
+        {
+            println!("  WARNING: the bench itself used {v:.0}% of a CPU: figures may be bench-bound");
+        }
+        if let Some((_, v, _)) = self.rows.iter().find(|r| r.0 == "foreign_cpu_pct")
+            && *v > 10.0
+        {
+            println!(
+                "  WARNING: other processes used {v:.0}% of a CPU on the measured cores: figures are disturbed"
+            );
         }
     }
 

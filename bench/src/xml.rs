@@ -361,7 +361,7 @@ pub fn parse_element(bytes: &[u8], default_ns: &str) -> Result<Element> {
 }
 
 /// Hot-path inspection of an incoming stanza: the top-level element name,
-/// its `type` attribute, and the text of a `<body>` child, without building
+/// its `type` attribute, and the text of a `<body>` or `<status>` child, without building
 /// a tree. The body borrows from the input (it is `None` when it contains
 /// entity references, which the bench's own messages never do).
 pub fn quick_inspect(bytes: &[u8]) -> Result<Inspect<'_>> {
@@ -377,7 +377,7 @@ pub fn quick_inspect(bytes: &[u8]) -> Result<Inspect<'_>> {
                     top_attrs(&e, &mut out);
                 } else if depth == 1 {
                     match e.local_name().as_ref() {
-                        "body" => in_body = true,
+                        "body" | "status" => in_body = true,
                         "ping" => out.ping = true,
                         _ => {}
                     }
@@ -420,7 +420,14 @@ fn top_attrs(e: &BytesStart<'_>, out: &mut Inspect<'_>) {
     };
     for a in e.attributes().flatten() {
         if a.key.as_ref() == "type" {
-            out.is_error = a.value == "error";
+            out.typ = match a.value.as_ref() {
+                "error" => StanzaType::Error,
+                "subscribe" => StanzaType::Subscribe,
+                "subscribed" => StanzaType::Subscribed,
+                "unavailable" => StanzaType::Unavailable,
+                _ => StanzaType::Other,
+            };
+            out.is_error = out.typ == StanzaType::Error;
         }
     }
 }
@@ -434,10 +441,25 @@ pub enum TopName {
     Other,
 }
 
+/// The `type` attribute of a stanza, as far as the bench cares.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum StanzaType {
+    /// No `type` attribute (e.g. available presence).
+    #[default]
+    None,
+    Error,
+    Subscribe,
+    Subscribed,
+    Unavailable,
+    Other,
+}
+
 #[derive(Debug, Default)]
 pub struct Inspect<'a> {
+    pub typ: StanzaType,
     pub name: TopName,
     pub is_error: bool,
+    /// Text of the `<body>` (message) or `<status>` (presence) child.
     pub body: Option<&'a str>,
     /// An `<iq>` carrying a `<ping/>` child (XEP-0199).
     pub ping: bool,
@@ -524,8 +546,13 @@ mod tests {
         assert_eq!(i.name, TopName::Message);
         assert_eq!(i.body, Some("12 345"));
         assert!(!i.is_error);
-        let i =
-            quick_inspect(b"<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>").unwrap();
+        let i = quick_inspect(b"<presence from='a@b/c'><status>3 4 5</status></presence>").unwrap();
+        assert_eq!(i.name, TopName::Presence);
+        assert_eq!(i.typ, StanzaType::None);
+        assert_eq!(i.body, Some("3 4 5"));
+        let i = quick_inspect(b"<presence from='a@b' type='subscribe'/>").unwrap();
+        assert_eq!(i.typ, StanzaType::Subscribe);
+        let i = quick_inspect(b"<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>").unwrap();
         assert!(i.ping);
         assert_eq!(i.name, TopName::Iq);
     }

@@ -35,13 +35,13 @@ fn stanza_to_element(s: Stanza) -> Element {
 pub fn element_to_stanza(el: Element) -> Stanza {
     let s = xml::to_string(&el);
     match el.name() {
-        "message" => Stanza::Message(
-            Message::try_from(el).unwrap_or_else(|e| panic!("invalid message {s}: {e:?}")),
-        ),
+        "message" => {
+            Stanza::Message(Message::try_from(el).unwrap_or_else(|e| panic!("invalid message {s}: {e:?}")))
+        }
         "iq" => Stanza::Iq(Iq::try_from(el).unwrap_or_else(|e| panic!("invalid iq {s}: {e:?}"))),
-        "presence" => Stanza::Presence(
-            Presence::try_from(el).unwrap_or_else(|e| panic!("invalid presence {s}: {e:?}")),
-        ),
+        "presence" => {
+            Stanza::Presence(Presence::try_from(el).unwrap_or_else(|e| panic!("invalid presence {s}: {e:?}")))
+        }
         other => panic!("not a stanza: <{other}/>"),
     }
 }
@@ -68,9 +68,7 @@ impl XmppClient {
             loop {
                 match client.next().await {
                     Some(Event::Online {
-                        bound_jid,
-                        features,
-                        ..
+                        bound_jid, features, ..
                     }) => return Ok((bound_jid, features)),
                     Some(Event::Disconnected(e)) => return Err(format!("disconnected: {e}")),
                     Some(Event::Stanza(_)) => {}
@@ -96,6 +94,16 @@ impl XmppClient {
             buffered: VecDeque::new(),
             next_id: 0,
         })
+    }
+
+    /// The underlying tokio-xmpp client.
+    pub fn inner_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Unwraps into the tokio-xmpp client (stanzas buffered by `wait_for` are lost).
+    pub fn into_inner(self) -> Client {
+        self.client
     }
 
     /// The bound full JID.
@@ -138,18 +146,15 @@ impl XmppClient {
         if let Some(e) = self.buffered.pop_front() {
             return Some(e);
         }
-        let deadline = Instant::now() + d;
-        loop {
-            match tokio::time::timeout_at(deadline, self.client.next()).await {
-                Err(_) => return None,
-                Ok(Some(Event::Stanza(s))) => return Some(stanza_to_element(s)),
-                Ok(Some(Event::Online { bound_jid, .. })) => panic!(
-                    "{}: stream was reset and re-established as {bound_jid} (the server dropped the session)",
-                    self.jid
-                ),
-                Ok(Some(Event::Disconnected(e))) => panic!("{}: disconnected: {e}", self.jid),
-                Ok(None) => panic!("{}: client stream ended", self.jid),
-            }
+        match timeout(d, self.client.next()).await {
+            Err(_) => None,
+            Ok(Some(Event::Stanza(s))) => Some(stanza_to_element(s)),
+            Ok(Some(Event::Online { bound_jid, .. })) => panic!(
+                "{}: stream was reset and re-established as {bound_jid} (the server dropped the session)",
+                self.jid
+            ),
+            Ok(Some(Event::Disconnected(e))) => panic!("{}: disconnected: {e}", self.jid),
+            Ok(None) => panic!("{}: client stream ended", self.jid),
         }
     }
 
@@ -186,11 +191,7 @@ impl XmppClient {
                 None => panic!(
                     "{}: expected stanza not received within {TIMEOUT:?}; got instead: [{}]",
                     self.jid,
-                    skipped
-                        .iter()
-                        .map(xml::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    skipped.iter().map(xml::to_string).collect::<Vec<_>>().join(", ")
                 ),
             }
         }
@@ -211,11 +212,9 @@ impl XmppClient {
             }
             match self.recv_within(left).await {
                 None => return,
-                Some(e) if e.name() == "message" => panic!(
-                    "{}: expected no message, got {}",
-                    self.jid,
-                    xml::to_string(&e)
-                ),
+                Some(e) if e.name() == "message" => {
+                    panic!("{}: expected no message, got {}", self.jid, xml::to_string(&e))
+                }
                 Some(e) => self.buffered.push_back(e),
             }
         }
@@ -294,9 +293,7 @@ pub async fn tokio_xmpp_sasl_login<C: ServerConnector>(
         .filter(|m| offered.contains(m))
         .collect();
     if wanted.is_empty() {
-        return Err(format!(
-            "none of {mechanisms:?} offered (offered: {offered:?})"
-        ));
+        return Err(format!("none of {mechanisms:?} offered (offered: {offered:?})"));
     }
     let creds = Credentials::default()
         .with_username(jid.node().expect("localpart").as_str())

@@ -28,6 +28,13 @@ use tokio_rustls::client::TlsStream;
 use crate::scram::{ChannelBindingMode, ScramClient, ScramHash};
 use crate::{TIMEOUT, ns, tls, xml};
 
+/// Whether `CONFORMANCE_TRACE` is set: raw traffic is then printed to stderr
+/// (run with `--nocapture`).
+fn trace() -> bool {
+    static T: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var_os("CONFORMANCE_TRACE").is_some())
+}
+
 /// Something received from the server.
 #[derive(Debug, Clone)]
 pub enum Incoming {
@@ -185,11 +192,7 @@ impl RawClient {
     }
 
     /// TCP + immediate TLS handshake (XEP-0368 direct TLS).
-    pub async fn connect_direct_tls(
-        addr: SocketAddr,
-        tls_config: Arc<ClientConfig>,
-        domain: &str,
-    ) -> Self {
+    pub async fn connect_direct_tls(addr: SocketAddr, tls_config: Arc<ClientConfig>, domain: &str) -> Self {
         let tcp = TcpStream::connect(addr)
             .await
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
@@ -277,6 +280,9 @@ impl RawClient {
     /// Sends bytes; errors (e.g. the server already closed) are returned.
     pub async fn try_send(&mut self, data: impl AsRef<[u8]>) -> io::Result<()> {
         let data = data.as_ref();
+        if trace() {
+            eprintln!("C: {}", String::from_utf8_lossy(&data[..data.len().min(2000)]));
+        }
         match &mut self.conn {
             Conn::Plain(s) => {
                 s.write_all(data).await?;
@@ -334,8 +340,14 @@ impl RawClient {
             Ok(Err(e)) => return Err(format!("read error: {e}")),
         };
         if n == 0 {
+            if trace() {
+                eprintln!("S: <connection closed>");
+            }
             self.eof = true;
             return Ok(true);
+        }
+        if trace() {
+            eprintln!("S: {}", String::from_utf8_lossy(&buf[..n]));
         }
         self.received.extend_from_slice(&buf[..n]);
         self.reader.feed(&buf[..n])?;
@@ -445,11 +457,7 @@ impl RawClient {
     pub async fn open_stream(&mut self) -> Element {
         self.send_header().await;
         let header = self.read_header().await;
-        assert_eq!(
-            header.name(),
-            "stream",
-            "response header is not <stream:stream>"
-        );
+        assert_eq!(header.name(), "stream", "response header is not <stream:stream>");
         let features = self.expect_element().await;
         assert!(
             features.is("features", ns::STREAM),
@@ -664,8 +672,7 @@ impl RawClient {
     ) -> Result<(), SaslFailure> {
         let mut scram = ScramClient::new(hash, user, password, binding);
         let first = scram.client_first();
-        self.send_auth(&scram.mechanism(), Some(first.as_bytes()))
-            .await;
+        self.send_auth(&scram.mechanism(), Some(first.as_bytes())).await;
         let e = self.sasl_element(1).await?;
         let server_first = match e.name() {
             "challenge" => decode_sasl_text(&e, 1)?,
@@ -740,8 +747,7 @@ impl RawClient {
             ),
             None => format!("<bind xmlns='{}'/>", ns::BIND),
         };
-        self.send(format!("<iq type='set' id='{id}'>{inner}</iq>"))
-            .await;
+        self.send(format!("<iq type='set' id='{id}'>{inner}</iq>")).await;
         let resp = self
             .read_until(|e| e.name() == "iq" && e.attr("id") == Some(id.as_str()))
             .await;
@@ -782,6 +788,7 @@ impl RawClient {
     }
 }
 
+#[allow(clippy::result_large_err)]
 fn decode_sasl_text(e: &Element, step: usize) -> Result<String, SaslFailure> {
     let t = e.text();
     let t = t.trim();

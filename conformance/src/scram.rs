@@ -91,7 +91,7 @@ pub fn escape_username(u: &str) -> String {
     u.replace('=', "=3D").replace(',', "=2C")
 }
 
-fn attr<'a>(msg: &'a str, key: char) -> Option<&'a str> {
+fn attr(msg: &str, key: char) -> Option<&str> {
     msg.split(',').find_map(|part| {
         let mut chars = part.chars();
         if chars.next() == Some(key) && chars.next() == Some('=') {
@@ -147,11 +147,7 @@ impl ScramClient {
 
     /// The client-first-message (GS2 header included).
     pub fn client_first(&mut self) -> String {
-        self.client_first_bare = format!(
-            "n={},r={}",
-            escape_username(&self.username),
-            self.client_nonce
-        );
+        self.client_first_bare = format!("n={},r={}", escape_username(&self.username), self.client_nonce);
         format!("{}{}", self.binding.gs2_header(), self.client_first_bare)
     }
 
@@ -184,10 +180,7 @@ impl ScramClient {
         let mut cbind = self.binding.gs2_header().into_bytes();
         cbind.extend_from_slice(self.binding.data());
         let without_proof = format!("c={},r={}", B64.encode(&cbind), nonce);
-        let auth_message = format!(
-            "{},{},{}",
-            self.client_first_bare, server_first, without_proof
-        );
+        let auth_message = format!("{},{},{}", self.client_first_bare, server_first, without_proof);
         let client_signature = h.hmac(&stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = client_key
             .iter()
@@ -204,7 +197,8 @@ impl ScramClient {
         if let Some(e) = attr(server_final, 'e') {
             return Err(format!("server-final error e={e}"));
         }
-        let v = attr(server_final, 'v').ok_or_else(|| format!("server-final without v=: {server_final:?}"))?;
+        let v =
+            attr(server_final, 'v').ok_or_else(|| format!("server-final without v=: {server_final:?}"))?;
         let v = B64.decode(v).map_err(|e| format!("bad v= base64: {e}"))?;
         match &self.server_signature {
             Some(sig) if *sig == v => Ok(()),

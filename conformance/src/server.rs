@@ -153,7 +153,27 @@ pub fn server_binary() -> PathBuf {
         let bin = target.join("debug").join("switchboard");
         if std::env::var_os("SWITCHBOARD_NO_BUILD").is_none() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = std::process::Command::new(cargo)
+            let mut cmd = std::process::Command::new(cargo);
+            // Variables cargo sets for the test process must not leak into the
+            // nested build: build scripts (ring's) watch CARGO_MANIFEST_DIR, and
+            // a different value would make every build rebuild the TLS stack.
+            for (k, _) in std::env::vars_os() {
+                let k = k.to_string_lossy();
+                if k.starts_with("CARGO_PKG_")
+                    || k.starts_with("CARGO_MANIFEST_")
+                    || k.starts_with("CARGO_BIN_")
+                    || [
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&k.as_ref())
+                {
+                    cmd.env_remove(k.as_ref());
+                }
+            }
+            let out = cmd
                 .args(["build", "--bin", "switchboard"])
                 .current_dir(&root)
                 .stdin(Stdio::null())
@@ -214,6 +234,7 @@ impl TestServer {
             .arg("serve")
             .arg("--ports-file")
             .arg(&ports_path)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
@@ -340,9 +361,7 @@ impl TestServer {
     /// `user add NAME@localhost --password PW`; panics unless it succeeds.
     pub async fn add_user(&self, name: &str, password: &str) -> BareJid {
         let jid = format!("{name}@{DOMAIN}");
-        let out = self
-            .cli(&["user", "add", &jid, "--password", password])
-            .await;
+        let out = self.cli(&["user", "add", &jid, "--password", password]).await;
         assert!(
             out.success(),
             "`user add {jid}` failed: {out:?}\nserver log:\n{}",
@@ -405,8 +424,7 @@ impl TestServer {
 
     /// Raw socket to the direct TLS port (TLS handshake done, ALPN xmpp-client).
     pub async fn raw_direct_tls(&self) -> RawClient {
-        RawClient::connect_direct_tls(self.tls, self.tls_config_alpn(&[b"xmpp-client"]), DOMAIN)
-            .await
+        RawClient::connect_direct_tls(self.tls, self.tls_config_alpn(&[b"xmpp-client"]), DOMAIN).await
     }
 
     /// Raw client on the c2s port after the stream header and STARTTLS
@@ -423,9 +441,14 @@ impl TestServer {
         let mut c = self.raw().await;
         c.open_stream().await;
         c.starttls().await;
-        c.sasl_scram(user, password, crate::ScramHash::Sha1, crate::ChannelBindingMode::None)
-            .await
-            .unwrap_or_else(|f| panic!("raw SCRAM-SHA-1 login as {user} failed: {f:?}"));
+        c.sasl_scram(
+            user,
+            password,
+            crate::ScramHash::Sha1,
+            crate::ChannelBindingMode::None,
+        )
+        .await
+        .unwrap_or_else(|f| panic!("raw SCRAM-SHA-1 login as {user} failed: {f:?}"));
         c.restart_stream().await;
         c.bind(resource)
             .await
@@ -448,5 +471,60 @@ impl Drop for TestServer {
             );
         }
         let _ = self.child.start_kill();
+    }
+}
+
+impl TestServer {
+    /// Stops the server process (SIGKILL: nothing is flushed on the way out, so whatever
+    /// survives was durably stored) and starts it again on the same directory, database,
+    /// certificate and configuration. The ports change; clients must reconnect.
+    pub async fn restart(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        let ports_path = self.dir.path().join("ports.json");
+        let _ = std::fs::remove_file(&ports_path);
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        self.child = Command::new(server_binary())
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .arg("--ports-file")
+            .arg(&ports_path)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot restart the server: {e}"));
+        let started = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ports_path)
+                && !text.trim().is_empty()
+            {
+                let (c2s, tls, http) =
+                    parse_ports(&text).unwrap_or_else(|e| panic!("malformed ports file: {e}"));
+                self.c2s = c2s;
+                self.tls = tls;
+                self.http = http;
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "restarted server exited with {status}\nserver log:\n{}",
+                    self.logs()
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                panic!(
+                    "restarted server did not write its ports file within {START_TIMEOUT:?}\nserver log:\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
     }
 }

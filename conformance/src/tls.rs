@@ -20,8 +20,7 @@ use tokio_xmpp::error::{Error, ProtocolError};
 use tokio_xmpp::jid::Jid;
 use tokio_xmpp::parsers::starttls;
 use tokio_xmpp::xmlstream::{
-    PendingFeaturesRecv, ReadError, StreamHeader, Timeouts, XmppStream, XmppStreamElement,
-    initiate_stream,
+    PendingFeaturesRecv, ReadError, StreamHeader, Timeouts, XmppStream, XmppStreamElement, initiate_stream,
 };
 
 /// A rustls client configuration whose root store holds only `cert`
@@ -33,13 +32,11 @@ pub fn client_config(cert: Option<&CertificateDer<'static>>, alpn: &[&[u8]]) -> 
             .add(cert.clone())
             .expect("server certificate usable as trust anchor");
     }
-    let mut cfg = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut cfg = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(cfg)
 }
@@ -135,8 +132,7 @@ impl ServerConnector for StartTlsConnector {
             id: None,
         };
         let pending = initiate_stream(BufStream::new(tcp), ns, header(), timeouts).await?;
-        let (features, mut stream): (_, XmppStream<BufStream<TcpStream>>) =
-            pending.recv_features().await?;
+        let (features, mut stream): (_, XmppStream<BufStream<TcpStream>>) = pending.recv_features().await?;
         if !features.can_starttls() {
             return Err(Error::Protocol(ProtocolError::NoTls));
         }
@@ -146,11 +142,7 @@ impl ServerConnector for StartTlsConnector {
             )))
             .await?;
         loop {
-            match stream
-                .next()
-                .await
-                .map(|v| v.map(|v| v.into_read_error()).flatten())
-            {
+            match stream.next().await.map(|v| v.and_then(|v| v.into_read_error())) {
                 Some(Ok(XmppStreamElement::Starttls(starttls::Nonza::Proceed(_)))) => break,
                 Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) => (),
                 Some(Err(ReadError::HardError(e))) => return Err(e.into()),

@@ -94,9 +94,7 @@ pub fn mechanisms(features: &Element) -> Vec<String> {
 fn xml_lang(el: &Element) -> String {
     el.attrs()
         .iter()
-        .find(|((nsv, name), _)| {
-            name.as_str() == "lang" && **nsv == *rxml::Namespace::xml()
-        })
+        .find(|((nsv, name), _)| name.as_str() == "lang" && **nsv == *rxml::Namespace::xml())
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
 }
@@ -132,7 +130,8 @@ pub fn caps_verification_string(query: &Element) -> String {
         s.push('<');
     }
     // Extended information (XEP-0128 forms), sorted by FORM_TYPE.
-    let mut forms: Vec<(String, Vec<(String, Vec<String>)>)> = Vec::new();
+    type Field = (String, Vec<String>);
+    let mut forms: Vec<(String, Vec<Field>)> = Vec::new();
     for form in query.children().filter(|c| c.is("x", ns::DATA_FORMS)) {
         let mut form_type = String::new();
         let mut fields = Vec::new();

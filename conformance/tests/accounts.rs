@@ -41,12 +41,17 @@ async fn xep0077_registration_disabled_by_default() {
     );
     c.send(format!(
         "<iq type='set' id='reg1' to='localhost'>{}</iq>",
-        register_query("mallory", "pw")
+        register_query("mallory", "passw0rd")
     ))
     .await;
     match c.next().await {
         Incoming::Element(e) if e.name() == "iq" => {
-            assert_eq!(e.attr("type"), Some("error"), "registration accepted: {}", xml::to_string(&e));
+            assert_eq!(
+                e.attr("type"),
+                Some("error"),
+                "registration accepted: {}",
+                xml::to_string(&e)
+            );
         }
         Incoming::Element(e) if e.is("error", ns::STREAM) => {
             let cond = xml::stream_error_condition(&e).unwrap_or_default();
@@ -58,8 +63,13 @@ async fn xep0077_registration_disabled_by_default() {
         }
         other => panic!("unexpected: {other:?}"),
     }
-    assert!(!server.list_users(None).await.contains(&"mallory@localhost".to_string()));
-    assert!(!login_ok(&server, "mallory", "pw").await);
+    assert!(
+        !server
+            .list_users(None)
+            .await
+            .contains(&"mallory@localhost".to_string())
+    );
+    assert!(!login_ok(&server, "mallory", "passw0rd").await);
 }
 
 // XEP-0077 §3.1: with registration enabled, the feature is advertised, the
@@ -75,20 +85,39 @@ async fn xep0077_register_new_account() {
         xml::to_string(&f)
     );
     let r = c
-        .iq(&format!("<iq type='get' id='form' to='localhost'><query xmlns='{}'/></iq>", ns::REGISTER))
+        .iq(&format!(
+            "<iq type='get' id='form' to='localhost'><query xmlns='{}'/></iq>",
+            ns::REGISTER
+        ))
         .await;
     assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
     let q = r.get_child("query", ns::REGISTER).expect("query");
-    assert!(q.get_child("username", ns::REGISTER).is_some(), "{}", xml::to_string(q));
-    assert!(q.get_child("password", ns::REGISTER).is_some(), "{}", xml::to_string(q));
+    assert!(
+        q.get_child("username", ns::REGISTER).is_some(),
+        "{}",
+        xml::to_string(q)
+    );
+    assert!(
+        q.get_child("password", ns::REGISTER).is_some(),
+        "{}",
+        xml::to_string(q)
+    );
     let r = c
-        .iq(&format!("<iq type='set' id='reg' to='localhost'>{}</iq>", register_query("newbie", "n3wpass")))
+        .iq(&format!(
+            "<iq type='set' id='reg' to='localhost'>{}</iq>",
+            register_query("newbie", "n3wpass")
+        ))
         .await;
     assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
     // The new account works with tokio-xmpp and shows in the CLI.
     let client = server.client("newbie", "n3wpass").await;
     assert_eq!(client.jid().to_bare().to_string(), "newbie@localhost");
-    assert!(server.list_users(None).await.contains(&"newbie@localhost".to_string()));
+    assert!(
+        server
+            .list_users(None)
+            .await
+            .contains(&"newbie@localhost".to_string())
+    );
 }
 
 // XEP-0077 §3.1: registering an existing username -> <conflict/>; missing
@@ -99,7 +128,10 @@ async fn xep0077_register_conflict_and_not_acceptable() {
     server.add_user("alice", "original").await;
     let mut c = server.raw_starttls().await;
     let r = c
-        .iq(&format!("<iq type='set' id='dup' to='localhost'>{}</iq>", register_query("alice", "hijack")))
+        .iq(&format!(
+            "<iq type='set' id='dup' to='localhost'>{}</iq>",
+            register_query("alice", "hijack")
+        ))
         .await;
     xml::assert_stanza_error(&r, &["conflict"]);
     let r = c
@@ -109,7 +141,10 @@ async fn xep0077_register_conflict_and_not_acceptable() {
         ))
         .await;
     xml::assert_stanza_error(&r, &["not-acceptable", "bad-request"]);
-    assert!(login_ok(&server, "alice", "original").await, "existing password changed");
+    assert!(
+        login_ok(&server, "alice", "original").await,
+        "existing password changed"
+    );
     assert!(!login_ok(&server, "alice", "hijack").await, "account hijacked");
 }
 
@@ -117,39 +152,57 @@ async fn xep0077_register_conflict_and_not_acceptable() {
 #[tokio::test]
 async fn xep0077_change_password() {
     let server = registration_server().await;
-    server.add_user("alice", "old").await;
-    let mut c = server.client("alice", "old").await;
+    server.add_user("alice", "old-password").await;
+    let mut c = server.client("alice", "old-password").await;
     let r = c
         .iq("set", Some("localhost"), &register_query("alice", "new-secret"))
         .await;
     assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
     c.close().await;
-    assert!(login_ok(&server, "alice", "new-secret").await, "new password rejected");
-    assert!(!login_ok(&server, "alice", "old").await, "old password still accepted");
-    tokio_xmpp_sasl_login(server.starttls_connector(), "alice@localhost", "new-secret", &["SCRAM-SHA-256"])
-        .await
-        .expect("SCRAM-SHA-256 with the new password");
+    assert!(
+        login_ok(&server, "alice", "new-secret").await,
+        "new password rejected"
+    );
+    assert!(
+        !login_ok(&server, "alice", "old-password").await,
+        "old password still accepted"
+    );
+    tokio_xmpp_sasl_login(
+        server.starttls_connector(),
+        "alice@localhost",
+        "new-secret",
+        &["SCRAM-SHA-256"],
+    )
+    .await
+    .expect("SCRAM-SHA-256 with the new password");
 }
 
 // XEP-0077 §3.3: a user cannot change another user's password.
 #[tokio::test]
 async fn xep0077_change_other_users_password_refused() {
     let server = registration_server().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "bobpw").await;
-    let mut c = server.client("alice", "pw").await;
-    let r = c.iq("set", Some("localhost"), &register_query("bob", "owned")).await;
-    assert_eq!(r.attr("type"), Some("error"), "changed bob's password: {}", xml::to_string(&r));
-    assert!(login_ok(&server, "bob", "bobpw").await);
-    assert!(!login_ok(&server, "bob", "owned").await);
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "bob-password").await;
+    let mut c = server.client("alice", "passw0rd").await;
+    let r = c
+        .iq("set", Some("localhost"), &register_query("bob", "owned-pw"))
+        .await;
+    assert_eq!(
+        r.attr("type"),
+        Some("error"),
+        "changed bob's password: {}",
+        xml::to_string(&r)
+    );
+    assert!(login_ok(&server, "bob", "bob-password").await);
+    assert!(!login_ok(&server, "bob", "owned-pw").await);
 }
 
 // XEP-0077 §3.2: account removal with <remove/>.
 #[tokio::test]
 async fn xep0077_cancel_registration() {
     let server = registration_server().await;
-    server.add_user("alice", "pw").await;
-    let mut c = server.raw_login("alice", "pw", None).await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
     c.send(format!(
         "<iq type='set' id='rm1' to='localhost'><query xmlns='{}'><remove/></query></iq>",
         ns::REGISTER
@@ -160,15 +213,25 @@ async fn xep0077_cancel_registration() {
     assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
     // The server may close the stream afterwards; whatever it does, give it a moment.
     let _ = c.next_within(Duration::from_millis(500)).await;
-    assert!(!login_ok(&server, "alice", "pw").await, "removed account can still log in");
-    assert!(!server.list_users(None).await.contains(&"alice@localhost".to_string()));
+    assert!(
+        !login_ok(&server, "alice", "passw0rd").await,
+        "removed account can still log in"
+    );
+    assert!(
+        !server
+            .list_users(None)
+            .await
+            .contains(&"alice@localhost".to_string())
+    );
 }
 
 // The HTTP listener's health check.
 #[tokio::test]
 async fn http_health_endpoint() {
     let server = TestServer::start().await;
-    let mut s = tokio::net::TcpStream::connect(server.http_addr()).await.expect("connect http");
+    let mut s = tokio::net::TcpStream::connect(server.http_addr())
+        .await
+        .expect("connect http");
     s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
@@ -179,7 +242,10 @@ async fn http_health_endpoint() {
         .unwrap();
     let text = String::from_utf8_lossy(&buf);
     let status = text.lines().next().unwrap_or("");
-    assert!(status.starts_with("HTTP/1.1 200"), "status line: {status:?}\n{text}");
+    assert!(
+        status.starts_with("HTTP/1.1 200"),
+        "status line: {status:?}\n{text}"
+    );
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
     assert_eq!(body.trim(), "ok", "body: {body:?}");
 }

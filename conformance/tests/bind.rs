@@ -16,8 +16,8 @@ async fn authenticated(server: &TestServer, user: &str, pw: &str) -> RawClient {
 #[tokio::test]
 async fn rfc6120_7_4_bind_feature_offered() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let c = authenticated(&server, "alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    let c = authenticated(&server, "alice", "passw0rd").await;
     let f = c.features.clone().unwrap();
     assert!(f.get_child("bind", ns::BIND).is_some(), "{}", xml::to_string(&f));
 }
@@ -26,29 +26,35 @@ async fn rfc6120_7_4_bind_feature_offered() {
 #[tokio::test]
 async fn rfc6120_7_6_server_generated_resource() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
     let mut jids = Vec::new();
     for _ in 0..2 {
-        let mut c = authenticated(&server, "alice", "pw").await;
+        let mut c = authenticated(&server, "alice", "passw0rd").await;
         let jid = c.bind(None).await.expect("bind");
-        let (bare, res) = jid.split_once('/').unwrap_or_else(|| panic!("not a full JID: {jid}"));
+        let (bare, res) = jid
+            .split_once('/')
+            .unwrap_or_else(|| panic!("not a full JID: {jid}"));
         assert_eq!(bare, "alice@localhost");
         assert!(!res.is_empty());
         jids.push((jid, c));
     }
-    assert_ne!(jids[0].0, jids[1].0, "two sessions got the same generated resource");
+    assert_ne!(
+        jids[0].0, jids[1].0,
+        "two sessions got the same generated resource"
+    );
 }
 
 // RFC 6120 §7.7: a client-submitted resource is used.
 #[tokio::test]
 async fn rfc6120_7_7_client_submitted_resource() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut c = authenticated(&server, "alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = authenticated(&server, "alice", "passw0rd").await;
     let jid = c.bind(Some("balcony")).await.expect("bind");
     assert_eq!(jid, "alice@localhost/balcony");
     // The bound JID is used for routing: message to self arrives with it.
-    c.send("<message to='alice@localhost/balcony' id='m1'><body>echo</body></message>").await;
+    c.send("<message to='alice@localhost/balcony' id='m1'><body>echo</body></message>")
+        .await;
     let m = c.read_until(|e| e.name() == "message").await;
     assert_eq!(m.attr("from"), Some("alice@localhost/balcony"));
     assert_eq!(m.attr("to"), Some("alice@localhost/balcony"));
@@ -61,10 +67,13 @@ async fn rfc6120_7_7_client_submitted_resource() {
 #[tokio::test]
 async fn rfc6120_7_7_2_2_resource_conflict() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut old = authenticated(&server, "alice", "pw").await;
-    assert_eq!(old.bind(Some("phone")).await.expect("bind"), "alice@localhost/phone");
-    let mut new = authenticated(&server, "alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    let mut old = authenticated(&server, "alice", "passw0rd").await;
+    assert_eq!(
+        old.bind(Some("phone")).await.expect("bind"),
+        "alice@localhost/phone"
+    );
+    let mut new = authenticated(&server, "alice", "passw0rd").await;
     match new.bind(Some("phone")).await {
         Ok(jid) if jid == "alice@localhost/phone" => {
             // (3) Takeover: the old stream must be closed with <conflict/>.
@@ -74,20 +83,26 @@ async fn rfc6120_7_7_2_2_resource_conflict() {
         Ok(jid) => {
             // (1) Override: both sessions live.
             assert!(jid.starts_with("alice@localhost/"), "{jid}");
-            let r = old.iq("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+            let r = old
+                .iq("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+                .await;
             assert_eq!(r.attr("type"), Some("result"));
         }
         Err(iq) => {
             // (2) Refusal with <conflict/>; the old session is untouched.
             assert!(iq.contains("conflict"), "bind refused without <conflict/>: {iq}");
-            let r = old.iq("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+            let r = old
+                .iq("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+                .await;
             assert_eq!(r.attr("type"), Some("result"));
         }
     }
     // The resource is routable to exactly one session: a message to it is
     // received once overall.
-    let mut probe = server.raw_login("alice", "pw", Some("probe")).await;
-    probe.send("<message to='alice@localhost/phone' type='chat' id='c1'><body>who</body></message>").await;
+    let mut probe = server.raw_login("alice", "passw0rd", Some("probe")).await;
+    probe
+        .send("<message to='alice@localhost/phone' type='chat' id='c1'><body>who</body></message>")
+        .await;
     let mut got = 0;
     for c in [&mut old, &mut new] {
         while let Some(Incoming::Element(e)) = c.next_within(SILENCE).await {
@@ -96,7 +111,10 @@ async fn rfc6120_7_7_2_2_resource_conflict() {
             }
         }
     }
-    assert_eq!(got, 1, "the message to alice@localhost/phone was delivered {got} times");
+    assert_eq!(
+        got, 1,
+        "the message to alice@localhost/phone was delivered {got} times"
+    );
 }
 
 // RFC 6120 §7.7.2.1 / RFC 7622 §3.4: a resourcepart longer than 1023 bytes
@@ -105,8 +123,8 @@ async fn rfc6120_7_7_2_2_resource_conflict() {
 #[tokio::test]
 async fn rfc6120_7_7_2_1_oversized_resource() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut c = authenticated(&server, "alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = authenticated(&server, "alice", "passw0rd").await;
     let long = "r".repeat(2000);
     match c.bind(Some(&long)).await {
         Ok(jid) => {
@@ -119,7 +137,15 @@ async fn rfc6120_7_7_2_1_oversized_resource() {
         }
         Err(iq) => {
             let el = xml::parse_client(&iq);
-            xml::assert_stanza_error(&el, &["bad-request", "not-acceptable", "policy-violation", "jid-malformed"]);
+            xml::assert_stanza_error(
+                &el,
+                &[
+                    "bad-request",
+                    "not-acceptable",
+                    "policy-violation",
+                    "jid-malformed",
+                ],
+            );
         }
     }
 }
@@ -129,8 +155,8 @@ async fn rfc6120_7_7_2_1_oversized_resource() {
 #[tokio::test]
 async fn rfc3921_3_session_optional() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut c = authenticated(&server, "alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = authenticated(&server, "alice", "passw0rd").await;
     let f = c.features.clone().unwrap();
     let session = f
         .get_child("session", ns::SESSION)
@@ -141,9 +167,30 @@ async fn rfc3921_3_session_optional() {
     );
     c.bind(None).await.expect("bind");
     let r = c
-        .iq(&format!("<iq type='set' id='sess1' to='localhost'><session xmlns='{}'/></iq>", ns::SESSION))
+        .iq(&format!(
+            "<iq type='set' id='sess1'><session xmlns='{}'/></iq>",
+            ns::SESSION
+        ))
         .await;
-    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+    assert_eq!(
+        r.attr("type"),
+        Some("result"),
+        "session without 'to': {}",
+        xml::to_string(&r)
+    );
+    // RFC 3921 §3 example addresses the server domain.
+    let r = c
+        .iq(&format!(
+            "<iq type='set' id='sess2' to='localhost'><session xmlns='{}'/></iq>",
+            ns::SESSION
+        ))
+        .await;
+    assert_eq!(
+        r.attr("type"),
+        Some("result"),
+        "session with to='localhost' (RFC 3921 §3 example): {}",
+        xml::to_string(&r)
+    );
 }
 
 // RFC 6120 §7.1: stanzas before resource binding are not processed: a stanza
@@ -151,17 +198,24 @@ async fn rfc3921_3_session_optional() {
 #[tokio::test]
 async fn rfc6120_7_1_stanza_before_bind_not_routed() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "pw").await;
-    let mut bob = server.client("bob", "pw").await;
-    let mut c = authenticated(&server, "alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
+    let mut c = authenticated(&server, "alice", "passw0rd").await;
     let to = bob.jid().to_string();
-    c.send(format!("<message to='{to}' type='chat' id='early'><body>before bind</body></message>"))
-        .await;
+    c.send(format!(
+        "<message to='{to}' type='chat' id='early'><body>before bind</body></message>"
+    ))
+    .await;
     match c.next_within(SILENCE).await {
         None => {}
         Some(Incoming::Element(e)) if e.is("error", ns::STREAM) => {
-            assert_eq!(xml::stream_error_condition(&e).as_deref(), Some("not-authorized"), "{}", xml::to_string(&e));
+            assert_eq!(
+                xml::stream_error_condition(&e).as_deref(),
+                Some("not-authorized"),
+                "{}",
+                xml::to_string(&e)
+            );
         }
         Some(Incoming::Element(e)) if e.name() == "message" => {
             xml::assert_stanza_error(&e, &["not-authorized", "not-allowed", "bad-request"]);

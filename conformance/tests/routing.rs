@@ -7,10 +7,10 @@ use conformance::{Incoming, SILENCE, TestServer, XmppClient, ns, xml};
 
 async fn two_users() -> (TestServer, XmppClient, XmppClient) {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "pw").await;
-    let alice = server.client("alice", "pw").await;
-    let bob = server.client("bob", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let alice = server.client("alice", "passw0rd").await;
+    let bob = server.client("bob", "passw0rd").await;
     (server, alice, bob)
 }
 
@@ -27,7 +27,12 @@ async fn rfc6120_8_1_2_1_message_to_full_jid_stamped_from() {
     alice.send_message(&to, "hello bob").await;
     let m = bob.expect_message().await;
     assert_eq!(body(&m).as_deref(), Some("hello bob"));
-    assert_eq!(m.attr("from"), Some(alice.jid().to_string().as_str()), "{}", xml::to_string(&m));
+    assert_eq!(
+        m.attr("from"),
+        Some(alice.jid().to_string().as_str()),
+        "{}",
+        xml::to_string(&m)
+    );
     assert_eq!(m.attr("to"), Some(to.as_str()));
     // And back.
     let to = alice.jid().to_string();
@@ -55,11 +60,11 @@ async fn rfc6121_8_5_2_1_1_message_to_bare_jid() {
 #[tokio::test]
 async fn rfc6120_8_1_2_1_forged_from_overridden_or_rejected() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "pw").await;
-    server.add_user("carol", "pw").await;
-    let mut bob = server.client("bob", "pw").await;
-    let mut alice = server.raw_login("alice", "pw", Some("desk")).await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    server.add_user("carol", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
+    let mut alice = server.raw_login("alice", "passw0rd", Some("desk")).await;
     let to = bob.jid().to_string();
     alice
         .send(format!(
@@ -68,7 +73,12 @@ async fn rfc6120_8_1_2_1_forged_from_overridden_or_rejected() {
         .await;
     match alice.next_within(Duration::from_secs(2)).await {
         Some(Incoming::Element(e)) if e.is("error", ns::STREAM) => {
-            assert_eq!(xml::stream_error_condition(&e).as_deref(), Some("invalid-from"), "{}", xml::to_string(&e));
+            assert_eq!(
+                xml::stream_error_condition(&e).as_deref(),
+                Some("invalid-from"),
+                "{}",
+                xml::to_string(&e)
+            );
             bob.expect_no_message(SILENCE).await;
         }
         None => {
@@ -89,10 +99,10 @@ async fn rfc6120_8_1_2_1_forged_from_overridden_or_rejected() {
 #[tokio::test]
 async fn rfc6120_8_1_2_1_own_bare_from_stamped_full() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "pw").await;
-    let mut bob = server.client("bob", "pw").await;
-    let mut alice = server.raw_login("alice", "pw", Some("desk")).await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
+    let mut alice = server.raw_login("alice", "passw0rd", Some("desk")).await;
     let to = bob.jid().to_string();
     alice
         .send(format!(
@@ -100,7 +110,12 @@ async fn rfc6120_8_1_2_1_own_bare_from_stamped_full() {
         ))
         .await;
     let m = bob.expect_message().await;
-    assert_eq!(m.attr("from"), Some("alice@localhost/desk"), "{}", xml::to_string(&m));
+    assert_eq!(
+        m.attr("from"),
+        Some("alice@localhost/desk"),
+        "{}",
+        xml::to_string(&m)
+    );
 }
 
 // RFC 6121 §8.5.1 (no such user): a message may be silently dropped or
@@ -115,7 +130,11 @@ async fn rfc6121_8_5_1_message_to_unknown_user() {
     if let Some(e) = alice.recv_within(SILENCE).await {
         assert_eq!(e.name(), "message", "unexpected {}", xml::to_string(&e));
         assert_eq!(e.attr("id"), Some("nu1"));
-        assert_eq!(e.attr("from"), Some("nobody@localhost"), "bounce comes from the addressee");
+        assert_eq!(
+            e.attr("from"),
+            Some("nobody@localhost"),
+            "bounce comes from the addressee"
+        );
         xml::assert_stanza_error(&e, &["service-unavailable"]);
     }
 }
@@ -125,11 +144,19 @@ async fn rfc6121_8_5_1_message_to_unknown_user() {
 async fn rfc6121_8_5_1_iq_to_unknown_user() {
     let (_server, mut alice, _bob) = two_users().await;
     let r = alice
-        .iq("get", Some("nobody@localhost"), "<query xmlns='jabber:iq:version'/>")
+        .iq(
+            "get",
+            Some("nobody@localhost"),
+            "<query xmlns='jabber:iq:version'/>",
+        )
         .await;
     xml::assert_stanza_error(&r, &["service-unavailable"]);
     let r = alice
-        .iq("get", Some("nobody@localhost/res"), "<query xmlns='jabber:iq:version'/>")
+        .iq(
+            "get",
+            Some("nobody@localhost/res"),
+            "<query xmlns='jabber:iq:version'/>",
+        )
         .await;
     xml::assert_stanza_error(&r, &["service-unavailable"]);
 }
@@ -147,7 +174,11 @@ async fn rfc6120_10_4_remote_server_not_found() {
         .await;
     xml::assert_stanza_error(&e, &["remote-server-not-found", "remote-server-timeout"]);
     let r = alice
-        .iq("get", Some("unreachable.invalid"), "<ping xmlns='urn:xmpp:ping'/>")
+        .iq(
+            "get",
+            Some("unreachable.invalid"),
+            "<ping xmlns='urn:xmpp:ping'/>",
+        )
         .await;
     xml::assert_stanza_error(&r, &["remote-server-not-found", "remote-server-timeout"]);
 }
@@ -158,14 +189,14 @@ async fn rfc6120_10_4_remote_server_not_found() {
 #[tokio::test]
 async fn rfc6121_8_5_3_2_3_iq_to_offline_full_jid() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "pw").await;
-    let mut alice = server.client("alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut alice = server.client("alice", "passw0rd").await;
     let r = alice
         .iq("get", Some("bob@localhost/gone"), "<ping xmlns='urn:xmpp:ping'/>")
         .await;
     xml::assert_stanza_error(&r, &["service-unavailable"]);
-    let mut bob = server.client_jid("bob@localhost/here", "pw").await;
+    let mut bob = server.client_jid("bob@localhost/here", "passw0rd").await;
     let r = alice
         .iq("get", Some("bob@localhost/gone"), "<ping xmlns='urn:xmpp:ping'/>")
         .await;
@@ -179,8 +210,8 @@ async fn rfc6121_8_5_3_2_3_iq_to_offline_full_jid() {
 #[tokio::test]
 async fn rfc6120_8_2_3_iq_child_count_bad_request() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut c = server.raw_login("alice", "pw", None).await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
     let r = c
         .iq("<iq type='get' id='two' to='localhost'><ping xmlns='urn:xmpp:ping'/><query xmlns='jabber:iq:version'/></iq>")
         .await;
@@ -193,9 +224,10 @@ async fn rfc6120_8_2_3_iq_child_count_bad_request() {
 #[tokio::test]
 async fn rfc6120_8_2_3_iq_bad_type() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut c = server.raw_login("alice", "pw", None).await;
-    c.send("<iq type='fetch' id='bt1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
+    c.send("<iq type='fetch' id='bt1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
     match c.next().await {
         Incoming::Element(e) if e.name() == "iq" => {
             assert_eq!(e.attr("id"), Some("bt1"));
@@ -219,12 +251,20 @@ async fn rfc6120_8_2_3_iq_bad_type() {
 async fn rfc6120_8_4_unknown_namespace_service_unavailable() {
     let (_server, mut alice, _bob) = two_users().await;
     let r = alice
-        .iq("get", Some("localhost"), "<query xmlns='urn:example:not-implemented'/>")
+        .iq(
+            "get",
+            Some("localhost"),
+            "<query xmlns='urn:example:not-implemented'/>",
+        )
         .await;
     xml::assert_stanza_error(&r, &["service-unavailable"]);
     assert_eq!(r.attr("from"), Some("localhost"));
     let r = alice
-        .iq("set", Some("localhost"), "<thing xmlns='urn:example:not-implemented'/>")
+        .iq(
+            "set",
+            Some("localhost"),
+            "<thing xmlns='urn:example:not-implemented'/>",
+        )
         .await;
     xml::assert_stanza_error(&r, &["service-unavailable"]);
 }
@@ -233,14 +273,20 @@ async fn rfc6120_8_4_unknown_namespace_service_unavailable() {
 #[tokio::test]
 async fn rfc6120_8_2_3_result_and_error_not_answered() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut c = server.raw_login("alice", "pw", None).await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
     c.send("<iq type='result' id='r1' to='localhost'/>").await;
     c.send("<iq type='error' id='e1' to='localhost'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>").await;
     c.send("<iq type='result' id='r2' to='alice@localhost'/>").await;
-    c.send("<iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    c.send("<iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
     let e = c.expect_element().await;
-    assert_eq!(e.attr("id"), Some("after"), "something answered a result/error IQ: {}", xml::to_string(&e));
+    assert_eq!(
+        e.attr("id"),
+        Some("after"),
+        "something answered a result/error IQ: {}",
+        xml::to_string(&e)
+    );
     c.expect_silence(SILENCE).await;
 }
 
@@ -251,12 +297,12 @@ async fn rfc6120_8_2_3_result_and_error_not_answered() {
 #[tokio::test]
 async fn rfc6121_8_5_2_1_1_bare_jid_priority() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "pw").await;
-    let mut alice = server.client("alice", "pw").await;
-    let mut low = server.client_jid("bob@localhost/low", "pw").await;
-    let mut negative = server.client_jid("bob@localhost/negative", "pw").await;
-    let mut high = server.client_jid("bob@localhost/high", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut alice = server.client("alice", "passw0rd").await;
+    let mut low = server.client_jid("bob@localhost/low", "passw0rd").await;
+    let mut negative = server.client_jid("bob@localhost/negative", "passw0rd").await;
+    let mut high = server.client_jid("bob@localhost/high", "passw0rd").await;
     low.send_presence(1).await;
     low.ping_server().await;
     negative.send_presence(-1).await;
@@ -275,11 +321,11 @@ async fn rfc6121_8_5_2_1_1_bare_jid_priority() {
 #[tokio::test]
 async fn rfc6121_8_5_3_1_message_to_full_jid_only_that_resource() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "pw").await;
-    let mut alice = server.client("alice", "pw").await;
-    let mut b1 = server.client_jid("bob@localhost/one", "pw").await;
-    let mut b2 = server.client_jid("bob@localhost/two", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut alice = server.client("alice", "passw0rd").await;
+    let mut b1 = server.client_jid("bob@localhost/one", "passw0rd").await;
+    let mut b2 = server.client_jid("bob@localhost/two", "passw0rd").await;
     b1.send_presence(0).await;
     b2.send_presence(0).await;
     b1.ping_server().await;
@@ -294,13 +340,14 @@ async fn rfc6121_8_5_3_1_message_to_full_jid_only_that_resource() {
 #[tokio::test]
 async fn rfc6120_8_3_3_8_jid_malformed() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut c = server.raw_login("alice", "pw", None).await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
     let r = c
         .iq("<iq type='get' id='jm1' to='bad@@localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
         .await;
     xml::assert_stanza_error(&r, &["jid-malformed"]);
-    c.send("<message type='chat' id='jm2' to='a@b@c'><body>x</body></message>").await;
+    c.send("<message type='chat' id='jm2' to='a@b@c'><body>x</body></message>")
+        .await;
     let e = c.read_until(|e| e.attr("id") == Some("jm2")).await;
     xml::assert_stanza_error(&e, &["jid-malformed"]);
 }
@@ -312,9 +359,11 @@ async fn rfc6120_8_3_3_8_jid_malformed() {
 #[tokio::test]
 async fn rfc6120_10_3_no_to_handled_for_account() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let mut c = server.raw_login("alice", "pw", None).await;
-    let r = c.iq("<iq type='get' id='nt1'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
+    let r = c
+        .iq("<iq type='get' id='nt1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
     match r.attr("type") {
         Some("result") => {}
         _ => xml::assert_stanza_error(&r, &["service-unavailable", "feature-not-implemented"]),
@@ -325,4 +374,105 @@ async fn rfc6120_10_3_no_to_handled_for_account() {
             "reply to an IQ without 'to' comes from {from}"
         );
     }
+}
+
+// RFC 6120 §8.3.1: an error stanza is never answered with another error
+// (no bounce loops), whatever its destination.
+#[tokio::test]
+async fn rfc6120_8_3_1_error_stanzas_not_bounced() {
+    let server = TestServer::start().await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
+    let err = "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>";
+    for to in [
+        "nobody@localhost",
+        "someone@unreachable.invalid",
+        "alice@localhost/nope",
+        "localhost",
+    ] {
+        c.send(format!("<message type='error' to='{to}' id='eb'>{err}</message>"))
+            .await;
+        c.send(format!("<iq type='error' to='{to}' id='eb-iq'>{err}</iq>"))
+            .await;
+    }
+    c.send("<iq type='get' id='barrier' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let e = c.expect_element().await;
+    assert_eq!(
+        e.attr("id"),
+        Some("barrier"),
+        "error stanza answered: {}",
+        xml::to_string(&e)
+    );
+    c.expect_silence(SILENCE).await;
+}
+
+// RFC 6120 §10.5.3 / §8.2: an IQ between two clients is routed to the full
+// JID and the response is routed back, both with stamped 'from'.
+#[tokio::test]
+async fn rfc6120_8_2_iq_round_trip_between_clients() {
+    let (_server, mut alice, mut bob) = two_users().await;
+    let bob_jid = bob.jid().to_string();
+    let alice_jid = alice.jid().to_string();
+    alice
+        .send_xml(&format!(
+            "<iq type='get' id='v1' to='{bob_jid}'><query xmlns='jabber:iq:version'/></iq>"
+        ))
+        .await;
+    let req = bob.wait_for(|e| e.name() == "iq").await;
+    assert_eq!(req.attr("from"), Some(alice_jid.as_str()));
+    assert_eq!(req.attr("type"), Some("get"));
+    assert_eq!(req.attr("id"), Some("v1"));
+    bob.send_xml(&format!(
+        "<iq type='result' id='v1' to='{alice_jid}'><query xmlns='jabber:iq:version'><name>bob</name><version>1</version></query></iq>"
+    ))
+    .await;
+    let resp = alice
+        .wait_for(|e| e.name() == "iq" && e.attr("id") == Some("v1"))
+        .await;
+    assert_eq!(resp.attr("type"), Some("result"), "{}", xml::to_string(&resp));
+    assert_eq!(resp.attr("from"), Some(bob_jid.as_str()));
+    let name = resp
+        .get_child("query", "jabber:iq:version")
+        .and_then(|q| q.get_child("name", "jabber:iq:version"))
+        .map(|n| n.text());
+    assert_eq!(name.as_deref(), Some("bob"));
+}
+
+// RFC 6120 §10.5: stanzas between two domains served by the same server are
+// delivered locally; a client of the second domain connects with to='example.net'
+// (the certificate covers it too).
+#[tokio::test]
+async fn rfc6120_10_5_local_delivery_across_hosted_domains() {
+    let server = TestServer::start_with(|c| {
+        c.domains = vec!["localhost".into(), "example.net".into()];
+    })
+    .await;
+    server.add_user("alice", "passw0rd").await;
+    let out = server
+        .cli(&["user", "add", "carol@example.net", "--password", "passw0rd"])
+        .await;
+    assert!(out.success(), "{out:?}");
+    let mut alice = server.client("alice", "passw0rd").await;
+    let connector =
+        conformance::tls::StartTlsConnector::new(server.c2s_addr(), server.tls_config(), "example.net");
+    let mut carol = XmppClient::connect(connector, "carol@example.net".parse().unwrap(), "passw0rd")
+        .await
+        .unwrap_or_else(|e| panic!("carol@example.net login: {e}"));
+    assert_eq!(carol.jid().to_bare().to_string(), "carol@example.net");
+    let to = carol.jid().to_string();
+    alice.send_message(&to, "cross-domain").await;
+    let m = carol.expect_message().await;
+    assert_eq!(body(&m).as_deref(), Some("cross-domain"));
+    assert_eq!(m.attr("from"), Some(alice.jid().to_string().as_str()));
+    let to = alice.jid().to_string();
+    carol.send_message(&to, "back").await;
+    let m = alice.expect_message().await;
+    assert_eq!(body(&m).as_deref(), Some("back"));
+    // Server-generated replies for example.net come from example.net.
+    let r = carol
+        .iq("get", Some("example.net"), "<ping xmlns='urn:xmpp:ping'/>")
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    assert_eq!(r.attr("from"), Some("example.net"));
 }

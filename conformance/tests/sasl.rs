@@ -47,9 +47,14 @@ async fn rfc6120_6_4_1_mechanisms_offered_after_tls() {
 #[tokio::test]
 async fn rfc7677_scram_sha_256_login_tokio_xmpp() {
     let server = with_alice().await;
-    tokio_xmpp_sasl_login(server.starttls_connector(), "alice@localhost", "secret", &["SCRAM-SHA-256"])
-        .await
-        .expect("SCRAM-SHA-256 login");
+    tokio_xmpp_sasl_login(
+        server.starttls_connector(),
+        "alice@localhost",
+        "secret",
+        &["SCRAM-SHA-256"],
+    )
+    .await
+    .expect("SCRAM-SHA-256 login");
     // And the full client (bind + Online) works.
     let c = server.client("alice", "secret").await;
     assert_eq!(c.jid().to_bare().to_string(), "alice@localhost");
@@ -92,9 +97,14 @@ async fn rfc4616_plain_login_over_tls() {
     c.sasl_plain("alice", "secret").await.expect("PLAIN login");
     c.restart_stream().await;
     c.bind(None).await.expect("bind");
-    tokio_xmpp_sasl_login(server.starttls_connector(), "alice@localhost", "secret", &["PLAIN"])
-        .await
-        .expect("tokio-xmpp PLAIN login");
+    tokio_xmpp_sasl_login(
+        server.starttls_connector(),
+        "alice@localhost",
+        "secret",
+        &["PLAIN"],
+    )
+    .await
+    .expect("tokio-xmpp PLAIN login");
 }
 
 // RFC 6120 §6.5.10: a wrong password gives <not-authorized/> with every mechanism.
@@ -110,9 +120,18 @@ async fn rfc6120_6_5_10_wrong_password_not_authorized() {
         assert_eq!(f.condition, "not-authorized", "{hash:?}: {f:?}");
     }
     let mut c = server.raw_starttls().await;
-    let f = c.sasl_plain("alice", "wrong").await.expect_err("PLAIN wrong password");
+    let f = c
+        .sasl_plain("alice", "wrong")
+        .await
+        .expect_err("PLAIN wrong password");
     assert_eq!(f.condition, "not-authorized", "{f:?}");
-    let r = tokio_xmpp_sasl_login(server.starttls_connector(), "alice@localhost", "wrong", &["SCRAM-SHA-256"]).await;
+    let r = tokio_xmpp_sasl_login(
+        server.starttls_connector(),
+        "alice@localhost",
+        "wrong",
+        &["SCRAM-SHA-256"],
+    )
+    .await;
     assert_eq!(r, Err("not-authorized".to_string()), "tokio-xmpp SCRAM-SHA-256");
 }
 
@@ -132,7 +151,10 @@ async fn rfc6120_6_5_10_unknown_user_same_failure() {
             .sasl_scram("nobody", "wrong", hash, ChannelBindingMode::None)
             .await
             .expect_err("unknown user");
-        assert_eq!(unknown.condition, wrong.condition, "{hash:?}: {unknown:?} vs {wrong:?}");
+        assert_eq!(
+            unknown.condition, wrong.condition,
+            "{hash:?}: {unknown:?} vs {wrong:?}"
+        );
         assert_eq!(
             unknown.step, wrong.step,
             "{hash:?}: unknown user fails at a different step than a wrong password \
@@ -196,7 +218,8 @@ async fn rfc6120_6_5_5_incorrect_encoding() {
     c.send_auth("SCRAM-SHA-1", Some(first.as_bytes())).await;
     let ch = c.expect_element().await;
     assert!(ch.is("challenge", ns::SASL));
-    c.send(format!("<response xmlns='{}'>!!!!</response>", ns::SASL)).await;
+    c.send(format!("<response xmlns='{}'>!!!!</response>", ns::SASL))
+        .await;
     let cond = expect_failure(&mut c).await;
     assert!(
         cond == "incorrect-encoding" || cond == "malformed-request",
@@ -223,7 +246,7 @@ async fn rfc6120_6_5_8_malformed_scram_message() {
 #[tokio::test]
 async fn rfc6120_6_5_6_invalid_authzid() {
     let server = with_alice().await;
-    server.add_user("bob", "bobpw").await;
+    server.add_user("bob", "bob-password").await;
     let mut c = server.raw_starttls().await;
     c.send_auth("PLAIN", Some(b"bob@localhost\0alice\0secret")).await;
     let e = c.expect_element().await;
@@ -233,8 +256,15 @@ async fn rfc6120_6_5_6_invalid_authzid() {
         panic!("authzid bob@localhost accepted for alice's credentials; bound {jid}");
     }
     assert!(e.is("failure", ns::SASL), "{}", xml::to_string(&e));
-    let cond = e.children().next().map(|c| c.name().to_owned()).unwrap_or_default();
-    assert!(cond == "invalid-authzid" || cond == "not-authorized", "got <{cond}/>");
+    let cond = e
+        .children()
+        .next()
+        .map(|c| c.name().to_owned())
+        .unwrap_or_default();
+    assert!(
+        cond == "invalid-authzid" || cond == "not-authorized",
+        "got <{cond}/>"
+    );
 }
 
 // RFC 6120 §6.4.5: the server allows at least 2 retries on the same stream.
@@ -275,8 +305,14 @@ async fn rfc6120_6_4_5_repeated_failures_answered() {
         {
             Ok(()) => panic!("wrong password accepted"),
             Err(f) if f.condition == "not-authorized" || f.condition == "temporary-auth-failure" => {}
-            Err(f) if f.condition.starts_with("stream-error:") || f.condition.starts_with("protocol:stream ended") => {
-                assert!(attempts > 2, "stream closed after only {attempts} attempts: {f:?}");
+            Err(f)
+                if f.condition.starts_with("stream-error:")
+                    || f.condition.starts_with("protocol:stream ended") =>
+            {
+                assert!(
+                    attempts > 2,
+                    "stream closed after only {attempts} attempts: {f:?}"
+                );
                 c = server.raw_starttls().await;
                 c.timeout = Duration::from_secs(30);
             }
@@ -344,7 +380,10 @@ async fn rfc9266_scram_sha_256_plus_tls_exporter_raw() {
         "alice",
         "secret",
         ScramHash::Sha256,
-        ChannelBindingMode::Bind { name: "tls-exporter".into(), data },
+        ChannelBindingMode::Bind {
+            name: "tls-exporter".into(),
+            data,
+        },
     )
     .await
     .expect("SCRAM-SHA-256-PLUS tls-exporter");
@@ -362,7 +401,10 @@ async fn rfc5929_scram_sha_256_plus_tls_server_end_point() {
         "alice",
         "secret",
         ScramHash::Sha256,
-        ChannelBindingMode::Bind { name: "tls-server-end-point".into(), data },
+        ChannelBindingMode::Bind {
+            name: "tls-server-end-point".into(),
+            data,
+        },
     )
     .await
     .expect("SCRAM-SHA-256-PLUS tls-server-end-point");
@@ -381,7 +423,10 @@ async fn rfc5802_6_channel_binding_mismatch_fails() {
             "alice",
             "secret",
             ScramHash::Sha256,
-            ChannelBindingMode::Bind { name: "tls-exporter".into(), data },
+            ChannelBindingMode::Bind {
+                name: "tls-exporter".into(),
+                data,
+            },
         )
         .await
         .expect_err("forged channel binding accepted");
@@ -401,7 +446,12 @@ async fn rfc5802_6_downgrade_flag_y_rejected() {
         xml::mechanisms(&f)
     );
     let r = c
-        .sasl_scram("alice", "secret", ScramHash::Sha256, ChannelBindingMode::ClientSupportsServerNot)
+        .sasl_scram(
+            "alice",
+            "secret",
+            ScramHash::Sha256,
+            ChannelBindingMode::ClientSupportsServerNot,
+        )
         .await;
     let f = r.expect_err("'y' GS2 flag accepted although the server supports channel binding");
     assert!(!f.condition.starts_with("protocol:"), "{f:?}");
@@ -417,8 +467,15 @@ async fn rfc6120_6_4_6_features_after_success() {
         .await
         .expect("login");
     let f = c.restart_stream().await;
-    assert!(f.get_child("mechanisms", ns::SASL).is_none(), "SASL offered again: {}", xml::to_string(&f));
-    assert!(f.get_child("starttls", ns::TLS).is_none(), "STARTTLS offered again");
+    assert!(
+        f.get_child("mechanisms", ns::SASL).is_none(),
+        "SASL offered again: {}",
+        xml::to_string(&f)
+    );
+    assert!(
+        f.get_child("starttls", ns::TLS).is_none(),
+        "STARTTLS offered again"
+    );
     assert!(f.get_child("bind", ns::BIND).is_some(), "bind not offered");
 }
 
@@ -428,11 +485,11 @@ async fn rfc6120_6_4_6_features_after_success() {
 #[tokio::test]
 async fn rfc6120_6_4_6_second_auth_rejected() {
     let server = with_alice().await;
-    server.add_user("bob", "bobpw").await;
+    server.add_user("bob", "bob-password").await;
     let mut c = server.raw_starttls().await;
     c.sasl_plain("alice", "secret").await.expect("login");
     c.restart_stream().await;
-    let msg = format!("\0bob\0bobpw");
+    let msg = "\0bob\0bob-password";
     c.send(format!(
         "<auth xmlns='{}' mechanism='PLAIN'>{}</auth>",
         ns::SASL,
@@ -446,4 +503,74 @@ async fn rfc6120_6_4_6_second_auth_rejected() {
         Incoming::Element(e) if e.is("failure", ns::SASL) || e.is("error", ns::STREAM) => {}
         other => panic!("unexpected answer: {other:?}"),
     }
+}
+
+// RFC 6120 §6.4.2: without an initial response the server sends an empty
+// challenge and the client answers with a <response/>.
+#[tokio::test]
+async fn rfc6120_6_4_2_plain_without_initial_response() {
+    let server = with_alice().await;
+    let mut c = server.raw_starttls().await;
+    c.send_auth("PLAIN", None).await;
+    let ch = c.expect_element().await;
+    assert!(
+        ch.is("challenge", ns::SASL),
+        "expected an empty <challenge/>, got {}",
+        xml::to_string(&ch)
+    );
+    let t = ch.text();
+    assert!(
+        t.trim().is_empty() || t.trim() == "=",
+        "PLAIN challenge must be empty: {t:?}"
+    );
+    c.send(format!(
+        "<response xmlns='{}'>{}</response>",
+        ns::SASL,
+        B64.encode("\0alice\0secret")
+    ))
+    .await;
+    let e = c.expect_element().await;
+    assert!(e.is("success", ns::SASL), "{}", xml::to_string(&e));
+}
+
+// RFC 9266 / RFC 5802: SCRAM-SHA-1-PLUS with tls-exporter, when offered.
+#[tokio::test]
+async fn rfc9266_scram_sha_1_plus_tls_exporter() {
+    let server = with_alice().await;
+    let mut c = server.raw_starttls().await;
+    if !xml::has_mechanism(c.features.as_ref().unwrap(), "SCRAM-SHA-1-PLUS") {
+        return; // optional mechanism
+    }
+    let data = c.tls_exporter().expect("TLS 1.3 exporter");
+    c.sasl_scram(
+        "alice",
+        "secret",
+        ScramHash::Sha1,
+        ChannelBindingMode::Bind {
+            name: "tls-exporter".into(),
+            data,
+        },
+    )
+    .await
+    .expect("SCRAM-SHA-1-PLUS tls-exporter");
+}
+
+// RFC 5802 §6: a channel-binding type the server does not support fails.
+#[tokio::test]
+async fn rfc5802_6_unsupported_channel_binding_type() {
+    let server = with_alice().await;
+    let mut c = server.raw_starttls().await;
+    let f = c
+        .sasl_scram(
+            "alice",
+            "secret",
+            ScramHash::Sha256,
+            ChannelBindingMode::Bind {
+                name: "tls-unique".into(),
+                data: vec![0u8; 12],
+            },
+        )
+        .await
+        .expect_err("tls-unique over TLS 1.3 (not supported) accepted");
+    assert!(!f.condition.starts_with("protocol:"), "{f:?}");
 }

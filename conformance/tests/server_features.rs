@@ -5,13 +5,18 @@ use conformance::{ChannelBindingMode, Element, ScramHash, TestServer, XmppClient
 
 async fn alice() -> (TestServer, XmppClient) {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    let c = server.client("alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    let c = server.client("alice", "passw0rd").await;
     (server, c)
 }
 
 fn result_payload<'a>(r: &'a Element, name: &str, namespace: &str) -> &'a Element {
-    assert_eq!(r.attr("type"), Some("result"), "expected a result: {}", xml::to_string(r));
+    assert_eq!(
+        r.attr("type"),
+        Some("result"),
+        "expected a result: {}",
+        xml::to_string(r)
+    );
     r.get_child(name, namespace)
         .unwrap_or_else(|| panic!("no <{name} xmlns='{namespace}'/> in {}", xml::to_string(r)))
 }
@@ -22,7 +27,11 @@ fn result_payload<'a>(r: &'a Element, name: &str, namespace: &str) -> &'a Elemen
 async fn xep0030_disco_info_server() {
     let (_server, mut c) = alice().await;
     let r = c
-        .iq("get", Some("localhost"), &format!("<query xmlns='{}'/>", ns::DISCO_INFO))
+        .iq(
+            "get",
+            Some("localhost"),
+            &format!("<query xmlns='{}'/>", ns::DISCO_INFO),
+        )
         .await;
     assert_eq!(r.attr("from"), Some("localhost"));
     let q = result_payload(&r, "query", ns::DISCO_INFO);
@@ -51,7 +60,11 @@ async fn xep0030_disco_info_server() {
     let mut sorted = features.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(sorted.len(), features.len(), "duplicate features (XEP-0030 §3.1 forbids): {features:?}");
+    assert_eq!(
+        sorted.len(),
+        features.len(),
+        "duplicate features (XEP-0030 §3.1 forbids): {features:?}"
+    );
 }
 
 // XEP-0030 §4: disco#items on the server.
@@ -59,12 +72,20 @@ async fn xep0030_disco_info_server() {
 async fn xep0030_disco_items_server() {
     let (_server, mut c) = alice().await;
     let r = c
-        .iq("get", Some("localhost"), &format!("<query xmlns='{}'/>", ns::DISCO_ITEMS))
+        .iq(
+            "get",
+            Some("localhost"),
+            &format!("<query xmlns='{}'/>", ns::DISCO_ITEMS),
+        )
         .await;
     let q = result_payload(&r, "query", ns::DISCO_ITEMS);
     for item in q.children() {
         assert!(item.is("item", ns::DISCO_ITEMS), "{}", xml::to_string(item));
-        assert!(item.attr("jid").is_some(), "item without jid: {}", xml::to_string(item));
+        assert!(
+            item.attr("jid").is_some(),
+            "item without jid: {}",
+            xml::to_string(item)
+        );
     }
 }
 
@@ -76,7 +97,10 @@ async fn xep0030_disco_info_unknown_node() {
         .iq(
             "get",
             Some("localhost"),
-            &format!("<query xmlns='{}' node='urn:example:no-such-node'/>", ns::DISCO_INFO),
+            &format!(
+                "<query xmlns='{}' node='urn:example:no-such-node'/>",
+                ns::DISCO_INFO
+            ),
         )
         .await;
     xml::assert_stanza_error(&r, &["item-not-found"]);
@@ -90,9 +114,17 @@ async fn xep0199_server_ping() {
         .iq("get", Some("localhost"), &format!("<ping xmlns='{}'/>", ns::PING))
         .await;
     assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
-    assert_eq!(r.attr("from"), Some("localhost"), "RFC 6120 §8.1.2.1: server replies come from its domain");
+    assert_eq!(
+        r.attr("from"),
+        Some("localhost"),
+        "RFC 6120 §8.1.2.1: server replies come from its domain"
+    );
     assert_eq!(r.attr("to"), Some(c.jid().to_string().as_str()));
-    assert!(r.children().next().is_none(), "ping result must be empty: {}", xml::to_string(&r));
+    assert!(
+        r.children().next().is_none(),
+        "ping result must be empty: {}",
+        xml::to_string(&r)
+    );
 }
 
 // XEP-0092: software version of the server.
@@ -100,13 +132,27 @@ async fn xep0199_server_ping() {
 async fn xep0092_software_version() {
     let (_server, mut c) = alice().await;
     let r = c
-        .iq("get", Some("localhost"), &format!("<query xmlns='{}'/>", ns::VERSION))
+        .iq(
+            "get",
+            Some("localhost"),
+            &format!("<query xmlns='{}'/>", ns::VERSION),
+        )
         .await;
     let q = result_payload(&r, "query", ns::VERSION);
-    let name = q.get_child("name", ns::VERSION).map(|n| n.text()).unwrap_or_default();
-    let version = q.get_child("version", ns::VERSION).map(|n| n.text()).unwrap_or_default();
+    let name = q
+        .get_child("name", ns::VERSION)
+        .map(|n| n.text())
+        .unwrap_or_default();
+    let version = q
+        .get_child("version", ns::VERSION)
+        .map(|n| n.text())
+        .unwrap_or_default();
     assert!(!name.trim().is_empty(), "<name/> required: {}", xml::to_string(q));
-    assert!(!version.trim().is_empty(), "<version/> required: {}", xml::to_string(q));
+    assert!(
+        !version.trim().is_empty(),
+        "<version/> required: {}",
+        xml::to_string(q)
+    );
 }
 
 // XEP-0202: entity time, with XEP-0082 formats: <utc/> in UTC ("Z"), <tzo/>
@@ -144,11 +190,11 @@ async fn xep0202_entity_time() {
 #[tokio::test]
 async fn xep0115_caps_in_stream_features() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
+    server.add_user("alice", "passw0rd").await;
     let mut c = server.raw().await;
     let mut all_features = vec![c.open_stream().await];
     all_features.push(c.starttls().await);
-    c.sasl_scram("alice", "pw", ScramHash::Sha1, ChannelBindingMode::None)
+    c.sasl_scram("alice", "passw0rd", ScramHash::Sha1, ChannelBindingMode::None)
         .await
         .expect("login");
     all_features.push(c.restart_stream().await);
@@ -157,7 +203,12 @@ async fn xep0115_caps_in_stream_features() {
         .iter()
         .rev()
         .find_map(|f| f.get_child("c", ns::CAPS).cloned())
-        .unwrap_or_else(|| panic!("no XEP-0115 <c/> in any stream features: {}", xml::to_string(&all_features[2])));
+        .unwrap_or_else(|| {
+            panic!(
+                "no XEP-0115 <c/> in any stream features: {}",
+                xml::to_string(&all_features[2])
+            )
+        });
     assert_eq!(caps.attr("hash"), Some("sha-1"), "{}", xml::to_string(&caps));
     let node = caps.attr("node").expect("node").to_owned();
     let ver = caps.attr("ver").expect("ver").to_owned();
@@ -184,8 +235,15 @@ async fn xep0115_caps_in_stream_features() {
     );
     // The plain (no node) disco#info must describe the same entity.
     let r = c
-        .iq(&format!("<iq type='get' id='caps2' to='localhost'><query xmlns='{}'/></iq>", ns::DISCO_INFO))
+        .iq(&format!(
+            "<iq type='get' id='caps2' to='localhost'><query xmlns='{}'/></iq>",
+            ns::DISCO_INFO
+        ))
         .await;
     let q = result_payload(&r, "query", ns::DISCO_INFO);
-    assert_eq!(xml::caps_ver_sha1(q), ver, "plain disco#info differs from the advertised caps");
+    assert_eq!(
+        xml::caps_ver_sha1(q),
+        ver,
+        "plain disco#info differs from the advertised caps"
+    );
 }

@@ -15,8 +15,8 @@ async fn header_error(server: &TestServer, header: &str) -> conformance::StreamE
 
 /// Logged-in raw client (STARTTLS, SCRAM-SHA-1, bind) for alice.
 async fn alice(server: &TestServer) -> RawClient {
-    server.add_user("alice", "pw").await;
-    server.raw_login("alice", "pw", Some("raw")).await
+    server.add_user("alice", "passw0rd").await;
+    server.raw_login("alice", "passw0rd", Some("raw")).await
 }
 
 // RFC 6120 §4.7: the response header carries from, a unique id and version
@@ -28,8 +28,16 @@ async fn rfc6120_4_7_response_header_and_features() {
     let mut c = server.raw().await;
     let features = c.open_stream().await;
     let header = c.header.clone().unwrap();
-    assert!(header.is("stream", ns::STREAM), "header: {}", xml::to_string(&header));
-    assert_eq!(header.attr("from"), Some("localhost"), "§4.7.1: 'from' must be the server domain");
+    assert!(
+        header.is("stream", ns::STREAM),
+        "header: {}",
+        xml::to_string(&header)
+    );
+    assert_eq!(
+        header.attr("from"),
+        Some("localhost"),
+        "§4.7.1: 'from' must be the server domain"
+    );
     let id = header.attr("id").unwrap_or("");
     assert!(!id.is_empty(), "§4.7.3: the response header must include an 'id'");
     assert_eq!(header.attr("version"), Some("1.0"), "§4.7.5: version 1.0");
@@ -60,7 +68,10 @@ async fn rfc6120_4_7_3_stream_ids_unique() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3, "stream ids repeat: {ids:?}");
-    assert!(ids.iter().all(|i| i.len() >= 8), "stream ids too short to be unpredictable: {ids:?}");
+    assert!(
+        ids.iter().all(|i| i.len() >= 8),
+        "stream ids too short to be unpredictable: {ids:?}"
+    );
 }
 
 // RFC 6120 §4.9.3.6 <host-unknown/>; §4.9.1.2: the server still sends its
@@ -74,7 +85,10 @@ async fn rfc6120_4_9_3_6_host_unknown() {
     )
     .await;
     e.assert_condition(&["host-unknown"]);
-    assert!(e.header.is_some(), "§4.9.1.2: a response stream header must precede the error");
+    assert!(
+        e.header.is_some(),
+        "§4.9.1.2: a response stream header must precede the error"
+    );
 }
 
 // RFC 6120 §4.8.1 / §4.9.3.10: wrong stream namespace -> <invalid-namespace/>.
@@ -119,7 +133,10 @@ async fn rfc6120_4_7_5_unsupported_major_version() {
             // Negotiated down: features must follow, or the server may still refuse.
             let next = c.expect_element().await;
             if next.is("error", ns::STREAM) {
-                assert_eq!(xml::stream_error_condition(&next).as_deref(), Some("unsupported-version"));
+                assert_eq!(
+                    xml::stream_error_condition(&next).as_deref(),
+                    Some("unsupported-version")
+                );
             } else {
                 assert!(next.is("features", ns::STREAM), "got {}", xml::to_string(&next));
             }
@@ -144,7 +161,11 @@ async fn rfc6120_4_7_5_minor_version_negotiated_down() {
     let header = c.read_header().await;
     assert_eq!(header.attr("version"), Some("1.0"), "§4.7.5: whichever is lower");
     let f = c.expect_element().await;
-    assert!(f.is("features", ns::STREAM), "features expected: {}", xml::to_string(&f));
+    assert!(
+        f.is("features", ns::STREAM),
+        "features expected: {}",
+        xml::to_string(&f)
+    );
 }
 
 // RFC 6120 §4.7.5 rule 4: no version attribute means 0.9; the server SHOULD
@@ -167,8 +188,39 @@ async fn rfc6120_4_7_5_missing_version() {
         if let Some(Incoming::Element(el)) = c.next_within(Duration::from_secs(2)).await
             && el.is("error", ns::STREAM)
         {
-            assert_eq!(xml::stream_error_condition(&el).as_deref(), Some("unsupported-version"));
+            assert_eq!(
+                xml::stream_error_condition(&el).as_deref(),
+                Some("unsupported-version")
+            );
         }
+    }
+}
+
+// RFC 6120 §4.7.5: an explicit version lower than 1.0 (0.9): the server
+// answers with that lower version (no features) or refuses with
+// <unsupported-version/>; it must not claim 1.0 and carry on.
+#[tokio::test]
+async fn rfc6120_4_7_5_version_0_9() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    c.send(format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' {STREAM_NS_DECL} to='localhost' version='0.9'>"
+    ))
+    .await;
+    let header = c.read_header().await;
+    if header.attr("version") == Some("1.0") {
+        let e = c.expect_stream_error().await;
+        e.assert_condition(&["unsupported-version"]);
+    } else if let Some(Incoming::Element(el)) = c.next_within(Duration::from_secs(2)).await {
+        assert!(
+            el.is("error", ns::STREAM),
+            "a 0.9 stream gets no stream features: {}",
+            xml::to_string(&el)
+        );
+        assert_eq!(
+            xml::stream_error_condition(&el).as_deref(),
+            Some("unsupported-version")
+        );
     }
 }
 
@@ -248,7 +300,8 @@ async fn rfc6120_11_1_restricted_xml_entity_declaration() {
 async fn rfc6120_11_1_restricted_xml_entity_reference() {
     let server = TestServer::start().await;
     let mut c = alice(&server).await;
-    c.send("<message to='alice@localhost'><body>&xxe;</body></message>").await;
+    c.send("<message to='alice@localhost'><body>&xxe;</body></message>")
+        .await;
     let e = c.expect_stream_error().await;
     e.assert_condition(&["restricted-xml", "not-well-formed"]);
 }
@@ -290,6 +343,32 @@ async fn rfc6120_11_6_invalid_utf8() {
     e.assert_condition(&["unsupported-encoding", "not-well-formed"]);
 }
 
+// RFC 6120 §11.6 / §4.9.3.22: invalid UTF-8 between stanzas (at stream
+// level, not inside an element) is detected as well.
+#[tokio::test]
+async fn rfc6120_11_6_invalid_utf8_between_stanzas() {
+    let server = TestServer::start().await;
+    let mut c = alice(&server).await;
+    c.send([0xc0u8, 0x80, 0xff]).await;
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["unsupported-encoding", "not-well-formed"]);
+}
+
+// RFC 6120 §11.6: an overlong / invalid UTF-8 sequence in the stream header.
+#[tokio::test]
+async fn rfc6120_11_6_invalid_utf8_in_header() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    let mut data =
+        format!("<?xml version='1.0'?><stream:stream xmlns='jabber:client' {STREAM_NS_DECL} to='local")
+            .into_bytes();
+    data.extend_from_slice(&[0xed, 0xa0, 0x80]); // UTF-16 surrogate encoded in UTF-8: invalid
+    data.extend_from_slice(b"host' version='1.0'>");
+    c.send(data).await;
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["unsupported-encoding", "not-well-formed", "host-unknown"]);
+}
+
 // RFC 6120 §4.9.3.24: an unknown first-level element -> <unsupported-stanza-type/>.
 #[tokio::test]
 async fn rfc6120_4_9_3_24_unsupported_stanza_type() {
@@ -305,8 +384,8 @@ async fn rfc6120_4_9_3_24_unsupported_stanza_type() {
 #[tokio::test]
 async fn rfc6120_4_9_3_12_stanza_before_auth() {
     let server = TestServer::start().await;
-    server.add_user("bob", "pw").await;
-    let mut bob = server.client("bob", "pw").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
     let mut c = server.raw_starttls().await;
     c.send(format!(
         "<message to='{}' type='chat'><body>sneaky</body></message>",
@@ -326,7 +405,10 @@ async fn rfc6120_4_4_stream_close_after_auth() {
     let mut c = alice(&server).await;
     c.close_stream().await;
     let footer = c.expect_closed().await;
-    assert!(footer, "§4.4: the server must send </stream:stream> before closing");
+    assert!(
+        footer,
+        "§4.4: the server must send </stream:stream> before closing"
+    );
 }
 
 // RFC 6120 §4.4: same before authentication.
@@ -337,7 +419,10 @@ async fn rfc6120_4_4_stream_close_pre_auth() {
     c.open_stream().await;
     c.close_stream().await;
     let footer = c.expect_closed().await;
-    assert!(footer, "§4.4: the server must send </stream:stream> before closing");
+    assert!(
+        footer,
+        "§4.4: the server must send </stream:stream> before closing"
+    );
 }
 
 // RFC 6120 §4.6.1: whitespace between stanzas (keepalives) is allowed.
@@ -359,11 +444,11 @@ async fn rfc6120_4_6_1_whitespace_keepalive() {
 #[tokio::test]
 async fn rfc6120_4_9_1_malformed_client_does_not_affect_others() {
     let server = TestServer::start().await;
-    server.add_user("alice", "pw").await;
-    server.add_user("bob", "pw").await;
-    server.add_user("mallory", "pw").await;
-    let mut alice = server.client("alice", "pw").await;
-    let mut bob = server.client("bob", "pw").await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    server.add_user("mallory", "passw0rd").await;
+    let mut alice = server.client("alice", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
 
     let garbage: Vec<&[u8]> = vec![
         b"<message><body>unclosed</message>",
@@ -373,7 +458,8 @@ async fn rfc6120_4_9_1_malformed_client_does_not_affect_others() {
         b"<iq type='get' id='1'><query xmlns='jabber:iq:roster'></iq>",
     ];
     for g in garbage {
-        let mut m = server.raw_login("mallory", "pw", None).await;
+        eprintln!("mallory sends {:?}", String::from_utf8_lossy(g));
+        let mut m = server.raw_login("mallory", "passw0rd", None).await;
         let _ = m.try_send(g).await;
         m.expect_stream_error().await;
     }
@@ -385,9 +471,15 @@ async fn rfc6120_4_9_1_malformed_client_does_not_affect_others() {
     let bob_jid = bob.jid().to_string();
     alice.send_message(&bob_jid, "still here?").await;
     let msg = bob.expect_message().await;
-    assert_eq!(msg.get_child("body", ns::CLIENT).map(|b| b.text()).as_deref(), Some("still here?"));
+    assert_eq!(
+        msg.get_child("body", ns::CLIENT).map(|b| b.text()).as_deref(),
+        Some("still here?")
+    );
     let alice_jid = alice.jid().to_string();
     bob.send_message(&alice_jid, "yes").await;
     let msg = alice.expect_message().await;
-    assert_eq!(msg.get_child("body", ns::CLIENT).map(|b| b.text()).as_deref(), Some("yes"));
+    assert_eq!(
+        msg.get_child("body", ns::CLIENT).map(|b| b.text()).as_deref(),
+        Some("yes")
+    );
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use jid::FullJid;
 use minidom::Element;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::c2s::negotiate::Bound;
-use crate::c2s::stream::ReadError;
+use crate::c2s::stream::{ReadError, XmppStream};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router;
 use crate::router::hooks::SessionEvent;
@@ -46,15 +46,8 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
             reason = entry.kicked() => break Some(reason),
             _ = shutdown.changed() => break Some(StreamError::new(StreamErrorCondition::SystemShutdown)),
             out = link.mailbox.recv() => {
-                let Some(Outbound::Stanza(first)) = out else { break None };
-                stream.queue(&first);
-                for _ in 1..WRITE_BATCH {
-                    match link.mailbox.try_recv() {
-                        Ok(Outbound::Stanza(el)) => stream.queue(&el),
-                        Err(_) => break,
-                    }
-                }
-                if stream.flush().await.is_err() {
+                let Some(first) = out else { break None };
+                if write_batch(&mut stream, &mut link.mailbox, first).await.is_err() {
                     break None;
                 }
             }
@@ -95,9 +88,11 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
     };
 
     if let Some(error) = end {
-        // Flush what was queued for this client before the error (graceful shutdown).
-        while let Ok(Outbound::Stanza(el)) = link.mailbox.try_recv() {
-            stream.queue(&el);
+        // Flush what was queued for this client before the error (graceful shutdown). Tracked
+        // stanzas go out too but are not acknowledged (the flush result is unknown): their
+        // owner keeps them, so the client may see one again later, never lose it.
+        while let Ok(item) = link.mailbox.try_recv() {
+            stream.queue(&item.into_parts().0);
         }
         tracing::info!(%jid, error = %error, "closing session");
         stream.fail(&error).await;
@@ -120,11 +115,40 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
         .await;
     // Stanzas still queued for a client that vanished are answered, not lost silently.
     link.mailbox.close();
-    while let Ok(Outbound::Stanza(el)) = link.mailbox.try_recv() {
-        if el.name() == "message" {
+    // Tracked stanzas are dropped unacknowledged instead: their owner still holds them.
+    while let Ok(item) = link.mailbox.try_recv() {
+        if let Outbound::Stanza(el) = item
+            && el.name() == "message"
+        {
             router::bounce(&server, &el, StanzaError::recipient_unavailable());
         }
     }
+}
+
+/// Writes `first` and what else is already queued (up to `WRITE_BATCH` stanzas), flushes, and
+/// then acknowledges the tracked stanzas among them.
+async fn write_batch(
+    stream: &mut XmppStream,
+    mailbox: &mut mpsc::Receiver<Outbound>,
+    first: Outbound,
+) -> std::io::Result<()> {
+    let mut acks = Vec::new();
+    let mut next = Some(first);
+    let mut count = 0;
+    while let Some(item) = next.take() {
+        let (el, written) = item.into_parts();
+        stream.queue(&el);
+        acks.extend(written);
+        count += 1;
+        if count < WRITE_BATCH {
+            next = mailbox.try_recv().ok();
+        }
+    }
+    stream.flush().await?;
+    for written in acks {
+        let _ = written.send(());
+    }
+    Ok(())
 }
 
 fn server_ping(server: &Server, to: &FullJid, id: &str) -> Element {
@@ -249,4 +273,79 @@ fn validate(el: &Element) -> Result<(), StanzaError> {
     }
     // A malformed 'to' is answered by the router, which parses it anyway.
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::c2s::stream::Conn;
+
+    async fn pair() -> (XmppStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let stream = XmppStream::new(Conn::Plain(server), Default::default(), "localhost".into());
+        (stream, client)
+    }
+
+    fn message(id: &str) -> Element {
+        let mut el = Element::bare("message", ns::CLIENT);
+        xml::set_attr(&mut el, "id", id);
+        el
+    }
+
+    #[tokio::test]
+    async fn tracked_stanzas_are_acknowledged_after_the_flush() {
+        let (mut stream, mut client) = pair().await;
+        let (tx, mut mailbox) = mpsc::channel(8);
+        let (written, mut ack) = tokio::sync::oneshot::channel();
+        tx.try_send(Outbound::Tracked(message("b"), written)).unwrap();
+        tx.try_send(Outbound::Stanza(message("c"))).unwrap();
+        assert!(ack.try_recv().is_err(), "nothing written yet");
+        write_batch(&mut stream, &mut mailbox, Outbound::Stanza(message("a")))
+            .await
+            .unwrap();
+        ack.await.expect("acknowledged once flushed");
+        let mut buf = vec![0u8; 4096];
+        let mut got = String::new();
+        while !got.contains("id=\"c\"") {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {got}");
+            got.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        }
+        let order: Vec<usize> = ["\"a\"", "\"b\"", "\"c\""]
+            .iter()
+            .map(|id| got.find(id).unwrap())
+            .collect();
+        assert!(order.is_sorted(), "written in queue order: {got}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_acknowledges_nothing() {
+        let (mut stream, client) = pair().await;
+        drop(client);
+        let (_tx, mut mailbox) = mpsc::channel::<Outbound>(8);
+        let big = "x".repeat(64 * 1024);
+        let mut failed = false;
+        // The peer is gone: a write fails within a few attempts (the first may still land in
+        // the kernel buffer before the reset arrives).
+        for _ in 0..50 {
+            let (written, ack) = tokio::sync::oneshot::channel();
+            let mut el = message("t");
+            el.append_text_node(big.clone());
+            if write_batch(&mut stream, &mut mailbox, Outbound::Tracked(el, written))
+                .await
+                .is_err()
+            {
+                assert!(ack.await.is_err(), "not acknowledged");
+                failed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(failed, "writing to a closed peer never failed");
+    }
 }

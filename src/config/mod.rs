@@ -146,6 +146,20 @@ pub struct LimitsConfig {
     /// Resources (sessions) one account may have at once.
     #[serde(default = "default_max_resources")]
     pub max_resources_per_user: usize,
+    /// Items one roster may hold (RFC 6121 §2); also caps the subscription requests waiting
+    /// for one user's answer. Adding more is refused with `not-allowed`.
+    #[serde(default = "default_max_roster_items")]
+    pub max_roster_items: usize,
+    /// Messages kept for one account while it is offline (XEP-0160); past it senders get
+    /// `service-unavailable`. 0 turns offline storage off.
+    #[serde(default = "default_max_offline")]
+    pub max_offline_messages: usize,
+    /// Bytes one account's vCard (XEP-0054) may take, as stored; larger ones are refused.
+    #[serde(default = "default_max_vcard")]
+    pub max_vcard_size: usize,
+    /// Bytes of private XML (XEP-0049) one account may store per namespace.
+    #[serde(default = "default_max_private")]
+    pub max_private_size: usize,
 }
 
 /// Authentication policy.
@@ -244,6 +258,18 @@ fn default_mailbox() -> usize {
 }
 fn default_max_resources() -> usize {
     32
+}
+fn default_max_roster_items() -> usize {
+    1000
+}
+fn default_max_offline() -> usize {
+    500
+}
+fn default_max_vcard() -> usize {
+    65_536
+}
+fn default_max_private() -> usize {
+    65_536
 }
 fn default_iterations() -> u32 {
     10_000

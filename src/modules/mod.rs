@@ -1,9 +1,13 @@
 //! Feature modules. Each registers its IQ handlers and disco features; none imports another.
 
 pub mod disco;
+pub mod legacy_session;
 pub mod ping;
+pub mod private;
 pub mod register;
+pub mod roster;
 pub mod time;
+pub mod vcard;
 pub mod version;
 
 use std::sync::Arc;
@@ -14,9 +18,13 @@ use crate::router::registry::Module;
 pub fn all() -> Vec<Arc<dyn Module>> {
     vec![
         Arc::new(disco::Disco),
+        Arc::new(legacy_session::LegacySession),
         Arc::new(ping::Ping),
         Arc::new(version::Version),
         Arc::new(time::Time),
         Arc::new(register::Register),
+        Arc::new(roster::Roster::new()),
+        Arc::new(vcard::VCard),
+        Arc::new(private::Private),
     ]
 }

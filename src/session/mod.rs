@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use dashmap::DashMap;
 use jid::{BareJid, FullJid};
 use minidom::Element;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::{StreamError, StreamErrorCondition};
 
@@ -18,6 +18,21 @@ use crate::error::{StreamError, StreamErrorCondition};
 #[derive(Debug)]
 pub enum Outbound {
     Stanza(Element),
+    /// A stanza whose sender must learn it reached the client's socket (offline storage deletes
+    /// a message only then). The writer fires `written` after the flush that carried it
+    /// succeeded. If the session ends first it is dropped unfired, and the stanza is not
+    /// bounced: whoever sent it still holds it.
+    Tracked(Element, oneshot::Sender<()>),
+}
+
+impl Outbound {
+    /// The stanza, and the acknowledgement to fire once it is written, if tracked.
+    pub fn into_parts(self) -> (Element, Option<oneshot::Sender<()>>) {
+        match self {
+            Outbound::Stanza(el) => (el, None),
+            Outbound::Tracked(el, written) => (el, Some(written)),
+        }
+    }
 }
 
 /// Why a delivery did not happen.
@@ -85,19 +100,29 @@ impl SessionEntry {
     /// Queues a stanza without waiting. A full queue disconnects the slow session. On failure
     /// the stanza comes back, so the caller can answer its sender without a defensive copy.
     pub fn deliver(&self, stanza: Element) -> Result<(), (DeliveryError, Element)> {
-        match self.tx.try_send(Outbound::Stanza(stanza)) {
+        self.enqueue(Outbound::Stanza(stanza))
+    }
+
+    /// Like `deliver`, and the receiver resolves once the stanza was flushed to the client's
+    /// socket; it fails (sender dropped) if the session ended before. "Written" means handed
+    /// to the kernel: what a connection loses after that, only stream management could tell.
+    pub fn deliver_tracked(&self, stanza: Element) -> Result<oneshot::Receiver<()>, (DeliveryError, Element)> {
+        let (written, rx) = oneshot::channel();
+        self.enqueue(Outbound::Tracked(stanza, written)).map(|()| rx)
+    }
+
+    fn enqueue(&self, item: Outbound) -> Result<(), (DeliveryError, Element)> {
+        match self.tx.try_send(item) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(Outbound::Stanza(stanza))) => {
+            Err(mpsc::error::TrySendError::Full(item)) => {
                 tracing::warn!(jid = %self.jid, "session queue full: disconnecting slow client");
                 self.kick(StreamError::with_text(
                     StreamErrorCondition::PolicyViolation,
                     "too many queued stanzas: the client is not reading",
                 ));
-                Err((DeliveryError::Overloaded, stanza))
+                Err((DeliveryError::Overloaded, item.into_parts().0))
             }
-            Err(mpsc::error::TrySendError::Closed(Outbound::Stanza(stanza))) => {
-                Err((DeliveryError::Gone, stanza))
-            }
+            Err(mpsc::error::TrySendError::Closed(item)) => Err((DeliveryError::Gone, item.into_parts().0)),
         }
     }
 
@@ -266,6 +291,36 @@ mod tests {
             t.bind(jid("a@b/x"), 99, 16, 4),
             BindOutcome::TooManyResources
         ));
+    }
+
+    #[tokio::test]
+    async fn tracked_delivery_is_acknowledged_by_the_writer_or_cancelled() {
+        let t = SessionTable::new();
+        let mut link = bound(&t, "a@b/r");
+        let rx = link
+            .entry
+            .deliver_tracked(Element::bare("message", "jabber:client"))
+            .unwrap();
+        let (el, written) = link.mailbox.recv().await.unwrap().into_parts();
+        assert_eq!(el.name(), "message");
+        written.expect("tracked").send(()).unwrap();
+        rx.await.expect("acknowledged");
+        // A session that ends with the stanza still queued cancels it.
+        let rx = link
+            .entry
+            .deliver_tracked(Element::bare("message", "jabber:client"))
+            .unwrap();
+        drop(link);
+        assert!(rx.await.is_err(), "dropped unfired");
+        // And once the mailbox is gone, the stanza comes back.
+        let link = bound(&t, "c@d/r");
+        let entry = link.entry.clone();
+        drop(link);
+        let (err, el) = entry
+            .deliver_tracked(Element::bare("message", "jabber:client"))
+            .unwrap_err();
+        assert_eq!(err, DeliveryError::Gone);
+        assert_eq!(el.name(), "message");
     }
 
     #[tokio::test]

@@ -39,7 +39,11 @@ macro_rules! with_pool {
 
 mod accounts;
 mod connect;
+pub mod offline;
+mod private;
+pub mod roster;
 mod secrets;
+mod vcard;
 #[cfg(test)]
 mod tests;
 

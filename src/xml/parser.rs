@@ -65,6 +65,11 @@ pub struct StreamParser {
     root_default_ns: Option<String>,
     /// Bytes consumed since the last top-level element was completed.
     pending_bytes: usize,
+    /// Checks UTF-8 as bytes arrive: rxml holds character data until the next `<`, so
+    /// invalid bytes between stanzas would otherwise go unreported.
+    utf8: Utf8Check,
+    /// Whether the first `<` arrived; anything else first is not XML at all.
+    seen_markup: bool,
 }
 
 impl StreamParser {
@@ -83,6 +88,8 @@ impl StreamParser {
             closed: false,
             root_default_ns: None,
             pending_bytes: 0,
+            utf8: Utf8Check::default(),
+            seen_markup: false,
         }
     }
 
@@ -94,6 +101,20 @@ impl StreamParser {
     /// Feeds received bytes; completed events are appended to `out`. An error is final:
     /// the caller sends it as a stream error and closes.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
+        self.utf8.check(data)?;
+        if !self.seen_markup {
+            // An HTTP request or other garbage must be refused now, not when a '<' shows up.
+            match data.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+                Some(b'<') => self.seen_markup = true,
+                Some(_) => {
+                    return Err(StreamError::with_text(
+                        StreamErrorCondition::NotWellFormed,
+                        "the stream must begin with XML",
+                    ));
+                }
+                None => {}
+            }
+        }
         let mut data = data;
         while !self.closed {
             let before = data;
@@ -217,6 +238,46 @@ impl StreamParser {
     }
 }
 
+/// Incremental UTF-8 validation across chunk boundaries.
+#[derive(Default)]
+struct Utf8Check {
+    /// The start of a multi-byte sequence split by the previous chunk.
+    partial: [u8; 4],
+    partial_len: usize,
+}
+
+impl Utf8Check {
+    fn check(&mut self, mut data: &[u8]) -> Result<(), StreamError> {
+        let invalid = || StreamError::with_text(StreamErrorCondition::NotWellFormed, "invalid UTF-8");
+        if self.partial_len > 0 {
+            let need = match self.partial[0] {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                _ => 4,
+            };
+            let take = (need - self.partial_len).min(data.len());
+            self.partial[self.partial_len..self.partial_len + take].copy_from_slice(&data[..take]);
+            self.partial_len += take;
+            data = &data[take..];
+            if self.partial_len < need {
+                return Ok(());
+            }
+            std::str::from_utf8(&self.partial[..need]).map_err(|_| invalid())?;
+            self.partial_len = 0;
+        }
+        match std::str::from_utf8(data) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                let tail = &data[e.valid_up_to()..];
+                self.partial[..tail.len()].copy_from_slice(tail);
+                self.partial_len = tail.len();
+                Ok(())
+            }
+            Err(_) => Err(invalid()),
+        }
+    }
+}
+
 /// Feeds header bytes to the raw parser and records a default namespace declaration.
 fn sniff_default_ns(sniffer: &mut RawParser, mut bytes: &[u8], found: &mut Option<String>) {
     // Errors are reported by the main parser; the sniffer just stops looking.
@@ -333,6 +394,36 @@ mod tests {
         let mut p = StreamParser::new(ParserLimits::default());
         let err = p.feed(&bad, &mut Vec::new()).unwrap_err();
         assert_eq!(err.condition, StreamErrorCondition::NotWellFormed);
+    }
+
+    #[test]
+    fn invalid_utf8_between_stanzas_is_caught_at_once() {
+        let mut p = StreamParser::new(ParserLimits::default());
+        p.feed(HEADER.as_bytes(), &mut Vec::new()).unwrap();
+        let err = p.feed(b"\xc0\x80\xff", &mut Vec::new()).unwrap_err();
+        assert_eq!(err.condition, StreamErrorCondition::NotWellFormed);
+    }
+
+    #[test]
+    fn utf8_split_across_chunks_is_fine() {
+        let text = format!("{HEADER}<message><body>h\u{e9}llo \u{1F600}</body></message>");
+        let bytes = text.as_bytes();
+        for cut in 0..bytes.len() {
+            let mut p = StreamParser::new(ParserLimits::default());
+            let mut out = Vec::new();
+            p.feed(&bytes[..cut], &mut out).unwrap();
+            p.feed(&bytes[cut..], &mut out).unwrap();
+            assert_eq!(out.len(), 2, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn garbage_before_the_header_is_refused_immediately() {
+        assert_eq!(
+            condition("GET / HTTP/1.1\r\n"),
+            StreamErrorCondition::NotWellFormed
+        );
+        assert!(parse("  \n").unwrap().is_empty());
     }
 
     #[test]

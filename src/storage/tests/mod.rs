@@ -39,8 +39,12 @@ macro_rules! backend_tests {
 }
 
 mod accounts;
+mod offline;
 mod open;
+mod private;
+mod roster;
 mod secrets;
+mod vcard;
 
 const PG_URL_VAR: &str = "SWITCHBOARD_TEST_PG_URL";
 

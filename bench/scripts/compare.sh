@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# Compare switchboard, Prosody and ejabberd with switchboard-bench in one run.
+#
+# Every server gets its own config and data dir under a temp dir, listens on
+# 127.0.0.1 only, is pinned to CPU $SERVER_CPU while the bench runs pinned to
+# CPU $BENCH_CPU. Servers are benchmarked one after another; only the server
+# being measured is running. See bench/README.md.
+#
+# Tunables (environment):
+#   SERVERS            servers to measure         (switchboard prosody ejabberd)
+#   LOGIN_COUNT        login-idle sessions        (2000; 15000 needs ulimit -n > 16000)
+#   LOGIN_CONCURRENCY  logins in flight           (100)
+#   LOGIN_HOLD         seconds to keep sessions   (0)
+#   CHAT_PAIRS         chat sender/receiver pairs (50)
+#   CHAT_DURATION      seconds per chat run       (10)
+#   CHAT_WINDOW        in-flight msgs per pair, throughput run (16)
+#   CHAT_RATE          msgs/s per pair, latency run (20; 0 skips the run)
+#   PRESENCE_USERS     presence scenario users    (500; 0 skips presence)
+#   PRESENCE_CONTACTS  mutual contacts per user   (10)
+#   PRESENCE_RATE      presence updates/s per user (1)
+#   PRESENCE_DURATION  seconds of updates         (10)
+#   MECH               SCRAM-SHA-1 | PLAIN        (SCRAM-SHA-1)
+#   PASSWORD           password of every account  (benchpw1)
+#   SERVER_CPU / BENCH_CPU  CPUs to pin to        (0 / 1)
+#   SB_BIN             switchboard binary         (target/release/switchboard)
+#   BUILD_SWITCHBOARD  1: cargo build it first    (0)
+#   QUIET_WAIT         seconds to wait for an idle machine before each run (30)
+#   PRIO               nice value for servers and bench when root (-10)
+#   RESULTS            also copy the results TSV here
+#   KEEP_TMP           1: keep the temp dir (configs, logs)
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SERVERS=${SERVERS:-"switchboard prosody ejabberd"}
+LOGIN_COUNT=${LOGIN_COUNT:-2000}
+LOGIN_CONCURRENCY=${LOGIN_CONCURRENCY:-100}
+LOGIN_HOLD=${LOGIN_HOLD:-0}
+CHAT_PAIRS=${CHAT_PAIRS:-50}
+CHAT_DURATION=${CHAT_DURATION:-10}
+CHAT_WINDOW=${CHAT_WINDOW:-16}
+CHAT_RATE=${CHAT_RATE:-20}
+PRESENCE_USERS=${PRESENCE_USERS:-500}
+PRESENCE_CONTACTS=${PRESENCE_CONTACTS:-10}
+PRESENCE_RATE=${PRESENCE_RATE:-1}
+PRESENCE_DURATION=${PRESENCE_DURATION:-10}
+MECH=${MECH:-SCRAM-SHA-1}
+PASSWORD=${PASSWORD:-benchpw1}
+SERVER_CPU=${SERVER_CPU:-0}
+BENCH_CPU=${BENCH_CPU:-1}
+SB_BIN=${SB_BIN:-$ROOT/target/release/switchboard}
+BUILD_SWITCHBOARD=${BUILD_SWITCHBOARD:-0}
+RESULTS=${RESULTS:-}
+KEEP_TMP=${KEEP_TMP:-0}
+DOMAIN=localhost
+BENCH=$ROOT/target/release/switchboard-bench
+
+PROSODY_PORT=15222
+EJABBERD_PORT=25222
+EJABBERD_DIST_PORT=25299
+SB_PORT=35222
+SB_HTTP_PORT=35280
+
+log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+USERS=$LOGIN_COUNT
+if [ $((CHAT_PAIRS * 2)) -gt "$USERS" ]; then USERS=$((CHAT_PAIRS * 2)); fi
+if [ "$PRESENCE_USERS" -gt "$USERS" ]; then USERS=$PRESENCE_USERS; fi
+
+# --- file descriptors -------------------------------------------------------
+NEED_FDS=$((USERS + 1024))
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$NEED_FDS" ]; then
+    ulimit -Hn "$NEED_FDS" 2>/dev/null || log "warning: cannot raise hard open-file limit $hard to $NEED_FDS"
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+log "open-file limit: $(ulimit -n) (need about $NEED_FDS per process)"
+
+# --- build ------------------------------------------------------------------
+log "building switchboard-bench"
+(cd "$ROOT" && cargo build --release -q -p switchboard-bench) || { log "bench build failed"; exit 1; }
+if [ "$BUILD_SWITCHBOARD" = 1 ]; then
+    log "building switchboard"
+    (cd "$ROOT" && cargo build --release -q -p switchboard) || log "switchboard build failed"
+fi
+
+# --- packages ---------------------------------------------------------------
+pkgs=()
+case " $SERVERS " in *" prosody "*) command -v prosody >/dev/null || pkgs+=(prosody) ;; esac
+case " $SERVERS " in *" ejabberd "*) command -v ejabberdctl >/dev/null || pkgs+=(ejabberd) ;; esac
+command -v ss >/dev/null || pkgs+=(iproute2)
+command -v taskset >/dev/null || pkgs+=(util-linux)
+if [ ${#pkgs[@]} -gt 0 ]; then
+    log "installing ${pkgs[*]}"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null; }; then
+        log "warning: apt-get install failed"
+    fi
+fi
+# The Debian packages may start their stock services; they would compete for CPU.
+for svc in prosody ejabberd; do
+    if command -v service >/dev/null && service "$svc" status >/dev/null 2>&1; then
+        log "stopping the stock $svc service"
+        service "$svc" stop >/dev/null 2>&1 || true
+    fi
+done
+
+TMP=$(mktemp -d /tmp/sb-compare.XXXXXX)
+chmod 755 "$TMP"
+RES=$TMP/results.tsv
+: >"$RES"
+CUR_PID=""
+CUR_STOP=""
+cleanup() {
+    if [ -n "$CUR_STOP" ]; then $CUR_STOP; fi
+    if [ "$KEEP_TMP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_up() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
+pid_on_port() { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+wait_port() { # port seconds
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        port_up "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+wait_gone() { # pid seconds
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    return 1
+}
+stop_pid() { # pid
+    [ -n "$1" ] || return 0
+    kill "$1" 2>/dev/null || return 0
+    wait_gone "$1" 15 || kill -9 "$1" 2>/dev/null
+}
+
+# Run servers and bench at a raised priority (root only) so that background
+# work on a shared machine (niced builds) disturbs the figures less.
+PRIO=${PRIO:--10}
+[ "$(id -u)" = 0 ] || PRIO=0
+pinned() { # cpu command...
+    local cpu=$1
+    shift
+    nice -n "$PRIO" taskset -c "$cpu" "$@"
+}
+bench() { pinned "$BENCH_CPU" "$BENCH" "$@"; }
+COMMON=()
+set_common() { # port
+    COMMON=(--host 127.0.0.1 --port "$1" --domain "$DOMAIN" --users 'bench{n}' --password "$PASSWORD" --mech "$MECH")
+}
+
+# Busy percentage of the whole machine over $1 seconds (from /proc/stat).
+machine_busy() {
+    local a b
+    read -ra a < <(head -1 /proc/stat)
+    sleep "$1"
+    read -ra b < <(head -1 /proc/stat)
+    local i tot=0 idle
+    for i in 1 2 3 4 5 6 7 8; do tot=$((tot + b[i] - a[i])); done
+    idle=$((b[4] - a[4] + b[5] - a[5]))
+    [ "$tot" -gt 0 ] || { echo 0; return; }
+    echo $(((tot - idle) * 100 / tot))
+}
+# Other work on this machine (builds, tests) distorts the figures: wait up to
+# QUIET_WAIT seconds for the machine to be idle (below 10% busy).
+QUIET_WAIT=${QUIET_WAIT:-30}
+wait_quiet() {
+    local waited=0 busy
+    while :; do
+        busy=$(machine_busy 2)
+        [ "$busy" -lt 10 ] && return 0
+        if [ "$waited" -ge "$QUIET_WAIT" ]; then
+            log "warning: the machine is ${busy}% busy with other work; figures will be disturbed (see foreign_cpu_pct)"
+            return 0
+        fi
+        [ "$waited" = 0 ] && log "machine is ${busy}% busy with other work; waiting up to ${QUIET_WAIT}s for it to calm down"
+        waited=$((waited + 2))
+    done
+}
+
+# --- Prosody ----------------------------------------------------------------
+start_prosody() {
+    local d=$TMP/prosody
+    mkdir -p "$d/data"
+    cat >"$d/prosody.cfg.lua" <<EOF
+-- Generated by switchboard bench/scripts/compare.sh
+run_as_root = true
+daemonize = false
+pidfile = "$d/prosody.pid"
+data_path = "$d/data"
+certificates = "$d"
+log = { warn = "$d/prosody.log" }
+interfaces = { "127.0.0.1" }
+c2s_interfaces = { "127.0.0.1" }
+c2s_ports = { $PROSODY_PORT }
+c2s_direct_tls_ports = { }
+http_ports = { }
+https_ports = { }
+network_settings = { tcp_backlog = 1024 }
+-- Only what the scenarios exercise; no TLS, no s2s, no offline storage, no rate limits.
+modules_enabled = { "roster", "saslauth", "disco", "ping", "register" }
+modules_disabled = { "s2s", "offline" }
+authentication = "internal_hashed"
+storage = "internal"
+allow_registration = true
+c2s_require_encryption = false
+s2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+VirtualHost "$DOMAIN"
+EOF
+    pinned "$SERVER_CPU" prosody -F --config "$d/prosody.cfg.lua" >"$d/stdout" 2>&1 &
+    CUR_PID=$!
+    CUR_STOP="stop_pid $CUR_PID"
+    wait_port $PROSODY_PORT 30 || { log "prosody did not start:"; tail -5 "$d/stdout" "$d/prosody.log" >&2; return 1; }
+    set_common $PROSODY_PORT
+    bench register "${COMMON[@]}" --count "$USERS" >&2 || return 1
+}
+
+# --- ejabberd ---------------------------------------------------------------
+EJ_CMD=()
+start_ejabberd() {
+    local d=$TMP/ejabberd
+    mkdir -p "$d/db" "$d/logs"
+    cat >"$d/ejabberd.yml" <<EOF
+# Generated by switchboard bench/scripts/compare.sh
+hosts:
+  - $DOMAIN
+loglevel: warning
+log_rotate_count: 0
+listen:
+  -
+    port: $EJABBERD_PORT
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 262144
+    backlog: 1024
+    access: c2s
+    starttls_required: false
+auth_method: internal
+auth_password_format: scram
+auth_scram_hash: sha
+default_db: mnesia
+registration_timeout: infinity
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+  register:
+    allow: all
+modules:
+  mod_disco: {}
+  mod_ping: {}
+  mod_roster: {}
+  mod_register:
+    ip_access: all
+    access: register
+    password_strength: 0
+EOF
+    # ejabberdctl normally su's to the ejabberd user, whose PAM session
+    # resets the open-file limit to 1024: run as the current user instead,
+    # without epmd, with scheduler busy-waiting off so CPU time is honest.
+    cat >"$d/ejabberdctl.cfg" <<EOF
+ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 +sbwt none +sbwtdcpu none +sbwtdio none"
+ERL_MAX_PORTS=$((NEED_FDS + 1024))
+EJABBERD_PID_PATH=$d/ejabberd.pid
+EJABBERD_CONFIG_PATH=$d/ejabberd.yml
+ERLANG_NODE=ejabberd_bench@localhost
+ERL_DIST_PORT=$EJABBERD_DIST_PORT
+INET_DIST_INTERFACE=127.0.0.1
+EXEC_CMD=as_current_user
+EOF
+    EJ_CMD=(env HOME="$d" ejabberdctl -c "$d/ejabberdctl.cfg" -s "$d/db" -l "$d/logs")
+    (cd "$d" && pinned "$SERVER_CPU" "${EJ_CMD[@]}" foreground >"$d/stdout" 2>&1) &
+    CUR_STOP=stop_ejabberd
+    wait_port $EJABBERD_PORT 60 || { log "ejabberd did not start:"; tail -5 "$d/stdout" >&2; return 1; }
+    CUR_PID=$(pid_on_port $EJABBERD_PORT)
+    set_common $EJABBERD_PORT
+    bench register "${COMMON[@]}" --count "$USERS" >&2 || return 1
+}
+stop_ejabberd() {
+    local pid
+    pid=$(pid_on_port $EJABBERD_PORT)
+    "${EJ_CMD[@]}" stop >/dev/null 2>&1
+    [ -n "$pid" ] && { wait_gone "$pid" 20 || kill -9 "$pid" 2>/dev/null; }
+}
+
+# --- switchboard ------------------------------------------------------------
+start_switchboard() {
+    local d=$TMP/switchboard
+    if [ ! -x "$SB_BIN" ]; then
+        log "switchboard binary $SB_BIN not found (build it, or BUILD_SWITCHBOARD=1)"
+        return 1
+    fi
+    mkdir -p "$d"
+    cat >"$d/switchboard.toml" <<EOF
+# Generated by switchboard bench/scripts/compare.sh
+domains = ["$DOMAIN"]
+[storage]
+url = "sqlite://$d/sb.db"
+[tls]
+cert = "$d/cert.pem"
+key = "$d/key.pem"
+generate_self_signed = true
+[[listen]]
+kind = "c2s"
+address = "127.0.0.1:$SB_PORT"
+require_encryption = false
+[[listen]]
+kind = "http"
+address = "127.0.0.1:$SB_HTTP_PORT"
+[registration]
+enabled = true
+per_ip_per_hour = 100000000
+min_password_length = 1
+[limits]
+connections_per_ip = 1000000
+max_connections = 1000000
+[auth]
+failures_per_ip_per_minute = 1000000
+failures_per_account_per_minute = 1000000
+[log]
+level = "warn"
+EOF
+    if ! "$SB_BIN" --config "$d/switchboard.toml" config check >"$d/check.out" 2>&1; then
+        log "switchboard rejects the full bench config ($(tail -1 "$d/check.out")); using the minimal one"
+        log "  (note: its default per-IP connection / registration limits may then fail the run)"
+        sed -i '/^\[registration\]/,/^\[log\]/{/^\[log\]/!d}' "$d/switchboard.toml"
+    fi
+    pinned "$SERVER_CPU" "$SB_BIN" --config "$d/switchboard.toml" serve >"$d/stdout" 2>&1 &
+    CUR_PID=$!
+    CUR_STOP="stop_pid $CUR_PID"
+    wait_port $SB_PORT 30 || { log "switchboard did not start:"; tail -5 "$d/stdout" >&2; return 1; }
+    set_common $SB_PORT
+    if ! bench register "${COMMON[@]}" --count "$USERS" --concurrency 8 >"$d/register.out" 2>&1; then
+        log "in-band registration failed ($(tail -1 "$d/register.out")); using 'switchboard user add'"
+        local i
+        for ((i = 1; i <= USERS; i++)); do
+            "$SB_BIN" --config "$d/switchboard.toml" user add "bench$i@$DOMAIN" --password "$PASSWORD" \
+                >>"$d/useradd.out" 2>&1 || {
+                grep -qi exist "$d/useradd.out" || { log "user add failed: $(tail -1 "$d/useradd.out")"; return 1; }
+            }
+        done
+    fi
+}
+
+port_of() {
+    case $1 in
+        prosody) echo $PROSODY_PORT ;;
+        ejabberd) echo $EJABBERD_PORT ;;
+        switchboard) echo $SB_PORT ;;
+    esac
+}
+
+# --- run --------------------------------------------------------------------
+log "servers: $SERVERS; login-idle $LOGIN_COUNT sessions; chat $CHAT_PAIRS pairs x ${CHAT_DURATION}s (window $CHAT_WINDOW, rate $CHAT_RATE/s/pair); presence $PRESENCE_USERS users x $PRESENCE_CONTACTS contacts"
+log "server pinned to CPU $SERVER_CPU, bench to CPU $BENCH_CPU; work dir $TMP"
+measured=()
+for s in $SERVERS; do
+    port=$(port_of "$s")
+    if [ -z "$port" ]; then log "unknown server $s"; continue; fi
+    if port_up "$port"; then
+        log "port $port is already in use; skipping $s"
+        continue
+    fi
+    log "=== $s: starting"
+    CUR_PID="" CUR_STOP=""
+    if ! "start_$s"; then
+        log "$s could not be set up; skipping it"
+        [ -n "$CUR_STOP" ] && $CUR_STOP
+        CUR_STOP=""
+        continue
+    fi
+    log "$s: pid $CUR_PID, rss $(awk '/VmRSS/{print $2" "$3}' /proc/"$CUR_PID"/status)"
+    set_common "$port"
+    args=("${COMMON[@]}" --server-pid "$CUR_PID" --label "$s" --out "$RES")
+    wait_quiet
+    log "$s: login-idle"
+    bench login-idle "${args[@]}" --count "$LOGIN_COUNT" --concurrency "$LOGIN_CONCURRENCY" --hold "$LOGIN_HOLD" \
+        || log "$s: login-idle failed"
+    sleep 2
+    wait_quiet
+    log "$s: chat (window $CHAT_WINDOW)"
+    bench chat "${args[@]}" --pairs "$CHAT_PAIRS" --duration "$CHAT_DURATION" --window "$CHAT_WINDOW" \
+        || log "$s: chat (window) failed"
+    if [ "$CHAT_RATE" != 0 ]; then
+        wait_quiet
+        log "$s: chat (rate $CHAT_RATE/s per pair)"
+        bench chat "${args[@]}" --pairs "$CHAT_PAIRS" --duration "$CHAT_DURATION" --rate "$CHAT_RATE" \
+            || log "$s: chat (rate) failed"
+    fi
+    if [ "$PRESENCE_USERS" != 0 ]; then
+        sleep 1
+        log "$s: presence setup ($PRESENCE_USERS users x $PRESENCE_CONTACTS mutual contacts; not measured)"
+        if bench presence-setup "${COMMON[@]}" --user-count "$PRESENCE_USERS" --contacts "$PRESENCE_CONTACTS" >&2; then
+            wait_quiet
+            log "$s: presence ($PRESENCE_RATE updates/s per user)"
+            bench presence "${args[@]}" --user-count "$PRESENCE_USERS" --contacts "$PRESENCE_CONTACTS" \
+                --rate "$PRESENCE_RATE" --duration "$PRESENCE_DURATION" || log "$s: presence failed"
+        else
+            log "$s: presence setup failed"
+        fi
+    fi
+    if ! kill -0 "$CUR_PID" 2>/dev/null; then log "$s: server process died during the run!"; fi
+    log "=== $s: stopping"
+    $CUR_STOP
+    CUR_STOP=""
+    measured+=("$s")
+done
+
+echo
+echo "# switchboard-bench comparison ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, server on CPU $SERVER_CPU, bench on CPU $BENCH_CPU)"
+echo "# measured: ${measured[*]:-none}; versions: $(dpkg-query -W -f '${Package} ${Version}; ' prosody ejabberd 2>/dev/null)"
+echo
+if [ -s "$RES" ]; then
+    "$BENCH" report "$RES" --baseline switchboard
+else
+    echo "no results"
+fi
+if [ -n "$RESULTS" ]; then cp "$RES" "$RESULTS" && log "results copied to $RESULTS"; fi

@@ -1,0 +1,165 @@
+//! RFC 6120 §13.12 (denial of service): stanza size and nesting limits
+//! enforced with <policy-violation/> (§4.9.3.18), before and after auth.
+
+use conformance::{Incoming, SILENCE, TestServer, ns, xml};
+
+// Before authentication the server uses a small limit (10000 bytes): a 20 kB
+// element is refused with <policy-violation/>.
+#[tokio::test]
+async fn rfc6120_13_12_pre_auth_size_limit() {
+    let server = TestServer::start().await;
+    let mut c = server.raw_starttls().await;
+    let big = "A".repeat(20_000);
+    let _ = c
+        .try_send(format!(
+            "<auth xmlns='{}' mechanism='PLAIN'>{big}</auth>",
+            ns::SASL
+        ))
+        .await;
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["policy-violation"]);
+}
+
+// Same with an element that never ends: the limit applies to data being
+// received, not only to complete elements.
+#[tokio::test]
+async fn rfc6120_13_12_pre_auth_size_limit_unterminated() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    c.open_stream().await;
+    let _ = c.try_send(format!("<foo>{}", "x".repeat(60_000))).await;
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["policy-violation"]);
+}
+
+// An oversized stream header (before anything is negotiated) is refused.
+#[tokio::test]
+async fn rfc6120_13_12_oversized_stream_header() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    let _ = c
+        .try_send(format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='{}' to='localhost' version='1.0' x='{}'>",
+            ns::STREAM,
+            "y".repeat(30_000)
+        ))
+        .await;
+    loop {
+        match c.next().await {
+            Incoming::Header(_) => continue,
+            Incoming::Element(e) if e.is("error", ns::STREAM) => {
+                assert_eq!(
+                    xml::stream_error_condition(&e).as_deref(),
+                    Some("policy-violation"),
+                    "{}",
+                    xml::to_string(&e)
+                );
+                break;
+            }
+            Incoming::Element(e) => panic!("oversized header accepted: {}", xml::to_string(&e)),
+            Incoming::StreamEnd | Incoming::Closed => break,
+        }
+    }
+}
+
+// After authentication `limits.max_stanza_size` applies: a stanza under the
+// limit is routed, one over it closes the stream with <policy-violation/>.
+#[tokio::test]
+async fn rfc6120_13_12_post_auth_size_limit() {
+    let server = TestServer::start_with(|c| c.max_stanza_size = 16_384).await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
+    let to = bob.jid().to_string();
+    // 12 kB before auth would exceed the pre-auth limit; after auth it is fine.
+    let ok_body = "o".repeat(12_000);
+    c.send(format!(
+        "<message to='{to}' type='chat' id='ok'><body>{ok_body}</body></message>"
+    ))
+    .await;
+    let m = bob.expect_message().await;
+    assert_eq!(
+        m.get_child("body", ns::CLIENT).map(|b| b.text().len()),
+        Some(12_000)
+    );
+    let big = "b".repeat(40_000);
+    let _ = c
+        .try_send(format!(
+            "<message to='{to}' type='chat' id='big'><body>{big}</body></message>"
+        ))
+        .await;
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["policy-violation"]);
+    bob.expect_no_message(SILENCE).await;
+}
+
+// The default limit (262144) lets a 100 kB stanza through after auth.
+#[tokio::test]
+async fn rfc6120_13_12_default_limit_allows_large_stanzas() {
+    let server = TestServer::start().await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut alice = server.client("alice", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
+    let to = bob.jid().to_string();
+    alice.send_message(&to, &"z".repeat(100_000)).await;
+    let m = bob.expect_message().await;
+    assert_eq!(
+        m.get_child("body", ns::CLIENT).map(|b| b.text().len()),
+        Some(100_000)
+    );
+}
+
+// Deeply nested elements (small in bytes) are refused with <policy-violation/>.
+#[tokio::test]
+async fn rfc6120_13_12_deep_nesting() {
+    let server = TestServer::start().await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", None).await;
+    let depth = 5_000;
+    let mut s = String::from("<message to='alice@localhost' id='deep'>");
+    s.push_str(&"<a>".repeat(depth));
+    s.push_str(&"</a>".repeat(depth));
+    s.push_str("</message>");
+    let _ = c.try_send(s).await;
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["policy-violation"]);
+}
+
+// XEP-0478: stream limits advertised in the features match what is enforced:
+// 10000 bytes before authentication, `max_stanza_size` after.
+#[tokio::test]
+async fn xep0478_stream_limits_advertised() {
+    let server = TestServer::start_with(|c| c.max_stanza_size = 50_000).await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_starttls().await;
+    let pre = c.features.clone().unwrap();
+    c.sasl_scram(
+        "alice",
+        "passw0rd",
+        conformance::ScramHash::Sha1,
+        conformance::ChannelBindingMode::None,
+    )
+    .await
+    .expect("login");
+    let post = c.restart_stream().await;
+    let max_bytes = |f: &conformance::Element| -> Option<u64> {
+        f.get_child("limits", "urn:xmpp:stream-limits:0")?
+            .get_child("max-bytes", "urn:xmpp:stream-limits:0")?
+            .text()
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (Some(pre_max), Some(post_max)) = (max_bytes(&pre), max_bytes(&post)) else {
+        // XEP-0478 is optional; without it there is nothing to compare.
+        assert!(
+            max_bytes(&pre).is_none() && max_bytes(&post).is_none(),
+            "limits advertised on only one of the streams"
+        );
+        return;
+    };
+    assert_eq!(pre_max, 10_000, "pre-auth limit");
+    assert_eq!(post_max, 50_000, "post-auth limit must be limits.max_stanza_size");
+}

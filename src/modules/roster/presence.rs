@@ -1,0 +1,276 @@
+//! Presence (RFC 6121 §4): broadcast to subscribers and own resources, initial presence
+//! (probes answered from the session table, other resources, waiting subscription requests),
+//! unavailable presence (also to directed-presence recipients, §4.6), and the end of a
+//! session.
+//!
+//! Fan-out is the bulk of all traffic: the subscriber list is cached per roster (an
+//! `Arc<[BareJid]>`, rebuilt only after a change), recipients come from the session table
+//! without touching storage, and each recipient gets one clone of the stanza as it was sent
+//! (extensions untouched), addressed to it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+
+use super::store_cache::storage_key;
+use super::{Roster, SessionState, is_local_account, send};
+use crate::router::hooks::Routed;
+use crate::server::Server;
+use crate::session::SessionEntry;
+use crate::xml::{self, ns};
+
+/// Directed-presence recipients remembered per resource; beyond this, no more are tracked.
+const MAX_DIRECTED: usize = 1000;
+
+impl Roster {
+    /// `presence_broadcast`: presence without 'to' (§4.2, §4.4, §4.5). The session already
+    /// recorded its own availability and priority.
+    pub(super) async fn on_broadcast(&self, server: &Arc<Server>, routed: Routed) {
+        let Routed { from, stanza, .. } = routed;
+        let user = from.to_bare();
+        let session = server.sessions.get(&from);
+        let state = session.as_ref().map(|s| s.extension::<SessionState>());
+        if stanza.attr("type").is_none() {
+            // Only the first available presence of a resource is initial presence (§4.2).
+            let initial = state
+                .as_ref()
+                .is_some_and(|s| !s.announced.swap(true, Ordering::AcqRel));
+            let subscribers = self.subscribers(server, &user).await;
+            for contact in subscribers.iter() {
+                deliver_to_available(server, contact, &stanza);
+            }
+            // §4.2.2 / §4.4.2: every available resource of the user, the sender included.
+            for own in server.sessions.sessions_of(&user) {
+                if own.is_available() {
+                    send_to(&own, &stanza, &own.jid.to_string());
+                }
+            }
+            if initial && let Some(session) = &session {
+                self.initial_presence(server, session).await;
+            }
+            return;
+        }
+        // Unavailable (§4.5): contacts and the other resources, if it had been available.
+        let was_available = state
+            .as_ref()
+            .is_none_or(|s| s.announced.swap(false, Ordering::AcqRel));
+        let subscribers: Arc<[BareJid]> = if was_available {
+            self.subscribers(server, &user).await
+        } else {
+            Arc::from(Vec::new())
+        };
+        for contact in subscribers.iter() {
+            deliver_to_available(server, contact, &stanza);
+        }
+        if was_available {
+            for own in server.sessions.sessions_of(&user) {
+                if own.jid != from && own.is_available() {
+                    send_to(&own, &stanza, &own.jid.to_string());
+                }
+            }
+        }
+        if let Some(state) = &state {
+            // §4.6.3: whoever got directed presence learns it is gone, unless the broadcast
+            // already told them.
+            let directed = std::mem::take(&mut *state.directed.lock().unwrap_or_else(|e| e.into_inner()));
+            for target in directed {
+                let bare = target.to_bare();
+                if !subscribers.contains(&bare) {
+                    deliver_directed(server, &target, &stanza);
+                }
+            }
+            let status = stanza
+                .get_child("status", ns::CLIENT)
+                .map(|s| s.text())
+                .unwrap_or_default();
+            *state.last_status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+        }
+    }
+
+    /// Contacts subscribed to `user`'s presence (empty if the roster cannot be read).
+    async fn subscribers(&self, server: &Arc<Server>, user: &BareJid) -> Arc<[BareJid]> {
+        match self.cache.lock(server, user).await {
+            Ok(mut g) => g.roster().subscribers(),
+            Err(e) => {
+                tracing::error!(%user, error = %e, "cannot read the roster for a presence broadcast");
+                Arc::from(Vec::new())
+            }
+        }
+    }
+
+    /// §4.2.2-§4.2.3 (and §3.1.3): what a resource learns when it becomes available. Probes
+    /// to local contacts are answered here from the session table (§4.3.2: the last presence
+    /// of each available resource; nothing for offline contacts).
+    async fn initial_presence(&self, server: &Arc<Server>, session: &Arc<SessionEntry>) {
+        let user = session.jid.to_bare();
+        let (subscriptions, pending) = match self.cache.lock(server, &user).await {
+            Ok(mut g) => {
+                let r = g.roster();
+                (r.subscriptions(), r.pending_in().cloned().collect::<Vec<_>>())
+            }
+            Err(e) => {
+                tracing::error!(%user, error = %e, "cannot read the roster for initial presence");
+                return;
+            }
+        };
+        let me = session.jid.to_string();
+        for contact in &subscriptions {
+            for other in server.sessions.sessions_of(contact) {
+                if other.is_available()
+                    && let Some(p) = other.last_presence()
+                {
+                    send_to(session, &p, &me);
+                }
+            }
+        }
+        // The user's other resources (an entity is subscribed to itself).
+        for other in server.sessions.sessions_of(&user) {
+            if other.jid != session.jid
+                && other.is_available()
+                && let Some(p) = other.last_presence()
+            {
+                send_to(session, &p, &me);
+            }
+        }
+        // §3.1.3: requests waiting for an answer, again, until answered.
+        if session.priority() >= 0 {
+            for request in pending {
+                send(session, request);
+            }
+        }
+    }
+
+    /// `outbound` for presence with 'to' and no type or 'unavailable': remember directed
+    /// available presence, forget it when directed unavailable follows (§4.6).
+    pub(super) fn track_directed(&self, server: &Server, from: &FullJid, to: &Jid, available: bool) {
+        let Some(session) = server.sessions.get(from) else {
+            return;
+        };
+        let state = session.extension::<SessionState>();
+        let mut set = state.directed.lock().unwrap_or_else(|e| e.into_inner());
+        if available {
+            if set.len() < MAX_DIRECTED {
+                set.insert(to.clone());
+            }
+        } else {
+            set.remove(to);
+        }
+    }
+
+    /// `session_closed`: directed presence still remembered (a resource that never sent
+    /// broadcast presence), and when the user's last session ended: last logout (XEP-0012)
+    /// and the roster leaves memory.
+    pub(super) async fn on_session_closed(&self, server: &Arc<Server>, entry: &Arc<SessionEntry>) {
+        let state = entry.extension::<SessionState>();
+        let directed = std::mem::take(&mut *state.directed.lock().unwrap_or_else(|e| e.into_inner()));
+        if !directed.is_empty() {
+            let mut unavailable = Element::bare("presence", ns::CLIENT);
+            xml::set_attr(&mut unavailable, "type", "unavailable");
+            xml::set_attr(&mut unavailable, "from", &entry.jid.to_string());
+            for target in directed {
+                deliver_directed(server, &target, &unavailable);
+            }
+        }
+        let user = entry.jid.to_bare();
+        if !server.sessions.sessions_of(&user).is_empty() {
+            return;
+        }
+        let status = std::mem::take(&mut *state.last_status.lock().unwrap_or_else(|e| e.into_inner()));
+        let (host, username) = storage_key(server, &user);
+        let now = chrono::Utc::now().timestamp();
+        if let Err(e) = server.storage.last_logout_set(host, username, now, &status).await {
+            tracing::warn!(%user, error = %e, "cannot record the last logout");
+        }
+        self.cache.evict(server, &user);
+    }
+}
+
+/// Queues a copy of `stanza` addressed to `to`.
+fn send_to(session: &SessionEntry, stanza: &Element, to: &str) {
+    let mut copy = stanza.clone();
+    xml::set_attr(&mut copy, "to", to);
+    send(session, copy);
+}
+
+/// Presence to a local bare JID: every available resource (RFC 6121 §8.5.2.1.1), addressed
+/// to the bare JID.
+pub fn deliver_to_available(server: &Server, to: &BareJid, stanza: &Element) {
+    let sessions = server.sessions.sessions_of(to);
+    if sessions.is_empty() {
+        return;
+    }
+    let to_text = to.as_str();
+    for session in sessions {
+        if session.is_available() {
+            send_to(&session, stanza, to_text);
+        }
+    }
+}
+
+/// A subscription request: available resources with non-negative priority (§3.1.3, §8).
+pub fn deliver_to_eligible(server: &Server, to: &BareJid, stanza: &Element) {
+    for session in server.sessions.sessions_of(to) {
+        if session.is_available() && session.priority() >= 0 {
+            send(&session, stanza.clone());
+        }
+    }
+}
+
+/// Subscription answers and cancellations: the user's interested resources (§3.1.6, §3.2.3,
+/// §3.3.3).
+pub fn deliver_to_interested(server: &Server, to: &BareJid, stanza: &Element) {
+    for session in server.sessions.sessions_of(to) {
+        if session.extension::<SessionState>().interested.load(Ordering::Acquire) {
+            send(&session, stanza.clone());
+        }
+    }
+}
+
+/// Unavailable presence to a directed-presence recipient (a local full or bare JID).
+fn deliver_directed(server: &Server, target: &Jid, stanza: &Element) {
+    match target.try_as_full() {
+        Ok(full) => {
+            if let Some(session) = server.sessions.get(full) {
+                send_to(&session, stanza, full.as_str());
+            }
+        }
+        Err(bare) => {
+            if is_local_account(server, bare) {
+                deliver_to_available(server, bare, stanza);
+            }
+        }
+    }
+}
+
+/// The current presence of each of `from`'s available resources, to `to`'s available
+/// resources (§3.1.5: after approving a subscription).
+pub fn send_current_presence(server: &Server, from: &BareJid, to: &BareJid) {
+    if !is_local_account(server, to) {
+        return;
+    }
+    for session in server.sessions.sessions_of(from) {
+        if session.is_available()
+            && let Some(p) = session.last_presence()
+        {
+            deliver_to_available(server, to, &p);
+        }
+    }
+}
+
+/// Unavailable presence from each of `from`'s available resources to `to` (§3.2.2, §3.3.3:
+/// the subscription ends).
+pub fn send_unavailable_from(server: &Server, from: &BareJid, to: &BareJid) {
+    if !is_local_account(server, to) {
+        return;
+    }
+    for session in server.sessions.sessions_of(from) {
+        if session.is_available() {
+            let mut p = Element::bare("presence", ns::CLIENT);
+            xml::set_attr(&mut p, "type", "unavailable");
+            xml::set_attr(&mut p, "from", &session.jid.to_string());
+            deliver_to_available(server, to, &p);
+        }
+    }
+}
