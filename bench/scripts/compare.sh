@@ -4,7 +4,8 @@
 # Every server gets its own config and data dir under a temp dir, listens on
 # 127.0.0.1 only, is pinned to CPU $SERVER_CPU while the bench runs pinned to
 # CPU $BENCH_CPU. Servers are benchmarked one after another; only the server
-# being measured is running. See bench/README.md.
+# being measured is running, and every scenario gets a freshly started server.
+# See bench/README.md.
 #
 # Tunables (environment):
 #   SERVERS            servers to measure         (switchboard prosody ejabberd)
@@ -149,6 +150,12 @@ pinned() { # cpu command...
     shift
     nice -n "$PRIO" taskset -c "$cpu" "$@"
 }
+# For servers started with '&': exec, so that $! is the server's own pid.
+pinned_exec() {
+    local cpu=$1
+    shift
+    exec nice -n "$PRIO" taskset -c "$cpu" "$@"
+}
 bench() { pinned "$BENCH_CPU" "$BENCH" "$@"; }
 COMMON=()
 set_common() { # port
@@ -164,6 +171,8 @@ machine_busy() {
     local i tot=0 idle
     for i in 1 2 3 4 5 6 7 8; do tot=$((tot + b[i] - a[i])); done
     idle=$((b[4] - a[4] + b[5] - a[5]))
+    # Niced work (column 2) yields to servers and bench running at PRIO < 0.
+    if [ "$PRIO" -lt 0 ]; then idle=$((idle + b[2] - a[2])); fi
     [ "$tot" -gt 0 ] || { echo 0; return; }
     echo $(((tot - idle) * 100 / tot))
 }
@@ -182,6 +191,14 @@ wait_quiet() {
         [ "$waited" = 0 ] && log "machine is ${busy}% busy with other work; waiting up to ${QUIET_WAIT}s for it to calm down"
         waited=$((waited + 2))
     done
+}
+
+# Create the accounts on the first start of a server (data dir $1, port $2).
+register_once() {
+    [ -f "$1/.registered" ] && return 0
+    set_common "$2"
+    bench register "${COMMON[@]}" --count "$USERS" >&2 || return 1
+    touch "$1/.registered"
 }
 
 # --- Prosody ----------------------------------------------------------------
@@ -214,12 +231,11 @@ s2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 VirtualHost "$DOMAIN"
 EOF
-    pinned "$SERVER_CPU" prosody -F --config "$d/prosody.cfg.lua" >"$d/stdout" 2>&1 &
+    pinned_exec "$SERVER_CPU" prosody -F --config "$d/prosody.cfg.lua" >"$d/stdout" 2>&1 &
     CUR_PID=$!
     CUR_STOP="stop_pid $CUR_PID"
     wait_port $PROSODY_PORT 30 || { log "prosody did not start:"; tail -5 "$d/stdout" "$d/prosody.log" >&2; return 1; }
-    set_common $PROSODY_PORT
-    bench register "${COMMON[@]}" --count "$USERS" >&2 || return 1
+    register_once "$d" $PROSODY_PORT
 }
 
 # --- ejabberd ---------------------------------------------------------------
@@ -284,8 +300,7 @@ EOF
     CUR_STOP=stop_ejabberd
     wait_port $EJABBERD_PORT 60 || { log "ejabberd did not start:"; tail -5 "$d/stdout" >&2; return 1; }
     CUR_PID=$(pid_on_port $EJABBERD_PORT)
-    set_common $EJABBERD_PORT
-    bench register "${COMMON[@]}" --count "$USERS" >&2 || return 1
+    register_once "$d" $EJABBERD_PORT
 }
 stop_ejabberd() {
     local pid
@@ -336,10 +351,11 @@ EOF
         log "  (note: its default per-IP connection / registration limits may then fail the run)"
         sed -i '/^\[registration\]/,/^\[log\]/{/^\[log\]/!d}' "$d/switchboard.toml"
     fi
-    pinned "$SERVER_CPU" "$SB_BIN" --config "$d/switchboard.toml" serve >"$d/stdout" 2>&1 &
+    pinned_exec "$SERVER_CPU" "$SB_BIN" --config "$d/switchboard.toml" serve >"$d/stdout" 2>&1 &
     CUR_PID=$!
     CUR_STOP="stop_pid $CUR_PID"
     wait_port $SB_PORT 30 || { log "switchboard did not start:"; tail -5 "$d/stdout" >&2; return 1; }
+    [ -f "$d/.registered" ] && return 0
     set_common $SB_PORT
     if ! bench register "${COMMON[@]}" --count "$USERS" --concurrency 8 >"$d/register.out" 2>&1; then
         log "in-band registration failed ($(tail -1 "$d/register.out")); using 'switchboard user add'"
@@ -351,6 +367,7 @@ EOF
             }
         done
     fi
+    touch "$d/.registered"
 }
 
 port_of() {
@@ -364,6 +381,50 @@ port_of() {
 # --- run --------------------------------------------------------------------
 log "servers: $SERVERS; login-idle $LOGIN_COUNT sessions; chat $CHAT_PAIRS pairs x ${CHAT_DURATION}s (window $CHAT_WINDOW, rate $CHAT_RATE/s/pair); presence $PRESENCE_USERS users x $PRESENCE_CONTACTS contacts"
 log "server pinned to CPU $SERVER_CPU, bench to CPU $BENCH_CPU; work dir $TMP"
+# Every scenario runs against a freshly started server (same data dir), so
+# that one scenario's leftovers (e.g. Prosody's heap after thousands of
+# sessions came and went) cannot distort the next.
+args=()
+fresh() { # server port
+    if [ -n "$CUR_STOP" ]; then $CUR_STOP; fi
+    CUR_STOP="" CUR_PID=""
+    if ! "start_$1"; then
+        if [ -n "$CUR_STOP" ]; then $CUR_STOP; fi
+        CUR_STOP=""
+        return 1
+    fi
+    set_common "$2"
+    args=("${COMMON[@]}" --server-pid "$CUR_PID" --label "$1" --out "$RES")
+    sleep 1
+    wait_quiet
+}
+run_login_idle() {
+    bench login-idle "${args[@]}" --count "$LOGIN_COUNT" --concurrency "$LOGIN_CONCURRENCY" --hold "$LOGIN_HOLD"
+}
+run_chat_window() {
+    bench chat "${args[@]}" --pairs "$CHAT_PAIRS" --duration "$CHAT_DURATION" --window "$CHAT_WINDOW"
+}
+run_chat_rate() {
+    bench chat "${args[@]}" --pairs "$CHAT_PAIRS" --duration "$CHAT_DURATION" --rate "$CHAT_RATE"
+}
+run_presence() { # server port
+    log "$1: presence setup ($PRESENCE_USERS users x $PRESENCE_CONTACTS mutual contacts; not measured)"
+    bench presence-setup "${COMMON[@]}" --user-count "$PRESENCE_USERS" --contacts "$PRESENCE_CONTACTS" >&2 || return 1
+    fresh "$1" "$2" || return 1
+    log "$1: presence ($PRESENCE_RATE updates/s per user, fresh server pid $CUR_PID)"
+    bench presence "${args[@]}" --user-count "$PRESENCE_USERS" --contacts "$PRESENCE_CONTACTS" \
+        --rate "$PRESENCE_RATE" --duration "$PRESENCE_DURATION"
+}
+phase() { # server port description function
+    if ! fresh "$1" "$2"; then
+        log "$1: server did not restart; skipping $3"
+        return 1
+    fi
+    log "$1: $3 (fresh server, pid $CUR_PID)"
+    "$4" "$1" "$2" || log "$1: $3 failed"
+    if ! kill -0 "$CUR_PID" 2>/dev/null; then log "$1: server process died during $3!"; fi
+}
+
 measured=()
 for s in $SERVERS; do
     port=$(port_of "$s")
@@ -372,47 +433,23 @@ for s in $SERVERS; do
         log "port $port is already in use; skipping $s"
         continue
     fi
-    log "=== $s: starting"
+    log "=== $s: setting up (config, accounts)"
     CUR_PID="" CUR_STOP=""
-    if ! "start_$s"; then
+    if ! fresh "$s" "$port"; then
         log "$s could not be set up; skipping it"
-        [ -n "$CUR_STOP" ] && $CUR_STOP
-        CUR_STOP=""
         continue
     fi
-    log "$s: pid $CUR_PID, rss $(awk '/VmRSS/{print $2" "$3}' /proc/"$CUR_PID"/status)"
-    set_common "$port"
-    args=("${COMMON[@]}" --server-pid "$CUR_PID" --label "$s" --out "$RES")
-    wait_quiet
-    log "$s: login-idle"
-    bench login-idle "${args[@]}" --count "$LOGIN_COUNT" --concurrency "$LOGIN_CONCURRENCY" --hold "$LOGIN_HOLD" \
-        || log "$s: login-idle failed"
-    sleep 2
-    wait_quiet
-    log "$s: chat (window $CHAT_WINDOW)"
-    bench chat "${args[@]}" --pairs "$CHAT_PAIRS" --duration "$CHAT_DURATION" --window "$CHAT_WINDOW" \
-        || log "$s: chat (window) failed"
+    log "$s: pid $CUR_PID ($(cat /proc/"$CUR_PID"/comm)), rss $(awk '/VmRSS/{print $2" "$3}' /proc/"$CUR_PID"/status)"
+    phase "$s" "$port" "login-idle" run_login_idle
+    phase "$s" "$port" "chat (window $CHAT_WINDOW)" run_chat_window
     if [ "$CHAT_RATE" != 0 ]; then
-        wait_quiet
-        log "$s: chat (rate $CHAT_RATE/s per pair)"
-        bench chat "${args[@]}" --pairs "$CHAT_PAIRS" --duration "$CHAT_DURATION" --rate "$CHAT_RATE" \
-            || log "$s: chat (rate) failed"
+        phase "$s" "$port" "chat (rate $CHAT_RATE/s per pair)" run_chat_rate
     fi
     if [ "$PRESENCE_USERS" != 0 ]; then
-        sleep 1
-        log "$s: presence setup ($PRESENCE_USERS users x $PRESENCE_CONTACTS mutual contacts; not measured)"
-        if bench presence-setup "${COMMON[@]}" --user-count "$PRESENCE_USERS" --contacts "$PRESENCE_CONTACTS" >&2; then
-            wait_quiet
-            log "$s: presence ($PRESENCE_RATE updates/s per user)"
-            bench presence "${args[@]}" --user-count "$PRESENCE_USERS" --contacts "$PRESENCE_CONTACTS" \
-                --rate "$PRESENCE_RATE" --duration "$PRESENCE_DURATION" || log "$s: presence failed"
-        else
-            log "$s: presence setup failed"
-        fi
+        phase "$s" "$port" "presence" run_presence
     fi
-    if ! kill -0 "$CUR_PID" 2>/dev/null; then log "$s: server process died during the run!"; fi
     log "=== $s: stopping"
-    $CUR_STOP
+    if [ -n "$CUR_STOP" ]; then $CUR_STOP; fi
     CUR_STOP=""
     measured+=("$s")
 done

@@ -98,7 +98,7 @@ pub fn measured_cpus(pids: &[u32]) -> Vec<usize> {
     cpus
 }
 
-/// Busy (non-idle, non-iowait) seconds of the given CPUs, from /proc/stat.
+/// Busy seconds (not idle, iowait or niced) of the given CPUs, from /proc/stat.
 pub fn cores_busy(cpus: &[usize]) -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
         return 0.0;
@@ -116,12 +116,14 @@ pub fn cores_busy(cpus: &[usize]) -> f64 {
             continue;
         }
         let v: Vec<f64> = f.map(|x| x.parse().unwrap_or(0.0)).collect();
-        // user nice system idle iowait irq softirq steal (guest is in user)
+        // user nice system idle iowait irq softirq steal (guest is in user).
+        // Niced work is left out: it yields to the (un-niced or negatively
+        // niced) server and bench, so it fills idle time rather than competing.
         ticks += v
             .iter()
             .take(8)
             .enumerate()
-            .filter(|(i, _)| *i != 3 && *i != 4)
+            .filter(|(i, _)| !matches!(i, 1 | 3 | 4))
             .map(|(_, x)| x)
             .sum::<f64>();
     }

@@ -8,7 +8,7 @@ use sha1::{Digest, Sha1};
 
 use crate::error::StanzaError;
 use crate::router::registry::{
-    Identity, IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry,
+    Identity, IqHandler, IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry,
 };
 use crate::xml;
 
@@ -51,6 +51,9 @@ impl Module for Disco {
 
 async fn info(req: IqRequest) -> IqResult {
     let node = req.payload().attr("node").map(str::to_owned);
+    if let Some(handler) = node_handler(&req, node.as_deref(), false) {
+        return handler(req).await;
+    }
     let mut query = Element::bare("query", NS_INFO);
     match (req.target, node.as_deref()) {
         (IqTarget::Server, None) => fill_server_info(&mut query, &req.server.registry),
@@ -69,11 +72,23 @@ async fn info(req: IqRequest) -> IqResult {
 }
 
 async fn items(req: IqRequest) -> IqResult {
-    if req.payload().attr("node").is_some() {
+    let node = req.payload().attr("node").map(str::to_owned);
+    if let Some(handler) = node_handler(&req, node.as_deref(), true) {
+        return handler(req).await;
+    }
+    if node.is_some() {
         return Err(StanzaError::item_not_found());
     }
     // Components (MUC, upload...) will be listed here as they arrive.
     Ok(IqResponse::with(Element::bare("query", NS_ITEMS)))
+}
+
+/// A module's handler for the requested node (see `Registry::disco_node`).
+fn node_handler(req: &IqRequest, node: Option<&str>, items: bool) -> Option<IqHandler> {
+    req.server
+        .registry
+        .disco_node_handler(node?, req.target, items)
+        .cloned()
 }
 
 fn fill_server_info(query: &mut Element, registry: &Registry) {
@@ -149,5 +164,41 @@ mod tests {
         }
         let registry = Registry::build(vec![Arc::new(Example)]);
         assert_eq!(caps_ver(&registry), "QgayPKawpkPSDYmwT/WM94uAlu0=");
+    }
+
+    #[test]
+    fn module_disco_nodes_are_found_by_node_and_target() {
+        struct Nodes;
+        impl Module for Nodes {
+            fn name(&self) -> &'static str {
+                "nodes"
+            }
+            fn register(self: Arc<Self>, r: &mut Registry) {
+                r.disco_node(
+                    "urn:example:node",
+                    &[IqTarget::OwnAccount],
+                    |_| async { Ok(IqResponse::empty()) },
+                    |_| async { Err(StanzaError::forbidden()) },
+                );
+            }
+        }
+        let registry = Registry::build(vec![Arc::new(Nodes)]);
+        for items in [false, true] {
+            assert!(
+                registry
+                    .disco_node_handler("urn:example:node", IqTarget::OwnAccount, items)
+                    .is_some()
+            );
+            assert!(
+                registry
+                    .disco_node_handler("urn:example:node", IqTarget::Server, items)
+                    .is_none()
+            );
+            assert!(
+                registry
+                    .disco_node_handler("urn:example:other", IqTarget::OwnAccount, items)
+                    .is_none()
+            );
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Feature modules. Each registers its IQ handlers and disco features; none imports another.
 
+pub mod carbons;
 pub mod disco;
 pub mod legacy_session;
+pub mod offline;
 pub mod ping;
 pub mod private;
 pub mod register;
@@ -26,5 +28,7 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(roster::Roster::new()),
         Arc::new(vcard::VCard),
         Arc::new(private::Private),
+        Arc::new(offline::Offline::default()),
+        Arc::new(carbons::Carbons),
     ]
 }

@@ -42,7 +42,8 @@ impl<T: Send + 'static> HookList<T> {
     {
         let handler: HookFn<T> = Arc::new(move |s, p| Box::pin(f(s, p)));
         self.entries.push((priority, module, handler));
-        self.entries.sort_by(|a, b| b.0.cmp(&a.0));
+        // Stable: equal priorities keep registration order.
+        self.entries.sort_by_key(|e| std::cmp::Reverse(e.0));
     }
 
     pub fn is_empty(&self) -> bool {

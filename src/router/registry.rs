@@ -90,6 +90,15 @@ pub struct Identity {
     pub name: &'static str,
 }
 
+/// Answers disco#info or disco#items for one node (the whole `<query/>`, node attribute
+/// included).
+struct DiscoNode {
+    node: String,
+    targets: Vec<IqTarget>,
+    info: IqHandler,
+    items: IqHandler,
+}
+
 struct IqRoute {
     kind: IqType,
     name: String,
@@ -107,6 +116,8 @@ pub struct Registry {
     modules: Vec<&'static str>,
     /// Offered in stream features after authentication (roster versioning, pre-approval...).
     stream_features: Vec<Element>,
+    /// Disco nodes answered by modules (the disco module asks here before `item-not-found`).
+    disco_nodes: Vec<DiscoNode>,
     pub hooks: Hooks,
 }
 
@@ -139,6 +150,31 @@ impl Registry {
     /// Advertises a disco#info feature on the server.
     pub fn feature(&mut self, var: &'static str) {
         self.features.insert(var);
+    }
+
+    /// Lets a module answer disco#info and disco#items requests for `node` addressed to any of
+    /// `targets` (XEP-0030 §3.2, §4.2). Each handler returns the whole `<query/>`.
+    pub fn disco_node<I, IFut, T, TFut>(&mut self, node: &str, targets: &[IqTarget], info: I, items: T)
+    where
+        I: Fn(IqRequest) -> IFut + Send + Sync + 'static,
+        IFut: std::future::Future<Output = IqResult> + Send + 'static,
+        T: Fn(IqRequest) -> TFut + Send + Sync + 'static,
+        TFut: std::future::Future<Output = IqResult> + Send + 'static,
+    {
+        self.disco_nodes.push(DiscoNode {
+            node: node.to_string(),
+            targets: targets.to_vec(),
+            info: Arc::new(move |req| Box::pin(info(req))),
+            items: Arc::new(move |req| Box::pin(items(req))),
+        });
+    }
+
+    /// The disco#info (`items` false) or disco#items handler a module registered for `node`.
+    pub fn disco_node_handler(&self, node: &str, target: IqTarget, items: bool) -> Option<&IqHandler> {
+        self.disco_nodes
+            .iter()
+            .find(|n| n.node == node && n.targets.contains(&target))
+            .map(|n| if items { &n.items } else { &n.info })
     }
 
     /// Offers an element in the post-authentication stream features.

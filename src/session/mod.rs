@@ -106,7 +106,10 @@ impl SessionEntry {
     /// Like `deliver`, and the receiver resolves once the stanza was flushed to the client's
     /// socket; it fails (sender dropped) if the session ended before. "Written" means handed
     /// to the kernel: what a connection loses after that, only stream management could tell.
-    pub fn deliver_tracked(&self, stanza: Element) -> Result<oneshot::Receiver<()>, (DeliveryError, Element)> {
+    pub fn deliver_tracked(
+        &self,
+        stanza: Element,
+    ) -> Result<oneshot::Receiver<()>, (DeliveryError, Element)> {
         let (written, rx) = oneshot::channel();
         self.enqueue(Outbound::Tracked(stanza, written)).map(|()| rx)
     }

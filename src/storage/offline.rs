@@ -171,18 +171,31 @@ impl Storage {
     }
 
     /// Every message's header, oldest first.
-    pub async fn offline_headers(&self, host: &str, username: &str) -> Result<Vec<OfflineHeader>, StorageError> {
+    pub async fn offline_headers(
+        &self,
+        host: &str,
+        username: &str,
+    ) -> Result<Vec<OfflineHeader>, StorageError> {
         let rows: Vec<HeaderRow> = with_pool!(self, pool => {
             sqlx::query_as(HEADERS).bind(host).bind(username).fetch_all(pool).await?
         });
         Ok(rows
             .into_iter()
-            .map(|(seq, stamp_ms, sender)| OfflineHeader { seq, stamp_ms, sender })
+            .map(|(seq, stamp_ms, sender)| OfflineHeader {
+                seq,
+                stamp_ms,
+                sender,
+            })
             .collect())
     }
 
     /// Deletes the messages with these numbers (in one transaction); returns how many existed.
-    pub async fn offline_delete(&self, host: &str, username: &str, seqs: &[i64]) -> Result<u64, StorageError> {
+    pub async fn offline_delete(
+        &self,
+        host: &str,
+        username: &str,
+        seqs: &[i64],
+    ) -> Result<u64, StorageError> {
         if seqs.is_empty() {
             return Ok(0);
         }

@@ -25,9 +25,16 @@ fn stanza(n: u32) -> String {
 }
 
 async fn store(s: &crate::storage::Storage, user: &str, n: u32, max: usize) -> OfflineStored {
-    s.offline_store(HOST, user, "bob@example.org/phone", &stanza(n), 1_000 + i64::from(n), max)
-        .await
-        .unwrap()
+    s.offline_store(
+        HOST,
+        user,
+        "bob@example.org/phone",
+        &stanza(n),
+        1_000 + i64::from(n),
+        max,
+    )
+    .await
+    .unwrap()
 }
 
 fn seq(outcome: OfflineStored) -> i64 {

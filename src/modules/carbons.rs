@@ -1,0 +1,247 @@
+//! XEP-0280 message carbons (v1.0), with the XEP-0334 `<no-copy/>` hint.
+//!
+//! A session turns carbons on or off with an IQ to its own account. Then:
+//! - sent: a message a user sends (the `outbound` hook) is copied, wrapped in `<sent/>`, to
+//!   the user's other carbons-enabled resources (§7; whether the sender enabled carbons does
+//!   not matter);
+//! - received: a message delivered to some resources of an account (`message_delivered`) is
+//!   copied, wrapped in `<received/>`, to the account's other carbons-enabled resources (§6).
+//!
+//! Eligible (§5, the suggested rules): type chat, or normal with a body; never error,
+//! groupchat, headline, nor anything from a MUC (`muc#user` payload). Not copied either:
+//! `<private/>` (§8), `<no-copy/>`, a message that already carries a carbon, and messages
+//! between resources of the same account (the sender's other resources get the sent copy).
+//! "Carbons-enabled" is the only condition on a receiving resource, as in the XEP; the
+//! `<private/>` element is left in place (§8 only says SHOULD remove).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use jid::{BareJid, FullJid};
+use minidom::Element;
+
+use crate::error::StanzaError;
+use crate::router::hooks::{Delivered, Flow};
+use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
+use crate::server::Server;
+use crate::xml::{self, ns};
+
+pub const NS: &str = "urn:xmpp:carbons:2";
+pub const NS_FORWARD: &str = "urn:xmpp:forward:0";
+const NS_HINTS: &str = "urn:xmpp:hints";
+const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+
+pub struct Carbons;
+
+/// Per-session state.
+#[derive(Default)]
+struct CarbonsState {
+    enabled: AtomicBool,
+}
+
+impl Module for Carbons {
+    fn name(&self) -> &'static str {
+        "carbons"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(NS);
+        r.iq(
+            IqType::Set,
+            NS,
+            "enable",
+            &[IqTarget::OwnAccount],
+            |req| async move { set_enabled(&req, true) },
+        );
+        r.iq(
+            IqType::Set,
+            NS,
+            "disable",
+            &[IqTarget::OwnAccount],
+            |req| async move { set_enabled(&req, false) },
+        );
+        // Late in the chain: a module that stops a message (blocking, privacy) runs first.
+        r.hooks
+            .outbound
+            .add(-100, "carbons", |server, routed| async move {
+                if routed.stanza.name() == "message" {
+                    let own = routed
+                        .to
+                        .as_ref()
+                        .is_none_or(|to| to.to_bare() == routed.from.to_bare());
+                    if !own {
+                        copy_sent(&server, &routed.from, &routed.stanza);
+                    }
+                }
+                Flow::Continue(routed)
+            });
+        r.hooks
+            .message_delivered
+            .add(0, "carbons", |server, delivered| async move {
+                copy_received(&server, &delivered);
+                Flow::Continue(delivered)
+            });
+    }
+}
+
+fn set_enabled(req: &IqRequest, enabled: bool) -> IqResult {
+    // §4, §5 and §9.1: enabling twice (or disabling twice) is simply acknowledged again.
+    let session = req
+        .server
+        .sessions
+        .get(&req.from)
+        .ok_or_else(StanzaError::internal_server_error)?;
+    session
+        .extension::<CarbonsState>()
+        .enabled
+        .store(enabled, Ordering::Release);
+    Ok(IqResponse::empty())
+}
+
+/// §5 eligibility plus the exclusions (private, no-copy, already a carbon, from a MUC).
+pub fn eligible(msg: &Element) -> bool {
+    let kind_ok = match msg.attr("type") {
+        Some("chat") => true,
+        None | Some("normal") => msg.has_child("body", ns::CLIENT),
+        _ => false,
+    };
+    kind_ok
+        && !msg.has_child("private", NS)
+        && !msg.has_child("no-copy", NS_HINTS)
+        && !msg.has_child("sent", NS)
+        && !msg.has_child("received", NS)
+        && !msg.has_child("x", NS_MUC_USER)
+}
+
+/// The copy for `to`: `<message from=bare to=full type=same><{direction}><forwarded>original`.
+pub fn wrap(direction: &str, account: &BareJid, to: &FullJid, original: &Element) -> Element {
+    let forwarded = Element::builder("forwarded", NS_FORWARD)
+        .append(original.clone())
+        .build();
+    let mut copy = Element::builder("message", ns::CLIENT)
+        .append(Element::builder(direction, NS).append(forwarded).build())
+        .build();
+    xml::set_attr(&mut copy, "from", account.as_str());
+    xml::set_attr(&mut copy, "to", &to.to_string());
+    if let Some(kind) = original.attr("type") {
+        xml::set_attr(&mut copy, "type", kind);
+    }
+    copy
+}
+
+/// Sends `direction` copies of `msg` to the carbons-enabled resources of `account` except those
+/// in `skip`.
+fn copy_to_account(server: &Server, direction: &str, account: &BareJid, skip: &[&FullJid], msg: &Element) {
+    for session in server.sessions.sessions_of(account) {
+        if skip.contains(&&session.jid)
+            || !session
+                .extension::<CarbonsState>()
+                .enabled
+                .load(Ordering::Acquire)
+        {
+            continue;
+        }
+        // A copy is best effort: a full mailbox already disconnects that session, and nobody
+        // is to be told about a lost carbon.
+        let _ = session.deliver(wrap(direction, account, &session.jid, msg));
+    }
+}
+
+/// §7: a message `from` sent goes to the sender's other enabled resources.
+fn copy_sent(server: &Server, from: &FullJid, msg: &Element) {
+    if eligible(msg) {
+        copy_to_account(server, "sent", &from.to_bare(), &[from], msg);
+    }
+}
+
+/// §6: a message delivered to some resources goes to the account's other enabled resources.
+fn copy_received(server: &Server, delivered: &Delivered) {
+    let Some(first) = delivered.recipients.first() else {
+        return;
+    };
+    let account = first.to_bare();
+    if account == delivered.from.to_bare() || !eligible(&delivered.stanza) {
+        return;
+    }
+    let skip: Vec<&FullJid> = delivered.recipients.iter().collect();
+    copy_to_account(server, "received", &account, &skip, &delivered.stanza);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Element {
+        s.parse().unwrap()
+    }
+
+    fn msg(attrs: &str, inner: &str) -> Element {
+        parse(&format!(
+            "<message xmlns='jabber:client'{attrs}>{inner}</message>"
+        ))
+    }
+
+    #[test]
+    fn xep0280_5_eligibility() {
+        assert!(eligible(&msg(" type='chat'", "<body>x</body>")));
+        // A chat state or receipt alone in a chat message is copied too (§9.2).
+        assert!(eligible(&msg(
+            " type='chat'",
+            "<composing xmlns='http://jabber.org/protocol/chatstates'/>"
+        )));
+        assert!(eligible(&msg("", "<body>x</body>")));
+        assert!(eligible(&msg(" type='normal'", "<body>x</body>")));
+        assert!(!eligible(&msg(
+            " type='normal'",
+            "<received xmlns='urn:xmpp:receipts' id='a'/>"
+        )));
+        for kind in ["error", "groupchat", "headline"] {
+            assert!(
+                !eligible(&msg(&format!(" type='{kind}'"), "<body>x</body>")),
+                "{kind}"
+            );
+        }
+        let excluded = [
+            "<private xmlns='urn:xmpp:carbons:2'/>",
+            "<no-copy xmlns='urn:xmpp:hints'/>",
+            "<sent xmlns='urn:xmpp:carbons:2'/>",
+            "<received xmlns='urn:xmpp:carbons:2'/>",
+            "<x xmlns='http://jabber.org/protocol/muc#user'/>",
+        ];
+        for extra in excluded {
+            assert!(
+                !eligible(&msg(" type='chat'", &format!("<body>x</body>{extra}"))),
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn xep0280_wrapper_shape() {
+        let original = msg(
+            " from='juliet@capulet.example/balcony' to='romeo@montague.example/garden' type='chat' id='m1'",
+            "<body>What man art thou</body><thread>t1</thread>",
+        );
+        let account = BareJid::new("romeo@montague.example").unwrap();
+        let to = FullJid::new("romeo@montague.example/home").unwrap();
+        let copy = wrap("received", &account, &to, &original);
+        assert!(copy.is("message", ns::CLIENT));
+        assert_eq!(copy.attr("from"), Some("romeo@montague.example"));
+        assert_eq!(copy.attr("to"), Some("romeo@montague.example/home"));
+        assert_eq!(copy.attr("type"), Some("chat"));
+        let inner = copy
+            .get_child("received", NS)
+            .and_then(|r| r.get_child("forwarded", NS_FORWARD))
+            .and_then(|f| f.get_child("message", ns::CLIENT))
+            .expect("received/forwarded/message");
+        assert_eq!(inner, &original);
+        // The wrapper keeps "normal" as no type at all, like the original.
+        let normal = msg(" from='a@b/c' to='d@e'", "<body>x</body>");
+        let copy = wrap("sent", &account, &to, &normal);
+        assert_eq!(copy.attr("type"), None);
+        assert!(copy.has_child("sent", NS));
+        // Serialized and parsed back, it is still the same.
+        let text = xml::to_string(&copy);
+        assert_eq!(parse(&text), copy);
+    }
+}
