@@ -109,16 +109,13 @@ async fn rfc6121_4_3_2_probe_answered_at_initial_presence() {
         .await;
     settle(&mut bob).await;
     alice.send_presence(0).await;
-    let p = alice
-        .wait_for(|e| is_presence(e, None, "bob@localhost/b"))
-        .await;
+    let p = alice.wait_for(|e| is_presence(e, None, "bob@localhost/b")).await;
     assert_eq!(status(&p).as_deref(), Some("lunch"));
     assert_eq!(p.attr("to"), Some("alice@localhost/a"));
     let got = settle(&mut alice).await;
     assert!(
-        !got.iter().any(|e| e
-            .attr("from")
-            .is_some_and(|f| f.starts_with("carol@"))),
+        !got.iter()
+            .any(|e| e.attr("from").is_some_and(|f| f.starts_with("carol@"))),
         "{}",
         dump(&got)
     );
@@ -135,9 +132,7 @@ async fn rfc6121_4_3_client_probe() {
     alice
         .send_xml("<presence type='probe' to='bob@localhost'/>")
         .await;
-    let p = alice
-        .wait_for(|e| is_presence(e, None, "bob@localhost/b"))
-        .await;
+    let p = alice.wait_for(|e| is_presence(e, None, "bob@localhost/b")).await;
     assert_eq!(status(&p).as_deref(), Some("here"));
     // carol is not subscribed to bob.
     carol
@@ -165,7 +160,10 @@ async fn rfc6121_4_4_presence_update_broadcast() {
     let p = bob
         .wait_for(|e| is_presence(e, None, "alice@localhost/a") && status(e).as_deref() == Some("busy"))
         .await;
-    assert_eq!(p.get_child("show", "jabber:client").map(|s| s.text()).as_deref(), Some("dnd"));
+    assert_eq!(
+        p.get_child("show", "jabber:client").map(|s| s.text()).as_deref(),
+        Some("dnd")
+    );
 }
 
 // RFC 6121 §4.5: unavailable presence is broadcast, whether sent or implied by the
@@ -204,16 +202,18 @@ async fn rfc6121_4_6_directed_presence_unavailable() {
     carol.send_presence(0).await;
     dave.send_presence(0).await;
     alice.send_presence(0).await;
-    alice.send_xml("<presence to='carol@localhost/c'><status>psst</status></presence>")
+    alice
+        .send_xml("<presence to='carol@localhost/c'><status>psst</status></presence>")
         .await;
     alice.send_xml("<presence to='dave@localhost'/>").await;
     carol
         .wait_for(|e| is_presence(e, None, "alice@localhost/a"))
         .await;
-    dave.wait_for(|e| is_presence(e, None, "alice@localhost/a"))
-        .await;
+    dave.wait_for(|e| is_presence(e, None, "alice@localhost/a")).await;
     // Dave is told directly that alice is gone for him; he must not get it twice.
-    alice.send_xml("<presence type='unavailable' to='dave@localhost'/>").await;
+    alice
+        .send_xml("<presence type='unavailable' to='dave@localhost'/>")
+        .await;
     dave.wait_for(|e| is_presence(e, Some("unavailable"), "alice@localhost/a"))
         .await;
     alice.send_xml("<presence type='unavailable'/>").await;
@@ -223,7 +223,8 @@ async fn rfc6121_4_6_directed_presence_unavailable() {
     alice.ping_server().await;
     let got = settle(&mut dave).await;
     assert!(
-        !got.iter().any(|e| is_presence(e, Some("unavailable"), "alice@localhost/a")),
+        !got.iter()
+            .any(|e| is_presence(e, Some("unavailable"), "alice@localhost/a")),
         "{}",
         dump(&got)
     );
@@ -279,8 +280,7 @@ async fn rfc6121_4_2_negative_priority_gets_presence() {
     bob.send_presence(-5).await;
     settle(&mut bob).await;
     alice.send_presence(0).await;
-    bob.wait_for(|e| is_presence(e, None, "alice@localhost/a"))
-        .await;
+    bob.wait_for(|e| is_presence(e, None, "alice@localhost/a")).await;
 }
 
 // The raw wire form: presence arrives with the stanza's own children, byte for byte in
@@ -290,12 +290,15 @@ async fn rfc6121_4_4_raw_presence_verbatim() {
     let server = server_with(&["alice", "bob"]).await;
     let mut alice = server.client_jid("alice@localhost/a", PW).await;
     let mut bob = server.raw_login("bob", PW, Some("raw")).await;
-    bob.send(format!("<iq type='get' id='r'><query xmlns='{ROSTER}'/></iq><presence/>"))
-        .await;
+    bob.send(format!(
+        "<iq type='get' id='r'><query xmlns='{ROSTER}'/></iq><presence/>"
+    ))
+    .await;
     bob.read_until(|e| e.attr("id") == Some("r")).await;
     alice.send_presence(0).await;
     send_sub(&mut alice, "subscribe", "bob@localhost").await;
-    bob.send("<presence type='subscribed' to='alice@localhost'/>").await;
+    bob.send("<presence type='subscribed' to='alice@localhost'/>")
+        .await;
     bob.read_until(|e| {
         e.name() == "iq"
             && e.get_child("query", ROSTER)

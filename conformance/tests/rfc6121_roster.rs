@@ -42,8 +42,12 @@ async fn roster_get(c: &mut XmppClient, ver: Option<&str>) -> Element {
 }
 
 async fn roster_set(c: &mut XmppClient, item_xml: &str) -> Element {
-    c.iq("set", None, &format!("<query xmlns='{ROSTER}'>{item_xml}</query>"))
-        .await
+    c.iq(
+        "set",
+        None,
+        &format!("<query xmlns='{ROSTER}'>{item_xml}</query>"),
+    )
+    .await
 }
 
 /// Everything received up to a server round trip.
@@ -129,9 +133,17 @@ async fn rfc6121_2_4_roster_update() {
     let server = server_with(&["alice", "bob"]).await;
     let mut alice = server.client("alice", PW).await;
     roster_get(&mut alice, None).await;
-    roster_set(&mut alice, "<item jid='bob@localhost' name='Bob'><group>A</group></item>").await;
+    roster_set(
+        &mut alice,
+        "<item jid='bob@localhost' name='Bob'><group>A</group></item>",
+    )
+    .await;
     alice.wait_for(is_push).await;
-    let r = roster_set(&mut alice, "<item jid='bob@localhost' name='Robert'><group>B</group><group>C</group></item>").await;
+    let r = roster_set(
+        &mut alice,
+        "<item jid='bob@localhost' name='Robert'><group>B</group><group>C</group></item>",
+    )
+    .await;
     assert_eq!(r.attr("type"), Some("result"));
     let push = alice.wait_for(is_push).await;
     let it = item(query(&push), "bob@localhost").unwrap();
@@ -231,7 +243,10 @@ async fn rfc6121_2_3_3_roster_set_errors() {
         // No jid, a malformed one, a full JID, the user's own JID.
         ("<item name='x'/>".into(), &["bad-request"]),
         ("<item jid='a@@localhost'/>".into(), &["jid-malformed"]),
-        ("<item jid='a@localhost/res'/>".into(), &["bad-request", "jid-malformed"]),
+        (
+            "<item jid='a@localhost/res'/>".into(),
+            &["bad-request", "jid-malformed"],
+        ),
         ("<item jid='alice@localhost'/>".into(), &["not-allowed"]),
     ];
     for (i, (items, conditions)) in cases.iter().enumerate() {
@@ -265,7 +280,11 @@ async fn rfc6121_2_3_3_other_users_roster_forbidden() {
     }
     // Addressed to one's own bare JID it works.
     let r = alice
-        .iq("get", Some("alice@localhost"), &format!("<query xmlns='{ROSTER}'/>"))
+        .iq(
+            "get",
+            Some("alice@localhost"),
+            &format!("<query xmlns='{ROSTER}'/>"),
+        )
         .await;
     assert_eq!(r.attr("type"), Some("result"));
 }
@@ -277,7 +296,11 @@ async fn rfc6121_2_3_3_roster_size_limit() {
     let mut server = server_with(&["alice"]).await;
     let path = server.config_path().to_owned();
     let config = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, config.replace("[limits]\n", "[limits]\nmax_roster_items = 2\n")).unwrap();
+    std::fs::write(
+        &path,
+        config.replace("[limits]\n", "[limits]\nmax_roster_items = 2\n"),
+    )
+    .unwrap();
     server.restart().await;
     let mut alice = server.client("alice", PW).await;
     for c in ["a", "b"] {
@@ -371,7 +394,11 @@ async fn xep0237_ver_stale_full_roster() {
 async fn xep0237_roster_and_ver_survive_restart() {
     let mut server = server_with(&["alice"]).await;
     let mut alice = server.client("alice", PW).await;
-    roster_set(&mut alice, "<item jid='a@localhost' name='A'><group>G</group></item>").await;
+    roster_set(
+        &mut alice,
+        "<item jid='a@localhost' name='A'><group>G</group></item>",
+    )
+    .await;
     roster_set(&mut alice, "<item jid='b@localhost'/>").await;
     let r = roster_get(&mut alice, None).await;
     let ver = query(&r).attr("ver").unwrap().to_owned();

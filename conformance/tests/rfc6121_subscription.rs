@@ -102,7 +102,9 @@ async fn rfc6121_3_1_2_subscribe_push_ask_and_delivery() {
     alice
         .send_xml("<presence type='subscribe' to='bob@localhost/whatever' id='s1'><nick xmlns='http://jabber.org/protocol/nick'>Al</nick></presence>")
         .await;
-    let push = alice.wait_for(|e| pushed_item(e, "bob@localhost").is_some()).await;
+    let push = alice
+        .wait_for(|e| pushed_item(e, "bob@localhost").is_some())
+        .await;
     let it = pushed_item(&push, "bob@localhost").unwrap();
     assert_eq!(it.attr("subscription"), Some("none"));
     assert_eq!(it.attr("ask"), Some("subscribe"));
@@ -176,22 +178,25 @@ async fn rfc6121_3_1_3_subscribed_push() {
     send_sub(&mut alice, "subscribe", "bob@localhost").await;
     settle(&mut alice).await;
     settle(&mut bob).await;
-    bob.send_xml("<presence type='subscribed' to='alice@localhost'/>").await;
-    let push = bob.wait_for(|e| pushed_item(e, "alice@localhost").is_some()).await;
+    bob.send_xml("<presence type='subscribed' to='alice@localhost'/>")
+        .await;
+    let push = bob
+        .wait_for(|e| pushed_item(e, "alice@localhost").is_some())
+        .await;
     let it = pushed_item(&push, "alice@localhost").unwrap();
     assert_eq!(it.attr("subscription"), Some("from"));
     let approval = alice
         .wait_for(|e| is_presence(e, Some("subscribed"), "bob@localhost"))
         .await;
     assert_eq!(approval.attr("to"), Some("alice@localhost"));
-    let push = alice.wait_for(|e| pushed_item(e, "bob@localhost").is_some()).await;
+    let push = alice
+        .wait_for(|e| pushed_item(e, "bob@localhost").is_some())
+        .await;
     let it = pushed_item(&push, "bob@localhost").unwrap();
     assert_eq!(it.attr("subscription"), Some("to"));
     assert_eq!(it.attr("ask"), None);
     // Bob's current presence follows.
-    alice
-        .wait_for(|e| is_presence(e, None, "bob@localhost/b"))
-        .await;
+    alice.wait_for(|e| is_presence(e, None, "bob@localhost/b")).await;
     assert_eq!(
         roster_item(&mut alice, "bob@localhost").await,
         Some(("to".into(), None, None))
@@ -216,9 +221,7 @@ async fn rfc6121_3_1_3_existing_subscription_auto_approved() {
     settle(&mut alice).await;
     settle(&mut bob).await;
     send_sub(&mut alice, "subscribe", "bob@localhost").await;
-    alice
-        .wait_for(|e| is_presence(e, None, "bob@localhost/b"))
-        .await;
+    alice.wait_for(|e| is_presence(e, None, "bob@localhost/b")).await;
     let got = settle(&mut bob).await;
     assert!(
         !got.iter().any(|e| e.attr("type") == Some("subscribe")),
@@ -245,18 +248,20 @@ async fn rfc6121_3_2_unsubscribed_cancels_subscription() {
     send_sub(&mut bob, "unsubscribed", "alice@localhost").await;
     let got = settle(&mut alice).await;
     assert!(
-        got.iter().any(|e| is_presence(e, Some("unavailable"), "bob@localhost/b")),
+        got.iter()
+            .any(|e| is_presence(e, Some("unavailable"), "bob@localhost/b")),
         "unavailable from bob's resource: {}",
         dump(&got)
     );
     assert!(
-        got.iter().any(|e| is_presence(e, Some("unsubscribed"), "bob@localhost")),
+        got.iter()
+            .any(|e| is_presence(e, Some("unsubscribed"), "bob@localhost")),
         "{}",
         dump(&got)
     );
     assert!(
-        got.iter().any(|e| pushed_item(e, "bob@localhost")
-            .is_some_and(|i| i.attr("subscription") == Some("none"))),
+        got.iter()
+            .any(|e| pushed_item(e, "bob@localhost").is_some_and(|i| i.attr("subscription") == Some("none"))),
         "{}",
         dump(&got)
     );
@@ -308,19 +313,22 @@ async fn rfc6121_3_3_unsubscribe() {
     send_sub(&mut alice, "unsubscribe", "bob@localhost").await;
     let got = settle(&mut bob).await;
     assert!(
-        got.iter().any(|e| is_presence(e, Some("unsubscribe"), "alice@localhost")),
+        got.iter()
+            .any(|e| is_presence(e, Some("unsubscribe"), "alice@localhost")),
         "{}",
         dump(&got)
     );
     assert!(
-        got.iter().any(|e| pushed_item(e, "alice@localhost")
-            .is_some_and(|i| i.attr("subscription") == Some("none"))),
+        got.iter().any(
+            |e| pushed_item(e, "alice@localhost").is_some_and(|i| i.attr("subscription") == Some("none"))
+        ),
         "{}",
         dump(&got)
     );
     let got = settle(&mut alice).await;
     assert!(
-        got.iter().any(|e| is_presence(e, Some("unavailable"), "bob@localhost/b")),
+        got.iter()
+            .any(|e| is_presence(e, Some("unavailable"), "bob@localhost/b")),
         "{}",
         dump(&got)
     );
@@ -348,7 +356,8 @@ async fn rfc6121_3_4_preapproval() {
     assert_eq!(push.attr("subscription"), Some("none"));
     let got = settle(&mut alice).await;
     assert!(
-        !got.iter().any(|e| e.name() == "presence" && e.attr("type") == Some("subscribed")),
+        !got.iter()
+            .any(|e| e.name() == "presence" && e.attr("type") == Some("subscribed")),
         "a pre-approval is not routed: {}",
         dump(&got)
     );
@@ -356,9 +365,7 @@ async fn rfc6121_3_4_preapproval() {
     alice
         .wait_for(|e| is_presence(e, Some("subscribed"), "bob@localhost"))
         .await;
-    alice
-        .wait_for(|e| is_presence(e, None, "bob@localhost/b"))
-        .await;
+    alice.wait_for(|e| is_presence(e, None, "bob@localhost/b")).await;
     let got = settle(&mut bob).await;
     assert!(
         !got.iter().any(|e| e.attr("type") == Some("subscribe")),
@@ -415,7 +422,8 @@ async fn rfc6121_2_5_2_remove_cancels_subscriptions() {
     let got = settle(&mut bob).await;
     for t in ["unsubscribe", "unsubscribed", "unavailable"] {
         assert!(
-            got.iter().any(|e| e.name() == "presence" && e.attr("type") == Some(t)),
+            got.iter()
+                .any(|e| e.name() == "presence" && e.attr("type") == Some(t)),
             "no {t}: {}",
             dump(&got)
         );
@@ -490,9 +498,7 @@ async fn xep0077_account_removal_cancels_subscriptions() {
     ))
     .await;
     let push = alice
-        .wait_for(|e| {
-            pushed_item(e, "bob@localhost").is_some_and(|i| i.attr("subscription") == Some("none"))
-        })
+        .wait_for(|e| pushed_item(e, "bob@localhost").is_some_and(|i| i.attr("subscription") == Some("none")))
         .await;
     assert!(is_push(&push));
     alice

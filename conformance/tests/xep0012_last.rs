@@ -40,7 +40,11 @@ async fn xep0012_5_server_uptime() {
     let server = server_with(&["alice"]).await;
     let mut alice = server.client("alice", PW).await;
     let info = alice
-        .iq("get", Some("localhost"), &format!("<query xmlns='{}'/>", ns::DISCO_INFO))
+        .iq(
+            "get",
+            Some("localhost"),
+            &format!("<query xmlns='{}'/>", ns::DISCO_INFO),
+        )
         .await;
     assert!(
         info.get_child("query", ns::DISCO_INFO)
@@ -63,7 +67,8 @@ async fn xep0012_4_offline_contact_last_logout() {
     let mut bob = server.client_jid("bob@localhost/b", PW).await;
     send_sub(&mut alice, "subscribe", "bob@localhost").await;
     send_sub(&mut bob, "subscribed", "alice@localhost").await;
-    bob.send_xml("<presence><status>working</status></presence>").await;
+    bob.send_xml("<presence><status>working</status></presence>")
+        .await;
     bob.ping_server().await;
     let r = last(&mut alice, Some("bob@localhost")).await;
     assert_eq!(seconds(&r), 0, "online: {}", xml::to_string(&r));
@@ -74,7 +79,10 @@ async fn xep0012_4_offline_contact_last_logout() {
     let mut tries = 0;
     let r = loop {
         let r = last(&mut alice, Some("bob@localhost")).await;
-        if r.attr("type") == Some("result") && seconds(&r) < 5 && r.get_child("query", LAST).unwrap().text() == "gone fishing" {
+        if r.attr("type") == Some("result")
+            && seconds(&r) < 5
+            && r.get_child("query", LAST).unwrap().text() == "gone fishing"
+        {
             break r;
         }
         tries += 1;

@@ -48,7 +48,10 @@ pub enum ItemWrite<'a> {
 pub enum PendingWrite<'a> {
     /// Keep the request; an earlier one from the same contact is kept instead (§3.1.3 lets
     /// the server store only one).
-    Store { contact: &'a str, stanza: &'a str },
+    Store {
+        contact: &'a str,
+        stanza: &'a str,
+    },
     Clear(&'a str),
 }
 
@@ -59,14 +62,16 @@ const UPSERT_ITEM: &str = "INSERT INTO roster_items (host, username, contact, na
      ON CONFLICT (host, username, contact) DO UPDATE SET name = excluded.name, \
      subscription = excluded.subscription, ask = excluded.ask, approved = excluded.approved";
 const DELETE_GROUPS: &str = "DELETE FROM roster_groups WHERE host = $1 AND username = $2 AND contact = $3";
-const INSERT_GROUP: &str = "INSERT INTO roster_groups (host, username, contact, name) VALUES ($1, $2, $3, $4)";
+const INSERT_GROUP: &str =
+    "INSERT INTO roster_groups (host, username, contact, name) VALUES ($1, $2, $3, $4)";
 const DELETE_ITEM: &str = "DELETE FROM roster_items WHERE host = $1 AND username = $2 AND contact = $3";
 const BUMP_VERSION: &str = "INSERT INTO roster_versions (host, username, version) VALUES ($1, $2, 1) \
      ON CONFLICT (host, username) DO UPDATE SET version = roster_versions.version + 1 \
      RETURNING version";
 const STORE_PENDING: &str = "INSERT INTO roster_pending_in (host, username, contact, stanza, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (host, username, contact) DO NOTHING";
-const CLEAR_PENDING: &str = "DELETE FROM roster_pending_in WHERE host = $1 AND username = $2 AND contact = $3";
+const CLEAR_PENDING: &str =
+    "DELETE FROM roster_pending_in WHERE host = $1 AND username = $2 AND contact = $3";
 const SELECT_VERSION: &str = "SELECT version FROM roster_versions WHERE host = $1 AND username = $2";
 
 impl Storage {
@@ -218,7 +223,11 @@ impl Storage {
     }
 
     /// (unix time of the last logout, its status text), if the user ever logged out.
-    pub async fn last_logout(&self, host: &str, username: &str) -> Result<Option<(i64, String)>, StorageError> {
+    pub async fn last_logout(
+        &self,
+        host: &str,
+        username: &str,
+    ) -> Result<Option<(i64, String)>, StorageError> {
         const SQL: &str = "SELECT logout_at, status FROM last_activity WHERE host = $1 AND username = $2";
         let row = with_pool!(self, pool => {
             sqlx::query_as(SQL).bind(host).bind(username).fetch_optional(pool).await?

@@ -102,7 +102,9 @@ pub fn parse_set(query: &Element, user: &BareJid) -> Result<SetRequest, StanzaEr
         groups.push(text);
     }
     if groups.len() > MAX_GROUPS {
-        return Err(StanzaError::not_acceptable().text(format!("an item can be in at most {MAX_GROUPS} groups")));
+        return Err(
+            StanzaError::not_acceptable().text(format!("an item can be in at most {MAX_GROUPS} groups"))
+        );
     }
     Ok(SetRequest::Update {
         jid,
@@ -165,7 +167,9 @@ mod tests {
 
     #[test]
     fn rfc6121_2_3_add_with_name_and_groups() {
-        let r = parse("<item jid='Nurse@Example.com' name='Nurse'><group>Servants</group><group>B</group></item>");
+        let r = parse(
+            "<item jid='Nurse@Example.com' name='Nurse'><group>Servants</group><group>B</group></item>",
+        );
         assert_eq!(
             r.unwrap(),
             SetRequest::Update {
@@ -178,7 +182,9 @@ mod tests {
 
     #[test]
     fn rfc6121_2_1_2_client_ask_approved_and_subscription_ignored() {
-        let r = parse("<item jid='nurse@example.com' ask='subscribe' approved='true' subscription='both' name=''/>");
+        let r = parse(
+            "<item jid='nurse@example.com' ask='subscribe' approved='true' subscription='both' name=''/>",
+        );
         assert_eq!(
             r.unwrap(),
             SetRequest::Update {
@@ -192,7 +198,10 @@ mod tests {
     #[test]
     fn rfc6121_2_5_remove() {
         let r = parse("<item jid='nurse@example.com' subscription='remove'/>");
-        assert_eq!(r.unwrap(), SetRequest::Remove(BareJid::new("nurse@example.com").unwrap()));
+        assert_eq!(
+            r.unwrap(),
+            SetRequest::Remove(BareJid::new("nurse@example.com").unwrap())
+        );
     }
 
     #[test]
@@ -218,13 +227,24 @@ mod tests {
             "not-acceptable"
         );
         let long = "n".repeat(MAX_NAME_BYTES + 1);
-        assert_eq!(condition(&format!("<item jid='a@b' name='{long}'/>")), "not-acceptable");
+        assert_eq!(
+            condition(&format!("<item jid='a@b' name='{long}'/>")),
+            "not-acceptable"
+        );
         let many: String = (0..=MAX_GROUPS).map(|i| format!("<group>{i}</group>")).collect();
-        assert_eq!(condition(&format!("<item jid='a@b'>{many}</item>")), "not-acceptable");
+        assert_eq!(
+            condition(&format!("<item jid='a@b'>{many}</item>")),
+            "not-acceptable"
+        );
         // At the limits it is fine.
         let name = "n".repeat(MAX_NAME_BYTES);
         let group = "g".repeat(MAX_GROUP_BYTES);
-        assert!(parse(&format!("<item jid='a@b' name='{name}'><group>{group}</group></item>")).is_ok());
+        assert!(
+            parse(&format!(
+                "<item jid='a@b' name='{name}'><group>{group}</group></item>"
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

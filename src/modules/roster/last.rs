@@ -42,7 +42,9 @@ impl Roster {
                 .sub()
                 .has_from();
             if !subscribed {
-                return Err(StanzaError::forbidden().text("you are not subscribed to this contact's presence"));
+                return Err(
+                    StanzaError::forbidden().text("you are not subscribed to this contact's presence")
+                );
             }
         }
         // Online: the most available resource's status.

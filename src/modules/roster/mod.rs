@@ -122,18 +122,22 @@ impl Module for Roster {
             async move { me.on_outbound(server, routed).await }
         });
         let me = self.clone();
-        r.hooks.presence_to_account.add(0, "roster", move |server, routed| {
-            let me = me.clone();
-            async move { me.on_presence_to_account(server, routed).await }
-        });
+        r.hooks
+            .presence_to_account
+            .add(0, "roster", move |server, routed| {
+                let me = me.clone();
+                async move { me.on_presence_to_account(server, routed).await }
+            });
         let me = self.clone();
-        r.hooks.presence_broadcast.add(0, "roster", move |server, routed| {
-            let me = me.clone();
-            async move {
-                me.on_broadcast(&server, routed).await;
-                Flow::Handled
-            }
-        });
+        r.hooks
+            .presence_broadcast
+            .add(0, "roster", move |server, routed| {
+                let me = me.clone();
+                async move {
+                    me.on_broadcast(&server, routed).await;
+                    Flow::Handled
+                }
+            });
         let me = self;
         r.hooks.session_closed.add(0, "roster", move |server, event| {
             let me = me.clone();
@@ -202,7 +206,7 @@ impl Roster {
                 let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
                 let old = g.roster().item(&jid).cloned();
                 let max = server.config.limits.max_roster_items;
-                if old.is_none() && g.roster().len() >= max {
+                if old.is_none() && g.roster().item_count() >= max {
                     return Err(StanzaError::not_allowed().text(format!("the roster is full ({max} items)")));
                 }
                 let mut new = old.unwrap_or_else(Item::empty);
@@ -250,7 +254,11 @@ impl Roster {
         let mut iq = Element::builder("iq", ns::CLIENT).append(query).build();
         xml::set_attr(&mut iq, "type", "set");
         for session in server.sessions.sessions_of(user) {
-            if !session.extension::<SessionState>().interested.load(Ordering::Acquire) {
+            if !session
+                .extension::<SessionState>()
+                .interested
+                .load(Ordering::Acquire)
+            {
                 continue;
             }
             let mut push = iq.clone();

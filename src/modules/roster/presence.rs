@@ -222,7 +222,11 @@ pub fn deliver_to_eligible(server: &Server, to: &BareJid, stanza: &Element) {
 /// §3.3.3).
 pub fn deliver_to_interested(server: &Server, to: &BareJid, stanza: &Element) {
     for session in server.sessions.sessions_of(to) {
-        if session.extension::<SessionState>().interested.load(Ordering::Acquire) {
+        if session
+            .extension::<SessionState>()
+            .interested
+            .load(Ordering::Acquire)
+        {
             send(&session, stanza.clone());
         }
     }

@@ -73,7 +73,7 @@ impl UserRoster {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn item_count(&self) -> usize {
         self.items.len()
     }
 
@@ -168,7 +168,11 @@ pub struct RosterCache {
 
 impl RosterCache {
     /// Locks `user`'s roster, loading it from storage if needed.
-    pub async fn lock<'a>(&'a self, server: &'a Server, user: &BareJid) -> Result<RosterGuard<'a>, StorageError> {
+    pub async fn lock<'a>(
+        &'a self,
+        server: &'a Server,
+        user: &BareJid,
+    ) -> Result<RosterGuard<'a>, StorageError> {
         let slot = self.map.entry(user.clone()).or_default().clone();
         let guard = slot.lock_owned().await;
         let mut g = RosterGuard {
@@ -193,7 +197,7 @@ impl RosterCache {
     }
 
     /// Rosters currently in memory.
-    pub fn len(&self) -> usize {
+    pub fn loaded(&self) -> usize {
         self.map.len()
     }
 }
@@ -375,7 +379,7 @@ mod tests {
     fn loaded_states() {
         let mut r = roster();
         assert_eq!(r.version, 3);
-        assert_eq!(r.len(), 3, "the unreadable item is skipped");
+        assert_eq!(r.item_count(), 3, "the unreadable item is skipped");
         assert_eq!(r.entry(&jid("a@x")).state, State::Both);
         assert_eq!(r.entry(&jid("b@x")).state, State::NonePendingOutIn);
         assert_eq!(r.entry(&jid("c@x")).state, State::From);

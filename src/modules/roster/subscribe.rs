@@ -18,7 +18,9 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 
 use super::item::{self, Item};
-use super::presence::{deliver_to_eligible, deliver_to_interested, send_current_presence, send_unavailable_from};
+use super::presence::{
+    deliver_to_eligible, deliver_to_interested, send_current_presence, send_unavailable_from,
+};
 use super::store_cache::{Change, UserRoster, storage_key};
 use super::subscription::{self, Entry, Kind, Sub};
 use super::{Roster, is_local_account, send};
@@ -61,7 +63,12 @@ fn presence(from: &BareJid, to: &BareJid, kind: Kind) -> Element {
 /// The changes that bring `contact`'s item and pending request to `next`. An item is created
 /// only when there is something to remember besides a pending request; `request` is the
 /// subscription request to keep when one starts pending.
-fn plan(roster: &UserRoster, contact: &BareJid, next: Entry, request: Option<&Element>) -> (Change<Item>, Change<Element>) {
+fn plan(
+    roster: &UserRoster,
+    contact: &BareJid,
+    next: Entry,
+    request: Option<&Element>,
+) -> (Change<Item>, Change<Element>) {
     let old = roster.item(contact);
     let needed = old.is_some() || next.state.sub() != Sub::None || next.state.pending_out() || next.approved;
     let item = if needed {
@@ -77,7 +84,11 @@ fn plan(roster: &UserRoster, contact: &BareJid, next: Entry, request: Option<&El
     } else {
         Change::Keep
     };
-    let pending = match (roster.entry(contact).state.pending_in(), next.state.pending_in(), request) {
+    let pending = match (
+        roster.entry(contact).state.pending_in(),
+        next.state.pending_in(),
+        request,
+    ) {
         (false, true, Some(r)) => Change::Set(r.clone()),
         (true, false, _) => Change::Remove,
         _ => Change::Keep,
@@ -147,7 +158,12 @@ impl Roster {
     }
 
     /// §3.1.2, §3.1.5, §3.2.2, §3.3.2: the user's side of a subscription stanza.
-    async fn outbound_subscription(&self, server: &Arc<Server>, mut routed: Routed, kind: Kind) -> Flow<Routed> {
+    async fn outbound_subscription(
+        &self,
+        server: &Arc<Server>,
+        mut routed: Routed,
+        kind: Kind,
+    ) -> Flow<Routed> {
         let user = routed.from.to_bare();
         let contact = match router::classify(server, routed.to.as_ref()) {
             Destination::Bare(bare) => bare,
@@ -226,7 +242,7 @@ impl Roster {
         let outcome = subscription::outbound(before, kind);
         let (item, pending) = plan(g.roster(), contact, outcome.next, None);
         let creates = matches!(item, Change::Set(_)) && g.roster().item(contact).is_none();
-        if creates && g.roster().len() >= server.config.limits.max_roster_items {
+        if creates && g.roster().item_count() >= server.config.limits.max_roster_items {
             return Ok(None);
         }
         if let Some(changed) = g.write(contact, item, pending).await? {
@@ -239,7 +255,14 @@ impl Roster {
         }))
     }
 
-    fn push_change(&self, server: &Arc<Server>, user: &BareJid, contact: &BareJid, version: i64, item: Option<Item>) {
+    fn push_change(
+        &self,
+        server: &Arc<Server>,
+        user: &BareJid,
+        contact: &BareJid,
+        version: i64,
+        item: Option<Item>,
+    ) {
         let el = match &item {
             Some(it) => item::item_element(contact, it),
             None => item::removed_element(contact),
@@ -367,7 +390,13 @@ impl Roster {
     /// §2.5.2 (and account removal): `from`'s user no longer has `contact` (whose entry was
     /// `before`): end both subscriptions and any pending request, through the contact's
     /// inbound processing.
-    pub(super) async fn cancel_all(&self, server: &Arc<Server>, from: &FullJid, contact: &BareJid, before: Entry) {
+    pub(super) async fn cancel_all(
+        &self,
+        server: &Arc<Server>,
+        from: &FullJid,
+        contact: &BareJid,
+        before: Entry,
+    ) {
         let user = from.to_bare();
         if *contact == user || !is_local_account(server, contact) {
             return;

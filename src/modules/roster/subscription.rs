@@ -104,9 +104,7 @@ impl State {
 
     pub fn sub(self) -> Sub {
         match self {
-            State::None | State::NonePendingOut | State::NonePendingIn | State::NonePendingOutIn => {
-                Sub::None
-            }
+            State::None | State::NonePendingOut | State::NonePendingIn | State::NonePendingOutIn => Sub::None,
             State::To | State::ToPendingIn => Sub::To,
             State::From | State::FromPendingOut => Sub::From,
             State::Both => Sub::Both,
@@ -191,7 +189,14 @@ pub fn outbound_table(state: State, kind: Kind) -> Cell {
     );
     match kind {
         // A.2.1: always routed; asking again changes nothing once pending or subscribed.
-        Kind::Subscribe => cell(true, if to { state } else { state.with(to, from, true, inn) }),
+        Kind::Subscribe => cell(
+            true,
+            if to {
+                state
+            } else {
+                state.with(to, from, true, inn)
+            },
+        ),
         // A.2.2: always routed; the 'to' half and any pending-out request end.
         Kind::Unsubscribe => cell(true, state.with(false, from, false, inn)),
         // A.2.3: only an answer to a pending request travels and grants 'from'.
@@ -314,7 +319,11 @@ pub fn inbound(entry: Entry, kind: Kind) -> Outcome {
     if kind == Kind::Subscribe && entry.approved && !state.sub().has_from() {
         // §3.4.2: pre-approved: answer "subscribed" for the user, grant 'from', do not
         // deliver the request.
-        let next = State::from_parts(Sub::from_parts(state.sub().has_to(), true), state.pending_out(), false);
+        let next = State::from_parts(
+            Sub::from_parts(state.sub().has_to(), true),
+            state.pending_out(),
+            false,
+        );
         return Outcome {
             next: Entry {
                 state: next,
@@ -353,7 +362,10 @@ mod tests {
         }
         // The rows cover every state.
         for state in State::ALL {
-            assert!(rows.iter().any(|r| r.0 == state), "{kind:?}: no row for {state:?}");
+            assert!(
+                rows.iter().any(|r| r.0 == state),
+                "{kind:?}: no row for {state:?}"
+            );
         }
     }
 

@@ -151,7 +151,10 @@ async fn pending_requests_kept_first(db: &TestDb) {
         r.pending_in,
         vec![("romeo@example.net".to_owned(), "<first/>".to_owned())]
     );
-    assert!(r.items.is_empty(), "a request does not add the requester to the roster");
+    assert!(
+        r.items.is_empty(),
+        "a request does not add the requester to the roster"
+    );
     s.roster_write(
         "example.org",
         "juliet",
@@ -212,8 +215,20 @@ async fn hosts_and_users_independent(db: &TestDb) {
     )
     .await
     .unwrap();
-    assert!(s.roster_load("example.net", "juliet").await.unwrap().items.is_empty());
-    assert!(s.roster_load("example.org", "romeo").await.unwrap().items.is_empty());
+    assert!(
+        s.roster_load("example.net", "juliet")
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        s.roster_load("example.org", "romeo")
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert_eq!(s.roster_version("example.net", "juliet").await.unwrap(), 0);
     assert_eq!(s.roster_version("example.org", "juliet").await.unwrap(), 1);
 }
@@ -244,12 +259,7 @@ async fn versions_and_requests_survive_reopen(db: &TestDb) {
     assert_eq!(r.items.len(), 1);
     assert_eq!(r.pending_in.len(), 1);
     let v = s
-        .roster_write(
-            "example.org",
-            "juliet",
-            Some(ItemWrite::Remove("a@b")),
-            None,
-        )
+        .roster_write("example.org", "juliet", Some(ItemWrite::Remove("a@b")), None)
         .await
         .unwrap();
     assert_eq!(v, Some(4), "versions keep counting after a restart");
@@ -269,7 +279,9 @@ async fn delete_user_cascades_own_rows(db: &TestDb) {
     )
     .await
     .unwrap();
-    s.last_logout_set("example.org", "juliet", 100, "bye").await.unwrap();
+    s.last_logout_set("example.org", "juliet", 100, "bye")
+        .await
+        .unwrap();
     assert!(s.delete_user("example.org", "juliet").await.unwrap());
     // Re-created, the account starts from nothing.
     user(&s, "example.org", "juliet").await;
@@ -340,8 +352,12 @@ async fn last_logout_round_trip(db: &TestDb) {
     let s = db.open().await;
     user(&s, "example.org", "juliet").await;
     assert_eq!(s.last_logout("example.org", "juliet").await.unwrap(), None);
-    s.last_logout_set("example.org", "juliet", 1_000, "Heading home").await.unwrap();
-    s.last_logout_set("example.org", "juliet", 2_000, "").await.unwrap();
+    s.last_logout_set("example.org", "juliet", 1_000, "Heading home")
+        .await
+        .unwrap();
+    s.last_logout_set("example.org", "juliet", 2_000, "")
+        .await
+        .unwrap();
     assert_eq!(
         s.last_logout("example.org", "juliet").await.unwrap(),
         Some((2_000, String::new()))
