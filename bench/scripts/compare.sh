@@ -185,7 +185,7 @@ wait_quiet() {
         busy=$(machine_busy 2)
         [ "$busy" -lt 10 ] && return 0
         if [ "$waited" -ge "$QUIET_WAIT" ]; then
-            log "warning: the machine is ${busy}% busy with other work; figures will be disturbed (see foreign_cpu_pct)"
+            log "warning: the machine is ${busy}% busy with other work; figures may be disturbed (see *_runq_wait_pct)"
             return 0
         fi
         [ "$waited" = 0 ] && log "machine is ${busy}% busy with other work; waiting up to ${QUIET_WAIT}s for it to calm down"

@@ -325,7 +325,8 @@ pub async fn run(a: ChatArgs) -> Result<()> {
     let end = Instant::now();
     let after = sample_pids(&pids)?;
     let bench_cpu = stats::self_cpu() - bench_cpu0;
-    let foreign_pct = foreign.pct(after);
+    let mut disturb = Report::new("", "");
+    foreign.report(&mut disturb, after);
     let delivered = received();
     let last_rx = shared.last_rx_us.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
@@ -386,7 +387,7 @@ pub async fn run(a: ChatArgs) -> Result<()> {
         r.add("server_rss_mb", af.rss as f64 / 1048576.0, "MiB");
     }
     r.add("bench_cpu_util_pct", bench_cpu * 100.0 / wall, "%");
-    r.add("foreign_cpu_pct", foreign_pct, "%");
+    r.add_rows(&disturb);
     r.print();
     if let Some(out) = &a.measure.out {
         r.append_to(out)?;

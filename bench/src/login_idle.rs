@@ -128,7 +128,8 @@ pub async fn run(a: LoginIdleArgs) -> Result<()> {
     let login_wall = start.elapsed();
     let bench_cpu = stats::self_cpu() - bench_cpu0;
     let at_end = sample_pids(&pids)?;
-    let foreign_pct = foreign.pct(at_end);
+    let mut disturb = Report::new("", "");
+    foreign.report(&mut disturb, at_end);
     let failed = summarize_errors("login", errs.iter());
     let ok = lat.len() as u64;
     if t.mech == client::Mech::ScramSha1 && t.salts.len() > salts_before {
@@ -180,7 +181,7 @@ pub async fn run(a: LoginIdleArgs) -> Result<()> {
         "%",
     );
 
-    r.add("foreign_cpu_pct", foreign_pct, "%");
+    r.add_rows(&disturb);
     if a.hold > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(a.hold)).await;
     }

@@ -546,7 +546,8 @@ pub async fn run(a: PresenceArgs) -> Result<()> {
     let end = Instant::now();
     let after = sample_pids(&pids)?;
     let bench_cpu = stats::self_cpu() - bench_cpu0;
-    let foreign_pct = foreign.pct(after);
+    let mut disturb = Report::new("", "");
+    foreign.report(&mut disturb, after);
     let delivered = c.updates.load(Ordering::Relaxed);
     let last_rx = c.last_rx_us.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
@@ -618,7 +619,7 @@ pub async fn run(a: PresenceArgs) -> Result<()> {
         bench_cpu * 100.0 / end.duration_since(churn_start).as_secs_f64(),
         "%",
     );
-    r.add("foreign_cpu_pct", foreign_pct, "%");
+    r.add_rows(&disturb);
     r.print();
     if let Some(out) = &a.measure.out {
         r.append_to(out)?;

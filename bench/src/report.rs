@@ -29,6 +29,8 @@ fn higher_is_better(metric: &str) -> Option<bool> {
         || metric == "sessions_failed"
         || metric == "sessions_dropped"
         || metric == "error_stanzas"
+        || metric == "initial_presence_s"
+        || metric.contains("runq_wait")
     {
         Some(false)
     } else {

@@ -98,7 +98,7 @@ pub fn measured_cpus(pids: &[u32]) -> Vec<usize> {
     cpus
 }
 
-/// Busy seconds (not idle, iowait or niced) of the given CPUs, from /proc/stat.
+/// Busy seconds (user, system, steal; not niced) of the given CPUs, from /proc/stat.
 pub fn cores_busy(cpus: &[usize]) -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
         return 0.0;
@@ -119,21 +119,44 @@ pub fn cores_busy(cpus: &[usize]) -> f64 {
         // user nice system idle iowait irq softirq steal (guest is in user).
         // Niced work is left out: it yields to the (un-niced or negatively
         // niced) server and bench, so it fills idle time rather than competing.
+        // So are irq/softirq: mostly the loopback traffic of the run itself.
         ticks += v
             .iter()
             .take(8)
             .enumerate()
-            .filter(|(i, _)| !matches!(i, 1 | 3 | 4))
+            .filter(|(i, _)| !matches!(i, 1 | 3 | 4 | 5 | 6))
             .map(|(_, x)| x)
             .sum::<f64>();
     }
     ticks / clk_tck()
 }
 
+/// Seconds the threads of `pid` ("self" for this process) have spent
+/// runnable but waiting for a CPU (sum of /proc/PID/task/*/schedstat field 2).
+pub fn runq_wait(pid: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let mut ns = 0u64;
+    for e in dir.flatten() {
+        if let Ok(st) = std::fs::read_to_string(e.path().join("schedstat")) {
+            ns += st
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
+}
+
 /// Tracks the CPU time other processes take on the cores used by the bench
 /// and the server, which would distort the figures.
 pub struct Foreign {
     cpus: Vec<usize>,
+    pids: Vec<u32>,
+    server_wait0: f64,
+    bench_wait0: f64,
     busy0: f64,
     server0: f64,
     bench0: f64,
@@ -146,6 +169,9 @@ impl Foreign {
         Foreign {
             busy0: cores_busy(&cpus),
             cpus,
+            pids: pids.to_vec(),
+            server_wait0: pids.iter().map(|p| runq_wait(&p.to_string())).sum(),
+            bench_wait0: runq_wait("self"),
             server0: server.map(|s| s.cpu).unwrap_or(0.0),
             bench0: self_cpu(),
             t0: Instant::now(),
@@ -160,6 +186,27 @@ impl Foreign {
         let bench = self_cpu() - self.bench0;
         let wall = self.t0.elapsed().as_secs_f64();
         ((busy - server - bench) * 100.0 / wall).max(0.0)
+    }
+
+    /// Run-queue wait of the server's and of the bench's threads since
+    /// `start`, in percent of the wall time: time they were ready to run but
+    /// had no CPU (another process, or another of their own threads, had it).
+    pub fn runq_wait_pct(&self) -> (f64, f64) {
+        let wall = self.t0.elapsed().as_secs_f64();
+        let server: f64 =
+            self.pids.iter().map(|p| runq_wait(&p.to_string())).sum::<f64>() - self.server_wait0;
+        let bench = runq_wait("self") - self.bench_wait0;
+        (server * 100.0 / wall, bench * 100.0 / wall)
+    }
+
+    /// Add the disturbance figures to a report.
+    pub fn report(&self, r: &mut Report, server: Option<ProcSample>) {
+        let (sw, bw) = self.runq_wait_pct();
+        if !self.pids.is_empty() {
+            r.add("server_runq_wait_pct", sw, "%");
+        }
+        r.add("bench_runq_wait_pct", bw, "%");
+        r.add("foreign_cpu_pct", self.pct(server), "%");
     }
 }
 
@@ -218,6 +265,10 @@ impl Report {
         self.rows.push((metric.to_string(), value, unit));
     }
 
+    pub fn add_rows(&mut self, other: &Report) {
+        self.rows.extend(other.rows.iter().cloned());
+    }
+
     pub fn print(&self) {
         println!("== {} / {} ==", self.label, self.scenario);
         for (m, v, u) in &self.rows {
@@ -228,12 +279,14 @@ impl Report {
         {
             println!("  WARNING: the bench itself used {v:.0}% of a CPU: figures may be bench-bound");
         }
-        if let Some((_, v, _)) = self.rows.iter().find(|r| r.0 == "foreign_cpu_pct")
-            && *v > 10.0
-        {
-            println!(
-                "  WARNING: other processes used {v:.0}% of a CPU on the measured cores: figures are disturbed"
-            );
+        for who in ["server", "bench"] {
+            if let Some((_, v, _)) = self.rows.iter().find(|r| r.0 == format!("{who}_runq_wait_pct"))
+                && *v > 5.0
+            {
+                println!(
+                    "  WARNING: the {who} waited for a CPU {v:.0}% of the time (other load?): figures are disturbed"
+                );
+            }
         }
     }
 

@@ -327,3 +327,38 @@ async fn rfc6121_4_4_raw_presence_verbatim() {
         .expect("caps kept");
     assert_eq!(c.attr("ver"), Some("v"));
 }
+
+// RFC 6120 §7.7.2.2 with RFC 6121 §4.5: when a new connection takes over a full JID, the
+// old session's end does not leave the resource looking unavailable to contacts. (Raw
+// clients: tokio-xmpp would reconnect the replaced one.)
+#[tokio::test]
+async fn rfc6121_4_5_replaced_session_stays_available() {
+    let (server, _alice, mut bob) = friends().await;
+    bob.send_presence(0).await;
+    let mut old = server.raw_login("alice", PW, Some("r")).await;
+    old.send("<presence><status>old</status></presence>").await;
+    bob.wait_for(|e| is_presence(e, None, "alice@localhost/r") && status(e).as_deref() == Some("old"))
+        .await;
+    let mut new = server.raw_login("alice", PW, Some("r")).await;
+    new.send("<presence><status>new</status></presence>").await;
+    // The old connection is told of the conflict and closed.
+    let e = old.expect_stream_error().await;
+    e.assert_condition(&["conflict"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // In order: whatever came about alice/r, the last word is the new session's presence
+    // (an unavailable between the two is fine: the resource was briefly gone).
+    let got = settle(&mut bob).await;
+    let last = got
+        .iter()
+        .rfind(|e| e.name() == "presence" && e.attr("from") == Some("alice@localhost/r"))
+        .unwrap_or_else(|| panic!("no presence from alice/r: {}", dump(&got)));
+    assert!(
+        last.attr("type").is_none() && status(last).as_deref() == Some("new"),
+        "{}",
+        dump(&got)
+    );
+    // The new session's own end is broadcast as usual.
+    drop(new);
+    bob.wait_for(|e| is_presence(e, Some("unavailable"), "alice@localhost/r"))
+        .await;
+}

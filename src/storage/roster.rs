@@ -205,7 +205,8 @@ impl Storage {
         Ok(version)
     }
 
-    /// Records when the user's last session ended and the status text it left with.
+    /// Records when the user's last session ended and the status text it left with. Nothing
+    /// is recorded for an account that no longer exists (removed while logged in).
     pub async fn last_logout_set(
         &self,
         host: &str,
@@ -213,7 +214,9 @@ impl Storage {
         at: i64,
         status: &str,
     ) -> Result<(), StorageError> {
-        const SQL: &str = "INSERT INTO last_activity (host, username, logout_at, status) VALUES ($1, $2, $3, $4) \
+        const SQL: &str = "INSERT INTO last_activity (host, username, logout_at, status) \
+                           SELECT $1, $2, $3, $4 WHERE EXISTS \
+                           (SELECT 1 FROM accounts WHERE host = $1 AND username = $2) \
                            ON CONFLICT (host, username) DO UPDATE SET logout_at = excluded.logout_at, \
                            status = excluded.status";
         with_pool!(self, pool => {

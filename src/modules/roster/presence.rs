@@ -52,6 +52,12 @@ impl Roster {
             }
             return;
         }
+        if session.as_ref().is_some_and(|s| s.is_available()) {
+            // The unavailable presence of a session that was replaced by a new connection
+            // with the same full JID, which is available: that resource did not go away.
+            // The old session's leftovers are handled when it closes (`on_session_closed`).
+            return;
+        }
         // Unavailable (§4.5): contacts and the other resources, if it had been available.
         let was_available = state
             .as_ref()
@@ -121,7 +127,7 @@ impl Roster {
                 if other.is_available()
                     && let Some(p) = other.last_presence()
                 {
-                    send_to(session, &p, &me);
+                    send_addressed(session, p, &me);
                 }
             }
         }
@@ -131,10 +137,12 @@ impl Roster {
                 && other.is_available()
                 && let Some(p) = other.last_presence()
             {
-                send_to(session, &p, &me);
+                send_addressed(session, p, &me);
             }
         }
-        // §3.1.3: requests waiting for an answer, again, until answered.
+        // §3.1.3: requests waiting for an answer, again, until answered. Blocking (XEP-0191)
+        // belongs here too: a request from a JID the user blocked after it arrived is to be
+        // skipped, not redelivered.
         if session.priority() >= 0 {
             for request in pending {
                 send(session, request);
@@ -145,6 +153,10 @@ impl Roster {
     /// `outbound` for presence with 'to' and no type or 'unavailable': remember directed
     /// available presence, forget it when directed unavailable follows (§4.6).
     pub(super) fn track_directed(&self, server: &Server, from: &FullJid, to: &Jid, available: bool) {
+        if to.to_bare() == from.to_bare() {
+            // The user's own resources get its broadcasts anyway.
+            return;
+        }
         let Some(session) = server.sessions.get(from) else {
             return;
         };
@@ -159,21 +171,35 @@ impl Roster {
         }
     }
 
-    /// `session_closed`: directed presence still remembered (a resource that never sent
-    /// broadcast presence), and when the user's last session ended: last logout (XEP-0012)
-    /// and the roster leaves memory.
+    /// `session_closed`: unavailable presence not broadcast yet (a replaced session),
+    /// directed presence still remembered (a resource that never sent broadcast presence),
+    /// and when the user's last session ended: last logout (XEP-0012) and the roster leaves
+    /// memory.
     pub(super) async fn on_session_closed(&self, server: &Arc<Server>, entry: &Arc<SessionEntry>) {
         let state = entry.extension::<SessionState>();
-        let directed = std::mem::take(&mut *state.directed.lock().unwrap_or_else(|e| e.into_inner()));
-        if !directed.is_empty() {
-            let mut unavailable = Element::bare("presence", ns::CLIENT);
-            xml::set_attr(&mut unavailable, "type", "unavailable");
-            xml::set_attr(&mut unavailable, "from", &entry.jid.to_string());
-            for target in directed {
-                deliver_directed(server, &target, &unavailable);
+        let user = entry.jid.to_bare();
+        let mut unavailable = Element::bare("presence", ns::CLIENT);
+        xml::set_attr(&mut unavailable, "type", "unavailable");
+        xml::set_attr(&mut unavailable, "from", &entry.jid.to_string());
+        if state.announced.swap(false, Ordering::AcqRel) {
+            // Its unavailable presence was not broadcast: it was replaced by a new session
+            // with the same full JID. Unless that one is available, the resource is gone.
+            let online = server.sessions.get(&entry.jid).is_some_and(|s| s.is_available());
+            if !online {
+                for contact in self.subscribers(server, &user).await.iter() {
+                    deliver_to_available(server, contact, &unavailable);
+                }
+                for own in server.sessions.sessions_of(&user) {
+                    if own.is_available() {
+                        send_to(&own, &unavailable, &own.jid.to_string());
+                    }
+                }
             }
         }
-        let user = entry.jid.to_bare();
+        let directed = std::mem::take(&mut *state.directed.lock().unwrap_or_else(|e| e.into_inner()));
+        for target in directed {
+            deliver_directed(server, &target, &unavailable);
+        }
         if !server.sessions.sessions_of(&user).is_empty() {
             return;
         }
@@ -189,9 +215,13 @@ impl Roster {
 
 /// Queues a copy of `stanza` addressed to `to`.
 fn send_to(session: &SessionEntry, stanza: &Element, to: &str) {
-    let mut copy = stanza.clone();
-    xml::set_attr(&mut copy, "to", to);
-    send(session, copy);
+    send_addressed(session, stanza.clone(), to);
+}
+
+/// Queues `stanza` addressed to `to`.
+fn send_addressed(session: &SessionEntry, mut stanza: Element, to: &str) {
+    xml::set_attr(&mut stanza, "to", to);
+    send(session, stanza);
 }
 
 /// Presence to a local bare JID: every available resource (RFC 6121 §8.5.2.1.1), addressed

@@ -362,6 +362,11 @@ async fn last_logout_round_trip(db: &TestDb) {
         s.last_logout("example.org", "juliet").await.unwrap(),
         Some((2_000, String::new()))
     );
+    // An account that is gone gets nothing (and no error).
+    s.last_logout_set("example.org", "ghost", 3_000, "")
+        .await
+        .unwrap();
+    assert_eq!(s.last_logout("example.org", "ghost").await.unwrap(), None);
 }
 
 /// Two writers of one roster (two server processes) never share a version.
