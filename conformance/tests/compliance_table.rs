@@ -4,7 +4,9 @@
 use std::path::Path;
 
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
 }
 
 /// `xep-0030` / `rfc6120` identifiers named by doap.xml.
@@ -53,7 +55,10 @@ fn xep0453_every_doap_entry_has_a_row_with_existing_tests() {
             .collect();
         assert!(!tests.is_empty(), "the row for {spec} names no test");
         for t in tests {
-            assert!(sources.contains(&format!("fn {t}(")), "{spec}: test `{t}` does not exist in conformance/tests");
+            assert!(
+                sources.contains(&format!("fn {t}(")),
+                "{spec}: test `{t}` does not exist in conformance/tests"
+            );
         }
     }
 }

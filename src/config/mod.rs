@@ -372,7 +372,10 @@ impl Config {
             return Err(("max_depth", "must be at least 4".into()));
         }
         if l.max_vcard_size < 1024 || l.max_private_size < 1024 {
-            return Err(("max_vcard_size", "vCard and private storage limits must be at least 1024".into()));
+            return Err((
+                "max_vcard_size",
+                "vCard and private storage limits must be at least 1024".into(),
+            ));
         }
         if l.session_queue < 16 {
             return Err(("session_queue", "must be at least 16".into()));

@@ -43,9 +43,9 @@ pub mod offline;
 mod private;
 pub mod roster;
 mod secrets;
-mod vcard;
 #[cfg(test)]
 mod tests;
+mod vcard;
 
 /// Handle to the database; cheap to clone (the pools are reference-counted).
 #[derive(Clone)]
