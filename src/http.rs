@@ -1,17 +1,27 @@
-//! The HTTP listener: `/health` now; metrics and WebSocket later.
+//! The HTTP listener: `/health`, Prometheus `/metrics`; WebSocket later.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::server::Server;
 
+/// Prometheus text exposition format 0.0.4.
+async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    let body = crate::metrics::render(server.sessions.session_count());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
 pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .with_state(server);
     let stop = async move {
         let _ = shutdown.changed().await;

@@ -22,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod modules;
 pub mod router;
 pub mod sasl;
@@ -44,10 +45,15 @@ use server::Server;
 /// Opens storage, loads TLS and builds the module registry.
 pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
     let storage = storage::Storage::open(&config.storage.url).await?;
+    metrics::install();
     tracing::info!(backend = storage.backend_name(), "storage ready");
+    modules::roster::notes::check_keys(&storage, &config.roster_notes).await?;
     let tls = tls::load(&config.tls, &config.domains)?;
     let fake_salt_secret = storage.secret("scram-fake-salt").await?;
-    let registry = Registry::build(modules::all());
+    let mut registry = Registry::build(modules::all());
+    if config.roster_notes.enabled() {
+        registry.feature(modules::roster::notes::NS);
+    }
     let caps_ver = modules::disco::caps_ver(&registry);
     let a = &config.auth;
     let l = &config.limits;
@@ -73,8 +79,17 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
     }))
 }
 
-/// Serves on already-bound listeners until `shutdown` resolves, then drains: every stream gets
-/// `system-shutdown` after its queued stanzas, and we wait (bounded) for connections to end.
+/// Server-wide shutdown request (the admin shutdown command); `run` drains as on a signal.
+static SHUTDOWN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Asks the running server to shut down gracefully.
+pub fn trigger_shutdown() {
+    SHUTDOWN.notify_one();
+}
+
+/// Serves on already-bound listeners until `shutdown` resolves (or [`trigger_shutdown`] is
+/// called), then drains: every stream gets `system-shutdown` after its queued stanzas, and we
+/// wait (bounded) for connections to end.
 pub async fn run(
     server: Arc<Server>,
     listeners: Vec<listener::Bound>,
@@ -93,7 +108,10 @@ pub async fn run(
         });
     }
     drop(done_tx);
-    shutdown.await;
+    tokio::select! {
+        () = shutdown => {}
+        () = SHUTDOWN.notified() => {}
+    }
     tracing::info!(sessions = server.sessions.session_count(), "shutting down");
     let _ = stop_tx.send(true);
     for task in accept_tasks {

@@ -39,6 +39,18 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Private roster notes (works while the server runs).
+    #[command(subcommand)]
+    Notes(NotesCommand),
+}
+
+#[derive(Subcommand)]
+enum NotesCommand {
+    /// Re-encrypt every note not under `[roster_notes] active_key`, in batches, printing
+    /// progress. Afterwards keys no note uses may be removed from the configuration.
+    Rotate,
+    /// How many notes each key encrypts.
+    Keys,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +104,10 @@ fn main() -> ExitCode {
         Command::User(cmd) => {
             init_logging(&config, Some("warn"));
             runtime.block_on(user(config, cmd))
+        }
+        Command::Notes(cmd) => {
+            init_logging(&config, Some("warn"));
+            runtime.block_on(notes(config, cmd))
         }
         Command::Config(ConfigCommand::Check) => {
             println!(
@@ -204,6 +220,56 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             Ok(())
         }
     };
+    storage.close().await;
+    result
+}
+
+async fn notes(config: Config, cmd: NotesCommand) -> anyhow::Result<()> {
+    use switchboard::modules::roster::notes::{NoteKeys, rotate_storage};
+    let storage = switchboard::storage::Storage::open(&config.storage.url).await?;
+    let result = async {
+        match cmd {
+            NotesCommand::Keys => {
+                for (key, count) in storage.notes_key_usage().await? {
+                    let state = if config.roster_notes.active_key.as_deref() == Some(key.as_str()) {
+                        "active"
+                    } else if config.roster_notes.keys.contains_key(&key) {
+                        "configured"
+                    } else {
+                        "MISSING"
+                    };
+                    println!("key '{key}': {count} note(s) ({state})");
+                }
+                Ok(())
+            }
+            NotesCommand::Rotate => {
+                let Some(keys) = NoteKeys::from_config(&config.roster_notes) else {
+                    anyhow::bail!("roster notes are disabled: no [roster_notes] keys configured");
+                };
+                println!("rotating roster notes to key '{}'", keys.active());
+                let done = rotate_storage(&storage, &keys, |p| {
+                    println!(
+                        "progress: {}/{} re-encrypted, {} skipped",
+                        p.done, p.total, p.skipped
+                    );
+                })
+                .await?;
+                println!(
+                    "done: {} note(s) re-encrypted under key '{}', {} skipped (changed meanwhile)",
+                    done.done,
+                    keys.active(),
+                    done.skipped
+                );
+                for (key, count) in storage.notes_key_usage().await? {
+                    if key != keys.active() {
+                        println!("key '{key}' still encrypts {count} note(s): run the rotation again");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+    .await;
     storage.close().await;
     result
 }

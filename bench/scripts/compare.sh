@@ -24,9 +24,10 @@
 #   PASSWORD           password of every account  (benchpw1)
 #   SERVER_CPU / BENCH_CPU  CPUs to pin to        (0 / 1)
 #   SB_BIN             switchboard binary         (target/release/switchboard)
+#   PROSODY_PORT / EJABBERD_PORT / SB_PORT  c2s ports (15222 / 25222 / 14222)
 #   BUILD_SWITCHBOARD  1: cargo build it first    (0)
 #   QUIET_WAIT         seconds to wait for an idle machine before each run (30)
-#   PRIO               nice value for servers and bench when root (-10)
+#   PRIO               nice value for servers and bench when root (-20)
 #   RESULTS            also copy the results TSV here
 #   KEEP_TMP           1: keep the temp dir (configs, logs)
 set -uo pipefail
@@ -55,11 +56,14 @@ KEEP_TMP=${KEEP_TMP:-0}
 DOMAIN=localhost
 BENCH=$ROOT/target/release/switchboard-bench
 
-PROSODY_PORT=15222
-EJABBERD_PORT=25222
-EJABBERD_DIST_PORT=25299
-SB_PORT=35222
-SB_HTTP_PORT=35280
+# Ports stay below the kernel's ephemeral range (32768-60999 here): a port in
+# that range can be taken as the local port of some outgoing connection (the
+# bench makes thousands), and the server's bind then fails.
+PROSODY_PORT=${PROSODY_PORT:-15222}
+EJABBERD_PORT=${EJABBERD_PORT:-25222}
+EJABBERD_DIST_PORT=${EJABBERD_DIST_PORT:-25299}
+SB_PORT=${SB_PORT:-14222}
+SB_HTTP_PORT=${SB_HTTP_PORT:-14280}
 
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -143,7 +147,7 @@ stop_pid() { # pid
 
 # Run servers and bench at a raised priority (root only) so that background
 # work on a shared machine (niced builds) disturbs the figures less.
-PRIO=${PRIO:--10}
+PRIO=${PRIO:--20}
 [ "$(id -u)" = 0 ] || PRIO=0
 pinned() { # cpu command...
     local cpu=$1
@@ -185,7 +189,7 @@ wait_quiet() {
         busy=$(machine_busy 2)
         [ "$busy" -lt 10 ] && return 0
         if [ "$waited" -ge "$QUIET_WAIT" ]; then
-            log "warning: the machine is ${busy}% busy with other work; figures may be disturbed (see *_runq_wait_pct)"
+            log "warning: the machine is ${busy}% busy with other work; figures may be disturbed (see *_disturbed_pct)"
             return 0
         fi
         [ "$waited" = 0 ] && log "machine is ${busy}% busy with other work; waiting up to ${QUIET_WAIT}s for it to calm down"
@@ -234,8 +238,8 @@ EOF
     pinned_exec "$SERVER_CPU" prosody -F --config "$d/prosody.cfg.lua" >"$d/stdout" 2>&1 &
     CUR_PID=$!
     CUR_STOP="stop_pid $CUR_PID"
-    wait_port $PROSODY_PORT 30 || { log "prosody did not start:"; tail -5 "$d/stdout" "$d/prosody.log" >&2; return 1; }
-    register_once "$d" $PROSODY_PORT
+    wait_port "$PROSODY_PORT" 30 || { log "prosody did not start:"; tail -5 "$d/stdout" "$d/prosody.log" >&2; return 1; }
+    register_once "$d" "$PROSODY_PORT"
 }
 
 # --- ejabberd ---------------------------------------------------------------
@@ -298,13 +302,13 @@ EOF
     EJ_CMD=(env HOME="$d" ejabberdctl -c "$d/ejabberdctl.cfg" -s "$d/db" -l "$d/logs")
     (cd "$d" && pinned "$SERVER_CPU" "${EJ_CMD[@]}" foreground >"$d/stdout" 2>&1) &
     CUR_STOP=stop_ejabberd
-    wait_port $EJABBERD_PORT 60 || { log "ejabberd did not start:"; tail -5 "$d/stdout" >&2; return 1; }
-    CUR_PID=$(pid_on_port $EJABBERD_PORT)
-    register_once "$d" $EJABBERD_PORT
+    wait_port "$EJABBERD_PORT" 60 || { log "ejabberd did not start:"; tail -5 "$d/stdout" >&2; return 1; }
+    CUR_PID=$(pid_on_port "$EJABBERD_PORT")
+    register_once "$d" "$EJABBERD_PORT"
 }
 stop_ejabberd() {
     local pid
-    pid=$(pid_on_port $EJABBERD_PORT)
+    pid=$(pid_on_port "$EJABBERD_PORT")
     "${EJ_CMD[@]}" stop >/dev/null 2>&1
     [ -n "$pid" ] && { wait_gone "$pid" 20 || kill -9 "$pid" 2>/dev/null; }
 }
@@ -354,9 +358,9 @@ EOF
     pinned_exec "$SERVER_CPU" "$SB_BIN" --config "$d/switchboard.toml" serve >"$d/stdout" 2>&1 &
     CUR_PID=$!
     CUR_STOP="stop_pid $CUR_PID"
-    wait_port $SB_PORT 30 || { log "switchboard did not start:"; tail -5 "$d/stdout" >&2; return 1; }
+    wait_port "$SB_PORT" 30 || { log "switchboard did not start:"; tail -5 "$d/stdout" >&2; return 1; }
     [ -f "$d/.registered" ] && return 0
-    set_common $SB_PORT
+    set_common "$SB_PORT"
     if ! bench register "${COMMON[@]}" --count "$USERS" --concurrency 8 >"$d/register.out" 2>&1; then
         log "in-band registration failed ($(tail -1 "$d/register.out")); using 'switchboard user add'"
         local i
@@ -372,9 +376,9 @@ EOF
 
 port_of() {
     case $1 in
-        prosody) echo $PROSODY_PORT ;;
-        ejabberd) echo $EJABBERD_PORT ;;
-        switchboard) echo $SB_PORT ;;
+        prosody) echo "$PROSODY_PORT" ;;
+        ejabberd) echo "$EJABBERD_PORT" ;;
+        switchboard) echo "$SB_PORT" ;;
     esac
 }
 

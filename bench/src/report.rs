@@ -30,7 +30,7 @@ fn higher_is_better(metric: &str) -> Option<bool> {
         || metric == "sessions_dropped"
         || metric == "error_stanzas"
         || metric == "initial_presence_s"
-        || metric.contains("runq_wait")
+        || metric.ends_with("_disturbed_pct")
     {
         Some(false)
     } else {

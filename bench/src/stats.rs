@@ -87,17 +87,6 @@ fn cpus_allowed(status_path: &str) -> Vec<usize> {
         .unwrap_or_default()
 }
 
-/// CPUs the bench and the server processes may run on (union).
-pub fn measured_cpus(pids: &[u32]) -> Vec<usize> {
-    let mut cpus = cpus_allowed("/proc/self/status");
-    for pid in pids {
-        cpus.extend(cpus_allowed(&format!("/proc/{pid}/status")));
-    }
-    cpus.sort_unstable();
-    cpus.dedup();
-    cpus
-}
-
 /// Busy seconds (user, system, steal; not niced) of the given CPUs, from /proc/stat.
 pub fn cores_busy(cpus: &[usize]) -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
@@ -150,25 +139,52 @@ pub fn runq_wait(pid: &str) -> f64 {
     ns as f64 / 1e9
 }
 
-/// Tracks the CPU time other processes take on the cores used by the bench
-/// and the server, which would distort the figures.
+/// Measures how much other load disturbed a phase.
+///
+/// Run-queue wait alone can't tell: a multi-threaded server pinned to one
+/// core also waits behind its own threads (BEAM's dirty I/O schedulers, for
+/// one). So the disturbance of a side (server or bench) is estimated as
+/// min(its run-queue wait, CPU time others used on its cores): it can only
+/// have been kept from running by others as long as others actually ran.
 pub struct Foreign {
-    cpus: Vec<usize>,
+    server_cpus: Vec<usize>,
+    bench_cpus: Vec<usize>,
+    all_cpus: Vec<usize>,
     pids: Vec<u32>,
     server_wait0: f64,
     bench_wait0: f64,
-    busy0: f64,
+    server_busy0: f64,
+    bench_busy0: f64,
+    all_busy0: f64,
     server0: f64,
     bench0: f64,
     t0: Instant,
 }
 
+fn union(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let mut v: Vec<usize> = a.iter().chain(b).copied().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 impl Foreign {
     pub fn start(pids: &[u32], server: Option<ProcSample>) -> Self {
-        let cpus = measured_cpus(pids);
+        let bench_cpus = cpus_allowed("/proc/self/status");
+        let mut server_cpus = Vec::new();
+        for pid in pids {
+            server_cpus.extend(cpus_allowed(&format!("/proc/{pid}/status")));
+        }
+        server_cpus.sort_unstable();
+        server_cpus.dedup();
+        let all_cpus = union(&server_cpus, &bench_cpus);
         Foreign {
-            busy0: cores_busy(&cpus),
-            cpus,
+            server_busy0: cores_busy(&server_cpus),
+            bench_busy0: cores_busy(&bench_cpus),
+            all_busy0: cores_busy(&all_cpus),
+            server_cpus,
+            bench_cpus,
+            all_cpus,
             pids: pids.to_vec(),
             server_wait0: pids.iter().map(|p| runq_wait(&p.to_string())).sum(),
             bench_wait0: runq_wait("self"),
@@ -178,35 +194,41 @@ impl Foreign {
         }
     }
 
-    /// Percent of one CPU used by other processes (and by kernel work not
-    /// charged to either process) since `start`.
-    pub fn pct(&self, server: Option<ProcSample>) -> f64 {
-        let busy = cores_busy(&self.cpus) - self.busy0;
-        let server = server.map(|s| s.cpu).unwrap_or(0.0) - self.server0;
-        let bench = self_cpu() - self.bench0;
-        let wall = self.t0.elapsed().as_secs_f64();
-        ((busy - server - bench) * 100.0 / wall).max(0.0)
-    }
-
-    /// Run-queue wait of the server's and of the bench's threads since
-    /// `start`, in percent of the wall time: time they were ready to run but
-    /// had no CPU (another process, or another of their own threads, had it).
-    pub fn runq_wait_pct(&self) -> (f64, f64) {
-        let wall = self.t0.elapsed().as_secs_f64();
-        let server: f64 =
-            self.pids.iter().map(|p| runq_wait(&p.to_string())).sum::<f64>() - self.server_wait0;
-        let bench = runq_wait("self") - self.bench_wait0;
-        (server * 100.0 / wall, bench * 100.0 / wall)
-    }
-
-    /// Add the disturbance figures to a report.
+    /// Add the disturbance figures (at the end of the phase) to a report:
+    /// `server_disturbed_pct`, `bench_disturbed_pct` (percent of the wall
+    /// time each side was kept from running by other processes, estimated),
+    /// and `foreign_cpu_pct` (CPU others used on the measured cores, percent
+    /// of one CPU; informational).
     pub fn report(&self, r: &mut Report, server: Option<ProcSample>) {
-        let (sw, bw) = self.runq_wait_pct();
+        let wall = self.t0.elapsed().as_secs_f64();
+        let server_cpu = server.map(|s| s.cpu).unwrap_or(0.0) - self.server0;
+        let bench_cpu = self_cpu() - self.bench0;
+        let disjoint = !self.server_cpus.iter().any(|c| self.bench_cpus.contains(c));
+        let all_foreign = (cores_busy(&self.all_cpus) - self.all_busy0 - server_cpu - bench_cpu).max(0.0);
+        let (server_foreign, bench_foreign) = if disjoint && !self.server_cpus.is_empty() {
+            (
+                (cores_busy(&self.server_cpus) - self.server_busy0 - server_cpu).max(0.0),
+                (cores_busy(&self.bench_cpus) - self.bench_busy0 - bench_cpu).max(0.0),
+            )
+        } else {
+            (all_foreign, all_foreign)
+        };
+        let server_wait: f64 =
+            self.pids.iter().map(|p| runq_wait(&p.to_string())).sum::<f64>() - self.server_wait0;
+        let bench_wait = runq_wait("self") - self.bench_wait0;
         if !self.pids.is_empty() {
-            r.add("server_runq_wait_pct", sw, "%");
+            r.add(
+                "server_disturbed_pct",
+                server_wait.min(server_foreign) * 100.0 / wall,
+                "%",
+            );
         }
-        r.add("bench_runq_wait_pct", bw, "%");
-        r.add("foreign_cpu_pct", self.pct(server), "%");
+        r.add(
+            "bench_disturbed_pct",
+            bench_wait.min(bench_foreign) * 100.0 / wall,
+            "%",
+        );
+        r.add("foreign_cpu_pct", all_foreign * 100.0 / wall, "%");
     }
 }
 
@@ -280,11 +302,11 @@ impl Report {
             println!("  WARNING: the bench itself used {v:.0}% of a CPU: figures may be bench-bound");
         }
         for who in ["server", "bench"] {
-            if let Some((_, v, _)) = self.rows.iter().find(|r| r.0 == format!("{who}_runq_wait_pct"))
+            if let Some((_, v, _)) = self.rows.iter().find(|r| r.0 == format!("{who}_disturbed_pct"))
                 && *v > 5.0
             {
                 println!(
-                    "  WARNING: the {who} waited for a CPU {v:.0}% of the time (other load?): figures are disturbed"
+                    "  WARNING: other processes kept the {who} from running ~{v:.0}% of the time: figures are disturbed"
                 );
             }
         }

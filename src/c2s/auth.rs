@@ -45,6 +45,13 @@ pub async fn authenticate(
     encryption_ok: bool,
 ) -> Result<AuthOutcome, ReadError> {
     let result = exchange(server, stream, auth, domain, ip, cb, encryption_ok).await?;
+    // A disabled account (XEP-0133) is refused only after its credentials were proven.
+    let result = match result {
+        Ok((account, _)) if disabled(server, &account).await => {
+            Err((SaslFailure::AccountDisabled, Some(account.to_string())))
+        }
+        other => other,
+    };
     match result {
         Ok((account, additional)) => {
             server.auth_failures_by_account.clear(&account.to_string());
@@ -53,16 +60,21 @@ pub async fn authenticate(
                 success.append_text(B64.encode(data));
             }
             stream.queue(&success);
+            crate::metrics::login(auth.attr("mechanism").unwrap_or_default());
             tracing::info!(jid = %account, %ip, "authenticated");
             Ok(AuthOutcome::Success(account))
         }
         Err((failure, account)) => {
-            if !matches!(failure, SaslFailure::Aborted | SaslFailure::TemporaryAuthFailure) {
+            if !matches!(
+                failure,
+                SaslFailure::Aborted | SaslFailure::TemporaryAuthFailure | SaslFailure::AccountDisabled
+            ) {
                 server.auth_failures_by_ip.record(&ip.to_string());
                 if let Some(a) = &account {
                     server.auth_failures_by_account.record(a);
                 }
             }
+            crate::metrics::auth_failure(auth.attr("mechanism").unwrap_or_default());
             tracing::info!(%ip, account = account.as_deref().unwrap_or("-"), condition = failure.condition(), "authentication failed");
             let el = Element::builder("failure", ns::SASL)
                 .append(Element::bare(failure.condition(), ns::SASL))
@@ -71,6 +83,17 @@ pub async fn authenticate(
             Ok(AuthOutcome::Failed)
         }
     }
+}
+
+async fn disabled(server: &Server, account: &Account) -> bool {
+    server
+        .storage
+        .is_disabled(&account.domain, &account.user)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "storage error reading the disabled flag");
+            false
+        })
 }
 
 type Exchange = Result<(Account, Option<Vec<u8>>), (SaslFailure, Option<String>)>;

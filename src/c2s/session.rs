@@ -21,6 +21,17 @@ use crate::xml::{self, StreamEvent, ns};
 /// Stanzas written per batch before the socket is flushed.
 const WRITE_BATCH: usize = 64;
 
+/// Per-session traffic tracing, switched on by an administrator (ad-hoc command): every
+/// stanza this session reads or writes is logged at info level with target "xmpp_trace".
+#[derive(Default)]
+pub struct TraceTraffic(pub std::sync::atomic::AtomicBool);
+
+impl TraceTraffic {
+    fn on(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receiver<bool>) {
     let Bound {
         mut stream,
@@ -39,6 +50,7 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
         .await;
     // Stamped on every stanza: format it once.
     let jid_text = jid.to_string();
+    let trace = entry.extension::<TraceTraffic>();
 
     let end: Option<StreamError> = loop {
         tokio::select! {
@@ -47,7 +59,8 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
             _ = shutdown.changed() => break Some(StreamError::new(StreamErrorCondition::SystemShutdown)),
             out = link.mailbox.recv() => {
                 let Some(first) = out else { break None };
-                if write_batch(&mut stream, &mut link.mailbox, first).await.is_err() {
+                let traced = trace.on().then_some(&jid);
+                if write_batch(&mut stream, &mut link.mailbox, first, traced).await.is_err() {
                     break None;
                 }
             }
@@ -55,6 +68,10 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
                 deadline = Instant::now() + idle;
                 match event {
                     Ok(StreamEvent::Element(el)) => {
+                        crate::metrics::stanza_in(el.name());
+                        if trace.on() {
+                            tracing::info!(target: "xmpp_trace", %jid, "C: {}", xml::to_string(&el));
+                        }
                         if is_ping_answer(&el, ping_id.as_deref()) {
                             ping_id = None;
                             continue;
@@ -131,12 +148,17 @@ async fn write_batch(
     stream: &mut XmppStream,
     mailbox: &mut mpsc::Receiver<Outbound>,
     first: Outbound,
+    traced: Option<&FullJid>,
 ) -> std::io::Result<()> {
     let mut acks = Vec::new();
     let mut next = Some(first);
     let mut count = 0;
     while let Some(item) = next.take() {
         let (el, written) = item.into_parts();
+        crate::metrics::stanza_out(el.name());
+        if let Some(jid) = traced {
+            tracing::info!(target: "xmpp_trace", %jid, "S: {}", xml::to_string(&el));
+        }
         stream.queue(&el);
         acks.extend(written);
         count += 1;
@@ -146,6 +168,8 @@ async fn write_batch(
     }
     stream.flush().await?;
     for written in acks {
+        // Only offline delivery tracks its stanzas.
+        crate::metrics::offline_delivered();
         let _ = written.send(());
     }
     Ok(())
@@ -305,7 +329,7 @@ mod tests {
         tx.try_send(Outbound::Tracked(message("b"), written)).unwrap();
         tx.try_send(Outbound::Stanza(message("c"))).unwrap();
         assert!(ack.try_recv().is_err(), "nothing written yet");
-        write_batch(&mut stream, &mut mailbox, Outbound::Stanza(message("a")))
+        write_batch(&mut stream, &mut mailbox, Outbound::Stanza(message("a")), None)
             .await
             .unwrap();
         ack.await.expect("acknowledged once flushed");
@@ -338,7 +362,7 @@ mod tests {
             let (written, ack) = tokio::sync::oneshot::channel();
             let mut el = message("t");
             el.append_text_node(big.clone());
-            if write_batch(&mut stream, &mut mailbox, Outbound::Tracked(el, written))
+            if write_batch(&mut stream, &mut mailbox, Outbound::Tracked(el, written), None)
                 .await
                 .is_err()
             {

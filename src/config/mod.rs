@@ -33,6 +33,59 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub muc: MucConfig,
+    #[serde(default)]
+    pub roster_notes: RosterNotesConfig,
+}
+
+/// XEP-0045 multi-user chat service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MucConfig {
+    /// Run the service.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The service's domain. Default: `conference.` followed by the first of `domains`.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Who may create rooms: `anyone` (every local user) or `admins` (those in `admins`).
+    #[serde(default)]
+    pub creators: MucCreators,
+    /// Occupants one room may hold (the room's `maxusers` cannot exceed it).
+    #[serde(default = "default_muc_max_occupants")]
+    pub max_occupants: usize,
+    /// Messages of discussion history a new room keeps and sends on join.
+    #[serde(default = "default_muc_history")]
+    pub history_default: usize,
+    /// The most history a room owner may configure.
+    #[serde(default = "default_muc_max_history")]
+    pub max_history: usize,
+    /// Rooms one user may have created and that still exist. 0: no limit.
+    #[serde(default = "default_muc_rooms_per_user")]
+    pub rooms_per_user: usize,
+}
+
+/// Who may create MUC rooms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MucCreators {
+    #[default]
+    Anyone,
+    Admins,
+}
+
+impl MucConfig {
+    /// The service domain, or `None` when disabled.
+    pub fn service_domain(&self, domains: &[String]) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        Some(match &self.domain {
+            Some(d) => d.clone(),
+            None => format!("conference.{}", domains.first()?),
+        })
+    }
 }
 
 /// Where accounts and all other data live.
@@ -280,6 +333,21 @@ fn default_failures_per_ip() -> u32 {
 fn default_failures_per_account() -> u32 {
     5
 }
+fn default_muc_max_occupants() -> usize {
+    200
+}
+fn default_muc_history() -> usize {
+    20
+}
+fn default_muc_max_history() -> usize {
+    100
+}
+fn default_muc_rooms_per_user() -> usize {
+    50
+}
+fn default_max_note() -> usize {
+    1000
+}
 fn default_log_level() -> String {
     "info".into()
 }
@@ -294,12 +362,14 @@ macro_rules! defaults_from_serde {
     )*};
 }
 defaults_from_serde!(
+    MucConfig,
     StorageConfig,
     TlsConfig,
     RegistrationConfig,
     LimitsConfig,
     AuthConfig,
-    LogConfig
+    LogConfig,
+    RosterNotesConfig
 );
 
 /// A configuration error, with the file (and line where known).
@@ -322,6 +392,18 @@ impl Config {
         let mut config = Self::parse(&text, &path.display().to_string())?;
         if let Ok(url) = std::env::var("SWITCHBOARD_DATABASE_URL") {
             config.storage.url = url;
+        }
+        if let Ok(keys) = std::env::var("SWITCHBOARD_NOTE_KEYS") {
+            let err = |message: String| ConfigError {
+                path: path.display().to_string(),
+                line: None,
+                message,
+            };
+            config.roster_notes.keys = RosterNotesConfig::keys_from_env(&keys).map_err(err)?;
+            config
+                .roster_notes
+                .validate()
+                .map_err(|(key, m)| err(format!("roster_notes.{key} (SWITCHBOARD_NOTE_KEYS): {m}")))?;
         }
         Ok(config)
     }
@@ -386,6 +468,21 @@ impl Config {
                 "connection and resource limits must be at least 1".into(),
             ));
         }
+        if let Some(d) = self.muc.service_domain(&self.domains)
+            && (jid::BareJid::new(&d).map(|j| j.node().is_some()).unwrap_or(true) || self.hosts(&d))
+        {
+            return Err((
+                "domain",
+                format!("'{d}' is not a valid MUC domain (nor may it be hosted)"),
+            ));
+        }
+        let m = &self.muc;
+        if m.max_occupants == 0 || m.history_default > m.max_history {
+            return Err((
+                "max_occupants",
+                "max_occupants must be at least 1 and history_default at most max_history".into(),
+            ));
+        }
         if self.auth.scram_iterations < 4096 {
             return Err(("scram_iterations", "must be at least 4096 (RFC 7677)".into()));
         }
@@ -395,6 +492,7 @@ impl Config {
         {
             return Err(("url", "must start with sqlite:// or postgres://".into()));
         }
+        self.roster_notes.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((
                 "level",
@@ -407,6 +505,112 @@ impl Config {
     /// Whether `domain` is hosted here (domains compare case-insensitively).
     pub fn hosts(&self, domain: &str) -> bool {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+/// A roster note key id and its 32 bytes.
+pub type DecodedNoteKey = (String, zeroize::Zeroizing<[u8; 32]>);
+
+/// Private per-contact roster notes (`xep/xep-roster-notes.md`), encrypted at rest with
+/// AES-256-GCM. Without keys the feature is off and not advertised.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterNotesConfig {
+    /// Key id -> base64 of 32 random bytes (`openssl rand -base64 32`). Several keys may be
+    /// listed (for rotation); a key may be removed only when no note uses it. The
+    /// environment variable `SWITCHBOARD_NOTE_KEYS` (`id=base64,id=base64`) replaces this
+    /// table, so the secrets need not sit in this file.
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, String>,
+    /// Id of the key new and rotated notes are encrypted with; must be in `keys`.
+    #[serde(default)]
+    pub active_key: Option<String>,
+    /// Longest note accepted, in characters.
+    #[serde(default = "default_max_note")]
+    pub max_length: usize,
+}
+
+impl std::fmt::Debug for RosterNotesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the keys.
+        f.debug_struct("RosterNotesConfig")
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .field("active_key", &self.active_key)
+            .field("max_length", &self.max_length)
+            .finish()
+    }
+}
+
+impl RosterNotesConfig {
+    /// Whether notes are on (keys configured).
+    pub fn enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The decoded keys; errors name the key.
+    pub fn decoded_keys(&self) -> Result<Vec<DecodedNoteKey>, String> {
+        use base64::Engine;
+        let mut out = Vec::with_capacity(self.keys.len());
+        for (id, b64) in &self.keys {
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!("key id '{id}' must be 1-64 characters of [A-Za-z0-9_-]"));
+            }
+            let bytes = zeroize::Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| format!("key '{id}' is not valid base64"))?,
+            );
+            let key: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("key '{id}' must be 32 bytes, not {}", bytes.len()))?;
+            out.push((id.clone(), zeroize::Zeroizing::new(key)));
+        }
+        Ok(out)
+    }
+
+    /// Parses `SWITCHBOARD_NOTE_KEYS` (`id=base64,id=base64`).
+    fn keys_from_env(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let mut keys = std::collections::BTreeMap::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((id, key)) = part.split_once('=') else {
+                return Err(format!(
+                    "SWITCHBOARD_NOTE_KEYS: an entry is not id=base64 (near '{}')",
+                    &part[..part.len().min(8)]
+                ));
+            };
+            keys.insert(id.trim().to_owned(), key.trim().to_owned());
+        }
+        Ok(keys)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.max_length == 0 || self.max_length > 10_000 {
+            return Err(("max_length", "must be between 1 and 10000".into()));
+        }
+        if self.keys.is_empty() {
+            // With SWITCHBOARD_NOTE_KEYS, the keys come after parsing: `load` validates again.
+            if let Some(active) = &self.active_key
+                && std::env::var_os("SWITCHBOARD_NOTE_KEYS").is_none()
+            {
+                return Err((
+                    "active_key",
+                    format!("key '{active}' is not in keys (no keys are configured)"),
+                ));
+            }
+            return Ok(());
+        }
+        self.decoded_keys().map_err(|e| ("keys", e))?;
+        match &self.active_key {
+            None => Err(("active_key", "required when keys are configured".into())),
+            Some(a) if !self.keys.contains_key(a) => Err(("active_key", format!("key '{a}' is not in keys"))),
+            Some(_) => Ok(()),
+        }
     }
 }
 
@@ -450,6 +654,33 @@ mod tests {
         assert!(e.message.contains("max_stanza_size"));
         assert!(Config::parse("domains = []", "f").is_err());
         assert!(Config::parse("domains = [\"a@b\"]", "f").is_err());
+    }
+
+    #[test]
+    fn roster_notes_keys_are_validated() {
+        let k = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let ok =
+            format!("domains = [\"a\"]\n[roster_notes]\nkeys = {{ \"1\" = \"{k}\" }}\nactive_key = \"1\"\n");
+        let c = Config::parse(&ok, "f").unwrap();
+        assert!(c.roster_notes.enabled());
+        assert_eq!(c.roster_notes.decoded_keys().unwrap().len(), 1);
+        assert!(!format!("{c:?}").contains(k), "keys are not printed");
+        let short = "domains = [\"a\"]\n[roster_notes]\nkeys = { \"k7\" = \"AAAA\" }\nactive_key = \"k7\"\n";
+        let e = Config::parse(short, "f").unwrap_err();
+        assert!(e.message.contains("'k7'"), "{e}");
+        let missing =
+            format!("domains = [\"a\"]\n[roster_notes]\nkeys = {{ \"1\" = \"{k}\" }}\nactive_key = \"2\"\n");
+        let e = Config::parse(&missing, "f").unwrap_err();
+        assert!(e.message.contains("'2'"), "{e}");
+        assert!(
+            !Config::parse("domains = [\"a\"]\n", "f")
+                .unwrap()
+                .roster_notes
+                .enabled()
+        );
+        let env = RosterNotesConfig::keys_from_env(&format!("1={k}, 2={k}")).unwrap();
+        assert_eq!(env.len(), 2);
+        assert!(RosterNotesConfig::keys_from_env("nokey").is_err());
     }
 
     #[test]

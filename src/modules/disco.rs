@@ -79,8 +79,17 @@ async fn items(req: IqRequest) -> IqResult {
     if node.is_some() {
         return Err(StanzaError::item_not_found());
     }
-    // Components (MUC, upload...) will be listed here as they arrive.
-    Ok(IqResponse::with(Element::bare("query", NS_ITEMS)))
+    let mut query = Element::bare("query", NS_ITEMS);
+    if req.target == IqTarget::Server {
+        // Components (MUC...) registered with `Registry::service`.
+        for (domain, name) in req.server.registry.services(&req.server.config) {
+            let mut item = Element::bare("item", NS_ITEMS);
+            xml::set_attr(&mut item, "jid", domain);
+            xml::set_attr(&mut item, "name", name);
+            query.append_child(item);
+        }
+    }
+    Ok(IqResponse::with(query))
 }
 
 /// A module's handler for the requested node (see `Registry::disco_node`).

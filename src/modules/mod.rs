@@ -1,8 +1,11 @@
 //! Feature modules. Each registers its IQ handlers and disco features; none imports another.
 
+pub mod adhoc;
+pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod legacy_session;
+pub mod muc;
 pub mod offline;
 pub mod ping;
 pub mod private;
@@ -30,5 +33,8 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(private::Private),
         Arc::new(offline::Offline::default()),
         Arc::new(carbons::Carbons),
+        Arc::new(muc::Muc::new()),
+        Arc::new(adhoc::AdHoc::default()),
+        Arc::new(blocking::Blocking::new()),
     ]
 }

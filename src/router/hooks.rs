@@ -12,6 +12,39 @@ use minidom::Element;
 use crate::server::Server;
 use crate::session::SessionEntry;
 
+/// A synchronous verdict on presence a module hands to a session itself (roster broadcasts,
+/// probe answers, initial presence): `from` the sending resource, `to` the receiving session.
+/// `false`: not delivered.
+pub type PresenceFilterFn = Arc<dyn Fn(&Server, &FullJid, &SessionEntry, &Element) -> bool + Send + Sync>;
+
+/// The presence filters (privacy and blocking). Synchronous, so that fan-out stays a loop
+/// over the session table: a filter decides from what it has in memory. Empty: everything
+/// is allowed, at the cost of one length check.
+#[derive(Default)]
+pub struct PresenceFilters {
+    entries: Vec<(&'static str, PresenceFilterFn)>,
+}
+
+impl PresenceFilters {
+    /// Adds a filter; `module` names it in logs.
+    pub fn add<F>(&mut self, module: &'static str, f: F)
+    where
+        F: Fn(&Server, &FullJid, &SessionEntry, &Element) -> bool + Send + Sync + 'static,
+    {
+        self.entries.push((module, Arc::new(f)));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether every filter lets presence `stanza` from `from` reach session `to`.
+    #[inline]
+    pub fn allows(&self, server: &Server, from: &FullJid, to: &SessionEntry, stanza: &Element) -> bool {
+        self.entries.iter().all(|(_, f)| f(server, from, to, stanza))
+    }
+}
+
 /// A hook's verdict.
 pub enum Flow<T> {
     /// Not (fully) handled: pass the payload to the next hook or the default.
@@ -87,6 +120,11 @@ pub struct Hooks {
     /// Each stanza a local session sends, validated and stamped, before routing
     /// (privacy and blocking, carbons of sent messages).
     pub outbound: HookList<Routed>,
+    /// A stanza from a local session addressed to a local bare or full JID, before delivery,
+    /// offline storage or an IQ handler (privacy and blocking of the recipient). `to` is the
+    /// recipient. Skipped when empty. Components that deliver to users themselves (MUC private
+    /// messages and invitations) run it too, with `from` the occupant or inviter.
+    pub inbound: HookList<Routed>,
     /// Presence without `to` from a local session, after the router recorded the session's
     /// availability (roster broadcast, probes). Default: tell the account's other resources.
     pub presence_broadcast: HookList<Routed>,
@@ -103,4 +141,9 @@ pub struct Hooks {
     pub session_opened: HookList<SessionEvent>,
     /// A session ended (after its unavailable presence was routed).
     pub session_closed: HookList<SessionEvent>,
+    /// Presence that a module delivers to another account's session without routing it
+    /// (the roster's broadcasts, unavailable presence, probe answers, contacts' presence on
+    /// initial presence), which `outbound` and `inbound` therefore do not see. Consulted
+    /// before each such delivery; not for the account's own resources.
+    pub presence_filter: PresenceFilters,
 }

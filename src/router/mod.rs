@@ -29,6 +29,9 @@ pub enum Destination {
     Full(FullJid),
     /// A domain we do not host.
     Remote(Jid),
+    /// A component domain registered by a module (`Registry::service`), in its configured
+    /// spelling; the whole stanza goes to that module.
+    Service(String),
 }
 
 /// Classifies a parsed `to` address.
@@ -37,6 +40,9 @@ pub fn classify(server: &Server, to: Option<&Jid>) -> Destination {
         return Destination::Unaddressed;
     };
     let Some(domain) = server.hosted_domain(to.domain().as_str()) else {
+        if let Some((service, _)) = server.registry.service_for(&server.config, to.domain().as_str()) {
+            return Destination::Service(service.to_string());
+        }
         return Destination::Remote(to.clone());
     };
     match (to.node(), to.try_as_full()) {
@@ -80,6 +86,26 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
         }
     };
     let dest = classify(server, to.as_ref());
+    if let Destination::Service(domain) = &dest {
+        if let Some((_, handler)) = server.registry.service_for(&server.config, domain) {
+            handler(server.clone(), from.clone(), stanza).await;
+        }
+        return;
+    }
+    let stanza = match &dest {
+        Destination::Bare(_) | Destination::Full(_) if !hooks.inbound.is_empty() => {
+            let routed = Routed {
+                from: from.clone(),
+                to,
+                stanza,
+            };
+            match hooks.inbound.run(server, routed).await {
+                Flow::Continue(r) => r.stanza,
+                Flow::Handled => return,
+            }
+        }
+        _ => stanza,
+    };
     match kind {
         Kind::Iq => route_iq(server, from, stanza, dest).await,
         Kind::Message => route_message(server, from, stanza, dest).await,
@@ -116,6 +142,7 @@ async fn route_iq(server: &Arc<Server>, from: &FullJid, iq: Element, dest: Desti
             return deliver_to_full(server, &full, iq);
         }
         Destination::Remote(_) => return bounce(server, &iq, StanzaError::remote_server_not_found()),
+        Destination::Service(_) => return, // handed to the service in `route`
     };
     let Some(payload) = iq.children().next() else {
         return bounce(server, &iq, StanzaError::bad_request());
@@ -201,6 +228,7 @@ async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest:
             _ => bounce(server, &msg, StanzaError::service_unavailable()),
         },
         Destination::Remote(_) => bounce(server, &msg, StanzaError::remote_server_not_found()),
+        Destination::Service(_) => {} // handed to the service in `route`
     }
 }
 
@@ -305,7 +333,7 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
                 }
             }
         }
-        Destination::Host(_) => {}
+        Destination::Host(_) | Destination::Service(_) => {}
         Destination::Remote(_) => {
             if matches!(ptype, Some("subscribe") | Some("probe")) {
                 bounce(server, &presence, StanzaError::remote_server_not_found());

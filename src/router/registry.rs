@@ -9,6 +9,7 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 
 use super::hooks::Hooks;
+use crate::config::Config;
 use crate::error::{StanzaError, StreamError};
 use crate::server::Server;
 
@@ -82,6 +83,27 @@ impl IqResponse {
 pub type IqResult = Result<IqResponse, StanzaError>;
 pub type IqHandler = Arc<dyn Fn(IqRequest) -> BoxFuture<'static, IqResult> + Send + Sync>;
 
+/// Receives every stanza addressed to a service domain (a component such as MUC): the
+/// sender's full JID and the stanza, `from` stamped. The service answers or bounces itself.
+pub type ServiceHandler = Arc<dyn Fn(Arc<Server>, FullJid, Element) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A component domain registered by a module (see `Registry::service`).
+struct Service {
+    /// Human-readable name, listed in the server's disco#items.
+    name: &'static str,
+    /// The domain, derived from the configuration (`None`: the service is disabled).
+    domain_of: fn(&Config) -> Option<String>,
+    /// `domain_of`, computed on first use: the configuration never changes in a process.
+    domain: std::sync::OnceLock<Option<String>>,
+    handler: ServiceHandler,
+}
+
+impl Service {
+    fn domain(&self, config: &Config) -> Option<&str> {
+        self.domain.get_or_init(|| (self.domain_of)(config)).as_deref()
+    }
+}
+
 /// A disco#info identity.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Identity {
@@ -118,6 +140,8 @@ pub struct Registry {
     stream_features: Vec<Element>,
     /// Disco nodes answered by modules (the disco module asks here before `item-not-found`).
     disco_nodes: Vec<DiscoNode>,
+    /// Component domains answered by modules (MUC...).
+    services: Vec<Service>,
     pub hooks: Hooks,
 }
 
@@ -175,6 +199,36 @@ impl Registry {
             .iter()
             .find(|n| n.node == node && n.targets.contains(&target))
             .map(|n| if items { &n.items } else { &n.info })
+    }
+
+    /// Registers a component domain: every stanza whose `to` is `domain_of(config)` or one of
+    /// its JIDs goes to `handler` instead of the routing table. Listed in disco#items.
+    pub fn service<F, Fut>(&mut self, name: &'static str, domain_of: fn(&Config) -> Option<String>, f: F)
+    where
+        F: Fn(Arc<Server>, FullJid, Element) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.services.push(Service {
+            name,
+            domain_of,
+            domain: std::sync::OnceLock::new(),
+            handler: Arc::new(move |s, from, el| Box::pin(f(s, from, el))),
+        });
+    }
+
+    /// The service answering `domain` (case-insensitive), with its configured spelling.
+    pub fn service_for(&self, config: &Config, domain: &str) -> Option<(&str, &ServiceHandler)> {
+        self.services.iter().find_map(|s| {
+            let d = s.domain(config)?;
+            d.eq_ignore_ascii_case(domain).then_some((d, &s.handler))
+        })
+    }
+
+    /// Every enabled service: (domain, name).
+    pub fn services<'a>(&'a self, config: &'a Config) -> impl Iterator<Item = (&'a str, &'static str)> + 'a {
+        self.services
+            .iter()
+            .filter_map(move |s| Some((s.domain(config)?, s.name)))
     }
 
     /// Offers an element in the post-authentication stream features.

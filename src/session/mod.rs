@@ -118,11 +118,14 @@ impl SessionEntry {
         match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(item)) => {
-                tracing::warn!(jid = %self.jid, "session queue full: disconnecting slow client");
-                self.kick(StreamError::with_text(
+                let first = self.kick(StreamError::with_text(
                     StreamErrorCondition::PolicyViolation,
                     "too many queued stanzas: the client is not reading",
                 ));
+                if first {
+                    tracing::warn!(jid = %self.jid, "session queue full: disconnecting slow client");
+                    crate::metrics::queue_overflow_disconnect();
+                }
                 Err((DeliveryError::Overloaded, item.into_parts().0))
             }
             Err(mpsc::error::TrySendError::Closed(item)) => Err((DeliveryError::Gone, item.into_parts().0)),
@@ -130,13 +133,16 @@ impl SessionEntry {
     }
 
     /// Asks the connection to close with a stream error (conflict, shutdown, overload...).
-    pub fn kick(&self, reason: StreamError) {
+    /// Returns whether this call decided the reason (later calls change nothing).
+    pub fn kick(&self, reason: StreamError) -> bool {
         let mut slot = self.kick_reason.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
+        let first = slot.is_none();
+        if first {
             *slot = Some(reason);
         }
         drop(slot);
         self.kicked.notify_one();
+        first
     }
 
     /// Resolves when `kick` was called; yields the reason.

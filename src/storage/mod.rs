@@ -38,8 +38,12 @@ macro_rules! with_pool {
 }
 
 mod accounts;
+mod admin;
 mod connect;
+pub mod muc;
+pub mod notes;
 pub mod offline;
+pub mod privacy;
 mod private;
 pub mod roster;
 mod secrets;

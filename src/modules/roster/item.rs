@@ -50,6 +50,9 @@ pub enum SetRequest {
         jid: BareJid,
         name: Option<String>,
         groups: Vec<String>,
+        /// The private note child (`notes.rs`): `None` when absent (the note is left as
+        /// it is), `Some("")` to delete it. Its length is checked by the caller.
+        note: Option<String>,
     },
     /// `subscription='remove'` (§2.5).
     Remove(BareJid),
@@ -106,10 +109,16 @@ pub fn parse_set(query: &Element, user: &BareJid) -> Result<SetRequest, StanzaEr
             StanzaError::not_acceptable().text(format!("an item can be in at most {MAX_GROUPS} groups"))
         );
     }
+    let mut notes = item.children().filter(|c| c.is("note", super::notes::NS));
+    let note = notes.next().map(Element::text);
+    if notes.next().is_some() {
+        return Err(StanzaError::bad_request().text("an item carries at most one note"));
+    }
     Ok(SetRequest::Update {
         jid,
         name: name.map(str::to_owned),
         groups,
+        note,
     })
 }
 
@@ -176,6 +185,7 @@ mod tests {
                 jid: BareJid::new("nurse@example.com").unwrap(),
                 name: Some("Nurse".into()),
                 groups: vec!["Servants".into(), "B".into()],
+                note: None,
             }
         );
     }
@@ -191,6 +201,7 @@ mod tests {
                 jid: BareJid::new("nurse@example.com").unwrap(),
                 name: None,
                 groups: vec![],
+                note: None,
             }
         );
     }
@@ -259,6 +270,39 @@ mod tests {
         );
         // A domain (a gateway or server) is a valid contact.
         assert!(parse("<item jid='example.net'/>").is_ok());
+    }
+
+    #[test]
+    fn note_child() {
+        let note = |items: &str| match parse(items).unwrap() {
+            SetRequest::Update { note, .. } => note,
+            SetRequest::Remove(_) => panic!("not an update"),
+        };
+        let ns = super::super::notes::NS;
+        assert_eq!(note("<item jid='a@b' name='A'/>"), None, "absent: unchanged");
+        assert_eq!(
+            note(&format!(
+                "<item jid='a@b'><note xmlns='{ns}'>ranked only</note></item>"
+            ))
+            .as_deref(),
+            Some("ranked only")
+        );
+        assert_eq!(
+            note(&format!("<item jid='a@b'><note xmlns='{ns}'/></item>")).as_deref(),
+            Some(""),
+            "empty: delete"
+        );
+        // Another namespace is not a note.
+        assert_eq!(
+            note("<item jid='a@b'><note xmlns='urn:other'>x</note></item>"),
+            None
+        );
+        assert_eq!(
+            condition(&format!(
+                "<item jid='a@b'><note xmlns='{ns}'>1</note><note xmlns='{ns}'>2</note></item>"
+            )),
+            "bad-request"
+        );
     }
 
     #[test]

@@ -7,16 +7,18 @@
 //! - `subscribe`: subscription stanzas, outbound (the user's side) and inbound (the contact's).
 //! - `presence`: broadcasts, initial presence, probes and directed presence.
 //! - `last`: XEP-0012.
+//! - `notes`: private per-contact notes (`xep/xep-roster-notes.md`), encrypted at rest,
+//!   sent only to sessions that opt in; rotation of their keys.
 //!
 //! Hooks: `outbound` (subscription stanzas, probes, directed presence, XEP-0077 account
 //! removal), `presence_to_account` (the contact's side of subscription stanzas and probes),
 //! `presence_broadcast` (presence without 'to'), `session_closed` (directed presence left,
 //! last logout, cache eviction).
 //!
-//! Blocking (XEP-0191) is not here: a blocking module drops stanzas from blocked JIDs in its
-//! own `presence_to_account` hook with a higher priority, which runs before ours for every
-//! subscription request and probe a local user sends, and filters broadcasts in
-//! `presence_broadcast` the same way.
+//! Blocking and privacy lists (XEP-0191, XEP-0016) are not here: that module judges routed
+//! stanzas in its `outbound` and `inbound` hooks, and presence this module hands to sessions
+//! itself (broadcasts, unavailable presence, probe answers, contacts' presence on initial
+//! presence) only after the registry's `presence_filter` allowed it (`presence::allowed`).
 //!
 //! Remote contacts: without s2s, a subscription request to a remote JID is bounced by the
 //! router (`remote-server-not-found`) and changes nothing; the other subscription stanzas
@@ -24,6 +26,7 @@
 
 pub mod item;
 pub mod last;
+pub mod notes;
 pub mod presence;
 pub mod store_cache;
 pub mod subscribe;
@@ -55,6 +58,8 @@ pub const NS_PREAPPROVAL: &str = "urn:xmpp:features:pre-approval";
 pub struct SessionState {
     /// The resource asked for the roster: it gets roster pushes (§2.1.6).
     pub interested: AtomicBool,
+    /// Its last roster get opted in to private notes (`notes.rs`).
+    pub notes: AtomicBool,
     /// The resource's available presence was broadcast (initial presence done, §4.2).
     pub announced: AtomicBool,
     /// Where the resource sent directed available presence (§4.6): they get its
@@ -149,6 +154,30 @@ impl Module for Roster {
     }
 }
 
+/// The roster version as shown to a session: prefixed for sessions that opted in to notes,
+/// so a version cached without notes never matches one with them (and back).
+fn version_string(version: i64, with_notes: bool) -> String {
+    if with_notes {
+        format!("{}{version}", notes::VER_PREFIX)
+    } else {
+        version.to_string()
+    }
+}
+
+/// Validates a note of a roster set and returns the keys to encrypt it with.
+fn check_note(config: &crate::config::RosterNotesConfig, text: &str) -> Result<notes::NoteKeys, StanzaError> {
+    let Some(keys) = notes::NoteKeys::from_config(config) else {
+        return Err(
+            StanzaError::feature_not_implemented().text("roster notes are not enabled on this server")
+        );
+    };
+    let max = config.max_length;
+    if text.chars().count() > max {
+        return Err(StanzaError::not_acceptable().text(format!("the note is longer than {max} characters")));
+    }
+    Ok(keys)
+}
+
 fn storage_error(e: StorageError) -> StanzaError {
     tracing::error!(error = %e, "roster storage error");
     StanzaError::internal_server_error()
@@ -174,22 +203,30 @@ impl Roster {
         let server = &req.server;
         let user = req.from.to_bare();
         let ver = req.payload().attr("ver").map(str::to_owned);
+        // Opt-in to private notes: ignored when notes are disabled (not advertised).
+        let with_notes =
+            server.config.roster_notes.enabled() && req.payload().get_child("notes", notes::NS).is_some();
         let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
         // Interested from now on, under the lock: every later change is pushed.
         if let Some(session) = server.sessions.get(&req.from) {
-            session
-                .extension::<SessionState>()
-                .interested
-                .store(true, Ordering::Release);
+            let state = session.extension::<SessionState>();
+            state.notes.store(with_notes, Ordering::Release);
+            state.interested.store(true, Ordering::Release);
         }
         let roster = g.roster();
-        if ver.as_deref() == Some(roster.version.to_string().as_str()) {
+        let current = version_string(roster.version, with_notes);
+        if ver.as_deref() == Some(current.as_str()) {
             // XEP-0237 §3: up to date; later changes come as pushes.
             return Ok(IqResponse::empty());
         }
         let mut query = item::query(roster.version);
+        xml::set_attr(&mut query, "ver", &current);
         for (jid, it) in roster.items() {
-            query.append_child(item::item_element(jid, it));
+            let mut el = item::item_element(jid, it);
+            if with_notes && let Some(note) = roster.note(jid) {
+                el.append_child(xml::text_element("note", notes::NS, note));
+            }
+            query.append_child(el);
         }
         Ok(IqResponse::with(query))
     }
@@ -202,25 +239,51 @@ impl Roster {
         let server = &req.server;
         let user = req.from.to_bare();
         match item::parse_set(req.payload(), &user)? {
-            SetRequest::Update { jid, name, groups } => {
+            SetRequest::Update {
+                jid,
+                name,
+                groups,
+                note,
+            } => {
+                let keys = match &note {
+                    None => None,
+                    Some(text) => Some(check_note(&server.config.roster_notes, text)?),
+                };
                 let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
                 let old = g.roster().item(&jid).cloned();
                 let max = server.config.limits.max_roster_items;
                 if old.is_none() && g.roster().item_count() >= max {
                     return Err(StanzaError::not_allowed().text(format!("the roster is full ({max} items)")));
                 }
+                // With a note, an item whose name and groups are unchanged is not rewritten:
+                // a note-only change bumps the version once (notes.rs).
+                let unchanged =
+                    note.is_some() && old.as_ref().is_some_and(|o| o.name == name && o.groups == groups);
                 let mut new = old.unwrap_or_else(Item::empty);
                 new.name = name;
                 new.groups = groups;
-                let changed = g
-                    .write(&jid, Change::Set(new), Change::Keep)
-                    .await
-                    .map_err(storage_error)?;
-                if let Some(Some(it)) = changed {
-                    let version = g.get().version;
-                    self.push(server, &user, version, item::item_element(&jid, &it));
+                let mut changed = false;
+                if !unchanged {
+                    let written = g
+                        .write(&jid, Change::Set(new.clone()), Change::Keep)
+                        .await
+                        .map_err(storage_error)?;
+                    changed = matches!(written, Some(Some(_)));
                 }
-                Ok(IqResponse::empty())
+                let mut result = Ok(IqResponse::empty());
+                if let (Some(keys), Some(text)) = (keys, &note) {
+                    match g.write_note(&keys, &jid, text).await {
+                        Ok(c) => changed |= c,
+                        // The item change (if any) is stored: still pushed below.
+                        Err(e) => result = Err(storage_error(e)),
+                    }
+                }
+                if changed {
+                    let version = g.get().version;
+                    let note = g.get().note(&jid);
+                    self.push(server, &user, version, item::item_element(&jid, &new), note);
+                }
+                result
             }
             SetRequest::Remove(jid) => {
                 let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
@@ -238,7 +301,7 @@ impl Roster {
                     .await
                     .map_err(storage_error)?;
                 let version = g.get().version;
-                self.push(server, &user, version, item::removed_element(&jid));
+                self.push(server, &user, version, item::removed_element(&jid), None);
                 drop(g);
                 // §2.5.2: end the subscriptions both ways (and pending requests).
                 self.cancel_all(server, &req.from, &jid, before).await;
@@ -247,21 +310,33 @@ impl Roster {
         }
     }
 
-    /// Sends a roster push with `item` to every interested resource of `user` (§2.1.6).
-    fn push(&self, server: &Arc<Server>, user: &BareJid, version: i64, item: Element) {
-        let mut query = item::query(version);
-        query.append_child(item);
-        let mut iq = Element::builder("iq", ns::CLIENT).append(query).build();
-        xml::set_attr(&mut iq, "type", "set");
+    /// Sends a roster push with `item` to every interested resource of `user` (§2.1.6);
+    /// resources that opted in to notes get `note` in it too, under their version string.
+    fn push(&self, server: &Arc<Server>, user: &BareJid, version: i64, item: Element, note: Option<&str>) {
+        let build = |with_notes: bool| {
+            let mut query = item::query(version);
+            xml::set_attr(&mut query, "ver", &version_string(version, with_notes));
+            let mut item = item.clone();
+            if with_notes && let Some(note) = note {
+                item.append_child(xml::text_element("note", notes::NS, note));
+            }
+            query.append_child(item);
+            let mut iq = Element::builder("iq", ns::CLIENT).append(query).build();
+            xml::set_attr(&mut iq, "type", "set");
+            iq
+        };
+        let plain = build(false);
+        let noted = build(true);
         for session in server.sessions.sessions_of(user) {
-            if !session
-                .extension::<SessionState>()
-                .interested
-                .load(Ordering::Acquire)
-            {
+            let state = session.extension::<SessionState>();
+            if !state.interested.load(Ordering::Acquire) {
                 continue;
             }
-            let mut push = iq.clone();
+            let mut push = if state.notes.load(Ordering::Acquire) {
+                noted.clone()
+            } else {
+                plain.clone()
+            };
             let n = self.push_id.fetch_add(1, Ordering::Relaxed);
             xml::set_attr(&mut push, "id", &format!("push{n}"));
             xml::set_attr(&mut push, "to", &session.jid.to_string());

@@ -39,7 +39,7 @@ impl Roster {
                 .is_some_and(|s| !s.announced.swap(true, Ordering::AcqRel));
             let subscribers = self.subscribers(server, &user).await;
             for contact in subscribers.iter() {
-                deliver_to_available(server, contact, &stanza);
+                deliver_to_available(server, &from, contact, &stanza);
             }
             // §4.2.2 / §4.4.2: every available resource of the user, the sender included.
             for own in server.sessions.sessions_of(&user) {
@@ -68,7 +68,7 @@ impl Roster {
             Arc::from(Vec::new())
         };
         for contact in subscribers.iter() {
-            deliver_to_available(server, contact, &stanza);
+            deliver_to_available(server, &from, contact, &stanza);
         }
         if was_available {
             for own in server.sessions.sessions_of(&user) {
@@ -84,7 +84,7 @@ impl Roster {
             for target in directed {
                 let bare = target.to_bare();
                 if !subscribers.contains(&bare) {
-                    deliver_directed(server, &target, &stanza);
+                    deliver_directed(server, &from, &target, &stanza);
                 }
             }
             let status = stanza
@@ -126,6 +126,7 @@ impl Roster {
             for other in server.sessions.sessions_of(contact) {
                 if other.is_available()
                     && let Some(p) = other.last_presence()
+                    && allowed(server, &other.jid, session, &p)
                 {
                     send_addressed(session, p, &me);
                 }
@@ -187,7 +188,7 @@ impl Roster {
             let online = server.sessions.get(&entry.jid).is_some_and(|s| s.is_available());
             if !online {
                 for contact in self.subscribers(server, &user).await.iter() {
-                    deliver_to_available(server, contact, &unavailable);
+                    deliver_to_available(server, &entry.jid, contact, &unavailable);
                 }
                 for own in server.sessions.sessions_of(&user) {
                     if own.is_available() {
@@ -198,7 +199,7 @@ impl Roster {
         }
         let directed = std::mem::take(&mut *state.directed.lock().unwrap_or_else(|e| e.into_inner()));
         for target in directed {
-            deliver_directed(server, &target, &unavailable);
+            deliver_directed(server, &entry.jid, &target, &unavailable);
         }
         if !server.sessions.sessions_of(&user).is_empty() {
             return;
@@ -224,16 +225,28 @@ fn send_addressed(session: &SessionEntry, mut stanza: Element, to: &str) {
     send(session, stanza);
 }
 
-/// Presence to a local bare JID: every available resource (RFC 6121 §8.5.2.1.1), addressed
-/// to the bare JID.
-pub fn deliver_to_available(server: &Server, to: &BareJid, stanza: &Element) {
+/// Whether presence `stanza` from `from` may be handed to session `to`: the registry's
+/// presence filters (privacy lists and blocking, which do not see presence this module
+/// delivers itself) decide, except between resources of one account. Free when no module
+/// registered a filter.
+pub(super) fn allowed(server: &Server, from: &FullJid, to: &SessionEntry, stanza: &Element) -> bool {
+    let filters = &server.registry.hooks.presence_filter;
+    if filters.is_empty() || (from.node() == to.jid.node() && from.domain() == to.jid.domain()) {
+        return true;
+    }
+    filters.allows(server, from, to, stanza)
+}
+
+/// Presence from `from` to a local bare JID: every available resource the presence filters
+/// let it reach (RFC 6121 §8.5.2.1.1), addressed to the bare JID.
+pub fn deliver_to_available(server: &Server, from: &FullJid, to: &BareJid, stanza: &Element) {
     let sessions = server.sessions.sessions_of(to);
     if sessions.is_empty() {
         return;
     }
     let to_text = to.as_str();
     for session in sessions {
-        if session.is_available() {
+        if session.is_available() && allowed(server, from, &session, stanza) {
             send_to(&session, stanza, to_text);
         }
     }
@@ -262,17 +275,20 @@ pub fn deliver_to_interested(server: &Server, to: &BareJid, stanza: &Element) {
     }
 }
 
-/// Unavailable presence to a directed-presence recipient (a local full or bare JID).
-fn deliver_directed(server: &Server, target: &Jid, stanza: &Element) {
+/// Unavailable presence from `from` to a directed-presence recipient (a local full or bare
+/// JID).
+fn deliver_directed(server: &Server, from: &FullJid, target: &Jid, stanza: &Element) {
     match target.try_as_full() {
         Ok(full) => {
-            if let Some(session) = server.sessions.get(full) {
+            if let Some(session) = server.sessions.get(full)
+                && allowed(server, from, &session, stanza)
+            {
                 send_to(&session, stanza, full.as_str());
             }
         }
         Err(bare) => {
             if is_local_account(server, bare) {
-                deliver_to_available(server, bare, stanza);
+                deliver_to_available(server, from, bare, stanza);
             }
         }
     }
@@ -288,7 +304,7 @@ pub fn send_current_presence(server: &Server, from: &BareJid, to: &BareJid) {
         if session.is_available()
             && let Some(p) = session.last_presence()
         {
-            deliver_to_available(server, to, &p);
+            deliver_to_available(server, &session.jid, to, &p);
         }
     }
 }
@@ -304,7 +320,7 @@ pub fn send_unavailable_from(server: &Server, from: &BareJid, to: &BareJid) {
             let mut p = Element::bare("presence", ns::CLIENT);
             xml::set_attr(&mut p, "type", "unavailable");
             xml::set_attr(&mut p, "from", &session.jid.to_string());
-            deliver_to_available(server, to, &p);
+            deliver_to_available(server, &session.jid, to, &p);
         }
     }
 }

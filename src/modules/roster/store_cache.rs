@@ -35,6 +35,8 @@ pub struct UserRoster {
     pending_in: HashMap<BareJid, Element>,
     /// Contacts with 'from' or 'both', computed on demand for presence broadcasts.
     subscribers: Option<Arc<[BareJid]>>,
+    /// Private notes (`notes.rs`), decrypted; empty when notes are disabled.
+    notes: HashMap<BareJid, String>,
 }
 
 impl UserRoster {
@@ -70,7 +72,13 @@ impl UserRoster {
             items,
             pending_in,
             subscribers: None,
+            notes: HashMap::new(),
         }
+    }
+
+    /// The user's private note on `contact`, if any.
+    pub fn note(&self, contact: &BareJid) -> Option<&str> {
+        self.notes.get(contact).map(String::as_str)
     }
 
     pub fn item_count(&self) -> usize {
@@ -184,7 +192,15 @@ impl RosterCache {
         if g.slot().is_none() {
             let (host, username) = storage_key(server, user);
             let stored = server.storage.roster_load(host, username).await?;
-            *g.slot() = Some(UserRoster::from_stored(user, stored));
+            let mut roster = UserRoster::from_stored(user, stored);
+            if let Some(keys) = super::notes::NoteKeys::from_config(&server.config.roster_notes) {
+                for (contact, text) in super::notes::load(&server.storage, &keys, host, username).await? {
+                    if let Ok(jid) = BareJid::new(&contact) {
+                        roster.notes.insert(jid, text);
+                    }
+                }
+            }
+            *g.slot() = Some(roster);
         }
         Ok(g)
     }
@@ -231,6 +247,39 @@ impl RosterGuard<'_> {
             .as_ref()
             .and_then(|g| g.as_ref())
             .expect("loaded by lock()")
+    }
+
+    /// Sets (non-empty `text`) or deletes (empty) the note on an existing item, through to
+    /// storage (encrypted with `keys`), bumping the roster version. Returns whether the note
+    /// changed (false when it is the same, or there is no such item).
+    pub async fn write_note(
+        &mut self,
+        keys: &super::notes::NoteKeys,
+        contact: &BareJid,
+        text: &str,
+    ) -> Result<bool, StorageError> {
+        let current = self.get().notes.get(contact).map(String::as_str).unwrap_or("");
+        if current == text || !self.get().items.contains_key(contact) {
+            return Ok(false);
+        }
+        let (host, username) = storage_key(self.server, &self.user);
+        let stored = (!text.is_empty()).then(|| keys.encrypt(host, username, contact.as_str(), text));
+        let Some(version) = self
+            .server
+            .storage
+            .note_write(host, username, contact.as_str(), stored.as_ref())
+            .await?
+        else {
+            return Ok(false);
+        };
+        let roster = self.roster();
+        roster.version = version;
+        if text.is_empty() {
+            roster.notes.remove(contact);
+        } else {
+            roster.notes.insert(contact.clone(), text.to_owned());
+        }
+        Ok(true)
     }
 
     /// Writes a change through to storage, then to memory. Returns the item as it now is
@@ -300,6 +349,8 @@ impl RosterGuard<'_> {
             }
             Change::Remove => {
                 roster.items.remove(contact);
+                // Storage removed the note with the item (ON DELETE CASCADE).
+                roster.notes.remove(contact);
                 None
             }
         };

@@ -247,7 +247,8 @@ impl Roster {
         }
         if let Some(changed) = g.write(contact, item, pending).await? {
             let version = g.get().version;
-            self.push_change(server, user, contact, version, changed);
+            let note = g.get().note(contact);
+            self.push_change(server, user, contact, version, changed, note);
         }
         Ok(Some(Applied {
             before,
@@ -262,12 +263,14 @@ impl Roster {
         contact: &BareJid,
         version: i64,
         item: Option<Item>,
+        note: Option<&str>,
     ) {
         let el = match &item {
             Some(it) => item::item_element(contact, it),
             None => item::removed_element(contact),
         };
-        self.push(server, user, version, el);
+        let note = if item.is_some() { note } else { None };
+        self.push(server, user, version, el, note);
     }
 
     /// §3.1.3, §3.1.6, §3.2.3, §3.3.3: `sender`'s `kind` arrives for the local `contact`.
@@ -319,7 +322,8 @@ impl Roster {
             match g.write(sender, item, pending).await {
                 Ok(Some(changed)) => {
                     let version = g.get().version;
-                    self.push_change(server, contact, sender, version, changed);
+                    let note = g.get().note(sender);
+                    self.push_change(server, contact, sender, version, changed, note);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -380,6 +384,7 @@ impl Roster {
             if session.jid != *requester
                 && session.is_available()
                 && let Some(mut p) = session.last_presence()
+                && super::presence::allowed(server, &session.jid, &target, &p)
             {
                 xml::set_attr(&mut p, "to", &to);
                 send(&target, p);

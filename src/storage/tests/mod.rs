@@ -39,8 +39,12 @@ macro_rules! backend_tests {
 }
 
 mod accounts;
+mod admin;
+mod muc;
+mod notes;
 mod offline;
 mod open;
+mod privacy;
 mod private;
 mod roster;
 mod secrets;

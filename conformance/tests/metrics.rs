@@ -1,0 +1,95 @@
+//! Prometheus `/metrics` on the HTTP listener: the counters move with real traffic.
+
+use std::time::Duration;
+
+use conformance::TestServer;
+use conformance::client::tokio_xmpp_sasl_login;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PW: &str = "passw0rd";
+
+async fn scrape(server: &TestServer) -> String {
+    let mut s = tokio::net::TcpStream::connect(server.http_addr())
+        .await
+        .expect("connect http");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("HTTP response within 10s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{text}"
+    );
+    text
+}
+
+/// The value of the sample whose name and labels are exactly `series`, 0 if absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map(|v| v.trim().parse().expect("number"))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_counters_move() {
+    let server = TestServer::start().await;
+    server.add_user("alice", PW).await;
+    server.add_user("bob", PW).await;
+    let before = scrape(&server).await;
+    assert_eq!(sample(&before, "switchboard_sessions"), 0.0, "{before}");
+
+    let mut alice = server.client("alice", PW).await;
+    let mut bob = server.client("bob", PW).await;
+    bob.send_presence(0).await;
+    bob.ping_server().await;
+    alice.send_message("bob@localhost", "hi").await;
+    bob.expect_message().await;
+    alice.ping_server().await;
+    assert_eq!(
+        tokio_xmpp_sasl_login(
+            server.starttls_connector(),
+            "alice@localhost",
+            "wrongpass",
+            &["SCRAM-SHA-256"]
+        )
+        .await,
+        Err("not-authorized".to_string())
+    );
+    // A message to an offline account is stored, then delivered at login.
+    server.add_user("carol", PW).await;
+    alice.send_message("carol@localhost", "later").await;
+    alice.ping_server().await;
+    let mut carol = server.client("carol", PW).await;
+    carol.send_presence(0).await;
+    carol.expect_message().await;
+    carol.ping_server().await;
+
+    let after = scrape(&server).await;
+    assert_eq!(sample(&after, "switchboard_sessions"), 3.0, "{after}");
+    let logins = "switchboard_logins_total{mechanism=\"SCRAM-SHA-256\"}";
+    assert!(sample(&after, logins) >= 3.0, "{after}");
+    let failures = "switchboard_auth_failures_total{mechanism=\"SCRAM-SHA-256\"}";
+    assert!(sample(&after, failures) >= 1.0, "{after}");
+    for (series, at_least) in [
+        ("switchboard_stanzas_in_total{kind=\"message\"}", 2.0),
+        ("switchboard_stanzas_in_total{kind=\"iq\"}", 2.0),
+        ("switchboard_stanzas_in_total{kind=\"presence\"}", 2.0),
+        ("switchboard_stanzas_out_total{kind=\"message\"}", 2.0),
+        ("switchboard_stanzas_out_total{kind=\"iq\"}", 2.0),
+        ("switchboard_offline_delivered_total", 1.0),
+    ] {
+        assert!(
+            sample(&after, series) >= at_least + sample(&before, series),
+            "{series}: {after}"
+        );
+    }
+}

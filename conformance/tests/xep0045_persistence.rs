@@ -1,0 +1,188 @@
+//! XEP-0045 persistent rooms across a server restart (§10.2 persistentroom): configuration,
+//! affiliations and subject come back from SQL when the room is next addressed.
+
+use conformance::{Element, TestServer, XmppClient, ns, xml};
+
+const PW: &str = "passw0rd";
+const MUC: &str = "conference.localhost";
+const NS_MUC: &str = "http://jabber.org/protocol/muc";
+const NS_USER: &str = "http://jabber.org/protocol/muc#user";
+const NS_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+const NS_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+const INFO: &str = "http://jabber.org/protocol/disco#info";
+const ITEMS: &str = "http://jabber.org/protocol/disco#items";
+
+fn room(name: &str) -> String {
+    format!("{name}@{MUC}")
+}
+
+fn codes(e: &Element) -> Vec<u16> {
+    e.get_child("x", NS_USER)
+        .map(|x| {
+            x.children()
+                .filter(|c| c.is("status", NS_USER))
+                .filter_map(|c| c.attr("code")?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_subject(e: &Element) -> bool {
+    e.name() == "message"
+        && e.get_child("subject", ns::CLIENT).is_some()
+        && e.get_child("body", ns::CLIENT).is_none()
+}
+
+async fn join(c: &mut XmppClient, room_jid: &str, nick: &str, extra: &str) -> Vec<Element> {
+    c.send_xml(&format!(
+        "<presence to='{room_jid}/{nick}'><x xmlns='{NS_MUC}'>{extra}</x></presence>"
+    ))
+    .await;
+    let mut got = Vec::new();
+    loop {
+        let e = c.recv().await;
+        let done = is_subject(&e) || e.attr("type") == Some("error");
+        got.push(e);
+        if done {
+            return got;
+        }
+    }
+}
+
+async fn ok(r: Element) {
+    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+}
+
+#[tokio::test]
+async fn xep0045_10_2_persistent_room_survives_restart() {
+    let mut s = TestServer::start().await;
+    for u in ["alice", "bob", "carol"] {
+        s.add_user(u, PW).await;
+    }
+    {
+        let mut a = s.client("alice", PW).await;
+        join(&mut a, &room("lounge"), "Alice", "").await;
+        ok(a.iq(
+            "set",
+            Some(&room("lounge")),
+            &format!(
+                "<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>\
+                 <field var='muc#roomconfig_persistentroom'><value>1</value></field>\
+                 <field var='muc#roomconfig_roomname'><value>The Lounge</value></field>\
+                 <field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field>\
+                 <field var='muc#roomconfig_roomsecret'><value>pw</value></field></x></query>"
+            ),
+        )
+        .await)
+        .await;
+        ok(a.iq(
+            "set",
+            Some(&room("lounge")),
+            &format!("<query xmlns='{NS_ADMIN}'><item affiliation='outcast' jid='carol@localhost'/><item affiliation='admin' jid='bob@localhost'/></query>"),
+        )
+        .await)
+            .await;
+        a.send_xml(&format!(
+            "<message type='groupchat' to='{}'><subject>Kept subject</subject></message>",
+            room("lounge")
+        ))
+        .await;
+        a.wait_for(is_subject).await;
+        // A temporary room is not kept.
+        join(&mut a, &room("temp"), "Alice", "").await;
+        ok(a.iq(
+            "set",
+            Some(&room("temp")),
+            &format!("<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'/></query>"),
+        )
+        .await)
+        .await;
+        a.close().await;
+    }
+    s.restart().await;
+    let mut b = s.client("bob", PW).await;
+    let mut c = s.client("carol", PW).await;
+    // Found by disco before anyone enters.
+    let info = b
+        .iq("get", Some(&room("lounge")), &format!("<query xmlns='{INFO}'/>"))
+        .await;
+    let q = info.get_child("query", INFO).expect("room info after restart");
+    let id = q.get_child("identity", INFO).unwrap();
+    assert_eq!(id.attr("name"), Some("The Lounge"));
+    assert!(q.children().any(|f| f.attr("var") == Some("muc_persistent")));
+    assert!(
+        q.children()
+            .any(|f| f.attr("var") == Some("muc_passwordprotected"))
+    );
+    let r = b
+        .iq("get", Some(&room("temp")), &format!("<query xmlns='{INFO}'/>"))
+        .await;
+    xml::assert_stanza_error(&r, &["item-not-found"]);
+    // Password, affiliations and subject were kept.
+    let got = join(&mut b, &room("lounge"), "Bob", "").await;
+    xml::assert_stanza_error(got.last().unwrap(), &["not-authorized"]);
+    let got = join(&mut b, &room("lounge"), "Bob", "<password>pw</password>").await;
+    let own = got.iter().find(|e| codes(e).contains(&110)).expect("joined");
+    assert!(!codes(own).contains(&201));
+    let it = own
+        .get_child("x", NS_USER)
+        .unwrap()
+        .get_child("item", NS_USER)
+        .unwrap();
+    assert_eq!(it.attr("affiliation"), Some("admin"));
+    assert_eq!(
+        got.last()
+            .unwrap()
+            .get_child("subject", ns::CLIENT)
+            .unwrap()
+            .text(),
+        "Kept subject"
+    );
+    let got = join(&mut c, &room("lounge"), "Carol", "<password>pw</password>").await;
+    xml::assert_stanza_error(got.last().unwrap(), &["forbidden"]);
+    // Listed by the service once loaded.
+    let items = b.iq("get", Some(MUC), &format!("<query xmlns='{ITEMS}'/>")).await;
+    assert!(
+        items
+            .get_child("query", ITEMS)
+            .unwrap()
+            .children()
+            .any(|i| i.attr("jid") == Some(room("lounge").as_str()))
+    );
+}
+
+#[tokio::test]
+async fn xep0045_10_9_destroyed_persistent_room_is_forgotten() {
+    let mut s = TestServer::start().await;
+    s.add_user("alice", PW).await;
+    {
+        let mut a = s.client("alice", PW).await;
+        join(&mut a, &room("lounge"), "Alice", "").await;
+        ok(a.iq(
+            "set",
+            Some(&room("lounge")),
+            &format!(
+                "<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>\
+                 <field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query>"
+            ),
+        )
+        .await)
+        .await;
+        ok(a.iq(
+            "set",
+            Some(&room("lounge")),
+            &format!("<query xmlns='{NS_OWNER}'><destroy/></query>"),
+        )
+        .await)
+        .await;
+        a.close().await;
+    }
+    s.restart().await;
+    let mut a = s.client("alice", PW).await;
+    let r = a
+        .iq("get", Some(&room("lounge")), &format!("<query xmlns='{INFO}'/>"))
+        .await;
+    xml::assert_stanza_error(&r, &["item-not-found"]);
+    let got = join(&mut a, &room("lounge"), "Alice", "").await;
+    assert!(got.iter().any(|e| codes(e).contains(&201)));
+}

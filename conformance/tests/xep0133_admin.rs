@@ -1,0 +1,584 @@
+//! XEP-0133 service administration through XEP-0050 commands, for the accounts listed in
+//! `admins`; everyone else gets `forbidden`. Result forms are parsed with xmpp-parsers'
+//! `DataForm`.
+
+use std::time::Duration;
+
+use conformance::client::tokio_xmpp_sasl_login;
+use conformance::{Element, Incoming, TestServer, XmppClient, xml};
+use xmpp_parsers::data_forms::DataForm;
+
+const CMD: &str = "http://jabber.org/protocol/commands";
+const PW: &str = "passw0rd";
+
+fn node(name: &str) -> String {
+    format!("http://jabber.org/protocol/admin#{name}")
+}
+
+/// A server whose `admins` lists admin@localhost, with accounts admin and alice.
+async fn server() -> TestServer {
+    let mut server = TestServer::start().await;
+    server.add_user("admin", PW).await;
+    server.add_user("alice", PW).await;
+    let path = server.config_path().to_path_buf();
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("admins = [\"admin@localhost\"]\n{config}")).unwrap();
+    server.restart().await;
+    server
+}
+
+fn error_condition(r: &Element) -> String {
+    assert_eq!(r.attr("type"), Some("error"), "{}", xml::to_string(r));
+    let e = r.get_child("error", "jabber:client").expect("error");
+    e.children()
+        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
+        .expect("condition")
+        .name()
+        .to_string()
+}
+
+/// Runs a command to completion: execute, then (if it has a form) complete with `fields`.
+/// Returns the completed `<command/>`.
+async fn run(c: &mut XmppClient, name: &str, fields: &[(&str, &[&str])]) -> Element {
+    run_node(c, &node(name), fields).await
+}
+
+async fn run_node(c: &mut XmppClient, node: &str, fields: &[(&str, &[&str])]) -> Element {
+    let r = c
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{node}' action='execute'/>"),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+    let cmd = r.get_child("command", CMD).unwrap().clone();
+    if cmd.attr("status") == Some("completed") {
+        return cmd;
+    }
+    let sid = cmd.attr("sessionid").expect("sessionid");
+    let mut x = String::from("<x xmlns='jabber:x:data' type='submit'>");
+    x.push_str(
+        "<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/admin</value></field>",
+    );
+    for (var, values) in fields {
+        x.push_str(&format!("<field var='{var}'>"));
+        for v in *values {
+            x.push_str(&format!("<value>{}</value>", xml::escape(v)));
+        }
+        x.push_str("</field>");
+    }
+    x.push_str("</x>");
+    let r = c
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!(
+                "<command xmlns='{CMD}' node='{node}' sessionid='{sid}' action='complete'>{x}</command>"
+            ),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+    let cmd = r.get_child("command", CMD).unwrap().clone();
+    assert_eq!(cmd.attr("status"), Some("completed"), "{}", xml::to_string(&cmd));
+    assert!(
+        !cmd.children()
+            .any(|n| n.is("note", CMD) && n.attr("type") == Some("error")),
+        "{}",
+        xml::to_string(&cmd)
+    );
+    cmd
+}
+
+fn result_values(cmd: &Element, var: &str) -> Vec<String> {
+    let x = cmd.get_child("x", "jabber:x:data").expect("result form");
+    let form = DataForm::try_from(x.clone()).expect("data form");
+    form.fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some(var))
+        .map(|f| f.values.clone())
+        .unwrap_or_else(|| panic!("no field {var}: {}", xml::to_string(cmd)))
+}
+
+async fn login(server: &TestServer, user: &str, pw: &str) -> Result<(), String> {
+    tokio_xmpp_sasl_login(
+        server.starttls_connector(),
+        &format!("{user}@localhost"),
+        pw,
+        &["SCRAM-SHA-256"],
+    )
+    .await
+}
+
+fn logged(server: &TestServer, what: &str) -> bool {
+    server
+        .logs()
+        .lines()
+        .any(|l| l.contains(what) && l.contains("admin") && l.contains("admin@localhost"))
+}
+
+// §3: only admins; others get forbidden for every command (raw XML).
+#[tokio::test]
+async fn xep0133_non_admin_forbidden() {
+    let server = server().await;
+    let mut alice = server.raw_login("alice", PW, Some("r")).await;
+    for name in [
+        "add-user",
+        "delete-user",
+        "get-online-users-num",
+        "announce",
+        "shutdown",
+    ] {
+        let r = alice
+            .iq(&format!(
+                "<iq type='set' id='c-{name}' to='localhost'><command xmlns='{CMD}' node='{}' action='execute'/></iq>",
+                node(name)
+            ))
+            .await;
+        assert_eq!(error_condition(&r), "forbidden", "{name}");
+    }
+    assert!(server.logs().contains("not an admin"));
+}
+
+// §4.1 add a user; the new account can log in; the action is logged with the admin's JID.
+#[tokio::test]
+async fn xep0133_4_1_add_user() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    run(
+        &mut admin,
+        "add-user",
+        &[
+            ("accountjid", &["bob@localhost"]),
+            ("password", &["s3cretpw"]),
+            ("password-verify", &["s3cretpw"]),
+        ],
+    )
+    .await;
+    login(&server, "bob", "s3cretpw").await.expect("bob logs in");
+    assert!(logged(&server, "bob@localhost"));
+}
+
+// §4.2 delete users: the account is gone and its sessions end.
+#[tokio::test]
+async fn xep0133_4_2_delete_user() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.raw_login("alice", PW, Some("r")).await;
+    run(
+        &mut admin,
+        "delete-user",
+        &[("accountjids", &["alice@localhost"])],
+    )
+    .await;
+    alice.expect_stream_error().await;
+    assert_eq!(server.list_users(None).await, vec!["admin@localhost".to_string()]);
+}
+
+// §4.3/§4.4 disable and re-enable: a disabled account is disconnected and refused with
+// account-disabled; re-enabled, it logs in again.
+#[tokio::test]
+async fn xep0133_4_3_disable_and_reenable_user() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.raw_login("alice", PW, Some("r")).await;
+    run(
+        &mut admin,
+        "disable-user",
+        &[("accountjids", &["alice@localhost"])],
+    )
+    .await;
+    alice.expect_stream_error().await;
+    assert_eq!(
+        login(&server, "alice", PW).await,
+        Err("account-disabled".to_string())
+    );
+    let cmd = run(&mut admin, "get-disabled-users-num", &[]).await;
+    assert_eq!(result_values(&cmd, "disabledusersnum"), vec!["1"]);
+    let cmd = run(&mut admin, "get-disabled-users-list", &[]).await;
+    assert_eq!(result_values(&cmd, "disableduserjids"), vec!["alice@localhost"]);
+    // A wrong password still says not-authorized (no disclosure).
+    assert_eq!(
+        login(&server, "alice", "wrongpass").await,
+        Err("not-authorized".to_string())
+    );
+    run(
+        &mut admin,
+        "reenable-user",
+        &[("accountjids", &["alice@localhost"])],
+    )
+    .await;
+    login(&server, "alice", PW).await.expect("re-enabled");
+    let cmd = run(&mut admin, "get-disabled-users-num", &[]).await;
+    assert_eq!(result_values(&cmd, "disabledusersnum"), vec!["0"]);
+}
+
+// §4.5 end user sessions (bare JID: all of them; full JID: that one).
+#[tokio::test]
+async fn xep0133_4_5_end_user_session() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut a1 = server.raw_login("alice", PW, Some("one")).await;
+    let mut a2 = server.raw_login("alice", PW, Some("two")).await;
+    run(
+        &mut admin,
+        "end-user-session",
+        &[("accountjids", &["alice@localhost/one"])],
+    )
+    .await;
+    a1.expect_stream_error().await;
+    a2.iq("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    run(
+        &mut admin,
+        "end-user-session",
+        &[("accountjids", &["alice@localhost"])],
+    )
+    .await;
+    a2.expect_stream_error().await;
+}
+
+// §4.7 change a user's password.
+#[tokio::test]
+async fn xep0133_4_7_change_user_password() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    run(
+        &mut admin,
+        "change-user-password",
+        &[
+            ("accountjid", &["alice@localhost"]),
+            ("password", &["n3wpassword"]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        login(&server, "alice", PW).await,
+        Err("not-authorized".to_string())
+    );
+    login(&server, "alice", "n3wpassword")
+        .await
+        .expect("new password");
+}
+
+// §4.8 roster, §4.9 last login, §4.10 user statistics.
+#[tokio::test]
+async fn xep0133_4_8_user_roster_lastlogin_stats() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.client_jid("alice@localhost/home", PW).await;
+    alice
+        .iq(
+            "set",
+            None,
+            "<query xmlns='jabber:iq:roster'><item jid='carol@example.org' name='Carol'/></query>",
+        )
+        .await;
+    let cmd = run(
+        &mut admin,
+        "get-user-roster",
+        &[("accountjid", &["alice@localhost"])],
+    )
+    .await;
+    let roster = result_values(&cmd, "roster");
+    assert!(
+        roster.iter().any(|l| l.contains("carol@example.org")),
+        "{roster:?}"
+    );
+    let cmd = run(&mut admin, "user-stats", &[("accountjid", &["alice@localhost"])]).await;
+    assert_eq!(result_values(&cmd, "rostersize"), vec!["1"]);
+    assert_eq!(result_values(&cmd, "onlineresources"), vec!["home"]);
+    let cmd = run(
+        &mut admin,
+        "get-user-lastlogin",
+        &[("accountjid", &["alice@localhost"])],
+    )
+    .await;
+    assert_eq!(result_values(&cmd, "lastlogin"), vec!["online now"]);
+    // An unknown account is an error note on the form, not a crash.
+    let node = node("user-stats");
+    let r = admin
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{node}'/>"),
+        )
+        .await;
+    let sid = r
+        .get_child("command", CMD)
+        .unwrap()
+        .attr("sessionid")
+        .unwrap()
+        .to_string();
+    let r = admin
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!(
+                "<command xmlns='{CMD}' node='{node}' sessionid='{sid}' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='accountjid'><value>nobody@localhost</value></field></x></command>"
+            ),
+        )
+        .await;
+    let cmd = r.get_child("command", CMD).unwrap();
+    assert_eq!(cmd.attr("status"), Some("executing"));
+    assert!(
+        cmd.children()
+            .any(|n| n.is("note", CMD) && n.attr("type") == Some("error"))
+    );
+}
+
+// §4.11-§4.16 registered and online users, numbers and lists.
+#[tokio::test]
+async fn xep0133_4_13_user_counts_and_lists() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let cmd = run(&mut admin, "get-registered-users-num", &[]).await;
+    assert_eq!(result_values(&cmd, "registeredusersnum"), vec!["2"]);
+    let cmd = run(&mut admin, "get-registered-users-list", &[]).await;
+    assert_eq!(
+        result_values(&cmd, "registereduserjids"),
+        vec!["admin@localhost", "alice@localhost"]
+    );
+    let cmd = run(&mut admin, "get-online-users-num", &[]).await;
+    assert_eq!(result_values(&cmd, "onlineusersnum"), vec!["1"]);
+    let _alice = server.client("alice", PW).await;
+    let cmd = run(&mut admin, "get-online-users-num", &[]).await;
+    assert_eq!(result_values(&cmd, "onlineusersnum"), vec!["2"]);
+    let cmd = run(&mut admin, "get-online-users-list", &[]).await;
+    assert_eq!(
+        result_values(&cmd, "onlineuserjids"),
+        vec!["admin@localhost", "alice@localhost"]
+    );
+}
+
+// §4.23 announcement to all online users, as a headline.
+#[tokio::test]
+async fn xep0133_4_23_announce() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.client("alice", PW).await;
+    run(
+        &mut admin,
+        "announce",
+        &[
+            ("subject", &["Maintenance"]),
+            ("body", &["Back in", "five minutes"]),
+        ],
+    )
+    .await;
+    let m = alice.expect_message().await;
+    assert_eq!(m.attr("type"), Some("headline"));
+    assert_eq!(m.attr("from"), Some("localhost"));
+    assert_eq!(
+        m.get_child("body", "jabber:client").unwrap().text(),
+        "Back in\nfive minutes"
+    );
+    assert_eq!(
+        m.get_child("subject", "jabber:client").unwrap().text(),
+        "Maintenance"
+    );
+    assert!(logged(&server, "announcement"));
+}
+
+// §4.24-§4.26 message of the day: shown at login, editable (the form shows the current
+// text), deletable; it survives a restart (stored in SQL).
+#[tokio::test]
+async fn xep0133_4_24_motd_set_edit_delete() {
+    let mut server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    run(&mut admin, "set-motd", &[("body", &["Welcome!"])]).await;
+    let mut alice = server.client("alice", PW).await;
+    let m = alice.expect_message().await;
+    assert_eq!(m.attr("type"), Some("headline"));
+    assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), "Welcome!");
+    alice.close().await;
+    // The edit form holds the current message.
+    let n = node("edit-motd");
+    let r = admin
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{n}'/>"),
+        )
+        .await;
+    let x = r
+        .get_child("command", CMD)
+        .unwrap()
+        .get_child("x", "jabber:x:data")
+        .unwrap();
+    let form = DataForm::try_from(x.clone()).unwrap();
+    let body = form
+        .fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some("body"))
+        .unwrap();
+    assert_eq!(body.values, vec!["Welcome!"]);
+    run(&mut admin, "edit-motd", &[("body", &["Changed"])]).await;
+    admin.close().await;
+    server.restart().await;
+    let mut alice = server.client("alice", PW).await;
+    let m = alice.expect_message().await;
+    assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), "Changed");
+    let mut admin = server.client("admin", PW).await;
+    let _ = admin.expect_message().await;
+    run(&mut admin, "delete-motd", &[]).await;
+    let mut alice2 = server.client_jid("alice@localhost/two", PW).await;
+    alice2.expect_no_message(Duration::from_millis(500)).await;
+}
+
+// §4.29 shut down: the announcement reaches online users, then the streams end with
+// system-shutdown and the server exits.
+#[tokio::test]
+async fn xep0133_4_29_shutdown() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.raw_login("alice", PW, Some("r")).await;
+    run(
+        &mut admin,
+        "shutdown",
+        &[("delaytime", &["0"]), ("announcement", &["Going down"])],
+    )
+    .await;
+    let mut got_headline = false;
+    loop {
+        match alice.next_within(Duration::from_secs(10)).await {
+            Some(Incoming::Element(e)) if e.name() == "message" => {
+                assert_eq!(e.get_child("body", "jabber:client").unwrap().text(), "Going down");
+                got_headline = true;
+            }
+            Some(Incoming::Element(e)) if e.name() == "error" => {
+                assert!(
+                    e.children().any(|c| c.name() == "system-shutdown"),
+                    "{}",
+                    xml::to_string(&e)
+                );
+                break;
+            }
+            Some(Incoming::Element(_)) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert!(got_headline);
+    assert!(logged(&server, "shutdown"));
+}
+
+// Our own: server statistics.
+#[tokio::test]
+async fn switchboard_server_stats() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let r = admin
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!(
+                "<command xmlns='{CMD}' node='https://github.com/switchboard-xmpp/switchboard#server-stats'/>"
+            ),
+        )
+        .await;
+    let cmd = r.get_child("command", CMD).expect("command");
+    assert_eq!(cmd.attr("status"), Some("completed"));
+    assert_eq!(result_values(cmd, "sessions"), vec!["1"]);
+    assert_eq!(result_values(cmd, "registeredusersnum"), vec!["2"]);
+    assert!(result_values(cmd, "memory")[0].ends_with("kB"));
+}
+
+// §4.20 edit the admin list (runtime only): a new admin may run commands, a removed one
+// is refused.
+#[tokio::test]
+async fn xep0133_4_20_edit_admin_list() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.client("alice", PW).await;
+    // The form shows the current list.
+    let n = node("edit-admin");
+    let r = admin
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{n}'/>"),
+        )
+        .await;
+    let x = r
+        .get_child("command", CMD)
+        .unwrap()
+        .get_child("x", "jabber:x:data")
+        .unwrap();
+    let form = DataForm::try_from(x.clone()).unwrap();
+    let current = form
+        .fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some("adminjids"))
+        .unwrap();
+    assert_eq!(current.values, vec!["admin@localhost"]);
+    run(
+        &mut admin,
+        "edit-admin",
+        &[("adminjids", &["admin@localhost", "alice@localhost"])],
+    )
+    .await;
+    let cmd = run(&mut alice, "get-registered-users-num", &[]).await;
+    assert_eq!(result_values(&cmd, "registeredusersnum"), vec!["2"]);
+    run(&mut alice, "edit-admin", &[("adminjids", &["alice@localhost"])]).await;
+    let r = admin
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{}'/>", node("get-online-users-num")),
+        )
+        .await;
+    assert_eq!(error_condition(&r), "forbidden");
+}
+
+// Our own: re-encrypt roster notes under the active key (keys from `[roster_notes]`).
+#[tokio::test]
+async fn switchboard_rotate_roster_note_keys() {
+    const K1: &str = "eTAnvYIJKyQVwNDwh5RwVA6Z8kTCA+TJVtstzFHAs6I=";
+    const K2: &str = "6Na1eGQMaRxM9dRGWXt+72RnBrIGrW5XhSfQtZMXrWw=";
+    let notes = |active: &str| {
+        format!("\n[roster_notes]\nkeys = {{ k1 = \"{K1}\", k2 = \"{K2}\" }}\nactive_key = \"{active}\"\n")
+    };
+    let mut server = TestServer::start_with(|c| c.extra_toml = notes("k1")).await;
+    server.add_user("admin", PW).await;
+    server.add_user("alice", PW).await;
+    let path = server.config_path().to_path_buf();
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("admins = [\"admin@localhost\"]\n{config}")).unwrap();
+    server.restart().await;
+    let mut alice = server.client("alice", PW).await;
+    let r = alice
+        .iq(
+            "set",
+            None,
+            "<query xmlns='jabber:iq:roster'><item jid='bob@localhost'><note xmlns='urn:switchboard:roster-notes:0'>secret</note></item></query>",
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+    alice.close().await;
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        config.replace("active_key = \"k1\"", "active_key = \"k2\""),
+    )
+    .unwrap();
+    server.restart().await;
+    let mut admin = server.client("admin", PW).await;
+    let rotate = "https://github.com/switchboard-xmpp/switchboard#rotate-roster-note-keys";
+    let cmd = run_node(&mut admin, rotate, &[]).await;
+    let note = cmd.get_child("note", CMD).expect("note").text();
+    assert!(note.starts_with("Re-encrypted 1 of 1"), "{note}");
+    let cmd = run_node(&mut admin, rotate, &[]).await;
+    let note = cmd.get_child("note", CMD).expect("note").text();
+    assert!(note.starts_with("Re-encrypted 0 of 0"), "{note}");
+    // Not offered where notes are off.
+    let plain = self::server().await;
+    let mut admin = plain.client("admin", PW).await;
+    let r = admin
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{rotate}'/>"),
+        )
+        .await;
+    assert_eq!(error_condition(&r), "item-not-found");
+}

@@ -1,0 +1,418 @@
+//! XEP-0191 Blocking Command over the shared privacy model (xep/xep-ignore-list.md §5.3),
+//! with enforcement both ways (§7).
+
+use std::time::Duration;
+
+use conformance::{Element, TestServer, XmppClient, ns, xml};
+
+const BLOCKING: &str = "urn:xmpp:blocking";
+const ERRORS: &str = "urn:xmpp:blocking:errors";
+const SHORT: Duration = Duration::from_millis(400);
+
+struct Setup {
+    _server: TestServer,
+    /// alice@localhost/desk, available.
+    desk: XmppClient,
+    /// alice@localhost/phone, available.
+    phone: XmppClient,
+    /// bob@localhost/home, available.
+    bob: XmppClient,
+}
+
+async fn setup() -> Setup {
+    let server = TestServer::start().await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut desk = server.client_jid("alice@localhost/desk", "passw0rd").await;
+    let mut phone = server.client_jid("alice@localhost/phone", "passw0rd").await;
+    let mut bob = server.client_jid("bob@localhost/home", "passw0rd").await;
+    desk.send_presence(1).await;
+    phone.send_presence(0).await;
+    bob.send_presence(0).await;
+    desk.ping_server().await;
+    phone.ping_server().await;
+    bob.ping_server().await;
+    Setup {
+        _server: server,
+        desk,
+        phone,
+        bob,
+    }
+}
+
+fn ok(r: &Element) {
+    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(r));
+}
+
+fn error_condition(r: &Element) -> Option<String> {
+    let e = r.get_child("error", ns::CLIENT)?;
+    e.children()
+        .find(|c| c.ns() == ns::STANZAS && c.name() != "text")
+        .map(|c| c.name().to_owned())
+}
+
+async fn blocklist(c: &mut XmppClient) -> Vec<String> {
+    let r = c
+        .iq("get", None, &format!("<blocklist xmlns='{BLOCKING}'/>"))
+        .await;
+    ok(&r);
+    r.get_child("blocklist", BLOCKING)
+        .expect("blocklist")
+        .children()
+        .filter_map(|i| i.attr("jid").map(str::to_owned))
+        .collect()
+}
+
+async fn block(c: &mut XmppClient, op: &str, jids: &[&str]) -> Element {
+    let items: String = jids.iter().map(|j| format!("<item jid='{j}'/>")).collect();
+    c.iq("set", None, &format!("<{op} xmlns='{BLOCKING}'>{items}</{op}>"))
+        .await
+}
+
+/// The next push of `op` (block/unblock) and its JIDs.
+async fn push(c: &mut XmppClient, op: &str) -> Vec<String> {
+    let p = c
+        .wait_for(|e| e.name() == "iq" && e.get_child(op, BLOCKING).is_some())
+        .await;
+    assert_eq!(p.attr("type"), Some("set"));
+    p.get_child(op, BLOCKING)
+        .unwrap()
+        .children()
+        .filter_map(|i| i.attr("jid").map(str::to_owned))
+        .collect()
+}
+
+// XEP-0191 §2: the feature is advertised.
+#[tokio::test]
+async fn xep0191_2_discovery() {
+    let mut s = setup().await;
+    let info = s
+        .desk
+        .iq(
+            "get",
+            Some("localhost"),
+            &format!("<query xmlns='{}'/>", ns::DISCO_INFO),
+        )
+        .await;
+    assert!(
+        info.get_child("query", ns::DISCO_INFO)
+            .unwrap()
+            .children()
+            .any(|f| f.name() == "feature" && f.attr("var") == Some(BLOCKING)),
+        "{}",
+        xml::to_string(&info)
+    );
+}
+
+// XEP-0191 §3.1: an empty blocklist, then the blocked JIDs.
+#[tokio::test]
+async fn xep0191_3_1_blocklist() {
+    let mut s = setup().await;
+    assert!(blocklist(&mut s.desk).await.is_empty());
+    ok(&block(
+        &mut s.desk,
+        "block",
+        &["romeo@montague.net", "iago@shakespeare.lit"],
+    )
+    .await);
+    let mut got = blocklist(&mut s.desk).await;
+    got.sort();
+    assert_eq!(got, vec!["iago@shakespeare.lit", "romeo@montague.net"]);
+}
+
+// XEP-0191 §3.2: block is acknowledged and pushed to every resource that asked for the
+// blocklist, the blocking one included; a resource that never asked gets no push.
+#[tokio::test]
+async fn xep0191_3_2_block_push() {
+    let mut s = setup().await;
+    blocklist(&mut s.desk).await;
+    blocklist(&mut s.phone).await;
+    ok(&block(&mut s.desk, "block", &["romeo@montague.net"]).await);
+    assert_eq!(push(&mut s.desk, "block").await, vec!["romeo@montague.net"]);
+    assert_eq!(push(&mut s.phone, "block").await, vec!["romeo@montague.net"]);
+    // A legacy client (bob never asked) sees nothing of bob's own blocks.
+    ok(&block(&mut s.bob, "block", &["x@example.net"]).await);
+    while let Some(e) = s.bob.recv_within(SHORT).await {
+        assert!(e.get_child("block", BLOCKING).is_none(), "{}", xml::to_string(&e));
+    }
+}
+
+// XEP-0191 §3.2: a block without items is bad-request; a malformed JID is jid-malformed.
+#[tokio::test]
+async fn xep0191_3_2_block_errors() {
+    let mut s = setup().await;
+    let r = block(&mut s.desk, "block", &[]).await;
+    assert_eq!(error_condition(&r).as_deref(), Some("bad-request"));
+    let r = block(&mut s.desk, "block", &["@@bad"]).await;
+    assert_eq!(error_condition(&r).as_deref(), Some("jid-malformed"));
+}
+
+// XEP-0191 §3.3.1 (as numbered in this server's spec §7.1): the blocking user's messages and
+// IQs to the blocked JID are answered not-acceptable with <blocked/>.
+#[tokio::test]
+async fn xep0191_3_3_1_outbound_blocked_error() {
+    let mut s = setup().await;
+    ok(&block(&mut s.desk, "block", &["bob@localhost"]).await);
+    s.desk
+        .send_xml("<message to='bob@localhost/home' id='m1' type='chat'><body>hi</body></message>")
+        .await;
+    let e = s
+        .desk
+        .wait_for(|e| e.name() == "message" && e.attr("id") == Some("m1"))
+        .await;
+    assert_eq!(e.attr("type"), Some("error"));
+    assert_eq!(error_condition(&e).as_deref(), Some("not-acceptable"));
+    assert!(
+        e.get_child("error", ns::CLIENT)
+            .unwrap()
+            .get_child("blocked", ERRORS)
+            .is_some(),
+        "{}",
+        xml::to_string(&e)
+    );
+    let r = s
+        .desk
+        .iq(
+            "get",
+            Some("bob@localhost/home"),
+            "<query xmlns='jabber:iq:version'/>",
+        )
+        .await;
+    assert_eq!(error_condition(&r).as_deref(), Some("not-acceptable"));
+    s.bob.expect_no_message(SHORT).await;
+}
+
+// XEP-0191 §3.3.2: a blocked contact's messages and IQs get service-unavailable; its
+// presence is dropped; nothing reaches the user.
+#[tokio::test]
+async fn xep0191_3_3_2_inbound_blocked() {
+    let mut s = setup().await;
+    ok(&block(&mut s.desk, "block", &["bob@localhost"]).await);
+    s.bob
+        .send_xml("<message to='alice@localhost' id='m2' type='chat'><body>hi</body></message>")
+        .await;
+    let e = s
+        .bob
+        .wait_for(|e| e.name() == "message" && e.attr("id") == Some("m2"))
+        .await;
+    assert_eq!(error_condition(&e).as_deref(), Some("service-unavailable"));
+    let r = s
+        .bob
+        .iq(
+            "get",
+            Some("alice@localhost/desk"),
+            "<query xmlns='jabber:iq:version'/>",
+        )
+        .await;
+    assert_eq!(error_condition(&r).as_deref(), Some("service-unavailable"));
+    s.bob.send_xml("<presence to='alice@localhost/desk'/>").await;
+    s.bob.ping_server().await;
+    let got = s.desk.recv_within(SHORT).await;
+    assert!(
+        got.as_ref()
+            .is_none_or(|e| e.attr("from") != Some("bob@localhost/home")),
+        "{}",
+        got.map(|e| xml::to_string(&e)).unwrap_or_default()
+    );
+}
+
+// XEP-0191 §3.3 / §3.4: unblock one (pushed with the JID), unblock all (pushed empty);
+// traffic flows again.
+#[tokio::test]
+async fn xep0191_3_4_unblock_and_unblock_all() {
+    let mut s = setup().await;
+    blocklist(&mut s.phone).await;
+    ok(&block(
+        &mut s.desk,
+        "block",
+        &["bob@localhost", "romeo@montague.net", "x@y"],
+    )
+    .await);
+    push(&mut s.phone, "block").await;
+    ok(&block(&mut s.desk, "unblock", &["bob@localhost"]).await);
+    assert_eq!(push(&mut s.phone, "unblock").await, vec!["bob@localhost"]);
+    s.bob.send_message("alice@localhost/desk", "again").await;
+    let m = s.desk.expect_message().await;
+    assert_eq!(m.attr("from"), Some("bob@localhost/home"));
+    ok(&block(&mut s.desk, "unblock", &[]).await);
+    assert!(push(&mut s.phone, "unblock").await.is_empty());
+    assert!(blocklist(&mut s.desk).await.is_empty());
+}
+
+// XEP-0191 §3.2: blocking a contact subscribed to the user's presence sends it unavailable
+// presence from each available resource; §3.3: unblocking sends the current presence.
+#[tokio::test]
+async fn xep0191_3_2_block_sends_unavailable() {
+    let mut s = setup().await;
+    // bob subscribes to alice, alice approves.
+    s.bob
+        .send_xml("<presence to='alice@localhost' type='subscribe'/>")
+        .await;
+    s.desk
+        .wait_for(|e| e.name() == "presence" && e.attr("type") == Some("subscribe"))
+        .await;
+    s.desk
+        .send_xml("<presence to='bob@localhost' type='subscribed'/>")
+        .await;
+    s.bob
+        .wait_for(|e| {
+            e.name() == "presence"
+                && e.attr("from") == Some("alice@localhost/desk")
+                && e.attr("type").is_none()
+        })
+        .await;
+    ok(&block(&mut s.desk, "block", &["bob@localhost"]).await);
+    s.bob
+        .wait_for(|e| {
+            e.name() == "presence"
+                && e.attr("type") == Some("unavailable")
+                && e.attr("from") == Some("alice@localhost/desk")
+        })
+        .await;
+    // §3.3: unblocking sends the current presence again.
+    while s.bob.recv_within(SHORT).await.is_some() {}
+    ok(&block(&mut s.desk, "unblock", &["bob@localhost"]).await);
+    s.bob
+        .wait_for(|e| {
+            e.name() == "presence"
+                && e.attr("type").is_none()
+                && e.attr("from") == Some("alice@localhost/desk")
+        })
+        .await;
+}
+
+// XEP-0191 §3.3.2 with nobody online: the blocked contact's message is refused, not stored
+// offline; the list is loaded from storage for an account without sessions.
+#[tokio::test]
+async fn xep0191_3_3_2_inbound_blocked_while_offline() {
+    let s = setup().await;
+    let Setup {
+        _server: server,
+        mut desk,
+        phone,
+        mut bob,
+    } = s;
+    ok(&block(&mut desk, "block", &["bob@localhost"]).await);
+    desk.close().await;
+    phone.close().await;
+    bob.ping_server().await;
+    bob.send_xml("<message to='alice@localhost' id='off1' type='chat'><body>hi</body></message>")
+        .await;
+    let e = bob.wait_for(|e| e.attr("id") == Some("off1")).await;
+    assert_eq!(error_condition(&e).as_deref(), Some("service-unavailable"));
+    let mut desk = server.client_jid("alice@localhost/desk", "passw0rd").await;
+    desk.send_presence(1).await;
+    desk.expect_no_message(SHORT).await;
+    assert_eq!(blocklist(&mut desk).await, vec!["bob@localhost"]);
+}
+
+/// `a` subscribes to `b`'s presence and `b` approves, then both settle.
+async fn subscribe(a: &mut XmppClient, b: &mut XmppClient, b_bare: &str, a_bare: &str) {
+    a.send_xml(&format!("<presence to='{b_bare}' type='subscribe'/>"))
+        .await;
+    b.send_xml(&format!("<presence to='{a_bare}' type='subscribed'/>"))
+        .await;
+    a.ping_server().await;
+    b.ping_server().await;
+}
+
+/// Drains `c`, failing on any presence from `from`'s account.
+async fn no_presence_from(c: &mut XmppClient, from: &str) {
+    while let Some(e) = c.recv_within(SHORT).await {
+        assert!(
+            !(e.name() == "presence" && e.attr("from").is_some_and(|f| f.starts_with(from))),
+            "{}",
+            xml::to_string(&e)
+        );
+    }
+}
+
+/// alice/desk, bob/home and carol/c, available; alice and bob subscribed to each other, and
+/// carol to both of them (the control: she sees what bob must not).
+async fn triangle() -> (TestServer, XmppClient, XmppClient, XmppClient) {
+    let server = TestServer::start().await;
+    for u in ["alice", "bob", "carol"] {
+        server.add_user(u, "passw0rd").await;
+    }
+    let mut alice = server.client_jid("alice@localhost/desk", "passw0rd").await;
+    let mut bob = server.client_jid("bob@localhost/home", "passw0rd").await;
+    let mut carol = server.client_jid("carol@localhost/c", "passw0rd").await;
+    subscribe(&mut alice, &mut bob, "bob@localhost", "alice@localhost").await;
+    subscribe(&mut bob, &mut alice, "alice@localhost", "bob@localhost").await;
+    subscribe(&mut carol, &mut alice, "alice@localhost", "carol@localhost").await;
+    subscribe(&mut carol, &mut bob, "bob@localhost", "carol@localhost").await;
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.send_presence(0).await;
+        c.ping_server().await;
+    }
+    for c in [&mut alice, &mut bob, &mut carol] {
+        while c.recv_within(SHORT).await.is_some() {}
+    }
+    (server, alice, bob, carol)
+}
+
+fn presence_from(e: &Element, from: &str, kind: Option<&str>) -> bool {
+    e.name() == "presence" && e.attr("from") == Some(from) && e.attr("type") == kind
+}
+
+// XEP-0191 §3.3: once alice blocks bob, her presence broadcasts (and her unavailable
+// presence when she leaves) no longer reach him, while other subscribers still get them.
+#[tokio::test]
+async fn xep0191_3_3_presence_broadcast_not_sent_to_blocked_contact() {
+    let (_server, mut alice, mut bob, mut carol) = triangle().await;
+    ok(&block(&mut alice, "block", &["bob@localhost"]).await);
+    bob.wait_for(|e| presence_from(e, "alice@localhost/desk", Some("unavailable")))
+        .await;
+    alice.send_xml("<presence><show>away</show></presence>").await;
+    let p = carol
+        .wait_for(|e| presence_from(e, "alice@localhost/desk", None))
+        .await;
+    assert_eq!(
+        p.get_child("show", ns::CLIENT).map(|s| s.text()).as_deref(),
+        Some("away")
+    );
+    bob.ping_server().await;
+    no_presence_from(&mut bob, "alice@localhost").await;
+    // Leaving: carol learns it, bob (already told at block time) does not.
+    alice.close().await;
+    carol
+        .wait_for(|e| presence_from(e, "alice@localhost/desk", Some("unavailable")))
+        .await;
+    no_presence_from(&mut bob, "alice@localhost").await;
+}
+
+// XEP-0191 §3.3: a blocked contact's presence updates no longer reach the user, neither as
+// broadcasts nor as the answer to the user's initial presence; after unblocking they do.
+#[tokio::test]
+async fn xep0191_3_3_blocked_contacts_presence_not_received() {
+    let (server, mut alice, mut bob, mut carol) = triangle().await;
+    ok(&block(&mut alice, "block", &["bob@localhost"]).await);
+    bob.wait_for(|e| presence_from(e, "alice@localhost/desk", Some("unavailable")))
+        .await;
+    while alice.recv_within(SHORT).await.is_some() {}
+    bob.send_xml("<presence><show>away</show></presence>").await;
+    carol
+        .wait_for(|e| presence_from(e, "bob@localhost/home", None))
+        .await;
+    alice.ping_server().await;
+    no_presence_from(&mut alice, "bob@localhost").await;
+    // A new resource of alice's: its initial presence gets no answer from bob, and bob
+    // gets nothing from it (nor from the answer to his own initial presence).
+    let mut phone = server.client_jid("alice@localhost/phone", "passw0rd").await;
+    phone.send_presence(0).await;
+    phone.ping_server().await;
+    no_presence_from(&mut phone, "bob@localhost").await;
+    no_presence_from(&mut bob, "alice@localhost").await;
+    let mut bob2 = server.client_jid("bob@localhost/other", "passw0rd").await;
+    bob2.send_presence(0).await;
+    bob2.ping_server().await;
+    no_presence_from(&mut bob2, "alice@localhost").await;
+    no_presence_from(&mut alice, "bob@localhost").await;
+    // Unblocked: bob's updates arrive again.
+    while alice.recv_within(SHORT).await.is_some() {}
+    ok(&block(&mut alice, "unblock", &["bob@localhost"]).await);
+    bob.send_xml("<presence><show>dnd</show></presence>").await;
+    alice
+        .wait_for(|e| presence_from(e, "bob@localhost/home", None))
+        .await;
+}

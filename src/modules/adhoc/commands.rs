@@ -1,0 +1,917 @@
+//! The command table: XEP-0133 service administration and our own commands.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use jid::{BareJid, Jid};
+use minidom::Element;
+
+use super::form::{Field, Form, Kind, Values, one};
+use super::{Access, Command, Ctx, Done, StageCtx};
+use crate::accounts::{self, Account};
+use crate::c2s::session::TraceTraffic;
+use crate::error::{StreamError, StreamErrorCondition};
+use crate::router::hooks::Flow;
+use crate::router::registry::Registry;
+use crate::server::Server;
+use crate::xml::{self, ns};
+
+pub const FORM_ADMIN: &str = "http://jabber.org/protocol/admin";
+
+macro_rules! node {
+    ($name:literal) => {
+        concat!("http://jabber.org/protocol/admin#", $name)
+    };
+}
+
+/// Our own commands' nodes.
+macro_rules! own {
+    ($name:literal) => {
+        concat!("https://github.com/switchboard-xmpp/switchboard#", $name)
+    };
+}
+
+/// Every command, in the order disco lists them.
+pub static TABLE: &[Command] = &[
+    Command {
+        node: node!("add-user"),
+        name: "Add a user",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[add_user_form],
+        run: |c| add_user(c).boxed(),
+    },
+    Command {
+        node: node!("delete-user"),
+        name: "Delete users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[accountjids_form],
+        run: |c| delete_users(c).boxed(),
+    },
+    Command {
+        node: node!("disable-user"),
+        name: "Disable users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[accountjids_form],
+        run: |c| set_disabled(c, true).boxed(),
+    },
+    Command {
+        node: node!("reenable-user"),
+        name: "Re-enable users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[accountjids_form],
+        run: |c| set_disabled(c, false).boxed(),
+    },
+    Command {
+        node: node!("end-user-session"),
+        name: "End user sessions",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[accountjids_form],
+        run: |c| end_sessions(c).boxed(),
+    },
+    Command {
+        node: node!("change-user-password"),
+        name: "Change a user's password",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[change_password_form],
+        run: |c| change_password(c).boxed(),
+    },
+    Command {
+        node: node!("get-user-roster"),
+        name: "Get a user's roster",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[accountjid_form],
+        run: |c| user_roster(c).boxed(),
+    },
+    Command {
+        node: node!("get-user-lastlogin"),
+        name: "Get a user's last login",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[accountjid_form],
+        run: |c| user_lastlogin(c).boxed(),
+    },
+    Command {
+        node: node!("user-stats"),
+        name: "Get user statistics",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[accountjid_form],
+        run: |c| user_stats(c).boxed(),
+    },
+    Command {
+        node: node!("get-registered-users-num"),
+        name: "Get the number of registered users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| registered_num(c).boxed(),
+    },
+    Command {
+        node: node!("get-registered-users-list"),
+        name: "Get the list of registered users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| registered_list(c).boxed(),
+    },
+    Command {
+        node: node!("get-disabled-users-num"),
+        name: "Get the number of disabled users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| disabled_num(c).boxed(),
+    },
+    Command {
+        node: node!("get-disabled-users-list"),
+        name: "Get the list of disabled users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| disabled_list(c).boxed(),
+    },
+    Command {
+        node: node!("get-online-users-num"),
+        name: "Get the number of online users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| online_num(c).boxed(),
+    },
+    Command {
+        node: node!("get-online-users-list"),
+        name: "Get the list of online users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| online_list(c).boxed(),
+    },
+    Command {
+        node: node!("announce"),
+        name: "Send an announcement to all online users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[message_form],
+        run: |c| announce(c).boxed(),
+    },
+    Command {
+        node: node!("set-motd"),
+        name: "Set the message of the day",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[message_form],
+        run: |c| set_motd(c).boxed(),
+    },
+    Command {
+        node: node!("edit-motd"),
+        name: "Edit the message of the day",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[|c| edit_motd_form(c).boxed()],
+        run: |c| set_motd(c).boxed(),
+    },
+    Command {
+        node: node!("delete-motd"),
+        name: "Delete the message of the day",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| delete_motd(c).boxed(),
+    },
+    Command {
+        node: node!("edit-admin"),
+        name: "Edit the admin list (until restart)",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[|c| now(edit_admin_form(&c.server))],
+        run: |c| edit_admin(c).boxed(),
+    },
+    Command {
+        node: node!("shutdown"),
+        name: "Shut down the service",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[|_| now(shutdown_form())],
+        run: |c| shutdown(c).boxed(),
+    },
+    Command {
+        node: own!("server-stats"),
+        name: "Server statistics",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| server_stats(c).boxed(),
+    },
+    Command {
+        node: own!("debug-log"),
+        name: "Trace a user's XML traffic",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[accountjid_form, |c| debug_log_form(c).boxed()],
+        run: |c| debug_log(c).boxed(),
+    },
+    Command {
+        node: own!("rotate-roster-note-keys"),
+        name: "Re-encrypt roster notes under the active key",
+        access: Access::Admin,
+        enabled: |s| s.config.roster_notes.enabled(),
+        stages: &[],
+        run: |c| rotate_notes(c).boxed(),
+    },
+];
+
+fn always(_: &Server) -> bool {
+    true
+}
+
+fn admin_form(title: &str, fields: Vec<Field>) -> Form {
+    Form {
+        title: title.into(),
+        instructions: String::new(),
+        form_type: Some(FORM_ADMIN),
+        fields,
+    }
+}
+
+fn add_user_form(_: StageCtx) -> BoxFuture<'static, Form> {
+    now(admin_form(
+        "Adding a user",
+        vec![
+            Field::new(
+                "accountjid",
+                Kind::JidSingle,
+                "The Jabber ID for the account to be added",
+            )
+            .required(),
+            Field::new("password", Kind::TextPrivate, "The password for this account").required(),
+            Field::new("password-verify", Kind::TextPrivate, "Retype password").required(),
+        ],
+    ))
+}
+
+fn accountjids_form(_: StageCtx) -> BoxFuture<'static, Form> {
+    now(admin_form(
+        "Choose accounts",
+        vec![Field::new("accountjids", Kind::JidMulti, "The Jabber ID(s)").required()],
+    ))
+}
+
+fn accountjid_form(_: StageCtx) -> BoxFuture<'static, Form> {
+    now(admin_form(
+        "Choose an account",
+        vec![Field::new("accountjid", Kind::JidSingle, "The Jabber ID").required()],
+    ))
+}
+
+fn change_password_form(_: StageCtx) -> BoxFuture<'static, Form> {
+    now(admin_form(
+        "Changing a user's password",
+        vec![
+            Field::new("accountjid", Kind::JidSingle, "The Jabber ID").required(),
+            Field::new("password", Kind::TextPrivate, "The new password").required(),
+        ],
+    ))
+}
+
+fn message_form(_: StageCtx) -> BoxFuture<'static, Form> {
+    now(admin_form(
+        "Message",
+        vec![
+            Field::new("subject", Kind::TextSingle, "Subject"),
+            Field::new("body", Kind::TextMulti, "Message").required(),
+        ],
+    ))
+}
+
+async fn edit_motd_form(c: StageCtx) -> Form {
+    let mut form = admin_form(
+        "Editing the message of the day",
+        vec![
+            Field::new("subject", Kind::TextSingle, "Subject"),
+            Field::new("body", Kind::TextMulti, "Message").required(),
+        ],
+    );
+    if let Ok(Some(stored)) = c.server.storage.motd(&c.domain).await {
+        let (subject, text) = stored.split_once('\n').unwrap_or(("", stored.as_str()));
+        if !subject.is_empty() {
+            form.fields[0].values = vec![subject.to_string()];
+        }
+        form.fields[1].values = text.lines().map(str::to_owned).collect();
+    }
+    form
+}
+
+fn now(form: Form) -> BoxFuture<'static, Form> {
+    futures::future::ready(form).boxed()
+}
+
+fn account(ctx: &Ctx, jid: &str) -> Result<Account, String> {
+    Account::parse(jid, &ctx.server.config).map_err(|e| e.to_string())
+}
+
+fn accounts_of(ctx: &Ctx, var: &str) -> Result<Vec<Account>, String> {
+    ctx.values
+        .get(var)
+        .into_iter()
+        .flatten()
+        .map(|j| {
+            // end-user-session accepts full JIDs: the account is the bare part.
+            let bare = Jid::new(j)
+                .map(|j| j.to_bare().to_string())
+                .unwrap_or_else(|_| j.clone());
+            account(ctx, &bare)
+        })
+        .collect()
+}
+
+fn bare(a: &Account) -> BareJid {
+    BareJid::new(&a.to_string()).expect("a parsed account is a valid bare JID")
+}
+
+fn kick_all(server: &Server, a: &Account, reason: StreamError) -> usize {
+    let sessions = server.sessions.sessions_of(&bare(a));
+    for s in &sessions {
+        s.kick(reason.clone());
+    }
+    sessions.len()
+}
+
+async fn add_user(ctx: Ctx) -> Result<Done, String> {
+    let jid = one(&ctx.values, "accountjid").unwrap_or_default();
+    let pw = one(&ctx.values, "password").unwrap_or_default();
+    if one(&ctx.values, "password-verify") != Some(pw) {
+        return Err("the passwords do not match".into());
+    }
+    let a = account(&ctx, jid)?;
+    accounts::create(&ctx.server.storage, &ctx.server.config, &a, pw)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(admin = %ctx.requester, user = %a, "admin added user");
+    Ok(Done::note(format!("User {a} was added")))
+}
+
+async fn delete_users(ctx: Ctx) -> Result<Done, String> {
+    let list = accounts_of(&ctx, "accountjids")?;
+    let mut missing = Vec::new();
+    for a in &list {
+        match accounts::delete(&ctx.server.storage, a).await {
+            Ok(()) => {
+                tracing::info!(admin = %ctx.requester, user = %a, "admin deleted user");
+                kick_all(
+                    &ctx.server,
+                    a,
+                    StreamError::with_text(StreamErrorCondition::NotAuthorized, "account deleted"),
+                );
+            }
+            Err(accounts::AccountError::NotFound(_)) => missing.push(a.to_string()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(Done::note("Deleted"))
+    } else {
+        Ok(Done::note(format!(
+            "Deleted; these did not exist: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+async fn set_disabled(ctx: Ctx, disabled: bool) -> Result<Done, String> {
+    let list = accounts_of(&ctx, "accountjids")?;
+    let mut missing = Vec::new();
+    for a in &list {
+        let found = ctx
+            .server
+            .storage
+            .set_disabled(&a.domain, &a.user, disabled)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !found {
+            missing.push(a.to_string());
+            continue;
+        }
+        tracing::info!(admin = %ctx.requester, user = %a, disabled, "admin changed account state");
+        if disabled {
+            kick_all(
+                &ctx.server,
+                a,
+                StreamError::with_text(StreamErrorCondition::NotAuthorized, "account disabled"),
+            );
+        }
+    }
+    let done = if disabled { "Disabled" } else { "Re-enabled" };
+    if missing.is_empty() {
+        Ok(Done::note(done))
+    } else {
+        Ok(Done::note(format!(
+            "{done}; these do not exist: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+async fn end_sessions(ctx: Ctx) -> Result<Done, String> {
+    let mut ended = 0;
+    for j in ctx.values.get("accountjids").into_iter().flatten() {
+        let jid = Jid::new(j).map_err(|_| format!("'{j}' is not a valid JID"))?;
+        let reason = StreamError::with_text(
+            StreamErrorCondition::PolicyViolation,
+            "session ended by an administrator",
+        );
+        match jid.try_as_full() {
+            Ok(full) => {
+                if let Some(s) = ctx.server.sessions.get(full) {
+                    s.kick(reason);
+                    ended += 1;
+                }
+            }
+            Err(_) => {
+                let a = account(&ctx, &jid.to_bare().to_string())?;
+                ended += kick_all(&ctx.server, &a, reason);
+            }
+        }
+        tracing::info!(admin = %ctx.requester, jid = %j, "admin ended sessions");
+    }
+    Ok(Done::note(format!("Ended {ended} session(s)")))
+}
+
+async fn change_password(ctx: Ctx) -> Result<Done, String> {
+    let a = account(&ctx, one(&ctx.values, "accountjid").unwrap_or_default())?;
+    let pw = one(&ctx.values, "password").unwrap_or_default();
+    accounts::set_password(&ctx.server.storage, &ctx.server.config, &a, pw)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(admin = %ctx.requester, user = %a, "admin changed password");
+    Ok(Done::note(format!("The password of {a} was changed")))
+}
+
+async fn existing(ctx: &Ctx) -> Result<Account, String> {
+    let a = account(ctx, one(&ctx.values, "accountjid").unwrap_or_default())?;
+    match ctx.server.storage.user_exists(&a.domain, &a.user).await {
+        Ok(true) => Ok(a),
+        Ok(false) => Err(format!("user {a} does not exist")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn user_roster(ctx: Ctx) -> Result<Done, String> {
+    let a = existing(&ctx).await?;
+    let roster = ctx
+        .server
+        .storage
+        .roster_load(&a.domain, &a.user)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(admin = %ctx.requester, user = %a, "admin read roster");
+    let lines = roster.items.iter().map(|i| {
+        let name = i.name.as_deref().unwrap_or("");
+        format!("{} subscription={} name={name}", i.contact, i.subscription)
+    });
+    Ok(Done::result(admin_form(
+        "Roster",
+        vec![
+            Field::new("accountjid", Kind::JidSingle, "The Jabber ID").value(a.to_string()),
+            Field::new("roster", Kind::TextMulti, "Roster items").values(lines),
+        ],
+    )))
+}
+
+async fn user_lastlogin(ctx: Ctx) -> Result<Done, String> {
+    let a = existing(&ctx).await?;
+    tracing::info!(admin = %ctx.requester, user = %a, "admin read last login");
+    let online = !ctx.server.sessions.sessions_of(&bare(&a)).is_empty();
+    let value = if online {
+        "online now".to_string()
+    } else {
+        match ctx
+            .server
+            .storage
+            .last_logout(&a.domain, &a.user)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some((at, _)) => chrono::DateTime::from_timestamp(at, 0)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default(),
+            None => "never".to_string(),
+        }
+    };
+    Ok(Done::result(admin_form(
+        "Last login",
+        vec![
+            Field::new("accountjid", Kind::JidSingle, "The Jabber ID").value(a.to_string()),
+            Field::new(
+                "lastlogin",
+                Kind::TextSingle,
+                "End of the last session (XEP-0082)",
+            )
+            .value(value),
+        ],
+    )))
+}
+
+async fn user_stats(ctx: Ctx) -> Result<Done, String> {
+    let a = existing(&ctx).await?;
+    tracing::info!(admin = %ctx.requester, user = %a, "admin read user statistics");
+    let sessions = ctx.server.sessions.sessions_of(&bare(&a));
+    let roster = ctx
+        .server
+        .storage
+        .roster_load(&a.domain, &a.user)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Done::result(admin_form(
+        "User statistics",
+        vec![
+            Field::new("accountjid", Kind::JidSingle, "The Jabber ID").value(a.to_string()),
+            Field::new("rostersize", Kind::TextSingle, "Roster size").value(roster.items.len().to_string()),
+            Field::new("onlineresources", Kind::TextMulti, "Online resources")
+                .values(sessions.iter().map(|s| s.jid.resource().to_string())),
+        ],
+    )))
+}
+
+async fn registered_users(ctx: &Ctx) -> Result<Vec<String>, String> {
+    let users = ctx
+        .server
+        .storage
+        .list_users(Some(&ctx.domain))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(users.into_iter().map(|(h, u)| format!("{u}@{h}")).collect())
+}
+
+fn online_users(ctx: &Ctx) -> Vec<String> {
+    let mut users: Vec<String> = ctx
+        .server
+        .sessions
+        .all_sessions()
+        .iter()
+        .filter(|s| s.jid.domain().as_str() == ctx.domain)
+        .map(|s| s.jid.to_bare().to_string())
+        .collect();
+    users.sort();
+    users.dedup();
+    users
+}
+
+async fn registered_num(ctx: Ctx) -> Result<Done, String> {
+    let n = ctx
+        .server
+        .storage
+        .count_users(&ctx.domain)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Done::result(admin_form(
+        "Registered users",
+        vec![
+            Field::new(
+                "registeredusersnum",
+                Kind::TextSingle,
+                "The number of registered users",
+            )
+            .value(n.to_string()),
+        ],
+    )))
+}
+
+async fn registered_list(ctx: Ctx) -> Result<Done, String> {
+    let users = registered_users(&ctx).await?;
+    Ok(Done::result(admin_form(
+        "Registered users",
+        vec![Field::new("registereduserjids", Kind::JidMulti, "The list of all users").values(users)],
+    )))
+}
+
+async fn disabled_users(ctx: &Ctx) -> Result<Vec<String>, String> {
+    let users = ctx
+        .server
+        .storage
+        .list_disabled(&ctx.domain)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(users.into_iter().map(|u| format!("{u}@{}", ctx.domain)).collect())
+}
+
+async fn disabled_num(ctx: Ctx) -> Result<Done, String> {
+    let n = disabled_users(&ctx).await?.len();
+    Ok(Done::result(admin_form(
+        "Disabled users",
+        vec![
+            Field::new(
+                "disabledusersnum",
+                Kind::TextSingle,
+                "The number of disabled users",
+            )
+            .value(n.to_string()),
+        ],
+    )))
+}
+
+async fn disabled_list(ctx: Ctx) -> Result<Done, String> {
+    let users = disabled_users(&ctx).await?;
+    Ok(Done::result(admin_form(
+        "Disabled users",
+        vec![
+            Field::new(
+                "disableduserjids",
+                Kind::JidMulti,
+                "The list of all disabled users",
+            )
+            .values(users),
+        ],
+    )))
+}
+
+async fn online_num(ctx: Ctx) -> Result<Done, String> {
+    let n = online_users(&ctx).len();
+    Ok(Done::result(admin_form(
+        "Online users",
+        vec![
+            Field::new("onlineusersnum", Kind::TextSingle, "The number of online users").value(n.to_string()),
+        ],
+    )))
+}
+
+async fn online_list(ctx: Ctx) -> Result<Done, String> {
+    let users = online_users(&ctx);
+    Ok(Done::result(admin_form(
+        "Online users",
+        vec![Field::new("onlineuserjids", Kind::JidMulti, "The list of all online users").values(users)],
+    )))
+}
+
+/// The body of a message form (text-multi lines joined).
+fn body(values: &Values) -> String {
+    values.get("body").map(|v| v.join("\n")).unwrap_or_default()
+}
+
+fn headline(from: &str, to: &str, subject: Option<&str>, body: &str) -> Element {
+    let mut m = Element::bare("message", ns::CLIENT);
+    xml::set_attr(&mut m, "from", from);
+    xml::set_attr(&mut m, "to", to);
+    xml::set_attr(&mut m, "type", "headline");
+    if let Some(s) = subject.filter(|s| !s.is_empty()) {
+        m.append_child(xml::text_element("subject", ns::CLIENT, s));
+    }
+    m.append_child(xml::text_element("body", ns::CLIENT, body));
+    m
+}
+
+async fn announce(ctx: Ctx) -> Result<Done, String> {
+    let text = body(&ctx.values);
+    let subject = one(&ctx.values, "subject");
+    let mut sent = 0;
+    for s in ctx.server.sessions.all_sessions() {
+        if s.jid.domain().as_str() != ctx.domain {
+            continue;
+        }
+        if s.deliver(headline(&ctx.domain, &s.jid.to_string(), subject, &text))
+            .is_ok()
+        {
+            sent += 1;
+        }
+    }
+    tracing::info!(admin = %ctx.requester, sessions = sent, "admin sent an announcement");
+    Ok(Done::note(format!("Sent to {sent} session(s)")))
+}
+
+/// Stored as the subject line (may be empty), a newline, and the body.
+async fn set_motd(ctx: Ctx) -> Result<Done, String> {
+    let subject = one(&ctx.values, "subject").unwrap_or_default();
+    let text = format!("{subject}\n{}", body(&ctx.values));
+    ctx.server
+        .storage
+        .set_motd(&ctx.domain, Some(&text))
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(admin = %ctx.requester, domain = %ctx.domain, "admin set the message of the day");
+    Ok(Done::note("The message of the day was set"))
+}
+
+async fn delete_motd(ctx: Ctx) -> Result<Done, String> {
+    ctx.server
+        .storage
+        .set_motd(&ctx.domain, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(admin = %ctx.requester, domain = %ctx.domain, "admin deleted the message of the day");
+    Ok(Done::note("The message of the day was deleted"))
+}
+
+/// The message of the day as a headline to a session that just opened.
+pub fn register_hooks(r: &mut Registry) {
+    r.hooks
+        .session_opened
+        .add(0, "adhoc", |server, event| async move {
+            let domain = event.entry.jid.domain().to_string();
+            match server.storage.motd(&domain).await {
+                Ok(Some(stored)) => {
+                    let (subject, text) = stored.split_once('\n').unwrap_or(("", stored.as_str()));
+                    let _ = event.entry.deliver(headline(
+                        &domain,
+                        &event.entry.jid.to_string(),
+                        Some(subject),
+                        text,
+                    ));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read the message of the day"),
+            }
+            Flow::Continue(event)
+        });
+}
+
+/// Shutdown delays offered, in seconds.
+const SHUTDOWN_DELAYS: &[&str] = &["0", "5", "30", "60", "120", "300", "600", "1800", "3600"];
+
+fn shutdown_form() -> Form {
+    let mut delay = Field::new("delaytime", Kind::ListSingle, "Time delay before shutting down").required();
+    for d in SHUTDOWN_DELAYS {
+        delay = delay.option(&format!("{d} seconds"), d);
+    }
+    admin_form(
+        "Shutting down the service",
+        vec![
+            delay,
+            Field::new(
+                "announcement",
+                Kind::TextMulti,
+                "Announcement to all online users",
+            ),
+        ],
+    )
+}
+
+async fn shutdown(ctx: Ctx) -> Result<Done, String> {
+    let delay: u64 = one(&ctx.values, "delaytime")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    let text = ctx
+        .values
+        .get("announcement")
+        .map(|v| v.join("\n"))
+        .unwrap_or_default();
+    tracing::warn!(admin = %ctx.requester, delay, "admin requested a shutdown");
+    if !text.is_empty() {
+        for s in ctx.server.sessions.all_sessions() {
+            let domain = s.jid.domain().to_string();
+            let _ = s.deliver(headline(&domain, &s.jid.to_string(), None, &text));
+        }
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+        crate::trigger_shutdown();
+    });
+    Ok(Done::note(format!("The service shuts down in {delay} seconds")))
+}
+
+/// Resident memory from /proc/self/status (Linux), e.g. "12345 kB".
+fn resident_memory() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map(|v| v.trim().to_string())
+}
+
+async fn server_stats(ctx: Ctx) -> Result<Done, String> {
+    let s = &ctx.server;
+    let registered = s
+        .storage
+        .count_users(&ctx.domain)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut fields = vec![
+        Field::new("uptime", Kind::TextSingle, "Uptime (seconds)")
+            .value(s.started.elapsed().as_secs().to_string()),
+        Field::new("sessions", Kind::TextSingle, "Connected sessions (all domains)")
+            .value(s.sessions.session_count().to_string()),
+        Field::new("onlineusersnum", Kind::TextSingle, "Online users on this domain")
+            .value(online_users(&ctx).len().to_string()),
+        Field::new(
+            "registeredusersnum",
+            Kind::TextSingle,
+            "Registered users on this domain",
+        )
+        .value(registered.to_string()),
+    ];
+    let (read, written) = crate::metrics::stanza_totals();
+    let secs = s.started.elapsed().as_secs_f64().max(1.0);
+    fields.push(
+        Field::new(
+            "stanzas-in-rate",
+            Kind::TextSingle,
+            "Stanzas read per second (average since start)",
+        )
+        .value(format!("{:.2}", read as f64 / secs)),
+    );
+    fields.push(
+        Field::new(
+            "stanzas-out-rate",
+            Kind::TextSingle,
+            "Stanzas written per second (average since start)",
+        )
+        .value(format!("{:.2}", written as f64 / secs)),
+    );
+    if let Some(mem) = resident_memory() {
+        fields.push(Field::new("memory", Kind::TextSingle, "Resident memory").value(mem));
+    }
+    tracing::info!(admin = %ctx.requester, "admin read server statistics");
+    Ok(Done::result(admin_form("Server statistics", fields)))
+}
+
+async fn debug_log_form(c: StageCtx) -> Form {
+    let mut which = Field::new("resource", Kind::ListSingle, "Session")
+        .required()
+        .option("All sessions", "*");
+    if let Some(bare) = one(&c.values, "accountjid").and_then(|j| BareJid::new(j).ok()) {
+        for s in c.server.sessions.sessions_of(&bare) {
+            let r = s.jid.resource().to_string();
+            which = which.option(&r, &r);
+        }
+    }
+    let mut form = admin_form(
+        "Trace XML traffic",
+        vec![
+            which.value("*"),
+            Field::new("enable", Kind::Boolean, "Log this traffic (off: stop)").value("1"),
+        ],
+    );
+    form.instructions =
+        "Stanzas of the chosen sessions are logged at info level with target xmpp_trace".into();
+    form
+}
+
+async fn debug_log(ctx: Ctx) -> Result<Done, String> {
+    let a = account(&ctx, one(&ctx.values, "accountjid").unwrap_or_default())?;
+    let resource = one(&ctx.values, "resource").unwrap_or("*");
+    let enable = super::form::flag(&ctx.values, "enable");
+    let mut n = 0;
+    for s in ctx.server.sessions.sessions_of(&bare(&a)) {
+        if resource == "*" || s.jid.resource().as_str() == resource {
+            s.extension::<TraceTraffic>()
+                .0
+                .store(enable, std::sync::atomic::Ordering::Relaxed);
+            n += 1;
+        }
+    }
+    tracing::info!(admin = %ctx.requester, user = %a, resource, enable, sessions = n, "admin switched traffic tracing");
+    if n == 0 {
+        return Err(format!("{a} has no such session now"));
+    }
+    let state = if enable { "on" } else { "off" };
+    Ok(Done::note(format!("Tracing {state} for {n} session(s) of {a}")))
+}
+
+async fn rotate_notes(ctx: Ctx) -> Result<Done, String> {
+    tracing::info!(admin = %ctx.requester, "admin started roster note key rotation");
+    let p = crate::modules::roster::notes::rotate(&ctx.server, |_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(admin = %ctx.requester, total = p.total, done = p.done, skipped = p.skipped, "roster note key rotation finished");
+    Ok(Done::note(format!(
+        "Re-encrypted {} of {} note(s); {} changed meanwhile and were skipped",
+        p.done, p.total, p.skipped
+    )))
+}
+
+fn edit_admin_form(server: &Server) -> Form {
+    let mut form = admin_form(
+        "Editing the admin list",
+        vec![
+            Field::new("adminjids", Kind::JidMulti, "The admins")
+                .required()
+                .values(super::admins(server).iter().map(|j| j.to_string())),
+        ],
+    );
+    form.instructions = "The change lasts until the server restarts; edit `admins` in the \
+                         configuration to keep it"
+        .into();
+    form
+}
+
+async fn edit_admin(ctx: Ctx) -> Result<Done, String> {
+    let mut list = Vec::new();
+    for j in ctx.values.get("adminjids").into_iter().flatten() {
+        let a = account(&ctx, j)?;
+        let jid = bare(&a);
+        if !list.contains(&jid) {
+            list.push(jid);
+        }
+    }
+    if list.is_empty() {
+        return Err("the admin list cannot be empty".into());
+    }
+    let shown: Vec<String> = list.iter().map(|j| j.to_string()).collect();
+    tracing::info!(admin = %ctx.requester, admins = %shown.join(","), "admin edited the admin list (until restart)");
+    super::set_admins(list);
+    Ok(Done::note(format!("Admins until restart: {}", shown.join(", "))))
+}

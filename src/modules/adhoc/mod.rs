@@ -1,0 +1,623 @@
+//! XEP-0050 ad-hoc commands: discovery, multi-stage sessions (execute, next, prev, complete,
+//! cancel) driven by XEP-0004 forms, and the command table (`commands.rs`, XEP-0133 and our
+//! own). Each command is data: its node, name, who may run it, the forms it asks in order and
+//! the function that acts on the answers. Invalid answers bring the same form back with an
+//! error note; the session stays open.
+
+pub mod commands;
+pub mod form;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use jid::{BareJid, FullJid};
+use minidom::Element;
+
+use crate::error::StanzaError;
+use crate::modules::disco::{NS_INFO, NS_ITEMS};
+use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
+use crate::server::Server;
+use crate::xml;
+use form::{Form, Values};
+
+pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
+/// An abandoned session is forgotten after this long without a request.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Open sessions per account; more are refused with `resource-constraint`.
+pub const MAX_SESSIONS_PER_USER: usize = 8;
+
+/// Who may run a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Accounts listed in the configuration's `admins`.
+    Admin,
+}
+
+/// What a stage's form is built from.
+pub struct StageCtx {
+    pub server: Arc<Server>,
+    pub domain: String,
+    /// The answers of the earlier stages.
+    pub values: Values,
+}
+
+/// A form stage: built from the server and the answers so far.
+pub type StageFn = fn(StageCtx) -> BoxFuture<'static, Form>;
+/// Acts on all answers. `Err` is shown to the requester as an error note on the last form.
+pub type RunFn = fn(Ctx) -> BoxFuture<'static, Result<Done, String>>;
+
+/// One entry of the command table.
+pub struct Command {
+    pub node: &'static str,
+    pub name: &'static str,
+    pub access: Access,
+    /// Whether the command is offered at all (a feature may be switched off in config).
+    pub enabled: fn(&Server) -> bool,
+    /// Forms asked in order; none = the command completes on `execute`.
+    pub stages: &'static [StageFn],
+    pub run: RunFn,
+}
+
+/// What a command's run function receives.
+pub struct Ctx {
+    pub server: Arc<Server>,
+    pub requester: FullJid,
+    /// The hosted domain the command was sent to.
+    pub domain: String,
+    pub values: Values,
+}
+
+/// A completed command: an info note and/or a result form.
+#[derive(Default)]
+pub struct Done {
+    pub note: Option<String>,
+    pub result: Option<Form>,
+}
+
+impl Done {
+    pub fn note(text: impl Into<String>) -> Done {
+        Done {
+            note: Some(text.into()),
+            result: None,
+        }
+    }
+    pub fn result(form: Form) -> Done {
+        Done {
+            note: None,
+            result: Some(form),
+        }
+    }
+}
+
+struct Session {
+    node: &'static str,
+    owner: FullJid,
+    stage: usize,
+    /// Validated answers per stage.
+    answers: Vec<Values>,
+    touched: Instant,
+}
+
+impl Session {
+    /// Answers of the stages before `stage`, merged.
+    fn answers_before(&self, stage: usize) -> Values {
+        let mut all = Values::new();
+        for a in self.answers.iter().take(stage) {
+            all.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        all
+    }
+}
+
+/// The ad-hoc commands module and its open sessions.
+pub struct AdHoc {
+    commands: &'static [Command],
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl Default for AdHoc {
+    fn default() -> Self {
+        AdHoc {
+            commands: commands::TABLE,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The admin list as edited at runtime (XEP-0133 edit-admin); `None` = the configuration's
+/// `admins`. Not persisted: a restart goes back to the configuration. One server per process.
+static RUNTIME_ADMINS: std::sync::RwLock<Option<Vec<BareJid>>> = std::sync::RwLock::new(None);
+
+/// The current admins: the runtime list if edited, else the configuration's `admins`.
+pub fn admins(server: &Server) -> Vec<BareJid> {
+    if let Some(list) = RUNTIME_ADMINS.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        return list.clone();
+    }
+    server
+        .config
+        .admins
+        .iter()
+        .filter_map(|a| BareJid::new(a).ok())
+        .collect()
+}
+
+/// Replaces the admin list until the next restart.
+pub fn set_admins(list: Vec<BareJid>) {
+    *RUNTIME_ADMINS.write().unwrap_or_else(|e| e.into_inner()) = Some(list);
+}
+
+/// Whether `jid` is an admin (see [`admins`]).
+pub fn is_admin(server: &Server, jid: &BareJid) -> bool {
+    admins(server).contains(jid)
+}
+
+fn allowed(server: &Server, cmd: &Command, who: &FullJid) -> bool {
+    (cmd.enabled)(server)
+        && match cmd.access {
+            Access::Admin => is_admin(server, &who.to_bare()),
+        }
+}
+
+impl Module for AdHoc {
+    fn name(&self) -> &'static str {
+        "adhoc"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(NS_COMMANDS);
+        let me = self.clone();
+        r.iq(
+            IqType::Set,
+            NS_COMMANDS,
+            "command",
+            &[IqTarget::Server],
+            move |req| {
+                let me = me.clone();
+                async move { me.handle(req).await }
+            },
+        );
+        let me = self.clone();
+        r.disco_node(
+            NS_COMMANDS,
+            &[IqTarget::Server],
+            |_req| async move {
+                let mut q = Element::bare("query", NS_INFO);
+                xml::set_attr(&mut q, "node", NS_COMMANDS);
+                q.append_child(identity("automation", "command-list", "Commands"));
+                Ok(IqResponse::with(q))
+            },
+            move |req| {
+                let me = me.clone();
+                async move { Ok(IqResponse::with(me.list(&req))) }
+            },
+        );
+        for cmd in self.commands {
+            r.disco_node(
+                cmd.node,
+                &[IqTarget::Server],
+                move |req| async move {
+                    if !(cmd.enabled)(&req.server) {
+                        return Err(StanzaError::item_not_found());
+                    }
+                    if !allowed(&req.server, cmd, &req.from) {
+                        return Err(StanzaError::forbidden());
+                    }
+                    let mut q = Element::bare("query", NS_INFO);
+                    xml::set_attr(&mut q, "node", cmd.node);
+                    q.append_child(identity("automation", "command-node", cmd.name));
+                    for var in [NS_COMMANDS, form::NS_DATA] {
+                        let mut f = Element::bare("feature", NS_INFO);
+                        xml::set_attr(&mut f, "var", var);
+                        q.append_child(f);
+                    }
+                    Ok(IqResponse::with(q))
+                },
+                move |req| async move {
+                    if !(cmd.enabled)(&req.server) {
+                        return Err(StanzaError::item_not_found());
+                    }
+                    if !allowed(&req.server, cmd, &req.from) {
+                        return Err(StanzaError::forbidden());
+                    }
+                    let mut q = Element::bare("query", NS_ITEMS);
+                    xml::set_attr(&mut q, "node", cmd.node);
+                    Ok(IqResponse::with(q))
+                },
+            );
+        }
+        commands::register_hooks(r);
+    }
+}
+
+fn identity(category: &str, kind: &str, name: &str) -> Element {
+    let mut el = Element::bare("identity", NS_INFO);
+    xml::set_attr(&mut el, "category", category);
+    xml::set_attr(&mut el, "type", kind);
+    xml::set_attr(&mut el, "name", name);
+    el
+}
+
+/// Forgets sessions idle for [`SESSION_TIMEOUT`].
+fn purge(sessions: &mut HashMap<String, Session>, now: Instant) {
+    sessions.retain(|_, s| now.saturating_duration_since(s.touched) < SESSION_TIMEOUT);
+}
+
+/// The reply's `<command/>` skeleton.
+fn command_el(node: &str, sessionid: Option<&str>, status: &str) -> Element {
+    let mut el = Element::bare("command", NS_COMMANDS);
+    xml::set_attr(&mut el, "node", node);
+    if let Some(id) = sessionid {
+        xml::set_attr(&mut el, "sessionid", id);
+    }
+    xml::set_attr(&mut el, "status", status);
+    el
+}
+
+async fn stage_form(
+    server: &Arc<Server>,
+    domain: &str,
+    cmd: &Command,
+    stage: usize,
+    before: &Values,
+) -> Form {
+    (cmd.stages[stage])(StageCtx {
+        server: server.clone(),
+        domain: domain.to_string(),
+        values: before.clone(),
+    })
+    .await
+}
+
+fn note(kind: &str, text: &str) -> Element {
+    let mut n = xml::text_element("note", NS_COMMANDS, text);
+    xml::set_attr(&mut n, "type", kind);
+    n
+}
+
+fn bad_action(text: &str) -> StanzaError {
+    StanzaError::bad_request().text(text)
+}
+
+impl AdHoc {
+    /// disco#items of the commands node: what this requester may run.
+    fn list(&self, req: &IqRequest) -> Element {
+        let mut q = Element::bare("query", NS_ITEMS);
+        xml::set_attr(&mut q, "node", NS_COMMANDS);
+        let domain = req.to.to_string();
+        for cmd in self
+            .commands
+            .iter()
+            .filter(|c| allowed(&req.server, c, &req.from))
+        {
+            let mut item = Element::bare("item", NS_ITEMS);
+            xml::set_attr(&mut item, "jid", &domain);
+            xml::set_attr(&mut item, "node", cmd.node);
+            xml::set_attr(&mut item, "name", cmd.name);
+            q.append_child(item);
+        }
+        q
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Renders stage `stage` of a session: the form, the allowed actions, an optional note.
+    #[allow(clippy::too_many_arguments)]
+    async fn render_stage(
+        &self,
+        server: &Arc<Server>,
+        domain: &str,
+        cmd: &Command,
+        id: &str,
+        stage: usize,
+        before: &Values,
+        shown: Option<&Values>,
+        error: Option<&str>,
+    ) -> Element {
+        let mut form = stage_form(server, domain, cmd, stage, before).await;
+        if let Some(values) = shown {
+            form.prefill(values);
+        }
+        let last = stage + 1 == cmd.stages.len();
+        let mut el = command_el(cmd.node, Some(id), "executing");
+        let mut actions = Element::bare("actions", NS_COMMANDS);
+        xml::set_attr(&mut actions, "execute", if last { "complete" } else { "next" });
+        if stage > 0 {
+            actions.append_child(Element::bare("prev", NS_COMMANDS));
+        }
+        if !last {
+            actions.append_child(Element::bare("next", NS_COMMANDS));
+        }
+        if last {
+            actions.append_child(Element::bare("complete", NS_COMMANDS));
+        }
+        el.append_child(actions);
+        if let Some(text) = error {
+            el.append_child(note("error", text));
+        }
+        el.append_child(form.to_element("form"));
+        el
+    }
+
+    async fn handle(&self, req: IqRequest) -> IqResult {
+        let payload = req.payload();
+        let node = payload
+            .attr("node")
+            .ok_or_else(|| bad_action("no command node"))?;
+        let cmd = self
+            .commands
+            .iter()
+            .find(|c| c.node == node && (c.enabled)(&req.server))
+            .ok_or_else(StanzaError::item_not_found)?;
+        if !allowed(&req.server, cmd, &req.from) {
+            tracing::info!(requester = %req.from, command = cmd.node, "command refused: not an admin");
+            return Err(StanzaError::forbidden());
+        }
+        let action = payload.attr("action").unwrap_or("execute").to_string();
+        if !matches!(
+            action.as_str(),
+            "execute" | "next" | "prev" | "complete" | "cancel"
+        ) {
+            return Err(bad_action("malformed action"));
+        }
+        let submitted = form::parse_submit(payload);
+        let now = Instant::now();
+        let Some(id) = payload.attr("sessionid").map(str::to_owned) else {
+            if action != "execute" {
+                return Err(bad_action("no session to continue"));
+            }
+            return self.start(req.server.clone(), &req, cmd, now).await;
+        };
+
+        // Continue an existing session.
+        let (stage, before, stage_answers) = {
+            let mut sessions = self.sessions();
+            purge(&mut sessions, now);
+            let Some(s) = sessions
+                .get_mut(&id)
+                .filter(|s| s.owner == req.from && s.node == cmd.node)
+            else {
+                return Err(bad_action("unknown or expired session"));
+            };
+            s.touched = now;
+            if action == "cancel" {
+                sessions.remove(&id);
+                return Ok(IqResponse::with(command_el(cmd.node, Some(&id), "canceled")));
+            }
+            if action == "prev" {
+                if s.stage == 0 {
+                    return Err(bad_action("there is no previous stage"));
+                }
+                s.stage -= 1;
+            }
+            (
+                s.stage,
+                s.answers_before(s.stage),
+                s.answers.get(s.stage).cloned(),
+            )
+        };
+        let server = &req.server;
+        let domain = req.to.to_string();
+        if action == "prev" {
+            let el = self
+                .render_stage(
+                    server,
+                    &domain,
+                    cmd,
+                    &id,
+                    stage,
+                    &before,
+                    stage_answers.as_ref(),
+                    None,
+                )
+                .await;
+            return Ok(IqResponse::with(el));
+        }
+        let last = stage + 1 == cmd.stages.len();
+        let action = match action.as_str() {
+            "execute" if last => "complete",
+            "execute" => "next",
+            a => a,
+        };
+        if (action == "next" && last) || (action == "complete" && !last) {
+            return Err(bad_action(&format!("'{action}' is not allowed at this stage")));
+        }
+        let form = stage_form(server, &domain, cmd, stage, &before).await;
+        let submitted = submitted.unwrap_or_default();
+        let answers = match form.validate(&submitted) {
+            Ok(a) => a,
+            Err(problem) => {
+                let el = self
+                    .render_stage(
+                        server,
+                        &domain,
+                        cmd,
+                        &id,
+                        stage,
+                        &before,
+                        Some(&submitted),
+                        Some(&problem),
+                    )
+                    .await;
+                return Ok(IqResponse::with(el));
+            }
+        };
+        // A session being completed leaves the table while its command runs, so a concurrent
+        // request on it cannot run the command twice; a failed run puts it back.
+        let taken = {
+            let mut sessions = self.sessions();
+            let Some(s) = sessions.get_mut(&id).filter(|s| s.stage == stage) else {
+                return Err(bad_action("unknown, expired or concurrently changed session"));
+            };
+            s.answers.truncate(stage);
+            s.answers.push(answers.clone());
+            if action == "next" {
+                s.stage = stage + 1;
+                None
+            } else {
+                sessions.remove(&id)
+            }
+        };
+        if action == "next" {
+            let mut all = before;
+            all.extend(answers);
+            let el = self
+                .render_stage(server, &domain, cmd, &id, stage + 1, &all, None, None)
+                .await;
+            return Ok(IqResponse::with(el));
+        }
+        let mut all = before.clone();
+        all.extend(answers.clone());
+        match self.finish(&req, cmd, Some(&id), all).await {
+            Ok(el) => Ok(IqResponse::with(el)),
+            Err(problem) => {
+                if let Some(mut session) = taken {
+                    session.touched = Instant::now();
+                    self.sessions().insert(id.clone(), session);
+                }
+                let el = self
+                    .render_stage(
+                        server,
+                        &domain,
+                        cmd,
+                        &id,
+                        stage,
+                        &before,
+                        Some(&answers),
+                        Some(&problem),
+                    )
+                    .await;
+                Ok(IqResponse::with(el))
+            }
+        }
+    }
+
+    /// Opens a session for `owner`, forgetting abandoned ones first; refused past
+    /// [`MAX_SESSIONS_PER_USER`] per account.
+    fn open_session(&self, node: &'static str, owner: &FullJid, now: Instant) -> Result<String, StanzaError> {
+        let mut sessions = self.sessions();
+        purge(&mut sessions, now);
+        let account = owner.to_bare();
+        let open = sessions.values().filter(|s| s.owner.to_bare() == account).count();
+        if open >= MAX_SESSIONS_PER_USER {
+            return Err(StanzaError::resource_constraint().text("too many open command sessions"));
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        sessions.insert(
+            id.clone(),
+            Session {
+                node,
+                owner: owner.clone(),
+                stage: 0,
+                answers: Vec::new(),
+                touched: now,
+            },
+        );
+        Ok(id)
+    }
+
+    /// `execute` without a session: the first form, or the result of a form-less command.
+    async fn start(
+        &self,
+        server: Arc<Server>,
+        req: &IqRequest,
+        cmd: &'static Command,
+        now: Instant,
+    ) -> IqResult {
+        if cmd.stages.is_empty() {
+            return match self.finish(req, cmd, None, Values::new()).await {
+                Ok(el) => Ok(IqResponse::with(el)),
+                Err(problem) => {
+                    let mut el = command_el(cmd.node, None, "completed");
+                    el.append_child(note("error", &problem));
+                    Ok(IqResponse::with(el))
+                }
+            };
+        }
+        let id = self.open_session(cmd.node, &req.from, now)?;
+        Ok(IqResponse::with(
+            self.render_stage(
+                &server,
+                &req.to.to_string(),
+                cmd,
+                &id,
+                0,
+                &Values::new(),
+                None,
+                None,
+            )
+            .await,
+        ))
+    }
+
+    /// Runs the command; the completed `<command/>` or the problem to show.
+    async fn finish(
+        &self,
+        req: &IqRequest,
+        cmd: &Command,
+        id: Option<&str>,
+        values: Values,
+    ) -> Result<Element, String> {
+        let ctx = Ctx {
+            server: req.server.clone(),
+            requester: req.from.clone(),
+            domain: req.to.to_string(),
+            values,
+        };
+        let done = (cmd.run)(ctx).await;
+        match &done {
+            Ok(_) => tracing::info!(admin = %req.from, command = cmd.node, "admin command completed"),
+            Err(e) => {
+                tracing::info!(admin = %req.from, command = cmd.node, error = %e, "admin command failed")
+            }
+        }
+        let done = done?;
+        let mut el = command_el(cmd.node, id, "completed");
+        if let Some(text) = &done.note {
+            el.append_child(note("info", text));
+        }
+        if let Some(result) = &done.result {
+            el.append_child(result.to_element("result"));
+        }
+        Ok(el)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jid(s: &str) -> FullJid {
+        FullJid::new(s).unwrap()
+    }
+
+    #[test]
+    fn sessions_are_capped_per_account_and_expire() {
+        let adhoc = AdHoc::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_SESSIONS_PER_USER {
+            // Spread over resources: the cap is per account.
+            adhoc.open_session("n", &jid(&format!("a@b/{i}")), t0).unwrap();
+        }
+        let err = adhoc.open_session("n", &jid("a@b/x"), t0).unwrap_err();
+        assert_eq!(err.condition, "resource-constraint");
+        // Another account is not affected.
+        adhoc.open_session("n", &jid("c@b/x"), t0).unwrap();
+        // Once abandoned sessions time out, they are forgotten and the account may open more.
+        let later = t0 + SESSION_TIMEOUT + Duration::from_secs(1);
+        adhoc.open_session("n", &jid("a@b/x"), later).unwrap();
+        assert_eq!(adhoc.sessions().len(), 1);
+    }
+
+    #[test]
+    fn the_table_has_unique_nodes() {
+        let mut nodes: Vec<&str> = commands::TABLE.iter().map(|c| c.node).collect();
+        let n = nodes.len();
+        nodes.sort();
+        nodes.dedup();
+        assert_eq!(nodes.len(), n, "duplicate command nodes");
+    }
+}

@@ -1,0 +1,106 @@
+//! XEP-0045 multi-user chat, served on its own component domain (`[muc] domain`).
+//!
+//! - `service`: the room directory and what is addressed to the service domain itself
+//!   (disco#info, disco#items of public rooms).
+//! - `room`: a room is a task owning its state, fed through a bounded inbox; presence (enter,
+//!   exit, nick change), groupchat and private messages, subject, history.
+//! - `occupants`, `affiliations`: who is in the room, roles and affiliations (§5).
+//! - `admin`: muc#admin (roles and affiliation lists) and muc#owner (configuration, destroy).
+//! - `config`: the muc#roomconfig form (§10.2) and its effects.
+//! - `history`: discussion history sent on join (§7.2.13-15).
+//!
+//! Delivery to occupants goes through the session mailboxes (`router::deliver_to_full`),
+//! which never wait: a slow occupant is disconnected, never stalls a room.
+
+pub mod admin;
+pub mod affiliations;
+pub mod config;
+pub mod history;
+pub mod occupants;
+pub mod room;
+pub mod service;
+
+use std::sync::Arc;
+
+use crate::router::hooks::Flow;
+use crate::router::registry::{Module, Registry};
+
+pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
+pub const NS_USER: &str = "http://jabber.org/protocol/muc#user";
+pub const NS_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+pub const NS_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+pub const NS_ROOMCONFIG: &str = "http://jabber.org/protocol/muc#roomconfig";
+pub const NS_ROOMINFO: &str = "http://jabber.org/protocol/muc#roominfo";
+pub const NS_DATA: &str = "jabber:x:data";
+pub const NS_DELAY: &str = "urn:xmpp:delay";
+pub const NS_OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
+pub const NS_CONFERENCE: &str = "jabber:x:conference";
+
+/// The MUC module: registers the service domain and the session-end hook.
+pub struct Muc {
+    service: Arc<service::Service>,
+}
+
+impl Muc {
+    pub fn new() -> Self {
+        Muc {
+            service: Arc::new(service::Service::default()),
+        }
+    }
+}
+
+impl Default for Muc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Module for Muc {
+    fn name(&self) -> &'static str {
+        "muc"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        let me = self.clone();
+        r.service(
+            "Chatrooms",
+            |config| config.muc.service_domain(&config.domains),
+            move |server, from, stanza| {
+                let service = me.service.clone();
+                async move { service.handle(&server, from, stanza) }
+            },
+        );
+        // Unavailable broadcast presence leaves every room too (§7.14), like a disconnect.
+        let me = self.clone();
+        r.hooks.presence_broadcast.add(50, "muc", move |server, routed| {
+            if routed.stanza.attr("type") == Some("unavailable")
+                && let Some(session) = server.sessions.get(&routed.from)
+            {
+                me.service.session_closed(&server, &session);
+            }
+            async move { Flow::Continue(routed) }
+        });
+        let me = self.clone();
+        r.hooks.session_closed.add(0, "muc", move |server, event| {
+            me.service.session_closed(&server, &event.entry);
+            async move { Flow::Continue(event) }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::router::registry::Registry;
+
+    #[test]
+    fn service_domain_is_registered() {
+        let config = Config::parse("domains = [\"example.org\"]\n", "test").unwrap();
+        let registry = Registry::build(crate::modules::all());
+        let services: Vec<_> = registry.services(&config).collect();
+        assert_eq!(services, vec![("conference.example.org", "Chatrooms")]);
+        assert!(registry.service_for(&config, "Conference.Example.org").is_some());
+        let off = Config::parse("domains = [\"example.org\"]\n[muc]\nenabled = false\n", "test").unwrap();
+        assert_eq!(off.muc.service_domain(&off.domains), None);
+    }
+}

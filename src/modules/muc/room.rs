@@ -1,0 +1,998 @@
+//! A room: a task owning its state, fed through a bounded inbox (XEP-0045 §7, §8.1).
+//!
+//! Every handler is synchronous: a command is handled completely before the next, so the
+//! room's state needs no lock. Fan-out builds each stanza once and clones it per recipient
+//! only to set `to`.
+
+use std::sync::{Arc, Mutex};
+
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+use tokio::sync::mpsc;
+
+use super::affiliations::{Affiliation, Affiliations, Role, default_role};
+use super::config::{AllowPm, RoomConfig};
+use super::history::{History, Request};
+use super::occupants::{Occupant, Occupants, occupant_id};
+use super::service::{RoomHandle, Service, Summary, feature, reply};
+use super::{NS_ADMIN, NS_DATA, NS_MUC, NS_OCCUPANT_ID, NS_OWNER, NS_ROOMINFO, NS_USER};
+use crate::config::MucCreators;
+use crate::error::{ErrorType, StanzaError};
+use crate::modules::disco::{NS_INFO, NS_ITEMS};
+use crate::router;
+use crate::server::Server;
+use crate::storage::muc::StoredRoom;
+use crate::xml::{self, ns};
+
+pub enum RoomCmd {
+    /// A stanza addressed to the room or one of its occupants, with its sender.
+    Stanza(FullJid, Element),
+    /// The session ended without leaving (§7.14 on its behalf).
+    SessionClosed(FullJid),
+}
+
+/// Empty persistent rooms stay loaded this long, then unload (reloaded from SQL on demand).
+const IDLE_UNLOAD: std::time::Duration = std::time::Duration::from_secs(300);
+
+pub fn spawn(
+    server: Arc<Server>,
+    service: Arc<Service>,
+    jid: BareJid,
+    creator: BareJid,
+    handle: RoomHandle,
+    mut rx: mpsc::Receiver<RoomCmd>,
+) {
+    tokio::spawn(async move {
+        let node = jid.node().map(|n| n.as_str().to_owned()).unwrap_or_default();
+        let domain = jid.domain().as_str().to_owned();
+        let stored = match server.storage.muc_load_room(&domain, &node).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(room = %jid, error = %e, "cannot load room");
+                None
+            }
+        };
+        let mut room = Room::new(
+            server.clone(),
+            service.clone(),
+            jid,
+            creator.clone(),
+            handle.summary.clone(),
+        );
+        if let Some(stored) = stored {
+            room.restore(stored);
+        }
+        loop {
+            let cmd = if room.occupants.is_empty() && (room.stored || room.config.persistent) {
+                match tokio::time::timeout(IDLE_UNLOAD, rx.recv()).await {
+                    Ok(cmd) => cmd,
+                    Err(_) => break, // idle: unload
+                }
+            } else {
+                rx.recv().await
+            };
+            let Some(cmd) = cmd else { break };
+            room.handle(cmd);
+            if room.dirty {
+                room.persist().await;
+            }
+            for (to, iq, answer) in std::mem::take(&mut room.pending) {
+                reply(&server, &to, &iq, answer);
+            }
+            if room.finished() {
+                break;
+            }
+        }
+        tracing::debug!(room = %room.jid, "room ended");
+        service.room_ended(&server, &node, handle.id, room.counted.then_some(&creator), rx);
+    });
+}
+
+pub struct Room {
+    pub(super) server: Arc<Server>,
+    pub(super) jid: BareJid,
+    pub(super) jid_str: String,
+    pub(super) creator: BareJid,
+    pub(super) config: RoomConfig,
+    /// §10.1.1: created, not yet configured; only owners may enter.
+    pub(super) locked: bool,
+    /// No one has entered yet: the first join is the creation.
+    fresh: bool,
+    pub(super) destroyed: bool,
+    pub(super) occupants: Occupants,
+    pub(super) affiliations: Affiliations,
+    pub(super) history: History,
+    /// (nick of who set it, if an occupant did; the subject).
+    subject: Option<(Option<String>, String)>,
+    summary: Arc<Mutex<Summary>>,
+    service: Arc<Service>,
+    /// Stored in SQL (persistent); `dirty`: the stored copy must be rewritten.
+    pub(super) stored: bool,
+    pub(super) dirty: bool,
+    /// Counted in its creator's `rooms_per_user`.
+    counted: bool,
+    /// IQ answers held until the change they acknowledge is stored.
+    pending: Vec<PendingReply>,
+    /// IQs forwarded between occupants: our id -> (requester, its id, the session asked).
+    forwarded: std::collections::HashMap<String, (FullJid, Option<String>, FullJid)>,
+    next_iq: u64,
+}
+
+/// IQs between occupants awaiting an answer, per room; more are refused.
+const MAX_FORWARDED_IQS: usize = 1024;
+
+type PendingReply = (FullJid, Element, Result<Option<Element>, StanzaError>);
+
+impl Room {
+    fn new(
+        server: Arc<Server>,
+        service: Arc<Service>,
+        jid: BareJid,
+        creator: BareJid,
+        summary: Arc<Mutex<Summary>>,
+    ) -> Room {
+        let config = RoomConfig::defaults(&server.config.muc);
+        Room {
+            jid_str: jid.to_string(),
+            server,
+            jid,
+            creator,
+            config,
+            locked: true,
+            fresh: true,
+            destroyed: false,
+            occupants: Occupants::default(),
+            affiliations: Affiliations::default(),
+            history: History::default(),
+            subject: None,
+            summary,
+            service,
+            stored: false,
+            dirty: false,
+            counted: false,
+            pending: Vec::new(),
+            forwarded: std::collections::HashMap::new(),
+            next_iq: 0,
+        }
+    }
+
+    /// A persistent room loaded from SQL: configured, unlocked.
+    fn restore(&mut self, stored: StoredRoom) {
+        let muc = &self.server.config.muc;
+        match stored.config.parse::<Element>() {
+            Ok(form) => match RoomConfig::defaults(muc).apply(&form, muc) {
+                Ok(config) => self.config = config,
+                Err(e) => tracing::warn!(room = %self.jid, error = %e, "stored configuration refused"),
+            },
+            Err(e) => tracing::warn!(room = %self.jid, error = %e, "stored configuration unreadable"),
+        }
+        self.config.persistent = true;
+        for (jid, affiliation, reason) in stored.affiliations {
+            if let (Ok(jid), Some(a)) = (BareJid::new(&jid), Affiliation::parse(&affiliation)) {
+                self.affiliations.set(jid, a, reason);
+            }
+        }
+        self.subject = stored.subject.map(|s| (stored.subject_nick, s));
+        self.locked = false;
+        self.fresh = false;
+        self.stored = true;
+        self.update_summary();
+    }
+
+    /// Writes the room to SQL if persistent, or forgets it if it no longer is.
+    async fn persist(&mut self) {
+        self.dirty = false;
+        let domain = self.jid.domain().as_str().to_owned();
+        let node = self.jid.node().map(|n| n.as_str().to_owned()).unwrap_or_default();
+        let result = if self.config.persistent && !self.destroyed && !self.locked {
+            let muc = &self.server.config.muc;
+            let mut affiliations = Vec::new();
+            for a in [
+                Affiliation::Owner,
+                Affiliation::Admin,
+                Affiliation::Member,
+                Affiliation::Outcast,
+            ] {
+                for (jid, reason) in self.affiliations.with(a) {
+                    affiliations.push((jid.to_string(), a.name().to_string(), reason));
+                }
+            }
+            let mut form = self.config.form(muc);
+            xml::set_attr(&mut form, "type", "submit");
+            let stored = StoredRoom {
+                config: xml::to_string(&form),
+                subject: self.subject.as_ref().map(|s| s.1.clone()),
+                subject_nick: self.subject.as_ref().and_then(|s| s.0.clone()),
+                affiliations,
+            };
+            self.stored = true;
+            self.server.storage.muc_save_room(&domain, &node, &stored).await
+        } else if self.stored {
+            self.stored = false;
+            self.server
+                .storage
+                .muc_delete_room(&domain, &node)
+                .await
+                .map(|_| ())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::error!(room = %self.jid, error = %e, "cannot store room");
+        }
+    }
+
+    /// Temporary rooms end when the last occupant leaves (§10.1); destroyed ones at once.
+    fn finished(&self) -> bool {
+        self.destroyed
+            || (self.occupants.is_empty() && (!self.config.persistent || self.locked) && !self.stored)
+    }
+
+    pub(super) fn update_summary(&self) {
+        let mut s = self.summary.lock().unwrap_or_else(|e| e.into_inner());
+        s.name = self.config.name.clone();
+        s.public = self.config.public;
+        s.listed = !self.locked;
+    }
+
+    fn handle(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::SessionClosed(jid) => {
+                if self.occupants.nick_of(&jid).is_some() {
+                    self.leave(&jid, None);
+                }
+            }
+            RoomCmd::Stanza(from, stanza) => {
+                let nick = match stanza.attr("to").map(Jid::new) {
+                    Some(Ok(to)) => to.resource().map(|r| r.as_str().to_owned()),
+                    _ => return,
+                };
+                let join = stanza.name() == "presence" && stanza.attr("type").is_none() && nick.is_some();
+                if self.fresh && !join {
+                    // The room does not exist (yet): only a join creates it.
+                    if stanza.name() != "presence" {
+                        self.error(&stanza, StanzaError::item_not_found());
+                    }
+                    return;
+                }
+                match (stanza.name(), nick) {
+                    ("presence", Some(nick)) => self.presence(from, &nick, stanza),
+                    ("presence", None) => {}
+                    ("message", None) => self.message_to_room(from, stanza),
+                    ("message", Some(nick)) => self.private_message(from, &nick, stanza),
+                    ("iq", None) => self.iq(from, stanza),
+                    ("iq", Some(nick)) => self.iq_to_occupant(from, &nick, stanza),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    pub(super) fn error(&self, stanza: &Element, error: StanzaError) {
+        router::bounce(&self.server, stanza, error);
+    }
+
+    pub(super) fn occupant_jid(&self, nick: &str) -> String {
+        format!("{}/{}", self.jid_str, nick)
+    }
+
+    // ---- presence (§7.2, §7.6, §7.14) ----
+
+    fn presence(&mut self, from: FullJid, nick: &str, p: Element) {
+        match p.attr("type") {
+            None => match self.occupants.nick_of(&from).map(str::to_owned) {
+                Some(current) if current == nick => self.update_presence(&current, p),
+                Some(current) => self.change_nick(&current, nick, p),
+                None => self.join(from, nick, p),
+            },
+            Some("unavailable") | Some("error") if self.occupants.nick_of(&from).is_some() => {
+                let status = p.get_child("status", ns::CLIENT).cloned();
+                self.leave(&from, status);
+            }
+            _ => {}
+        }
+    }
+
+    fn join(&mut self, from: FullJid, nick: &str, p: Element) {
+        let bare = from.to_bare();
+        let creating = self.fresh && bare == self.creator;
+        if creating {
+            if let Err(e) = self.may_create(&bare) {
+                return self.error(&p, e);
+            }
+            self.affiliations.set(bare.clone(), Affiliation::Owner, None);
+        }
+        let affiliation = self.affiliations.get(&bare);
+        // §10.1.1: nobody else enters a locked room (it does not exist for them yet).
+        if self.locked && affiliation != Affiliation::Owner {
+            return self.error(&p, StanzaError::item_not_found().text("the room is locked"));
+        }
+        if affiliation == Affiliation::Outcast {
+            return self.error(&p, StanzaError::forbidden().text("you are banned from this room"));
+        }
+        if self.config.members_only && affiliation < Affiliation::Member {
+            return self.error(
+                &p,
+                StanzaError::registration_required().text("the room is members-only"),
+            );
+        }
+        if let Some(secret) = &self.config.password {
+            let given = p
+                .get_child("x", NS_MUC)
+                .and_then(|x| x.get_child("password", NS_MUC))
+                .map(|pw| pw.text());
+            if given.as_deref() != Some(secret.as_str()) {
+                return self.error(&p, StanzaError::not_authorized().text("a password is required"));
+            }
+        }
+        let history = Request::from_join(&p);
+        if let Some(o) = self.occupants.get(nick) {
+            if o.bare != bare {
+                return self.error(&p, StanzaError::conflict().text("that nickname is in use"));
+            }
+            // Multi-session nick: another resource joins as the same occupant.
+            self.occupants.add_session(nick, from.clone());
+            self.send_room_state(&from, nick, &[], &history);
+            return;
+        }
+        if self.occupants.len() >= self.config.max_users && affiliation < Affiliation::Admin {
+            return self.error(
+                &p,
+                StanzaError::new(ErrorType::Wait, "service-unavailable").text("the room is full"),
+            );
+        }
+        if creating {
+            self.counted = true;
+            *self.service.created.entry(bare.clone()).or_default() += 1;
+        }
+        self.fresh = false;
+        let occupant = Occupant {
+            nick: nick.to_string(),
+            bare: bare.clone(),
+            sessions: vec![from.clone()],
+            presence: p,
+            role: default_role(affiliation, self.config.moderated),
+            occupant_id: occupant_id(&self.server.fake_salt_secret, &self.jid, &bare),
+        };
+        self.occupants.insert(occupant);
+        // Everyone else learns of the newcomer (one presence each).
+        self.broadcast_presence(nick, &[], Some(nick));
+        let mut codes = Vec::new();
+        if self.config.whois_anyone {
+            codes.push(100);
+        }
+        if creating {
+            codes.push(201);
+        }
+        self.send_room_state(&from, nick, &codes, &history);
+        if creating {
+            self.update_summary();
+        }
+    }
+
+    /// §10.1.1: the service's creation policy (`[muc] creators`, `rooms_per_user`).
+    fn may_create(&self, creator: &BareJid) -> Result<(), StanzaError> {
+        let config = &self.server.config;
+        let admin = config
+            .admins
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(creator.as_str()));
+        if config.muc.creators == MucCreators::Admins && !admin {
+            return Err(StanzaError::not_allowed().text("only administrators may create rooms"));
+        }
+        let limit = config.muc.rooms_per_user;
+        if limit > 0 && !admin && self.service.created.get(creator).is_some_and(|n| *n >= limit) {
+            return Err(StanzaError::resource_constraint().text("you created too many rooms"));
+        }
+        Ok(())
+    }
+
+    /// What a session entering receives (§7.2.3-7.2.15): the other occupants' presence, its
+    /// own (status 110, last), the history, then the subject.
+    fn send_room_state(&self, to: &FullJid, nick: &str, codes: &[u16], history: &Request) {
+        let viewer_sees = self.sees_jids(nick);
+        for o in self.occupants.iter().filter(|o| o.nick != nick) {
+            let mut p = self.occupant_presence(o, viewer_sees, &[], false);
+            xml::set_attr(&mut p, "to", &to.to_string());
+            router::deliver_to_full(&self.server, to, p);
+        }
+        let Some(me) = self.occupants.get(nick) else {
+            return;
+        };
+        let mut all = vec![110];
+        all.extend_from_slice(codes);
+        let mut p = self.occupant_presence(me, true, &all, false);
+        xml::set_attr(&mut p, "to", &to.to_string());
+        router::deliver_to_full(&self.server, to, p);
+        if !codes.contains(&201) {
+            for m in self.history.select(history) {
+                let mut m = m.clone();
+                xml::set_attr(&mut m, "to", &to.to_string());
+                router::deliver_to_full(&self.server, to, m);
+            }
+        }
+        let mut s = self.subject_message();
+        xml::set_attr(&mut s, "to", &to.to_string());
+        router::deliver_to_full(&self.server, to, s);
+    }
+
+    fn subject_message(&self) -> Element {
+        let mut m = Element::bare("message", ns::CLIENT);
+        xml::set_attr(&mut m, "type", "groupchat");
+        let (from, text) = match &self.subject {
+            Some((Some(nick), text)) => (self.occupant_jid(nick), text.as_str()),
+            Some((None, text)) => (self.jid_str.clone(), text.as_str()),
+            None => (self.jid_str.clone(), ""),
+        };
+        xml::set_attr(&mut m, "from", &from);
+        m.append_child(xml::text_element("subject", ns::CLIENT, text));
+        m
+    }
+
+    /// Whether the occupant `nick` may see real JIDs (§5.1.3, whois).
+    pub(super) fn sees_jids(&self, nick: &str) -> bool {
+        self.config.whois_anyone
+            || self
+                .occupants
+                .get(nick)
+                .is_some_and(|o| o.role == Role::Moderator)
+    }
+
+    /// The room's presence for occupant `o` (no `to`): its own presence payload, the muc#user
+    /// item and `codes`, and the occupant id.
+    pub(super) fn occupant_presence(
+        &self,
+        o: &Occupant,
+        with_jid: bool,
+        codes: &[u16],
+        unavailable: bool,
+    ) -> Element {
+        let mut p = Element::bare("presence", ns::CLIENT);
+        xml::set_attr(&mut p, "from", &self.occupant_jid(&o.nick));
+        if unavailable {
+            xml::set_attr(&mut p, "type", "unavailable");
+        } else {
+            for c in o.presence.children() {
+                if c.ns() == ns::CLIENT
+                    || !(c.is("x", NS_MUC) || c.is("x", NS_USER) || c.is("occupant-id", NS_OCCUPANT_ID))
+                {
+                    p.append_child(c.clone());
+                }
+            }
+        }
+        p.append_child(self.user_x(o, with_jid, codes, None));
+        p.append_child(occupant_id_element(&o.occupant_id));
+        p
+    }
+
+    /// `<x xmlns='muc#user'><item .../><status .../></x>`.
+    pub(super) fn user_x(
+        &self,
+        o: &Occupant,
+        with_jid: bool,
+        codes: &[u16],
+        extra: Option<Element>,
+    ) -> Element {
+        let mut item = Element::bare("item", NS_USER);
+        xml::set_attr(&mut item, "affiliation", self.affiliations.get(&o.bare).name());
+        xml::set_attr(&mut item, "role", o.role.name());
+        if with_jid {
+            xml::set_attr(&mut item, "jid", &o.shown_jid().to_string());
+        }
+        if let Some(extra) = extra.filter(|e| e.is("item", NS_USER)) {
+            for ((_, k), v) in extra.attrs() {
+                xml::set_attr(&mut item, k.as_str(), v);
+            }
+            for c in extra.children() {
+                item.append_child(c.clone());
+            }
+        }
+        let mut x = Element::bare("x", NS_USER);
+        x.append_child(item);
+        for c in codes {
+            x.append_child(status(*c));
+        }
+        x
+    }
+
+    /// Sends the presence of `nick` to every occupant except `except`, with `codes`; the
+    /// occupant itself (unless excepted) gets 110 too.
+    pub(super) fn broadcast_presence(&self, nick: &str, codes: &[u16], except: Option<&str>) {
+        let Some(o) = self.occupants.get(nick) else { return };
+        let mut with_jid = None;
+        let mut without = None;
+        for r in self.occupants.iter() {
+            if Some(r.nick.as_str()) == except {
+                continue;
+            }
+            if r.nick == nick {
+                let mut all = vec![110];
+                all.extend_from_slice(codes);
+                self.send_to(r, &self.occupant_presence(o, true, &all, false));
+                continue;
+            }
+            let p = if self.sees_jids(&r.nick) {
+                with_jid.get_or_insert_with(|| self.occupant_presence(o, true, codes, false))
+            } else {
+                without.get_or_insert_with(|| self.occupant_presence(o, false, codes, false))
+            };
+            self.send_to(r, p);
+        }
+    }
+
+    /// Delivers a copy of `stanza` to each session of `o`, `to` set.
+    pub(super) fn send_to(&self, o: &Occupant, stanza: &Element) {
+        for s in &o.sessions {
+            let mut copy = stanza.clone();
+            xml::set_attr(&mut copy, "to", &s.to_string());
+            router::deliver_to_full(&self.server, s, copy);
+        }
+    }
+
+    /// Sends `stanza` to every occupant.
+    pub(super) fn send_all(&self, stanza: &Element) {
+        for o in self.occupants.iter() {
+            self.send_to(o, stanza);
+        }
+    }
+
+    fn update_presence(&mut self, nick: &str, p: Element) {
+        if let Some(o) = self.occupants.get_mut(nick) {
+            o.presence = p;
+        }
+        self.broadcast_presence(nick, &[], None);
+    }
+
+    /// §7.6: unavailable with 303 from the old nick, then available from the new one.
+    fn change_nick(&mut self, old: &str, new: &str, p: Element) {
+        if self.occupants.get(new).is_some() {
+            return self.error(&p, StanzaError::conflict().text("that nickname is in use"));
+        }
+        let Some(o) = self.occupants.get(old) else { return };
+        let mut nick_item = Element::bare("item", NS_USER);
+        xml::set_attr(&mut nick_item, "nick", new);
+        let sees_all = |r: &Occupant| r.bare == o.bare || self.sees_jids(&r.nick);
+        for r in self.occupants.iter() {
+            let codes: &[u16] = if r.nick == old { &[303, 110] } else { &[303] };
+            let mut u = Element::bare("presence", ns::CLIENT);
+            xml::set_attr(&mut u, "from", &self.occupant_jid(old));
+            xml::set_attr(&mut u, "type", "unavailable");
+            u.append_child(self.user_x(o, sees_all(r), codes, Some(nick_item.clone())));
+            u.append_child(occupant_id_element(&o.occupant_id));
+            self.send_to(r, &u);
+        }
+        self.occupants.rename(old, new);
+        if let Some(o) = self.occupants.get_mut(new) {
+            o.presence = p;
+        }
+        self.broadcast_presence(new, &[], None);
+    }
+
+    /// §7.14: the session leaves; the occupant goes with its last session.
+    pub(super) fn leave(&mut self, jid: &FullJid, status_el: Option<Element>) {
+        let Some(nick) = self.occupants.nick_of(jid).map(str::to_owned) else {
+            return;
+        };
+        self.forwarded.retain(|_, f| f.0 != *jid && f.2 != *jid);
+        let Some(o) = self.occupants.remove_session(jid) else {
+            // Other sessions remain: only this one is told it left.
+            if let Some(o) = self.occupants.get(&nick) {
+                let mut p = self.occupant_presence(o, true, &[110], true);
+                xml::set_attr(&mut p, "to", &jid.to_string());
+                router::deliver_to_full(&self.server, jid, p);
+            }
+            return;
+        };
+        let mut o = o;
+        o.role = Role::None;
+        let build = |with_jid: bool, codes: &[u16]| {
+            let mut p = self.occupant_presence(&o, with_jid, codes, true);
+            if let Some(s) = &status_el {
+                p.append_child(s.clone());
+            }
+            p
+        };
+        let mut with_jid = None;
+        let mut without = None;
+        for r in self.occupants.iter() {
+            let p = if self.sees_jids(&r.nick) {
+                with_jid.get_or_insert_with(|| build(true, &[]))
+            } else {
+                without.get_or_insert_with(|| build(false, &[]))
+            };
+            self.send_to(r, p);
+        }
+        let mut own = build(true, &[110]);
+        xml::set_attr(&mut own, "to", &jid.to_string());
+        router::deliver_to_full(&self.server, jid, own);
+    }
+
+    /// Removes an occupant for a reason (kick 307, ban 301, ...): it gets 110 with the codes,
+    /// the others the codes; `item` carries actor and reason.
+    pub(super) fn remove_occupant(&mut self, nick: &str, codes: &[u16], item: Option<Element>) {
+        let Some(mut o) = self.occupants.remove(nick) else {
+            return;
+        };
+        self.forwarded
+            .retain(|_, f| !o.sessions.contains(&f.0) && !o.sessions.contains(&f.2));
+        o.role = Role::None;
+        let mut own_codes = vec![110];
+        own_codes.extend_from_slice(codes);
+        let mut own = self.occupant_presence(&o, true, &own_codes, true);
+        if let Some(x) = own.get_child_mut("x", NS_USER) {
+            replace_item(x, &self.user_x(&o, true, &[], item.clone()));
+        }
+        self.send_to(&o, &own);
+        for r in self.occupants.iter() {
+            let with = self.sees_jids(&r.nick);
+            let mut p = self.occupant_presence(&o, with, codes, true);
+            if let Some(x) = p.get_child_mut("x", NS_USER) {
+                replace_item(x, &self.user_x(&o, with, &[], item.clone()));
+            }
+            self.send_to(r, &p);
+        }
+    }
+
+    // ---- messages (§7.4, §7.5, §8.1) ----
+
+    fn message_to_room(&mut self, from: FullJid, m: Element) {
+        match m.attr("type") {
+            Some("groupchat") => {}
+            Some("error") => return,
+            _ => {
+                if m.get_child("x", NS_USER)
+                    .is_some_and(|x| x.get_child("invite", NS_USER).is_some())
+                {
+                    return self.invite(&from, m);
+                }
+                if let Some(d) = m
+                    .get_child("x", NS_USER)
+                    .and_then(|x| x.get_child("decline", NS_USER))
+                {
+                    return self.decline(&from, &m, d);
+                }
+                return self.error(
+                    &m,
+                    StanzaError::bad_request().text("send groupchat messages to the room"),
+                );
+            }
+        }
+        let Some(o) = self.occupants.by_jid(&from) else {
+            return self.error(&m, StanzaError::not_acceptable().text("you are not in the room"));
+        };
+        if o.role < Role::Participant {
+            return self.error(
+                &m,
+                StanzaError::forbidden().text("you have no voice in this room"),
+            );
+        }
+        let nick = o.nick.clone();
+        let occupant_id = o.occupant_id.clone();
+        let role = o.role;
+        let subject = m.get_child("subject", ns::CLIENT).map(|s| s.text());
+        let has_body = m.get_child("body", ns::CLIENT).is_some();
+        let mut out = m.clone();
+        xml::set_attr(&mut out, "from", &self.occupant_jid(&nick));
+        xml::remove_attr(&mut out, "to");
+        strip_occupant_id(&mut out);
+        out.append_child(occupant_id_element(&occupant_id));
+        if let (Some(text), false) = (subject, has_body) {
+            // §8.1: a subject change.
+            if role != Role::Moderator && !self.config.change_subject {
+                return self.error(
+                    &m,
+                    StanzaError::forbidden().text("you may not change the subject"),
+                );
+            }
+            self.subject = Some((Some(nick), text));
+            self.dirty = self.config.persistent;
+            self.send_all(&out);
+            return;
+        }
+        self.send_all(&out);
+        let limit = self.config.history_length;
+        self.history.push(out, &self.jid_str, limit);
+    }
+
+    fn private_message(&mut self, from: FullJid, nick: &str, m: Element) {
+        if m.attr("type") == Some("error") {
+            return;
+        }
+        let Some(sender) = self.occupants.by_jid(&from) else {
+            return self.error(&m, StanzaError::not_acceptable().text("you are not in the room"));
+        };
+        if m.attr("type") == Some("groupchat") {
+            return self.error(&m, StanzaError::bad_request().text("groupchat goes to the room"));
+        }
+        let allowed = match self.config.allow_pm {
+            AllowPm::Anyone => true,
+            AllowPm::Participants => sender.role >= Role::Participant,
+            AllowPm::Moderators => sender.role == Role::Moderator,
+            AllowPm::Nobody => false,
+        };
+        if !allowed {
+            return self.error(
+                &m,
+                StanzaError::forbidden().text("private messages are not allowed"),
+            );
+        }
+        let Some(target) = self.occupants.get(nick) else {
+            return self.error(&m, StanzaError::item_not_found().text("no such occupant"));
+        };
+        let mut out = m.clone();
+        xml::set_attr(&mut out, "from", &self.occupant_jid(&sender.nick));
+        strip_occupant_id(&mut out);
+        if out.get_child("x", NS_USER).is_none() {
+            out.append_child(Element::bare("x", NS_USER));
+        }
+        out.append_child(occupant_id_element(&sender.occupant_id));
+        self.send_to(target, &out);
+    }
+
+    /// §7.8.2: a mediated invitation, passed on from the room.
+    fn invite(&mut self, from: &FullJid, m: Element) {
+        let Some(o) = self.occupants.by_jid(from) else {
+            return self.error(&m, StanzaError::not_acceptable().text("you are not in the room"));
+        };
+        let affiliation = self.affiliations.get(&o.bare);
+        if !self.config.allow_invites && o.role != Role::Moderator && affiliation < Affiliation::Admin {
+            return self.error(&m, StanzaError::forbidden().text("you may not invite others"));
+        }
+        let Some(x) = m.get_child("x", NS_USER) else {
+            return;
+        };
+        let mut to_add = Vec::new();
+        for inv in x.children().filter(|c| c.is("invite", NS_USER)) {
+            let Some(Ok(to)) = inv.attr("to").map(BareJid::new) else {
+                return self.error(&m, StanzaError::jid_malformed());
+            };
+            let mut out = Element::bare("message", ns::CLIENT);
+            xml::set_attr(&mut out, "from", &self.jid_str);
+            xml::set_attr(&mut out, "to", to.as_str());
+            let mut ux = Element::bare("x", NS_USER);
+            let mut i = Element::bare("invite", NS_USER);
+            xml::set_attr(&mut i, "from", &from.to_string());
+            if let Some(r) = inv.get_child("reason", NS_USER) {
+                i.append_child(r.clone());
+            }
+            ux.append_child(i);
+            if let Some(pw) = &self.config.password {
+                ux.append_child(xml::text_element("password", NS_USER, pw));
+            }
+            out.append_child(ux);
+            to_add.push((to, out));
+        }
+        for (to, out) in to_add {
+            // §7.8.2: in a members-only room, inviting makes the invitee a member.
+            if self.config.members_only && self.affiliations.get(&to) == Affiliation::None {
+                self.affiliations.set(to.clone(), Affiliation::Member, None);
+            }
+            // To the invitee's available resources (no offline storage for invitations).
+            deliver_to_account(&self.server, &to, &out);
+        }
+    }
+
+    /// §7.8.2: a declined invitation goes back to the inviter, from the room.
+    fn decline(&self, from: &FullJid, m: &Element, d: &Element) {
+        let Some(Ok(to)) = d.attr("to").map(BareJid::new) else {
+            return self.error(m, StanzaError::bad_request().text("a decline names the inviter"));
+        };
+        let mut out = Element::bare("message", ns::CLIENT);
+        xml::set_attr(&mut out, "from", &self.jid_str);
+        xml::set_attr(&mut out, "to", to.as_str());
+        let mut x = Element::bare("x", NS_USER);
+        let mut dd = Element::bare("decline", NS_USER);
+        xml::set_attr(&mut dd, "from", from.to_bare().as_str());
+        if let Some(r) = d.get_child("reason", NS_USER) {
+            dd.append_child(r.clone());
+        }
+        x.append_child(dd);
+        out.append_child(x);
+        deliver_to_account(&self.server, &to, &out);
+    }
+
+    /// IQs between occupants go through the room (§7.5 for IQs): the request is forwarded
+    /// from the sender's room JID to one session of the target, and its answer back.
+    fn iq_to_occupant(&mut self, from: FullJid, nick: &str, iq: Element) {
+        match iq.attr("type") {
+            Some("get") | Some("set") => {
+                let Some(sender) = self.occupants.by_jid(&from) else {
+                    return self.error(&iq, StanzaError::not_acceptable().text("you are not in the room"));
+                };
+                let Some(target) = self.occupants.get(nick) else {
+                    return self.error(&iq, StanzaError::item_not_found().text("no such occupant"));
+                };
+                if self.forwarded.len() >= MAX_FORWARDED_IQS {
+                    return self.error(&iq, StanzaError::resource_constraint());
+                }
+                self.next_iq += 1;
+                let id = format!("muc-iq-{}", self.next_iq);
+                let to = target.shown_jid().clone();
+                let mut out = iq.clone();
+                xml::set_attr(&mut out, "from", &self.occupant_jid(&sender.nick));
+                xml::set_attr(&mut out, "to", &to.to_string());
+                xml::set_attr(&mut out, "id", &id);
+                self.forwarded
+                    .insert(id, (from, iq.attr("id").map(str::to_owned), to.clone()));
+                router::deliver_to_full(&self.server, &to, out);
+            }
+            Some("result") | Some("error") => {
+                let Some(id) = iq.attr("id") else { return };
+                // Only the session the request went to may answer it.
+                if self.forwarded.get(id).is_none_or(|f| f.2 != from) {
+                    return;
+                }
+                let Some((requester, orig_id, _)) = self.forwarded.remove(id) else {
+                    return;
+                };
+                let Some(responder) = self.occupants.nick_of(&from) else {
+                    return;
+                };
+                let mut out = iq.clone();
+                xml::set_attr(&mut out, "from", &self.occupant_jid(responder));
+                xml::set_attr(&mut out, "to", &requester.to_string());
+                match orig_id {
+                    Some(orig) => xml::set_attr(&mut out, "id", &orig),
+                    None => xml::remove_attr(&mut out, "id"),
+                }
+                router::deliver_to_full(&self.server, &requester, out);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- IQs to the room (disco §6.4, admin §8-9, owner §10) ----
+
+    fn iq(&mut self, from: FullJid, iq: Element) {
+        let kind = iq.attr("type").unwrap_or("").to_owned();
+        if kind != "get" && kind != "set" {
+            return;
+        }
+        let Some(q) = iq.children().next().cloned() else {
+            return self.error(&iq, StanzaError::bad_request());
+        };
+        let answer = match (kind.as_str(), q.ns().as_str(), q.name()) {
+            ("get", NS_INFO, "query") if q.attr("node").is_none() => self.disco_info(&from),
+            ("get", NS_ITEMS, "query") if q.attr("node").is_none() => {
+                if self.locked {
+                    Err(StanzaError::item_not_found())
+                } else {
+                    Ok(Some(Element::bare("query", NS_ITEMS)))
+                }
+            }
+            (_, NS_OWNER, "query") => self.owner(&from, kind == "set", &q),
+            (_, NS_ADMIN, "query") => self.admin(&from, kind == "set", &q),
+            _ => Err(StanzaError::service_unavailable()),
+        };
+        if self.dirty {
+            // Acknowledged once stored (see `spawn`).
+            self.pending.push((from, iq, answer));
+        } else {
+            reply(&self.server, &from, &iq, answer);
+        }
+    }
+
+    /// §6.4: identity, muc_* features and the muc#roominfo form.
+    fn disco_info(&self, from: &FullJid) -> Result<Option<Element>, StanzaError> {
+        if self.locked && self.affiliations.get(&from.to_bare()) != Affiliation::Owner {
+            return Err(StanzaError::item_not_found());
+        }
+        let c = &self.config;
+        let mut q = Element::bare("query", NS_INFO);
+        let mut id = Element::bare("identity", NS_INFO);
+        xml::set_attr(&mut id, "category", "conference");
+        xml::set_attr(&mut id, "type", "text");
+        let name = if c.name.is_empty() {
+            self.jid.node().map(|n| n.as_str()).unwrap_or("")
+        } else {
+            &c.name
+        };
+        xml::set_attr(&mut id, "name", name);
+        q.append_child(id);
+        let pick = |b: bool, y: &'static str, n: &'static str| if b { y } else { n };
+        for var in [
+            NS_MUC,
+            NS_INFO,
+            NS_OCCUPANT_ID,
+            pick(c.persistent, "muc_persistent", "muc_temporary"),
+            pick(c.public, "muc_public", "muc_hidden"),
+            pick(c.members_only, "muc_membersonly", "muc_open"),
+            pick(c.moderated, "muc_moderated", "muc_unmoderated"),
+            pick(c.password.is_some(), "muc_passwordprotected", "muc_unsecured"),
+            pick(c.whois_anyone, "muc_nonanonymous", "muc_semianonymous"),
+        ] {
+            q.append_child(feature(var));
+        }
+        let mut x = Element::bare("x", NS_DATA);
+        xml::set_attr(&mut x, "type", "result");
+        let subject = self.subject.as_ref().map(|s| s.1.as_str()).unwrap_or("");
+        let occupants = self.occupants.len().to_string();
+        for (var, value) in [
+            ("FORM_TYPE", NS_ROOMINFO),
+            ("muc#roominfo_description", c.description.as_str()),
+            ("muc#roominfo_occupants", occupants.as_str()),
+            ("muc#roominfo_subject", subject),
+            ("muc#roomconfig_roomname", c.name.as_str()),
+        ] {
+            let mut f = Element::bare("field", NS_DATA);
+            xml::set_attr(&mut f, "var", var);
+            if var == "FORM_TYPE" {
+                xml::set_attr(&mut f, "type", "hidden");
+            }
+            f.append_child(xml::text_element("value", NS_DATA, value));
+            x.append_child(f);
+        }
+        q.append_child(x);
+        Ok(Some(q))
+    }
+
+    /// §10.9: every occupant is told, then the room ends.
+    pub(super) fn destroy(&mut self, destroy: Option<&Element>) {
+        let mut d = Element::bare("destroy", NS_USER);
+        if let Some(src) = destroy {
+            if let Some(j) = src.attr("jid") {
+                xml::set_attr(&mut d, "jid", j);
+            }
+            if let Some(r) = src.get_child("reason", NS_OWNER) {
+                d.append_child(xml::text_element("reason", NS_USER, &r.text()));
+            }
+            if let Some(pw) = src.get_child("password", NS_OWNER) {
+                d.append_child(xml::text_element("password", NS_USER, &pw.text()));
+            }
+        }
+        for o in self.occupants.iter() {
+            let mut p = Element::bare("presence", ns::CLIENT);
+            xml::set_attr(&mut p, "from", &self.occupant_jid(&o.nick));
+            xml::set_attr(&mut p, "type", "unavailable");
+            let mut x = Element::bare("x", NS_USER);
+            let mut item = Element::bare("item", NS_USER);
+            xml::set_attr(&mut item, "affiliation", "none");
+            xml::set_attr(&mut item, "role", "none");
+            x.append_child(item);
+            x.append_child(d.clone());
+            p.append_child(x);
+            self.send_to(o, &p);
+        }
+        self.occupants = Occupants::default();
+        self.destroyed = true;
+        self.dirty = self.stored;
+    }
+}
+
+/// Delivers a message from the room to each available resource of a local account.
+pub(super) fn deliver_to_account(server: &Arc<Server>, to: &BareJid, msg: &Element) {
+    for session in server.sessions.sessions_of(to) {
+        if session.is_available() {
+            router::deliver_to_full(server, &session.jid, msg.clone());
+        }
+    }
+}
+
+pub fn status(code: u16) -> Element {
+    let mut s = Element::bare("status", NS_USER);
+    xml::set_attr(&mut s, "code", &code.to_string());
+    s
+}
+
+pub fn occupant_id_element(id: &str) -> Element {
+    let mut e = Element::bare("occupant-id", NS_OCCUPANT_ID);
+    xml::set_attr(&mut e, "id", id);
+    e
+}
+
+/// XEP-0421 §4: an occupant id sent by the client is never passed on.
+fn strip_occupant_id(m: &mut Element) {
+    while m.remove_child("occupant-id", NS_OCCUPANT_ID).is_some() {}
+}
+
+fn replace_item(x: &mut Element, with: &Element) {
+    let codes: Vec<Element> = x
+        .children()
+        .filter(|c| c.is("status", NS_USER))
+        .cloned()
+        .collect();
+    *x = with.clone();
+    for c in codes {
+        x.append_child(c);
+    }
+}

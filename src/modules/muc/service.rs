@@ -1,0 +1,307 @@
+//! The service domain: the room directory, dispatch to room tasks, and the service's own
+//! disco (XEP-0045 §6.1-6.3).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+use tokio::sync::mpsc;
+
+use super::room::{self, RoomCmd};
+use super::{NS_MUC, NS_OCCUPANT_ID};
+use crate::error::StanzaError;
+use crate::modules::disco::{NS_INFO, NS_ITEMS};
+use crate::router;
+use crate::server::Server;
+use crate::session::SessionEntry;
+use crate::xml::{self, ns};
+
+/// Commands a room's inbox holds before senders get `resource-constraint`.
+pub const ROOM_INBOX: usize = 256;
+
+/// What the directory knows of a room without asking its task (disco#items).
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub name: String,
+    pub public: bool,
+    /// Locked rooms (§10.1.1) and hidden ones are not listed.
+    pub listed: bool,
+}
+
+/// The directory's handle on a running room.
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub id: u64,
+    pub tx: mpsc::Sender<RoomCmd>,
+    pub summary: Arc<Mutex<Summary>>,
+}
+
+/// Rooms a session has sent presence to (so its end can reach them).
+#[derive(Default)]
+pub struct JoinedRooms(pub Mutex<HashSet<String>>);
+
+#[derive(Default)]
+pub struct Service {
+    /// Keyed by the room's localpart (already normalised by the JID parser).
+    pub rooms: DashMap<String, RoomHandle>,
+    next_id: AtomicU64,
+    /// Rooms each user created that still exist (`rooms_per_user`).
+    pub created: DashMap<BareJid, usize>,
+}
+
+impl Service {
+    /// Everything addressed to the service domain or one of its JIDs.
+    pub fn handle(self: &Arc<Self>, server: &Arc<Server>, from: FullJid, stanza: Element) {
+        let to = match stanza.attr("to").map(Jid::new) {
+            Some(Ok(to)) => to,
+            _ => return router::bounce(server, &stanza, StanzaError::jid_malformed()),
+        };
+        let Some(node) = to.node().map(|n| n.as_str().to_owned()) else {
+            return self.handle_domain(server, &from, stanza);
+        };
+        if stanza.name() == "presence" {
+            if to.resource().is_none() {
+                // §7.2.1: entering needs a nickname.
+                if stanza.attr("type").is_none() {
+                    router::bounce(
+                        server,
+                        &stanza,
+                        StanzaError::jid_malformed().text("a nickname is required"),
+                    );
+                }
+                return;
+            }
+            self.track(server, &from, &node, stanza.attr("type").is_none());
+        }
+        // Any stanza starts the room's task: a persistent room is loaded from SQL, and a
+        // missing one answers `item-not-found` (only a join creates it).
+        self.dispatch(server, &node, RoomCmd::Stanza(from, stanza), true);
+    }
+
+    /// Sends `cmd` to the room `node`, starting the room when `create` (a join).
+    pub fn dispatch(self: &Arc<Self>, server: &Arc<Server>, node: &str, cmd: RoomCmd, create: bool) {
+        let mut cmd = cmd;
+        // Twice at most: a room that just shut down is replaced by a new one.
+        for _ in 0..2 {
+            let handle = match self.rooms.get(node) {
+                Some(h) => h.clone(),
+                None if create => match self.create(server, node, &cmd) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => continue,
+                    Err(e) => return reject(server, cmd, e),
+                },
+                None => return reject(server, cmd, StanzaError::item_not_found()),
+            };
+            match handle.tx.try_send(cmd) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(c)) => {
+                    return reject(
+                        server,
+                        c,
+                        StanzaError::resource_constraint().text("the room is too busy"),
+                    );
+                }
+                Err(mpsc::error::TrySendError::Closed(c)) => {
+                    self.rooms.remove_if(node, |_, h| h.id == handle.id);
+                    cmd = c;
+                }
+            }
+        }
+        reject(server, cmd, StanzaError::internal_server_error())
+    }
+
+    /// Starts a room for a join by its creator (§10.1.1), if the policy allows.
+    fn create(
+        self: &Arc<Self>,
+        server: &Arc<Server>,
+        node: &str,
+        cmd: &RoomCmd,
+    ) -> Result<Option<RoomHandle>, StanzaError> {
+        let RoomCmd::Stanza(from, _) = cmd else {
+            return Ok(None);
+        };
+        // The creation policy is the room's to check: the room may exist in SQL already.
+        let creator = from.to_bare();
+        let muc = &server.config.muc;
+        let Some(domain) = muc.service_domain(&server.config.domains) else {
+            return Err(StanzaError::service_unavailable());
+        };
+        let room_jid = BareJid::new(&format!("{node}@{domain}")).map_err(|_| StanzaError::jid_malformed())?;
+        let entry = self.rooms.entry(node.to_string());
+        let handle = match entry {
+            dashmap::Entry::Occupied(o) => o.get().clone(),
+            dashmap::Entry::Vacant(v) => {
+                let (tx, rx) = mpsc::channel(ROOM_INBOX);
+                let handle = RoomHandle {
+                    id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
+                    tx,
+                    summary: Arc::new(Mutex::new(Summary::default())),
+                };
+                v.insert(handle.clone());
+                room::spawn(
+                    server.clone(),
+                    self.clone(),
+                    room_jid,
+                    creator,
+                    handle.clone(),
+                    rx,
+                );
+                handle
+            }
+        };
+        Ok(Some(handle))
+    }
+
+    /// Called by a room task as it ends: forget it and hand on what its inbox still held.
+    pub fn room_ended(
+        self: &Arc<Self>,
+        server: &Arc<Server>,
+        node: &str,
+        id: u64,
+        counted_for: Option<&BareJid>,
+        mut rx: mpsc::Receiver<RoomCmd>,
+    ) {
+        self.rooms.remove_if(node, |_, h| h.id == id);
+        if let Some(creator) = counted_for {
+            self.created.remove_if_mut(creator, |_, n| {
+                *n = n.saturating_sub(1);
+                *n == 0
+            });
+        }
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            let create = matches!(&cmd, RoomCmd::Stanza(..));
+            self.dispatch(server, node, cmd, create);
+        }
+    }
+
+    /// Remembers which rooms a session sent presence to, for `session_closed`.
+    fn track(&self, server: &Server, from: &FullJid, node: &str, available: bool) {
+        let Some(session) = server.sessions.get(from) else {
+            return;
+        };
+        let joined = session.extension::<JoinedRooms>();
+        let mut set = joined.0.lock().unwrap_or_else(|e| e.into_inner());
+        if available {
+            set.insert(node.to_string());
+        } else {
+            set.remove(node);
+        }
+    }
+
+    /// A session ended: it leaves every room it was in (§7.14 on its behalf).
+    pub fn session_closed(self: &Arc<Self>, server: &Arc<Server>, entry: &SessionEntry) {
+        let joined = entry.extension::<JoinedRooms>();
+        let rooms = std::mem::take(&mut *joined.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for node in rooms {
+            self.dispatch(server, &node, RoomCmd::SessionClosed(entry.jid.clone()), false);
+        }
+    }
+
+    /// Stanzas to the bare service domain: disco (§6.1, §6.3); everything else is refused.
+    fn handle_domain(&self, server: &Arc<Server>, from: &FullJid, stanza: Element) {
+        if stanza.name() != "iq" {
+            if stanza.name() == "message" && !matches!(stanza.attr("type"), Some("error")) {
+                router::bounce(server, &stanza, StanzaError::service_unavailable());
+            }
+            return;
+        }
+        let kind = stanza.attr("type").unwrap_or("");
+        if kind != "get" && kind != "set" {
+            return;
+        }
+        let payload = stanza.children().next();
+        let answer = match payload {
+            Some(q) if kind == "get" && q.is("query", NS_INFO) && q.attr("node").is_none() => {
+                Ok(Some(self.service_info()))
+            }
+            Some(q) if kind == "get" && q.is("query", NS_ITEMS) && q.attr("node").is_none() => {
+                Ok(Some(self.public_rooms(server)))
+            }
+            _ => Err(StanzaError::service_unavailable()),
+        };
+        reply(server, from, &stanza, answer);
+    }
+
+    fn service_info(&self) -> Element {
+        let mut q = Element::bare("query", NS_INFO);
+        let mut id = Element::bare("identity", NS_INFO);
+        xml::set_attr(&mut id, "category", "conference");
+        xml::set_attr(&mut id, "type", "text");
+        xml::set_attr(&mut id, "name", "Chatrooms");
+        q.append_child(id);
+        for var in [NS_INFO, NS_ITEMS, NS_MUC, NS_OCCUPANT_ID] {
+            q.append_child(feature(var));
+        }
+        q
+    }
+
+    /// §6.3: public, unlocked rooms.
+    fn public_rooms(&self, server: &Server) -> Element {
+        let Some(domain) = server.config.muc.service_domain(&server.config.domains) else {
+            return Element::bare("query", NS_ITEMS);
+        };
+        let mut listed: Vec<(String, String)> = self
+            .rooms
+            .iter()
+            .filter_map(|r| {
+                let s = r
+                    .value()
+                    .summary
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                (s.public && s.listed).then(|| (r.key().clone(), s.name))
+            })
+            .collect();
+        listed.sort();
+        let mut q = Element::bare("query", NS_ITEMS);
+        for (node, name) in listed {
+            let mut item = Element::bare("item", NS_ITEMS);
+            xml::set_attr(&mut item, "jid", &format!("{node}@{domain}"));
+            if !name.is_empty() {
+                xml::set_attr(&mut item, "name", &name);
+            }
+            q.append_child(item);
+        }
+        q
+    }
+}
+
+pub fn feature(var: &str) -> Element {
+    let mut f = Element::bare("feature", NS_INFO);
+    xml::set_attr(&mut f, "var", var);
+    f
+}
+
+/// Answers an IQ addressed to the service or a room: a result with `payload`, or an error.
+pub fn reply(server: &Arc<Server>, to: &FullJid, iq: &Element, answer: Result<Option<Element>, StanzaError>) {
+    match answer {
+        Ok(payload) => {
+            let mut r = Element::bare("iq", ns::CLIENT);
+            xml::set_attr(&mut r, "type", "result");
+            if let Some(id) = iq.attr("id") {
+                xml::set_attr(&mut r, "id", id);
+            }
+            if let Some(from) = iq.attr("to") {
+                xml::set_attr(&mut r, "from", from);
+            }
+            xml::set_attr(&mut r, "to", &to.to_string());
+            if let Some(payload) = payload {
+                r.append_child(payload);
+            }
+            router::deliver_to_full(server, to, r);
+        }
+        Err(e) => router::bounce(server, iq, e),
+    }
+}
+
+/// A command the directory could not deliver: its stanza is answered with `error`.
+fn reject(server: &Arc<Server>, cmd: RoomCmd, error: StanzaError) {
+    if let RoomCmd::Stanza(_, stanza) = cmd {
+        router::bounce(server, &stanza, error);
+    }
+}
