@@ -326,12 +326,18 @@ mod tests {
         let (mut stream, mut client) = pair().await;
         let (tx, mut mailbox) = mpsc::channel(8);
         let (written, mut ack) = tokio::sync::oneshot::channel();
-        tx.try_send(Outbound::Tracked(message("b"), written)).unwrap();
-        tx.try_send(Outbound::Stanza(message("c"))).unwrap();
-        assert!(ack.try_recv().is_err(), "nothing written yet");
-        write_batch(&mut stream, &mut mailbox, Outbound::Stanza(message("a")), None)
-            .await
+        tx.try_send(Outbound::Tracked(Box::new(message("b")), written))
             .unwrap();
+        tx.try_send(Outbound::Stanza(Box::new(message("c")))).unwrap();
+        assert!(ack.try_recv().is_err(), "nothing written yet");
+        write_batch(
+            &mut stream,
+            &mut mailbox,
+            Outbound::Stanza(Box::new(message("a"))),
+            None,
+        )
+        .await
+        .unwrap();
         ack.await.expect("acknowledged once flushed");
         let mut buf = vec![0u8; 4096];
         let mut got = String::new();
@@ -362,9 +368,14 @@ mod tests {
             let (written, ack) = tokio::sync::oneshot::channel();
             let mut el = message("t");
             el.append_text_node(big.clone());
-            if write_batch(&mut stream, &mut mailbox, Outbound::Tracked(el, written), None)
-                .await
-                .is_err()
+            if write_batch(
+                &mut stream,
+                &mut mailbox,
+                Outbound::Tracked(Box::new(el), written),
+                None,
+            )
+            .await
+            .is_err()
             {
                 assert!(ack.await.is_err(), "not acknowledged");
                 failed = true;

@@ -16,21 +16,24 @@ use crate::error::{StreamError, StreamErrorCondition};
 
 /// What a session's writer receives.
 #[derive(Debug)]
+///
+/// Stanzas are boxed: every session's channel preallocates a block of slots, and a slot the
+/// size of an `Element` would cost kilobytes per idle connection.
 pub enum Outbound {
-    Stanza(Element),
+    Stanza(Box<Element>),
     /// A stanza whose sender must learn it reached the client's socket (offline storage deletes
     /// a message only then). The writer fires `written` after the flush that carried it
     /// succeeded. If the session ends first it is dropped unfired, and the stanza is not
     /// bounced: whoever sent it still holds it.
-    Tracked(Element, oneshot::Sender<()>),
+    Tracked(Box<Element>, oneshot::Sender<()>),
 }
 
 impl Outbound {
     /// The stanza, and the acknowledgement to fire once it is written, if tracked.
     pub fn into_parts(self) -> (Element, Option<oneshot::Sender<()>>) {
         match self {
-            Outbound::Stanza(el) => (el, None),
-            Outbound::Tracked(el, written) => (el, Some(written)),
+            Outbound::Stanza(el) => (*el, None),
+            Outbound::Tracked(el, written) => (*el, Some(written)),
         }
     }
 }
@@ -100,7 +103,7 @@ impl SessionEntry {
     /// Queues a stanza without waiting. A full queue disconnects the slow session. On failure
     /// the stanza comes back, so the caller can answer its sender without a defensive copy.
     pub fn deliver(&self, stanza: Element) -> Result<(), (DeliveryError, Element)> {
-        self.enqueue(Outbound::Stanza(stanza))
+        self.enqueue(Outbound::Stanza(Box::new(stanza)))
     }
 
     /// Like `deliver`, and the receiver resolves once the stanza was flushed to the client's
@@ -111,7 +114,8 @@ impl SessionEntry {
         stanza: Element,
     ) -> Result<oneshot::Receiver<()>, (DeliveryError, Element)> {
         let (written, rx) = oneshot::channel();
-        self.enqueue(Outbound::Tracked(stanza, written)).map(|()| rx)
+        self.enqueue(Outbound::Tracked(Box::new(stanza), written))
+            .map(|()| rx)
     }
 
     fn enqueue(&self, item: Outbound) -> Result<(), (DeliveryError, Element)> {
@@ -290,6 +294,15 @@ mod tests {
         link.entry.extension::<Flag>().0.store(true, Ordering::Relaxed);
         assert!(link.entry.extension::<Flag>().0.load(Ordering::Relaxed));
         assert_eq!(*link.entry.extension::<u32>(), 0);
+    }
+
+    #[test]
+    fn mailbox_slots_stay_small() {
+        assert!(
+            std::mem::size_of::<Outbound>() <= 24,
+            "{}",
+            std::mem::size_of::<Outbound>()
+        );
     }
 
     #[test]

@@ -12,6 +12,9 @@ use rxml::{Event, Parse, Parser, RawEvent, RawParser, WithOptions};
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::xml::ns;
 
+/// Longest name or attribute value accepted (a JID is at most 3071 bytes).
+const MAX_TOKEN_BYTES: usize = 8192;
+
 /// Limits applied to what one client may send.
 #[derive(Debug, Clone, Copy)]
 pub struct ParserLimits {
@@ -75,8 +78,10 @@ pub struct StreamParser {
 impl StreamParser {
     pub fn new(limits: ParserLimits) -> Self {
         let options = rxml::Options {
-            // A single token (name, attribute value, text chunk) never exceeds a stanza.
-            max_token_length: limits.max_stanza_bytes.max(1024),
+            // Caps names and attribute values (text is emitted in chunks of this size, so
+            // bodies are unaffected). rxml reserves a scratch buffer of this length, so it is
+            // kept small and released after every read (see `feed`).
+            max_token_length: MAX_TOKEN_BYTES,
             ..Default::default()
         };
         StreamParser {
@@ -138,7 +143,12 @@ impl StreamParser {
                         out.push(StreamEvent::Closed);
                     }
                 }
-                Err(EndOrError::NeedMoreData) => return Ok(()),
+                Err(EndOrError::NeedMoreData) => {
+                    // Idle connections are most connections: give back the lexer's scratch
+                    // buffer between reads instead of holding it for the stream's lifetime.
+                    self.parser.release_temporaries();
+                    return Ok(());
+                }
                 Err(EndOrError::Error(e)) => return Err(classify(e)),
             }
         }
@@ -293,6 +303,11 @@ fn sniff_default_ns(sniffer: &mut RawParser, mut bytes: &[u8], found: &mut Optio
 /// Maps a parser error to its RFC 6120 stream error condition.
 fn classify(e: rxml::Error) -> StreamError {
     let text = e.to_string();
+    if let rxml::Error::RestrictedXml(why) = e
+        && why.contains("long")
+    {
+        return StreamError::with_text(StreamErrorCondition::PolicyViolation, text);
+    }
     let restricted = matches!(e, rxml::Error::UndeclaredEntity)
         || text.contains("processing instruction")
         || text.contains("DOCTYPE")
@@ -424,6 +439,28 @@ mod tests {
             StreamErrorCondition::NotWellFormed
         );
         assert!(parse("  \n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn long_text_passes_but_huge_attribute_values_do_not() {
+        let mut p = StreamParser::new(ParserLimits::default());
+        let mut out = Vec::new();
+        let body = "y".repeat(100_000);
+        p.feed(
+            format!("{HEADER}<message><body>{body}</body></message>").as_bytes(),
+            &mut out,
+        )
+        .unwrap();
+        let StreamEvent::Element(msg) = &out[1] else {
+            panic!()
+        };
+        assert_eq!(msg.get_child("body", ns::CLIENT).unwrap().text().len(), 100_000);
+        let huge = format!("{HEADER}<message id='{}'/>", "z".repeat(MAX_TOKEN_BYTES + 1));
+        assert!(
+            StreamParser::new(ParserLimits::default())
+                .feed(huge.as_bytes(), &mut Vec::new())
+                .is_err()
+        );
     }
 
     #[test]
