@@ -4,71 +4,11 @@
 
 use std::time::Duration;
 
-use conformance::{Element, TestServer, XmppClient, ns, xml};
+use conformance::muc::*;
+use conformance::{Element, XmppClient, xml};
 
-const PW: &str = "passw0rd";
-const MUC: &str = "conference.localhost";
-const NS_MUC: &str = "http://jabber.org/protocol/muc";
-const NS_USER: &str = "http://jabber.org/protocol/muc#user";
-const NS_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
-const NS_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 const DATA: &str = "jabber:x:data";
 const SHORT: Duration = Duration::from_millis(400);
-
-async fn server(users: &[&str]) -> TestServer {
-    let s = TestServer::start().await;
-    for u in users {
-        s.add_user(u, PW).await;
-    }
-    s
-}
-
-fn room(name: &str) -> String {
-    format!("{name}@{MUC}")
-}
-
-fn codes(e: &Element) -> Vec<u16> {
-    e.get_child("x", NS_USER)
-        .map(|x| {
-            x.children()
-                .filter(|c| c.is("status", NS_USER))
-                .filter_map(|c| c.attr("code")?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn item(e: &Element) -> Option<&Element> {
-    e.get_child("x", NS_USER)?.get_child("item", NS_USER)
-}
-
-fn body(e: &Element) -> Option<String> {
-    e.get_child("body", ns::CLIENT).map(|b| b.text())
-}
-
-fn is_subject(e: &Element) -> bool {
-    e.name() == "message" && e.get_child("subject", ns::CLIENT).is_some() && body(e).is_none()
-}
-
-async fn join_with(c: &mut XmppClient, room_jid: &str, nick: &str, extra: &str) -> Vec<Element> {
-    c.send_xml(&format!(
-        "<presence to='{room_jid}/{nick}'><x xmlns='{NS_MUC}'>{extra}</x></presence>"
-    ))
-    .await;
-    let mut got = Vec::new();
-    loop {
-        let e = c.recv().await;
-        let done = is_subject(&e) || e.attr("type") == Some("error");
-        got.push(e);
-        if done {
-            return got;
-        }
-    }
-}
-
-async fn join(c: &mut XmppClient, room_jid: &str, nick: &str) -> Vec<Element> {
-    join_with(c, room_jid, nick, "").await
-}
 
 fn joined(got: &[Element]) -> bool {
     got.iter().any(|e| codes(e).contains(&110))

@@ -1,53 +1,11 @@
 //! XEP-0045 persistent rooms across a server restart (§10.2 persistentroom): configuration,
 //! affiliations and subject come back from SQL when the room is next addressed.
 
-use conformance::{Element, TestServer, XmppClient, ns, xml};
+use conformance::muc::*;
+use conformance::{Element, TestServer, ns, xml};
 
-const PW: &str = "passw0rd";
-const MUC: &str = "conference.localhost";
-const NS_MUC: &str = "http://jabber.org/protocol/muc";
-const NS_USER: &str = "http://jabber.org/protocol/muc#user";
-const NS_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
-const NS_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 const INFO: &str = "http://jabber.org/protocol/disco#info";
 const ITEMS: &str = "http://jabber.org/protocol/disco#items";
-
-fn room(name: &str) -> String {
-    format!("{name}@{MUC}")
-}
-
-fn codes(e: &Element) -> Vec<u16> {
-    e.get_child("x", NS_USER)
-        .map(|x| {
-            x.children()
-                .filter(|c| c.is("status", NS_USER))
-                .filter_map(|c| c.attr("code")?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn is_subject(e: &Element) -> bool {
-    e.name() == "message"
-        && e.get_child("subject", ns::CLIENT).is_some()
-        && e.get_child("body", ns::CLIENT).is_none()
-}
-
-async fn join(c: &mut XmppClient, room_jid: &str, nick: &str, extra: &str) -> Vec<Element> {
-    c.send_xml(&format!(
-        "<presence to='{room_jid}/{nick}'><x xmlns='{NS_MUC}'>{extra}</x></presence>"
-    ))
-    .await;
-    let mut got = Vec::new();
-    loop {
-        let e = c.recv().await;
-        let done = is_subject(&e) || e.attr("type") == Some("error");
-        got.push(e);
-        if done {
-            return got;
-        }
-    }
-}
 
 async fn ok(r: Element) {
     assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
@@ -61,7 +19,7 @@ async fn xep0045_10_2_persistent_room_survives_restart() {
     }
     {
         let mut a = s.client("alice", PW).await;
-        join(&mut a, &room("lounge"), "Alice", "").await;
+        join_with(&mut a, &room("lounge"), "Alice", "").await;
         ok(a.iq(
             "set",
             Some(&room("lounge")),
@@ -89,7 +47,7 @@ async fn xep0045_10_2_persistent_room_survives_restart() {
         .await;
         a.wait_for(is_subject).await;
         // A temporary room is not kept.
-        join(&mut a, &room("temp"), "Alice", "").await;
+        join_with(&mut a, &room("temp"), "Alice", "").await;
         ok(a.iq(
             "set",
             Some(&room("temp")),
@@ -119,9 +77,9 @@ async fn xep0045_10_2_persistent_room_survives_restart() {
         .await;
     xml::assert_stanza_error(&r, &["item-not-found"]);
     // Password, affiliations and subject were kept.
-    let got = join(&mut b, &room("lounge"), "Bob", "").await;
+    let got = join_with(&mut b, &room("lounge"), "Bob", "").await;
     xml::assert_stanza_error(got.last().unwrap(), &["not-authorized"]);
-    let got = join(&mut b, &room("lounge"), "Bob", "<password>pw</password>").await;
+    let got = join_with(&mut b, &room("lounge"), "Bob", "<password>pw</password>").await;
     let own = got.iter().find(|e| codes(e).contains(&110)).expect("joined");
     assert!(!codes(own).contains(&201));
     let it = own
@@ -138,7 +96,7 @@ async fn xep0045_10_2_persistent_room_survives_restart() {
             .text(),
         "Kept subject"
     );
-    let got = join(&mut c, &room("lounge"), "Carol", "<password>pw</password>").await;
+    let got = join_with(&mut c, &room("lounge"), "Carol", "<password>pw</password>").await;
     xml::assert_stanza_error(got.last().unwrap(), &["forbidden"]);
     // Listed by the service once loaded.
     let items = b.iq("get", Some(MUC), &format!("<query xmlns='{ITEMS}'/>")).await;
@@ -157,7 +115,7 @@ async fn xep0045_10_9_destroyed_persistent_room_is_forgotten() {
     s.add_user("alice", PW).await;
     {
         let mut a = s.client("alice", PW).await;
-        join(&mut a, &room("lounge"), "Alice", "").await;
+        join_with(&mut a, &room("lounge"), "Alice", "").await;
         ok(a.iq(
             "set",
             Some(&room("lounge")),
@@ -183,6 +141,6 @@ async fn xep0045_10_9_destroyed_persistent_room_is_forgotten() {
         .iq("get", Some(&room("lounge")), &format!("<query xmlns='{INFO}'/>"))
         .await;
     xml::assert_stanza_error(&r, &["item-not-found"]);
-    let got = join(&mut a, &room("lounge"), "Alice", "").await;
+    let got = join_with(&mut a, &room("lounge"), "Alice", "").await;
     assert!(got.iter().any(|e| codes(e).contains(&201)));
 }
