@@ -2,15 +2,19 @@
 //!
 //! # Layout
 //! - [`config`]: the one TOML file, as a struct with defaults and validation.
-//! - [`listener`]: accept loops with connection limits; [`http`] serves `/health`.
+//! - [`listener`]: accept loops with connection limits; [`http`] serves `/health` and
+//!   `/metrics` (names in [`metrics`]).
 //! - [`tls`]: rustls configuration, the self-signed first-start certificate, channel binding.
 //! - [`xml`]: the incremental stream parser (restricted XML, byte and depth limits).
 //! - [`c2s`]: a client connection: negotiation (STARTTLS, SASL, bind), then the session loop.
 //! - [`sasl`]: SCRAM-SHA-1/256(-PLUS) and PLAIN as pure state machines.
 //! - [`router`]: destination classification and the RFC 6120/6121 delivery rules; the module
-//!   registry (IQ handlers, disco features) lives in [`router::registry`].
+//!   registry (IQ handlers, disco features, services such as MUC) lives in
+//!   [`router::registry`], the typed hook points where modules meet in [`router::hooks`].
 //! - [`session`]: the session table, each session reached through a bounded mailbox.
-//! - [`modules`]: features (disco, ping, version, time, register), one file each.
+//! - [`modules`]: features, one file or folder each: disco, ping, version, time, register,
+//!   roster (subscriptions, presence, last activity, notes), offline, carbons, vcard, private,
+//!   blocking (XEP-0191, XEP-0016, our ignore lists), muc, adhoc (XEP-0050/0133).
 //! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
 //! - [`accounts`]: account creation, passwords and removal for the CLI and in-band use.
 //! - [`limits`], [`error`]: counters and the stream/stanza error values.
