@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::{ArcSwap, Guard};
+
 use crate::config::Config;
 use crate::limits::{ConnectionLimiter, WindowLimiter};
 use crate::router::registry::Registry;
@@ -12,7 +14,11 @@ use crate::storage::Storage;
 use crate::tls::TlsContext;
 
 pub struct Server {
-    pub config: Arc<Config>,
+    /// The live configuration: replaced whole by a reload (`config::reload`), read with
+    /// [`Server::config`]. Keys that need a restart keep their startup values in use.
+    pub(crate) live_config: ArcSwap<Config>,
+    /// Hosted domains, fixed at startup (a new domain needs a restart).
+    pub(crate) domains: Vec<String>,
     pub storage: Storage,
     pub sessions: SessionTable,
     pub registry: Registry,
@@ -29,15 +35,25 @@ pub struct Server {
 }
 
 impl Server {
+    /// The current configuration. Cheap (no reference count touched); hold it for one
+    /// operation, not across a long await, so a reload takes effect promptly.
+    pub fn config(&self) -> Guard<Arc<Config>> {
+        self.live_config.load()
+    }
+
+    /// Installs a reloaded configuration for everything that reads it from now on.
+    pub fn replace_config(&self, config: Config) {
+        self.live_config.store(Arc::new(config));
+    }
+
     /// The domain to use when a stream header names none: the first configured one.
     pub fn default_domain(&self) -> &str {
-        &self.config.domains[0]
+        &self.domains[0]
     }
 
     /// The configured spelling of a hosted domain (case-insensitive match).
     pub fn hosted_domain(&self, domain: &str) -> Option<&str> {
-        self.config
-            .domains
+        self.domains
             .iter()
             .find(|d| d.eq_ignore_ascii_case(domain))
             .map(String::as_str)

@@ -255,10 +255,12 @@ impl XmppClient {
         );
     }
 
-    /// Sends available presence with the given priority.
+    /// Sends available presence with the given priority and waits until the server processed
+    /// it, so stanzas other clients send next find this resource available.
     pub async fn send_presence(&mut self, priority: i8) {
         self.send_xml(&format!("<presence><priority>{priority}</priority></presence>"))
             .await;
+        self.ping_server().await;
     }
 
     /// Closes the stream cleanly.

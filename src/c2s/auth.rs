@@ -140,7 +140,7 @@ async fn exchange(
         Ok(first) => first,
         Err(f) => return Ok(Err((f, None))),
     };
-    let account = Account::from_parts(&first.username, domain, &server.config).ok();
+    let account = Account::from_parts(&first.username, domain, &server.config()).ok();
     let account_key = account
         .as_ref()
         .map(|a| a.to_string())
@@ -150,7 +150,7 @@ async fn exchange(
     }
     // An authzid may only name the authenticating account itself.
     if let Some(authzid) = &first.authzid
-        && Account::parse(authzid, &server.config).ok() != account
+        && Account::parse(authzid, &server.config()).ok() != account
     {
         return Ok(Err((SaslFailure::InvalidAuthzid, Some(account_key))));
     }
@@ -168,7 +168,7 @@ async fn exchange(
     let server_first = scram.server_first(
         creds,
         &server.fake_salt_secret,
-        server.config.auth.scram_iterations,
+        server.config().auth.scram_iterations,
     );
     let client_final = match challenge(stream, &server_first).await? {
         Ok(data) => data,
@@ -183,14 +183,14 @@ async fn exchange(
 
 async fn plain(server: &Arc<Server>, domain: &str, data: &[u8]) -> Exchange {
     let msg = crate::sasl::parse_plain(data).map_err(|f| (f, None))?;
-    let account = Account::from_parts(&msg.authcid, domain, &server.config)
+    let account = Account::from_parts(&msg.authcid, domain, &server.config())
         .map_err(|_| (SaslFailure::NotAuthorized, Some(msg.authcid.clone())))?;
     let key = account.to_string();
     if !server.auth_failures_by_account.allowed(&key) {
         return Err((SaslFailure::TemporaryAuthFailure, Some(key)));
     }
     if let Some(authzid) = &msg.authzid
-        && Account::parse(authzid, &server.config).ok().as_ref() != Some(&account)
+        && Account::parse(authzid, &server.config()).ok().as_ref() != Some(&account)
     {
         return Err((SaslFailure::InvalidAuthzid, Some(key)));
     }

@@ -26,7 +26,7 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let timeout = Duration::from_secs(server.config.limits.negotiation_timeout_secs);
+    let timeout = Duration::from_secs(server.config().limits.negotiation_timeout_secs);
     let conn = if direct_tls {
         let acceptor = TlsAcceptor::from(server.tls.server_config.clone());
         match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {

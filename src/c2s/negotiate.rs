@@ -37,18 +37,20 @@ struct State {
 
 /// Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5).
 const MAX_AUTH_ATTEMPTS: u32 = 5;
+/// How long a new connection waits for the session it replaces to finish closing.
+const REPLACE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub fn preauth_limits(server: &Server) -> ParserLimits {
     ParserLimits {
-        max_stanza_bytes: server.config.limits.max_stanza_size_preauth,
-        max_depth: server.config.limits.max_depth,
+        max_stanza_bytes: server.config().limits.max_stanza_size_preauth,
+        max_depth: server.config().limits.max_depth,
     }
 }
 
 pub fn session_limits(server: &Server) -> ParserLimits {
     ParserLimits {
-        max_stanza_bytes: server.config.limits.max_stanza_size,
-        max_depth: server.config.limits.max_depth,
+        max_stanza_bytes: server.config().limits.max_stanza_size,
+        max_depth: server.config().limits.max_depth,
     }
 }
 
@@ -263,7 +265,7 @@ fn accept_header(
 /// The `<stream:features/>` for the current stage.
 fn features(server: &Server, tls: bool, state: &State) -> Element {
     let mut f = Element::bare("features", ns::STREAM);
-    let limits = server.config.limits.max_stanza_size;
+    let limits = server.config().limits.max_stanza_size;
     if state.account.is_some() {
         f.append_child(Element::bare("bind", ns::BIND));
         f.append_child(
@@ -275,7 +277,7 @@ fn features(server: &Server, tls: bool, state: &State) -> Element {
         for feature in server.registry.stream_features() {
             f.append_child(feature.clone());
         }
-        f.append_child(stream_limits(limits, server.config.limits.idle_ping_secs));
+        f.append_child(stream_limits(limits, server.config().limits.idle_ping_secs));
         return f;
     }
     if !tls && state.require_encryption {
@@ -304,12 +306,12 @@ fn features(server: &Server, tls: bool, state: &State) -> Element {
         }
         f.append_child(cb);
     }
-    if server.config.registration.enabled {
+    if server.config().registration.enabled {
         f.append_child(Element::bare("register", ns::REGISTER_FEATURE));
     }
     f.append_child(stream_limits(
-        server.config.limits.max_stanza_size_preauth,
-        server.config.limits.negotiation_timeout_secs,
+        server.config().limits.max_stanza_size_preauth,
+        server.config().limits.negotiation_timeout_secs,
     ));
     f
 }
@@ -348,7 +350,9 @@ async fn negotiation_iq(
 ) -> Result<Option<Step>, ReadError> {
     let Some(account) = state.account.clone() else {
         let encryption_ok = stream.conn().is_tls() || !state.require_encryption;
-        if server.config.registration.enabled && encryption_ok && crate::modules::register::is_register_iq(iq)
+        if server.config().registration.enabled
+            && encryption_ok
+            && crate::modules::register::is_register_iq(iq)
         {
             let reply = crate::modules::register::preauth(server, state.ip, &state.domain, iq).await;
             stream.send(&reply).await.map_err(|_| ReadError::Io)?;
@@ -383,7 +387,8 @@ async fn negotiation_iq(
             stream.send(&err.reply_to(iq)).await.map_err(|_| ReadError::Io)?;
             return Ok(None);
         };
-        let limits = &server.config.limits;
+        server.sessions.take_over(&jid, REPLACE_GRACE).await;
+        let limits = &server.config().limits;
         return match server.sessions.bind(
             jid.clone(),
             state.conn_id,

@@ -38,8 +38,8 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
         jid,
         mut link,
     } = bound;
-    let idle = Duration::from_secs(server.config.limits.idle_ping_secs);
-    let ping_timeout = Duration::from_secs(server.config.limits.ping_timeout_secs);
+    let idle = Duration::from_secs(server.config().limits.idle_ping_secs);
+    let ping_timeout = Duration::from_secs(server.config().limits.ping_timeout_secs);
     let mut deadline = Instant::now() + idle;
     let mut ping_id: Option<String> = None;
     let entry = link.entry.clone();
@@ -140,6 +140,7 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
             router::bounce(&server, &el, StanzaError::recipient_unavailable());
         }
     }
+    entry.mark_ended();
 }
 
 /// Writes `first` and what else is already queued (up to `WRITE_BATCH` stanzas), flushes, and

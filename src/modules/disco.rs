@@ -82,7 +82,7 @@ async fn items(req: IqRequest) -> IqResult {
     let mut query = Element::bare("query", NS_ITEMS);
     if req.target == IqTarget::Server {
         // Components (MUC...) registered with `Registry::service`.
-        for (domain, name) in req.server.registry.services(&req.server.config) {
+        for (domain, name) in req.server.registry.services(&req.server.config()) {
             let mut item = Element::bare("item", NS_ITEMS);
             xml::set_attr(&mut item, "jid", domain);
             xml::set_attr(&mut item, "name", name);

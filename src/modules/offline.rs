@@ -217,7 +217,7 @@ impl Offline {
             Storable::No => return Flow::Continue(routed),
             Storable::Drop => return Flow::Handled,
         }
-        let max = server.config.limits.max_offline_messages;
+        let max = server.config().limits.max_offline_messages;
         let Some(to) = routed.to.as_ref().map(|j| j.to_bare()) else {
             return Flow::Continue(routed);
         };
@@ -299,7 +299,7 @@ async fn deliver_locked(server: &Server, entry: &SessionEntry) {
         return;
     };
     // Chunks small enough to leave the mailbox room for live traffic.
-    let chunk = (server.config.limits.session_queue / 4).clamp(1, 64) as u32;
+    let chunk = (server.config().limits.session_queue / 4).clamp(1, 64) as u32;
     let storage = &server.storage;
     let mut after = 0;
     loop {
@@ -468,7 +468,7 @@ async fn view_or_fetch(req: IqRequest) -> IqResult {
     let (host, user) = own_account(&req)?;
     let storage = &req.server.storage;
     // Everything goes through the session's mailbox before the result: keep room in it.
-    let budget = (req.server.config.limits.session_queue / 2).max(1);
+    let budget = (req.server.config().limits.session_queue / 2).max(1);
     let offline = req.payload();
     let messages = if offline.has_child("fetch", NS_OFFLINE) {
         let limit = u32::try_from(budget + 1).unwrap_or(u32::MAX);

@@ -55,7 +55,7 @@ fn own_account(req: &IqRequest) -> Result<Account, StanzaError> {
         return Err(StanzaError::forbidden().text("private XML can only be accessed by its owner"));
     }
     let user = req.to.node().map(|n| n.as_str()).unwrap_or_default();
-    Account::from_parts(user, req.to.domain().as_str(), &req.server.config)
+    Account::from_parts(user, req.to.domain().as_str(), &req.server.config())
         .map_err(|_| StanzaError::internal_server_error())
 }
 
@@ -113,7 +113,7 @@ async fn get(req: IqRequest) -> IqResult {
 async fn set(req: IqRequest) -> IqResult {
     let account = own_account(&req)?;
     let children = require_children(req.payload())?;
-    let max = req.server.config.limits.max_private_size;
+    let max = req.server.config().limits.max_private_size;
     // (namespace, its elements serialized and concatenated), in order of first appearance.
     let mut items: Vec<(String, String)> = Vec::new();
     for child in children {

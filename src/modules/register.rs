@@ -99,9 +99,9 @@ async fn create(server: &Arc<Server>, ip: IpAddr, domain: &str, iq: &Element) ->
             StanzaError::resource_constraint().text("too many registrations from your address; try later")
         );
     }
-    let account = Account::from_parts(&user, domain, &server.config)
+    let account = Account::from_parts(&user, domain, &server.config())
         .map_err(|_| StanzaError::jid_malformed().text("the username is not valid"))?;
-    match accounts::create(&server.storage, &server.config, &account, &password).await {
+    match accounts::create(&server.storage, &server.config(), &account, &password).await {
         Ok(()) => {
             server.registrations_by_ip.record(&key);
             tracing::info!(jid = %account, %ip, "account registered in-band");
@@ -144,7 +144,7 @@ async fn change(req: IqRequest) -> IqResult {
     let account = Account::from_parts(
         req.from.node().map(|n| n.as_str()).unwrap_or_default(),
         req.from.domain().as_str(),
-        &server.config,
+        &server.config(),
     )
     .map_err(|_| StanzaError::internal_server_error())?;
     let query = req.payload();
@@ -162,14 +162,14 @@ async fn change(req: IqRequest) -> IqResult {
     let (Some(user), Some(password)) = (field(query, "username"), field(query, "password")) else {
         return Err(StanzaError::bad_request().text("username and password are required"));
     };
-    if Account::from_parts(&user, &account.domain, &server.config)
+    if Account::from_parts(&user, &account.domain, &server.config())
         .ok()
         .as_ref()
         != Some(&account)
     {
         return Err(StanzaError::not_authorized().text("you can only change your own password"));
     }
-    accounts::set_password(&server.storage, &server.config, &account, &password)
+    accounts::set_password(&server.storage, &server.config(), &account, &password)
         .await
         .map_err(account_error)?;
     tracing::info!(jid = %account, "password changed in-band");

@@ -63,7 +63,7 @@ async fn set(req: IqRequest) -> IqResult {
     let server = &req.server;
     // The element exactly as received, child order, whitespace and unknown elements included.
     let vcard = xml::to_string(req.payload());
-    let max = server.config.limits.max_vcard_size;
+    let max = server.config().limits.max_vcard_size;
     if vcard.len() > max {
         return Err(StanzaError::not_acceptable().text(format!(
             "the vCard has {} bytes; the limit is {max} (use a smaller photo)",
@@ -112,7 +112,7 @@ async fn load(server: &Arc<Server>, jid: &BareJid) -> Result<Option<Element>, St
 /// The storage key of a local bare JID (the router only hands us hosted domains).
 fn account_of(server: &Server, jid: &BareJid) -> Result<Account, StanzaError> {
     let user = jid.node().map(|n| n.as_str()).unwrap_or_default();
-    Account::from_parts(user, jid.domain().as_str(), &server.config)
+    Account::from_parts(user, jid.domain().as_str(), &server.config())
         .map_err(|_| StanzaError::service_unavailable())
 }
 

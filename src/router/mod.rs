@@ -40,7 +40,10 @@ pub fn classify(server: &Server, to: Option<&Jid>) -> Destination {
         return Destination::Unaddressed;
     };
     let Some(domain) = server.hosted_domain(to.domain().as_str()) else {
-        if let Some((service, _)) = server.registry.service_for(&server.config, to.domain().as_str()) {
+        if let Some((service, _)) = server
+            .registry
+            .service_for(&server.config(), to.domain().as_str())
+        {
             return Destination::Service(service.to_string());
         }
         return Destination::Remote(to.clone());
@@ -87,7 +90,7 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
     };
     let dest = classify(server, to.as_ref());
     if let Destination::Service(domain) = &dest {
-        if let Some((_, handler)) = server.registry.service_for(&server.config, domain) {
+        if let Some((_, handler)) = server.registry.service_for(&server.config(), domain) {
             handler(server.clone(), from.clone(), stanza).await;
         }
         return;

@@ -58,6 +58,9 @@ pub struct SessionEntry {
     priority: AtomicI32,
     kick_reason: std::sync::Mutex<Option<StreamError>>,
     kicked: Notify,
+    /// Set once the connection finished closing (unavailable routed, close hooks run).
+    ended: AtomicBool,
+    ended_notify: Notify,
     /// The last presence broadcast by this resource (for probes and new resources).
     presence: std::sync::Mutex<Option<Element>>,
     /// Per-session state owned by modules, one value per type (see `extension`).
@@ -149,6 +152,24 @@ impl SessionEntry {
         first
     }
 
+    /// Called by the connection task when it finished closing: its unavailable presence was
+    /// routed and the `session_closed` hooks ran.
+    pub fn mark_ended(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.ended_notify.notify_waiters();
+    }
+
+    /// Resolves once `mark_ended` was called.
+    pub async fn ended(&self) {
+        loop {
+            let notified = self.ended_notify.notified();
+            if self.ended.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Resolves when `kick` was called; yields the reason.
     pub async fn kicked(&self) -> StreamError {
         loop {
@@ -201,6 +222,8 @@ impl SessionTable {
             priority: AtomicI32::new(0),
             kick_reason: std::sync::Mutex::new(None),
             kicked: Notify::new(),
+            ended: AtomicBool::new(false),
+            ended_notify: Notify::new(),
             presence: std::sync::Mutex::new(None),
             extensions: std::sync::Mutex::new(Vec::new()),
         });
@@ -223,6 +246,20 @@ impl SessionTable {
             ));
         }
         BindOutcome::Bound(SessionLink { entry, mailbox })
+    }
+
+    /// Ends the session bound to `jid`, if any, before a new connection binds it (RFC 6120
+    /// §7.7.2.2): the old one is kicked with `<conflict/>` and given `grace` to finish
+    /// closing, so its unavailable presence and close hooks run on its own state and reach
+    /// contacts before anything of its successor. A session that does not finish in time is
+    /// replaced anyway by `bind`.
+    pub async fn take_over(&self, jid: &FullJid, grace: std::time::Duration) {
+        let Some(old) = self.get(jid) else { return };
+        old.kick(StreamError::with_text(
+            StreamErrorCondition::Conflict,
+            "replaced by a new connection with the same resource",
+        ));
+        let _ = tokio::time::timeout(grace, old.ended()).await;
     }
 
     /// Removes a session, unless it was already replaced by a newer one.

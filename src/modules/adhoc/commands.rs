@@ -220,7 +220,7 @@ pub static TABLE: &[Command] = &[
         node: own!("rotate-roster-note-keys"),
         name: "Re-encrypt roster notes under the active key",
         access: Access::Admin,
-        enabled: |s| s.config.roster_notes.enabled(),
+        enabled: |s| s.config().roster_notes.enabled(),
         stages: &[],
         run: |c| rotate_notes(c).boxed(),
     },
@@ -312,7 +312,7 @@ fn now(form: Form) -> BoxFuture<'static, Form> {
 }
 
 fn account(ctx: &Ctx, jid: &str) -> Result<Account, String> {
-    Account::parse(jid, &ctx.server.config).map_err(|e| e.to_string())
+    Account::parse(jid, &ctx.server.config()).map_err(|e| e.to_string())
 }
 
 fn accounts_of(ctx: &Ctx, var: &str) -> Result<Vec<Account>, String> {
@@ -349,7 +349,7 @@ async fn add_user(ctx: Ctx) -> Result<Done, String> {
         return Err("the passwords do not match".into());
     }
     let a = account(&ctx, jid)?;
-    accounts::create(&ctx.server.storage, &ctx.server.config, &a, pw)
+    accounts::create(&ctx.server.storage, &ctx.server.config(), &a, pw)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(admin = %ctx.requester, user = %a, "admin added user");
@@ -445,7 +445,7 @@ async fn end_sessions(ctx: Ctx) -> Result<Done, String> {
 async fn change_password(ctx: Ctx) -> Result<Done, String> {
     let a = account(&ctx, one(&ctx.values, "accountjid").unwrap_or_default())?;
     let pw = one(&ctx.values, "password").unwrap_or_default();
-    accounts::set_password(&ctx.server.storage, &ctx.server.config, &a, pw)
+    accounts::set_password(&ctx.server.storage, &ctx.server.config(), &a, pw)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(admin = %ctx.requester, user = %a, "admin changed password");

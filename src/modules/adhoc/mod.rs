@@ -136,7 +136,7 @@ pub fn admins(server: &Server) -> Vec<BareJid> {
         return list.clone();
     }
     server
-        .config
+        .config()
         .admins
         .iter()
         .filter_map(|a| BareJid::new(a).ok())

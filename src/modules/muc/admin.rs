@@ -36,7 +36,7 @@ impl Room {
         if self.affiliations.get(&from.to_bare()) != Affiliation::Owner {
             return Err(StanzaError::forbidden().text("only owners may do that"));
         }
-        let muc = self.server.config.muc.clone();
+        let muc = self.server.config().muc.clone();
         if !set {
             let mut out = Element::bare("query", NS_OWNER);
             out.append_child(self.config.form(&muc));

@@ -131,7 +131,7 @@ impl Room {
         creator: BareJid,
         summary: Arc<Mutex<Summary>>,
     ) -> Room {
-        let config = RoomConfig::defaults(&server.config.muc);
+        let config = RoomConfig::defaults(&server.config().muc);
         Room {
             jid_str: jid.to_string(),
             server,
@@ -158,7 +158,7 @@ impl Room {
 
     /// A persistent room loaded from SQL: configured, unlocked.
     fn restore(&mut self, stored: StoredRoom) {
-        let muc = &self.server.config.muc;
+        let muc = &self.server.config().muc;
         match stored.config.parse::<Element>() {
             Ok(form) => match RoomConfig::defaults(muc).apply(&form, muc) {
                 Ok(config) => self.config = config,
@@ -185,7 +185,7 @@ impl Room {
         let domain = self.jid.domain().as_str().to_owned();
         let node = self.jid.node().map(|n| n.as_str().to_owned()).unwrap_or_default();
         let result = if self.config.persistent && !self.destroyed && !self.locked {
-            let muc = &self.server.config.muc;
+            let muc = &self.server.config().muc;
             let mut affiliations = Vec::new();
             for a in [
                 Affiliation::Owner,
@@ -372,7 +372,7 @@ impl Room {
 
     /// §10.1.1: the service's creation policy (`[muc] creators`, `rooms_per_user`).
     fn may_create(&self, creator: &BareJid) -> Result<(), StanzaError> {
-        let config = &self.server.config;
+        let config = &self.server.config();
         let admin = config
             .admins
             .iter()

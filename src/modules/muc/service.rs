@@ -125,8 +125,8 @@ impl Service {
         };
         // The creation policy is the room's to check: the room may exist in SQL already.
         let creator = from.to_bare();
-        let muc = &server.config.muc;
-        let Some(domain) = muc.service_domain(&server.config.domains) else {
+        let muc = &server.config().muc;
+        let Some(domain) = muc.service_domain(&server.config().domains) else {
             return Err(StanzaError::service_unavailable());
         };
         let room_jid = BareJid::new(&format!("{node}@{domain}")).map_err(|_| StanzaError::jid_malformed())?;
@@ -241,7 +241,7 @@ impl Service {
 
     /// §6.3: public, unlocked rooms.
     fn public_rooms(&self, server: &Server) -> Element {
-        let Some(domain) = server.config.muc.service_domain(&server.config.domains) else {
+        let Some(domain) = server.config().muc.service_domain(&server.config().domains) else {
             return Element::bare("query", NS_ITEMS);
         };
         let mut listed: Vec<(String, String)> = self

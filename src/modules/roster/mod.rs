@@ -205,7 +205,7 @@ impl Roster {
         let ver = req.payload().attr("ver").map(str::to_owned);
         // Opt-in to private notes: ignored when notes are disabled (not advertised).
         let with_notes =
-            server.config.roster_notes.enabled() && req.payload().get_child("notes", notes::NS).is_some();
+            server.config().roster_notes.enabled() && req.payload().get_child("notes", notes::NS).is_some();
         let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
         // Interested from now on, under the lock: every later change is pushed.
         if let Some(session) = server.sessions.get(&req.from) {
@@ -247,11 +247,11 @@ impl Roster {
             } => {
                 let keys = match &note {
                     None => None,
-                    Some(text) => Some(check_note(&server.config.roster_notes, text)?),
+                    Some(text) => Some(check_note(&server.config().roster_notes, text)?),
                 };
                 let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
                 let old = g.roster().item(&jid).cloned();
-                let max = server.config.limits.max_roster_items;
+                let max = server.config().limits.max_roster_items;
                 if old.is_none() && g.roster().item_count() >= max {
                     return Err(StanzaError::not_allowed().text(format!("the roster is full ({max} items)")));
                 }

@@ -221,7 +221,7 @@ pub async fn rotate(
     server: &crate::server::Server,
     progress: impl FnMut(RotateProgress),
 ) -> Result<RotateProgress, NoteError> {
-    let keys = NoteKeys::from_config(&server.config.roster_notes).ok_or(NoteError::Disabled)?;
+    let keys = NoteKeys::from_config(&server.config().roster_notes).ok_or(NoteError::Disabled)?;
     rotate_storage(&server.storage, &keys, progress).await
 }
 

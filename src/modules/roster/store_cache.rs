@@ -193,7 +193,7 @@ impl RosterCache {
             let (host, username) = storage_key(server, user);
             let stored = server.storage.roster_load(host, username).await?;
             let mut roster = UserRoster::from_stored(user, stored);
-            if let Some(keys) = super::notes::NoteKeys::from_config(&server.config.roster_notes) {
+            if let Some(keys) = super::notes::NoteKeys::from_config(&server.config().roster_notes) {
                 for (contact, text) in super::notes::load(&server.storage, &keys, host, username).await? {
                     if let Ok(jid) = BareJid::new(&contact) {
                         roster.notes.insert(jid, text);

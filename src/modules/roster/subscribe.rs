@@ -196,7 +196,7 @@ impl Roster {
         let applied = match self.apply_outbound(server, &user, &contact, kind).await {
             Ok(Some(applied)) => applied,
             Ok(None) => {
-                let max = server.config.limits.max_roster_items;
+                let max = server.config().limits.max_roster_items;
                 router::bounce(
                     server,
                     &routed.stanza,
@@ -242,7 +242,7 @@ impl Roster {
         let outcome = subscription::outbound(before, kind);
         let (item, pending) = plan(g.roster(), contact, outcome.next, None);
         let creates = matches!(item, Change::Set(_)) && g.roster().item(contact).is_none();
-        if creates && g.roster().item_count() >= server.config.limits.max_roster_items {
+        if creates && g.roster().item_count() >= server.config().limits.max_roster_items {
             return Ok(None);
         }
         if let Some(changed) = g.write(contact, item, pending).await? {
@@ -304,7 +304,7 @@ impl Roster {
             let before = g.roster().entry(sender);
             let outcome = subscription::inbound(before, kind);
             let starts_pending = outcome.next.state.pending_in() && !before.state.pending_in();
-            if starts_pending && g.roster().pending_in_count() >= server.config.limits.max_roster_items {
+            if starts_pending && g.roster().pending_in_count() >= server.config().limits.max_roster_items {
                 drop(g);
                 tracing::warn!(%contact, %sender, "too many subscription requests waiting; refused");
                 if let Some(requester) = requester
