@@ -61,20 +61,23 @@ impl Module for Carbons {
             |req| async move { set_enabled(&req, false) },
         );
         // Late in the chain: a module that stops a message (blocking, privacy) runs first.
-        r.hooks
-            .outbound
-            .add(-100, "carbons", |server, routed| async move {
-                if routed.stanza.name() == "message" {
-                    let own = routed
+        r.hooks.outbound.add_for(
+            -100,
+            "carbons",
+            // Copies go to the sender's other resources: none, nothing to do.
+            |server, routed| {
+                routed.stanza.name() == "message"
+                    && routed
                         .to
                         .as_ref()
-                        .is_none_or(|to| to.to_bare() == routed.from.to_bare());
-                    if !own {
-                        copy_sent(&server, &routed.from, &routed.stanza);
-                    }
-                }
+                        .is_some_and(|to| to.to_bare() != routed.from.to_bare())
+                    && server.sessions.count_of(&routed.from.to_bare()) > 1
+            },
+            |server, routed| async move {
+                copy_sent(&server, &routed.from, &routed.stanza);
                 Flow::Continue(routed)
-            });
+            },
+        );
         r.hooks
             .message_delivered
             .add(0, "carbons", |server, delivered| async move {

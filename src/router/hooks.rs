@@ -55,9 +55,21 @@ pub enum Flow<T> {
 
 pub type HookFn<T> = Arc<dyn Fn(Arc<Server>, T) -> BoxFuture<'static, Flow<T>> + Send + Sync>;
 
+/// A synchronous pre-check: whether a handler wants this payload at all. Lets the hot path
+/// (every chat message crosses several hook points) skip a handler without boxing a future
+/// or touching the server's reference count.
+pub type WantsFn<T> = fn(&Server, &T) -> bool;
+
+struct Entry<T> {
+    priority: i32,
+    module: &'static str,
+    wants: Option<WantsFn<T>>,
+    handler: HookFn<T>,
+}
+
 /// The handlers of one hook point.
 pub struct HookList<T> {
-    entries: Vec<(i32, &'static str, HookFn<T>)>,
+    entries: Vec<Entry<T>>,
 }
 
 impl<T> Default for HookList<T> {
@@ -73,10 +85,38 @@ impl<T: Send + 'static> HookList<T> {
         F: Fn(Arc<Server>, T) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Flow<T>> + Send + 'static,
     {
+        self.insert(priority, module, None, f);
+    }
+
+    /// Like [`HookList::add`], for a handler that only wants the payloads `wants` accepts;
+    /// the others pass by without the handler running.
+    pub fn add_for<F, Fut>(&mut self, priority: i32, module: &'static str, wants: WantsFn<T>, f: F)
+    where
+        F: Fn(Arc<Server>, T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Flow<T>> + Send + 'static,
+    {
+        self.insert(priority, module, Some(wants), f);
+    }
+
+    fn insert<F, Fut>(&mut self, priority: i32, module: &'static str, wants: Option<WantsFn<T>>, f: F)
+    where
+        F: Fn(Arc<Server>, T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Flow<T>> + Send + 'static,
+    {
         let handler: HookFn<T> = Arc::new(move |s, p| Box::pin(f(s, p)));
-        self.entries.push((priority, module, handler));
+        self.entries.push(Entry {
+            priority,
+            module,
+            wants,
+            handler,
+        });
         // Stable: equal priorities keep registration order.
-        self.entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+        self.entries.sort_by_key(|e| std::cmp::Reverse(e.priority));
+    }
+
+    /// The modules registered here, in the order they run (for logs and tests).
+    pub fn modules(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.iter().map(|e| e.module)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -85,8 +125,11 @@ impl<T: Send + 'static> HookList<T> {
 
     /// Runs the chain.
     pub async fn run(&self, server: &Arc<Server>, mut payload: T) -> Flow<T> {
-        for (_, _, hook) in &self.entries {
-            match hook(server.clone(), payload).await {
+        for entry in &self.entries {
+            if entry.wants.is_some_and(|wants| !wants(server, &payload)) {
+                continue;
+            }
+            match (entry.handler)(server.clone(), payload).await {
                 Flow::Continue(p) => payload = p,
                 Flow::Handled => return Flow::Handled,
             }
@@ -134,8 +177,9 @@ pub struct Hooks {
     /// A chat/normal message for a local account that no resource can take now
     /// (offline storage). Default: `service-unavailable` to the sender.
     pub message_offline: HookList<Routed>,
-    /// A message was handed to local sessions (carbons). Observers only: the router has
-    /// already chosen the recipients and delivers whatever the hooks return.
+    /// A message was handed to some of an account's sessions while it has others bound
+    /// (carbons: only those others can need a copy, so a single-session account costs
+    /// nothing). Observers only: the router has already chosen the recipients.
     pub message_delivered: HookList<Delivered>,
     /// A resource was bound.
     pub session_opened: HookList<SessionEvent>,

@@ -213,7 +213,9 @@ async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest:
         Destination::Bare(bare) => message_to_bare(server, from, bare, msg, mtype).await,
         Destination::Full(full) => match server.sessions.get(&full) {
             Some(session) => {
-                if !server.registry.hooks.message_delivered.is_empty() {
+                if !server.registry.hooks.message_delivered.is_empty()
+                    && server.sessions.count_of(&full.to_bare()) > 1
+                {
                     let recipients = vec![full.clone()];
                     notify_delivered(server, from, &msg, recipients).await;
                 }
@@ -271,7 +273,7 @@ async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg:
             let top = eligible.iter().map(|s| s.priority()).max().unwrap_or(0);
             eligible.into_iter().filter(|s| s.priority() == top).collect()
         };
-        if !server.registry.hooks.message_delivered.is_empty() {
+        if !server.registry.hooks.message_delivered.is_empty() && sessions.len() > targets.len() {
             let recipients = targets.iter().map(|s| s.jid.clone()).collect();
             notify_delivered(server, from, &msg, recipients).await;
         }

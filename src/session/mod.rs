@@ -279,6 +279,11 @@ impl SessionTable {
             .cloned()
     }
 
+    /// How many sessions an account has bound (no allocation).
+    pub fn count_of(&self, bare: &BareJid) -> usize {
+        self.by_bare.get(bare).map_or(0, |l| l.len())
+    }
+
     /// All sessions of an account (bound, available or not).
     pub fn sessions_of(&self, bare: &BareJid) -> Vec<Arc<SessionEntry>> {
         self.by_bare.get(bare).map(|l| l.clone()).unwrap_or_default()

@@ -122,10 +122,16 @@ impl Module for Roster {
             },
         );
         let me = self.clone();
-        r.hooks.outbound.add(0, "roster", move |server, routed| {
-            let me = me.clone();
-            async move { me.on_outbound(server, routed).await }
-        });
+        // Presence (subscriptions, directed presence, probes) and account removal IQs.
+        r.hooks.outbound.add_for(
+            0,
+            "roster",
+            |_, routed| matches!(routed.stanza.name(), "presence" | "iq"),
+            move |server, routed| {
+                let me = me.clone();
+                async move { me.on_outbound(server, routed).await }
+            },
+        );
         let me = self.clone();
         r.hooks
             .presence_to_account
