@@ -123,13 +123,16 @@ impl ErrorType {
     }
 }
 
-/// A stanza error (RFC 6120 §8.3): type, defined condition, optional text.
+/// A stanza error (RFC 6120 §8.3): type, defined condition, optional text, optional
+/// application-specific condition (§8.3.4, e.g. XEP-0050's `<bad-action/>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StanzaError {
     pub kind: ErrorType,
     /// The defined condition element name, e.g. "service-unavailable".
     pub condition: &'static str,
     pub text: Option<String>,
+    /// Boxed: most errors have none, and the error travels in every handler's `Result`.
+    pub application: Option<Box<Element>>,
 }
 
 impl StanzaError {
@@ -138,11 +141,25 @@ impl StanzaError {
             kind,
             condition,
             text: None,
+            application: None,
         }
     }
 
     pub fn text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
+        self
+    }
+
+    /// Adds an application-specific condition: an empty element `name` in namespace `ns`
+    /// (RFC 6120 §8.3.4), placed after the defined condition and the text.
+    pub fn application(mut self, name: &str, ns: &str) -> Self {
+        self.application = Some(Box::new(Element::bare(name, ns)));
+        self
+    }
+
+    /// Adds an application-specific condition element with content or attributes.
+    pub fn with_application(mut self, element: Element) -> Self {
+        self.application = Some(Box::new(element));
         self
     }
 
@@ -210,6 +227,9 @@ impl StanzaError {
                     .append(text.as_str())
                     .build(),
             );
+        }
+        if let Some(app) = &self.application {
+            error.append_child((**app).clone());
         }
         error
     }

@@ -1,7 +1,8 @@
 //! # switchboard: an XMPP server
 //!
 //! # Layout
-//! - [`config`]: the one TOML file, as a struct with defaults and validation.
+//! - [`config`]: the one TOML file, as a struct with defaults and validation; its documented
+//!   keys and the generated example ([`config::docs`]); reload ([`config::reload`]).
 //! - [`listener`]: accept loops with connection limits; [`http`] serves `/health` and
 //!   `/metrics` (names in [`metrics`]).
 //! - [`tls`]: rustls configuration, the self-signed first-start certificate, channel binding.
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod modules;
+pub mod portable;
 pub mod router;
 pub mod sasl;
 pub mod server;
@@ -59,29 +61,30 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         registry.feature(modules::roster::notes::NS);
     }
     let caps_ver = modules::disco::caps_ver(&registry);
-    let a = &config.auth;
-    let l = &config.limits;
-    Ok(Arc::new(Server {
-        auth_failures_by_ip: WindowLimiter::new(a.failures_per_ip_per_minute, Duration::from_secs(60)),
-        auth_failures_by_account: WindowLimiter::new(
-            a.failures_per_account_per_minute,
-            Duration::from_secs(60),
-        ),
-        registrations_by_ip: WindowLimiter::new(
-            config.registration.per_ip_per_hour,
-            Duration::from_secs(3600),
-        ),
-        connections: ConnectionLimiter::new(l.connections_per_ip, l.max_connections),
+    // Built empty; `apply_limits` sets the numbers, as a reload does.
+    let hour = Duration::from_secs(3600);
+    let minute = Duration::from_secs(60);
+    let server = Server {
+        auth_failures_by_ip: WindowLimiter::new(0, minute),
+        auth_failures_by_account: WindowLimiter::new(0, minute),
+        registrations_by_ip: WindowLimiter::new(0, hour),
+        subscriptions_by_account: WindowLimiter::new(0, minute),
+        connections: ConnectionLimiter::new(0, 0),
         sessions: session::SessionTable::new(),
         domains: config.domains.clone(),
-        live_config: arc_swap::ArcSwap::from_pointee(config),
+        live_config: arc_swap::ArcSwap::from_pointee(config.clone()),
+        config_generation: Default::default(),
+        config_path: Default::default(),
+        log_level: Default::default(),
         storage,
         registry,
-        tls,
+        tls: arc_swap::ArcSwap::from_pointee(tls),
         fake_salt_secret,
         started: Instant::now(),
         caps_ver,
-    }))
+    };
+    server.apply_limits(&config);
+    Ok(Arc::new(server))
 }
 
 /// Server-wide shutdown request (the admin shutdown command); `run` drains as on a signal.

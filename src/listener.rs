@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -13,6 +14,8 @@ use crate::server::Server;
 /// A bound listener and its configuration.
 pub struct Bound {
     pub config: ListenerConfig,
+    /// Position in the configuration's `listen` list (per-listener settings follow reloads).
+    pub index: usize,
     pub listener: TcpListener,
 }
 
@@ -25,7 +28,7 @@ impl Bound {
 /// Binds every configured listener (so `run` can be handed already-bound sockets).
 pub async fn bind_all(configs: &[ListenerConfig]) -> anyhow::Result<Vec<Bound>> {
     let mut out = Vec::new();
-    for config in configs {
+    for (index, config) in configs.iter().enumerate() {
         let listener = TcpListener::bind(config.address).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {} ({}): {e}",
@@ -35,6 +38,7 @@ pub async fn bind_all(configs: &[ListenerConfig]) -> anyhow::Result<Vec<Bound>> 
         })?;
         out.push(Bound {
             config: config.clone(),
+            index,
             listener,
         });
     }
@@ -51,6 +55,7 @@ pub async fn accept_c2s(
 ) {
     let direct_tls = bound.config.kind == ListenerKind::C2sDirectTls;
     let require_encryption = bound.config.require_encryption;
+    let index = bound.index;
     let mut stop = shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -74,10 +79,15 @@ pub async fn accept_c2s(
         let server = server.clone();
         let shutdown = shutdown.clone();
         let done = done.clone();
-        tokio::spawn(async move {
-            crate::c2s::serve(server, tcp, peer, direct_tls, require_encryption, shutdown).await;
-            drop(slot);
-            drop(done);
-        });
+        // One span per connection: its peer address, and its JID once bound.
+        let span = tracing::info_span!("c2s", ip = %peer.ip(), jid = tracing::field::Empty);
+        tokio::spawn(
+            async move {
+                crate::c2s::serve(server, tcp, peer, index, direct_tls, require_encryption, shutdown).await;
+                drop(slot);
+                drop(done);
+            }
+            .instrument(span),
+        );
     }
 }

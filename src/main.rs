@@ -42,6 +42,12 @@ enum Command {
     /// Private roster notes (works while the server runs).
     #[command(subcommand)]
     Notes(NotesCommand),
+    /// Write every account and its data to FILE in XEP-0227 format (`-`: standard output).
+    /// Works while the server runs.
+    Export { file: PathBuf },
+    /// Create or update accounts from a XEP-0227 file (ejabberd, Prosody, or `export`;
+    /// `-`: standard input). Works while the server runs.
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -76,12 +82,19 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Validate the configuration file and exit.
-    Check,
+    /// Validate a configuration file (default: --config) and exit; errors name the key and
+    /// line.
+    Check { file: Option<PathBuf> },
+    /// Print the example configuration: every key, documented, with its default (this is
+    /// config/example.toml).
+    Example,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Config(cmd) = &cli.command {
+        return config_command(cmd, &cli.config);
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -98,26 +111,26 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { ports_file } => {
-            init_logging(&config, None);
-            runtime.block_on(serve(config, ports_file))
+            let set_level = init_logging(&config, None);
+            runtime.block_on(serve(config, &cli.config, set_level, ports_file))
         }
         Command::User(cmd) => {
-            init_logging(&config, Some("warn"));
+            let _ = init_logging(&config, Some("warn"));
             runtime.block_on(user(config, cmd))
         }
         Command::Notes(cmd) => {
-            init_logging(&config, Some("warn"));
+            let _ = init_logging(&config, Some("warn"));
             runtime.block_on(notes(config, cmd))
         }
-        Command::Config(ConfigCommand::Check) => {
-            println!(
-                "{}: ok ({} domain(s), {} listener(s))",
-                cli.config.display(),
-                config.domains.len(),
-                config.listen.len()
-            );
-            Ok(())
+        Command::Export { file } => {
+            let _ = init_logging(&config, Some("warn"));
+            runtime.block_on(switchboard::portable::export::run(config, &file))
         }
+        Command::Import { file } => {
+            let _ = init_logging(&config, Some("warn"));
+            runtime.block_on(switchboard::portable::import::run(config, &file))
+        }
+        Command::Config(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,22 +141,88 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(config: &Config, level_override: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let level = level_override.unwrap_or(&config.log.level);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.init(),
+/// `config check` and `config example`: they need no valid `--config` file.
+fn config_command(cmd: &ConfigCommand, default_file: &Path) -> ExitCode {
+    match cmd {
+        ConfigCommand::Check { file } => {
+            let file = file.as_deref().unwrap_or(default_file);
+            match Config::load(file) {
+                Ok(config) => {
+                    println!(
+                        "{}: ok ({} domain(s), {} listener(s))",
+                        file.display(),
+                        config.domains.len(),
+                        config.listen.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        ConfigCommand::Example => {
+            print!("{}", switchboard::config::docs::example(false));
+            ExitCode::SUCCESS
+        }
     }
 }
 
-async fn serve(config: Config, ports_file: Option<PathBuf>) -> anyhow::Result<()> {
+/// Installs the log subscriber; returns how a reload changes its level.
+fn init_logging(config: &Config, level_override: Option<&str>) -> switchboard::server::LogLevelSetter {
+    use tracing_subscriber::EnvFilter;
+    let level = level_override.unwrap_or(&config.log.level);
+    // RUST_LOG wins over the file, then also over a reloaded file.
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let fixed = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    // Colours only on a terminal: a log file or journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => {
+            let builder = builder.json().with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            level_setter(handle, fixed)
+        }
+        LogFormat::Human => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            level_setter(handle, fixed)
+        }
+    }
+}
+
+fn level_setter<S: Send + Sync + 'static>(
+    handle: tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, S>,
+    fixed_by_env: bool,
+) -> switchboard::server::LogLevelSetter {
+    Box::new(move |level: &str| {
+        if fixed_by_env {
+            return Ok(());
+        }
+        let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?;
+        handle.reload(filter).map_err(|e| format!("log.level: {e}"))
+    })
+}
+
+async fn serve(
+    config: Config,
+    config_path: &Path,
+    set_level: switchboard::server::LogLevelSetter,
+    ports_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let listeners = switchboard::listener::bind_all(&config.listen).await?;
     let server = switchboard::start(config).await?;
+    server.set_config_path(config_path);
+    server.set_log_level_setter(set_level);
+    tokio::spawn(switchboard::config::reload::reload_on_sighup(server.clone()));
     if let Some(path) = ports_file {
         write_ports_file(&path, &listeners)?;
     }

@@ -4,7 +4,9 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const SESSIONS: &str = "switchboard_sessions";
 pub const LOGINS: &str = "switchboard_logins_total";
@@ -12,7 +14,21 @@ pub const AUTH_FAILURES: &str = "switchboard_auth_failures_total";
 pub const STANZAS_IN: &str = "switchboard_stanzas_in_total";
 pub const STANZAS_OUT: &str = "switchboard_stanzas_out_total";
 pub const OFFLINE_DELIVERED: &str = "switchboard_offline_delivered_total";
+pub const OFFLINE_STORED: &str = "switchboard_offline_stored_total";
+pub const OFFLINE_REFUSED: &str = "switchboard_offline_refused_total";
 pub const QUEUE_OVERFLOW_DISCONNECTS: &str = "switchboard_queue_overflow_disconnects_total";
+pub const QUEUE_DROPS: &str = "switchboard_queue_drops_total";
+pub const WRITE_TIMEOUT_DISCONNECTS: &str = "switchboard_write_timeout_disconnects_total";
+pub const ROUTE_SECONDS: &str = "switchboard_route_duration_seconds";
+pub const ROSTER_PUSHES: &str = "switchboard_roster_pushes_total";
+pub const PRESENCE_FANOUT: &str = "switchboard_presence_fanout_total";
+pub const MODULE_EVENTS: &str = "switchboard_module_events_total";
+
+/// Routing latency buckets (seconds): a local route takes tens of microseconds; storage
+/// (offline, roster writes) milliseconds.
+const ROUTE_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// Totals kept beside the recorder, for the server statistics command (rates).
@@ -24,7 +40,11 @@ static OUT_TOTAL: AtomicU64 = AtomicU64::new(0);
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Buckets, so the latency is a Prometheus histogram rather than a summary.
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(ROUTE_SECONDS.to_owned()), ROUTE_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed: /metrics stays empty");
@@ -36,6 +56,30 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             metrics::describe_counter!(STANZAS_IN, "Stanzas read from clients by kind");
             metrics::describe_counter!(STANZAS_OUT, "Stanzas written to clients by kind");
             metrics::describe_counter!(OFFLINE_DELIVERED, "Stored offline messages written to a client");
+            metrics::describe_counter!(OFFLINE_STORED, "Messages stored for offline accounts");
+            metrics::describe_counter!(
+                OFFLINE_REFUSED,
+                "Messages refused because the account's offline queue was full"
+            );
+            metrics::describe_counter!(
+                QUEUE_DROPS,
+                "Stanzas not queued because the recipient's queue was full"
+            );
+            metrics::describe_counter!(
+                WRITE_TIMEOUT_DISCONNECTS,
+                "Sessions disconnected because a socket write did not finish in time"
+            );
+            metrics::describe_histogram!(
+                ROUTE_SECONDS,
+                metrics::Unit::Seconds,
+                "Time to route one stanza from a client, by kind"
+            );
+            metrics::describe_counter!(ROSTER_PUSHES, "Roster pushes sent to interested resources");
+            metrics::describe_counter!(
+                PRESENCE_FANOUT,
+                "Presence stanzas the roster module handed to sessions (broadcasts, probes)"
+            );
+            metrics::describe_counter!(MODULE_EVENTS, "Per-module events by module and event");
             metrics::describe_counter!(
                 QUEUE_OVERFLOW_DISCONNECTS,
                 "Sessions disconnected because their outgoing queue was full"
@@ -95,10 +139,85 @@ pub fn queue_overflow_disconnect() {
     metrics::counter!(QUEUE_OVERFLOW_DISCONNECTS).increment(1);
 }
 
+pub fn offline_stored() {
+    metrics::counter!(OFFLINE_STORED).increment(1);
+}
+
+pub fn offline_refused() {
+    metrics::counter!(OFFLINE_REFUSED).increment(1);
+}
+
+pub fn queue_drop() {
+    metrics::counter!(QUEUE_DROPS).increment(1);
+}
+
+pub fn write_timeout_disconnect() {
+    metrics::counter!(WRITE_TIMEOUT_DISCONNECTS).increment(1);
+}
+
+/// `n` roster pushes sent for one change.
+pub fn roster_pushes(n: usize) {
+    metrics::counter!(ROSTER_PUSHES).increment(n as u64);
+}
+
+/// `n` presence stanzas handed to sessions for one broadcast, probe or initial presence.
+pub fn presence_fanout(n: usize) {
+    metrics::counter!(PRESENCE_FANOUT).increment(n as u64);
+}
+
+/// A module's countable event (`module` and `event` are fixed names, never client input).
+pub fn module_event(module: &'static str, event: &'static str) {
+    metrics::counter!(MODULE_EVENTS, "module" => module, "event" => event).increment(1);
+}
+
+/// Records the time to route one stanza when dropped: `let _t = RouteTimer::start(name);`.
+pub struct RouteTimer {
+    kind: &'static str,
+    started: Instant,
+}
+
+impl RouteTimer {
+    pub fn start(stanza_name: &str) -> RouteTimer {
+        RouteTimer {
+            kind: kind(stanza_name),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for RouteTimer {
+    fn drop(&mut self) {
+        metrics::histogram!(ROUTE_SECONDS, "kind" => self.kind).record(self.started.elapsed().as_secs_f64());
+    }
+}
+
 /// (stanzas read, stanzas written) since start.
 pub fn stanza_totals() -> (u64, u64) {
     (
         IN_TOTAL.load(Ordering::Relaxed),
         OUT_TOTAL.load(Ordering::Relaxed),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_latency_is_a_histogram_with_buckets() {
+        if install().is_none() {
+            return; // another recorder owns this process
+        }
+        drop(RouteTimer::start("message"));
+        module_event("blocking", "inbound_denied");
+        let text = render(0);
+        assert!(
+            text.contains("switchboard_route_duration_seconds_bucket{kind=\"message\",le=\"0.001\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchboard_module_events_total{module=\"blocking\",event=\"inbound_denied\"} 1"),
+            "{text}"
+        );
+    }
 }

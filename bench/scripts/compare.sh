@@ -20,6 +20,13 @@
 #   PRESENCE_CONTACTS  mutual contacts per user   (10)
 #   PRESENCE_RATE      presence updates/s per user (1)
 #   PRESENCE_DURATION  seconds of updates         (10)
+#   SCENARIOS          which to run               (login chat presence muc)
+#   MUC_ROOMS          MUC room sizes             (100 1000; empty skips muc)
+#   MUC_POSTERS        occupants that post        (5)
+#   MUC_START          first step, deliveries/s   (2500)
+#   MUC_FACTOR         rate factor per step       (1.5)
+#   MUC_MAX_STEPS      most rate steps            (18)
+#   MUC_STEP           seconds per rate step      (3)
 #   MECH               SCRAM-SHA-1 | PLAIN        (SCRAM-SHA-1)
 #   PASSWORD           password of every account  (benchpw1)
 #   SERVER_CPU / BENCH_CPU  CPUs to pin to        (0 / 1)
@@ -45,6 +52,14 @@ PRESENCE_USERS=${PRESENCE_USERS:-500}
 PRESENCE_CONTACTS=${PRESENCE_CONTACTS:-10}
 PRESENCE_RATE=${PRESENCE_RATE:-1}
 PRESENCE_DURATION=${PRESENCE_DURATION:-10}
+SCENARIOS=${SCENARIOS:-"login chat presence muc"}
+MUC_ROOMS=${MUC_ROOMS-"100 1000"}
+MUC_POSTERS=${MUC_POSTERS:-5}
+MUC_START=${MUC_START:-2500}
+MUC_FACTOR=${MUC_FACTOR:-1.5}
+MUC_MAX_STEPS=${MUC_MAX_STEPS:-18}
+MUC_STEP=${MUC_STEP:-3}
+MUC_MAX_OCCUPANTS=2000
 MECH=${MECH:-SCRAM-SHA-1}
 PASSWORD=${PASSWORD:-benchpw1}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -67,9 +82,18 @@ SB_HTTP_PORT=${SB_HTTP_PORT:-14280}
 
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-USERS=$LOGIN_COUNT
-if [ $((CHAT_PAIRS * 2)) -gt "$USERS" ]; then USERS=$((CHAT_PAIRS * 2)); fi
-if [ "$PRESENCE_USERS" -gt "$USERS" ]; then USERS=$PRESENCE_USERS; fi
+has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
+# Accounts needed by the scenarios that run.
+USERS=2
+if has login; then USERS=$LOGIN_COUNT; fi
+if has chat && [ $((CHAT_PAIRS * 2)) -gt "$USERS" ]; then USERS=$((CHAT_PAIRS * 2)); fi
+if has presence && [ "$PRESENCE_USERS" -gt "$USERS" ]; then USERS=$PRESENCE_USERS; fi
+if has muc; then
+    for m in $MUC_ROOMS; do
+        [ "$m" -gt "$MUC_MAX_OCCUPANTS" ] && { echo "MUC_ROOMS: at most $MUC_MAX_OCCUPANTS occupants" >&2; exit 1; }
+        [ "$m" -gt "$USERS" ] && USERS=$m
+    done
+fi
 
 # --- file descriptors -------------------------------------------------------
 NEED_FDS=$((USERS + 1024))
@@ -234,6 +258,8 @@ c2s_require_encryption = false
 s2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 VirtualHost "$DOMAIN"
+-- XEP-0045 for the muc scenario (no occupant limit in Prosody 0.12).
+Component "conference.$DOMAIN" "muc"
 EOF
     pinned_exec "$SERVER_CPU" prosody -F --config "$d/prosody.cfg.lua" >"$d/stdout" 2>&1 &
     CUR_PID=$!
@@ -285,6 +311,13 @@ modules:
     ip_access: all
     access: register
     password_strength: 0
+  # XEP-0045 for the muc scenario. Defaults of 23.01 otherwise, except the
+  # occupant caps (200 users; presence broadcast stops above 1000 users).
+  mod_muc:
+    max_users: $MUC_MAX_OCCUPANTS
+    max_users_presence: 100000
+    default_room_options:
+      max_users: $MUC_MAX_OCCUPANTS
 EOF
     # ejabberdctl normally su's to the ejabberd user, whose PAM session
     # resets the open-file limit to 1024: run as the current user instead,
@@ -349,6 +382,8 @@ failures_per_ip_per_minute = 1000000
 failures_per_account_per_minute = 1000000
 [log]
 level = "warn"
+[muc]
+max_occupants = $MUC_MAX_OCCUPANTS
 EOF
     if ! "$SB_BIN" --config "$d/switchboard.toml" config check >"$d/check.out" 2>&1; then
         log "switchboard rejects the full bench config ($(tail -1 "$d/check.out")); using the minimal one"
@@ -383,7 +418,7 @@ port_of() {
 }
 
 # --- run --------------------------------------------------------------------
-log "servers: $SERVERS; login-idle $LOGIN_COUNT sessions; chat $CHAT_PAIRS pairs x ${CHAT_DURATION}s (window $CHAT_WINDOW, rate $CHAT_RATE/s/pair); presence $PRESENCE_USERS users x $PRESENCE_CONTACTS contacts"
+log "servers: $SERVERS; scenarios: $SCENARIOS; muc rooms: ${MUC_ROOMS:-none}; login-idle $LOGIN_COUNT sessions; chat $CHAT_PAIRS pairs x ${CHAT_DURATION}s (window $CHAT_WINDOW, rate $CHAT_RATE/s/pair); presence $PRESENCE_USERS users x $PRESENCE_CONTACTS contacts"
 log "server pinned to CPU $SERVER_CPU, bench to CPU $BENCH_CPU; work dir $TMP"
 # Every scenario runs against a freshly started server (same data dir), so
 # that one scenario's leftovers (e.g. Prosody's heap after thousands of
@@ -419,6 +454,10 @@ run_presence() { # server port
     bench presence "${args[@]}" --user-count "$PRESENCE_USERS" --contacts "$PRESENCE_CONTACTS" \
         --rate "$PRESENCE_RATE" --duration "$PRESENCE_DURATION"
 }
+run_muc() { # server port
+    bench muc "${args[@]}" --occupants "$MUC_N" --service "conference.$DOMAIN" --posters "$MUC_POSTERS" \
+        --start-rate "$MUC_START" --factor "$MUC_FACTOR" --max-steps "$MUC_MAX_STEPS" --step-secs "$MUC_STEP"
+}
 phase() { # server port description function
     if ! fresh "$1" "$2"; then
         log "$1: server did not restart; skipping $3"
@@ -444,12 +483,14 @@ for s in $SERVERS; do
         continue
     fi
     log "$s: pid $CUR_PID ($(cat /proc/"$CUR_PID"/comm)), rss $(awk '/VmRSS/{print $2" "$3}' /proc/"$CUR_PID"/status)"
-    phase "$s" "$port" "login-idle" run_login_idle
-    phase "$s" "$port" "chat (window $CHAT_WINDOW)" run_chat_window
-    if [ "$CHAT_RATE" != 0 ]; then
-        phase "$s" "$port" "chat (rate $CHAT_RATE/s per pair)" run_chat_rate
+    if has login; then phase "$s" "$port" "login-idle" run_login_idle; fi
+    if has chat; then
+        phase "$s" "$port" "chat (window $CHAT_WINDOW)" run_chat_window
+        if [ "$CHAT_RATE" != 0 ]; then
+            phase "$s" "$port" "chat (rate $CHAT_RATE/s per pair)" run_chat_rate
+        fi
     fi
-    if [ "$PRESENCE_USERS" != 0 ]; then
+    if has presence && [ "$PRESENCE_USERS" != 0 ]; then
         phase "$s" "$port" "presence" run_presence
     fi
     log "=== $s: stopping"
@@ -457,6 +498,19 @@ for s in $SERVERS; do
     CUR_STOP=""
     measured+=("$s")
 done
+
+# MUC rooms: for each size, the servers one right after the other (each on a
+# fresh start), so that changing background load on a shared machine skews
+# the same-run ratios less than whole-server blocks would.
+if has muc; then
+    for MUC_N in $MUC_ROOMS; do
+        for s in "${measured[@]}"; do
+            phase "$s" "$(port_of "$s")" "muc (room of $MUC_N, $MUC_POSTERS posters)" run_muc
+            if [ -n "$CUR_STOP" ]; then $CUR_STOP; fi
+            CUR_STOP=""
+        done
+    done
+fi
 
 echo
 echo "# switchboard-bench comparison ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, server on CPU $SERVER_CPU, bench on CPU $BENCH_CPU)"

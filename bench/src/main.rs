@@ -5,6 +5,7 @@
 mod chat;
 mod client;
 mod login_idle;
+mod muc;
 mod presence;
 mod report;
 mod scram;
@@ -35,6 +36,8 @@ enum Cmd {
     Chat(chat::ChatArgs),
     /// U users with K mutual contacts log in, then update their presence.
     Presence(presence::PresenceArgs),
+    /// N occupants join one MUC room, then K of them post at stepped rates.
+    Muc(muc::MucArgs),
     /// Create the mutual roster subscriptions used by `presence` (run once).
     PresenceSetup(presence::SetupArgs),
     /// Create accounts via in-band registration (XEP-0077).
@@ -134,6 +137,7 @@ fn main() -> Result<()> {
             Cmd::LoginIdle(a) => login_idle::run(a).await,
             Cmd::Chat(a) => chat::run(a).await,
             Cmd::Presence(a) => presence::run(a).await,
+            Cmd::Muc(a) => muc::run(a).await,
             Cmd::PresenceSetup(a) => presence::setup(a).await,
             Cmd::Register(a) => register(a).await,
             Cmd::Report(a) => report::run(a),

@@ -30,6 +30,10 @@ fn higher_is_better(metric: &str) -> Option<bool> {
         || metric == "sessions_dropped"
         || metric == "error_stanzas"
         || metric == "initial_presence_s"
+        || metric.starts_with("join_")
+        || metric.starts_with("presence_per_join")
+        || metric == "room_create_s"
+        || metric == "disconnects"
         || metric.ends_with("_disturbed_pct")
     {
         Some(false)

@@ -12,6 +12,7 @@
 //!   process (a no-op when up to date) and uses `target/debug/switchboard`.
 //!   Set `SWITCHBOARD_NO_BUILD=1` to skip that build and use the binary as is.
 
+pub mod blocking;
 pub mod client;
 pub mod muc;
 pub mod ns;

@@ -36,6 +36,10 @@ pub struct Config {
     pub log_level: String,
     /// Raw TOML appended at the end of the file (for keys not modelled here).
     pub extra_toml: String,
+    /// `admins` (written only when not empty).
+    pub admins: Vec<String>,
+    /// Raw TOML lines placed inside the `[limits]` table (e.g. `throttle_disconnect_secs = 2`).
+    pub limits_toml: String,
 }
 
 impl Default for Config {
@@ -47,6 +51,8 @@ impl Default for Config {
             max_stanza_size: 262_144,
             log_level: std::env::var("SWITCHBOARD_TEST_LOG").unwrap_or_else(|_| "info".into()),
             extra_toml: String::new(),
+            admins: Vec::new(),
+            limits_toml: String::new(),
         }
     }
 }
@@ -56,8 +62,14 @@ impl Config {
         let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
         let domains: Vec<String> = self.domains.iter().map(|d| q(d)).collect();
         let db = dir.join("sb.db");
+        let admins = if self.admins.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = self.admins.iter().map(|a| q(a)).collect();
+            format!("admins = [{}]\n", list.join(", "))
+        };
         format!(
-            r#"domains = [{domains}]
+            r#"{admins}domains = [{domains}]
 
 [storage]
 url = {url}
@@ -85,6 +97,7 @@ enabled = {reg}
 
 [limits]
 max_stanza_size = {max}
+{limits}
 
 [log]
 level = {level}
@@ -97,6 +110,7 @@ level = {level}
             req = self.require_encryption,
             reg = self.registration,
             max = self.max_stanza_size,
+            limits = self.limits_toml,
             level = q(&self.log_level),
             extra = self.extra_toml,
         )
@@ -475,6 +489,46 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
+    /// Changes the configuration and rewrites the file (the running server reads it on
+    /// [`TestServer::sighup`] or the reload-config ad-hoc command).
+    pub fn rewrite_config(&mut self, f: impl FnOnce(&mut Config)) {
+        f(&mut self.config);
+        std::fs::write(&self.config_path, self.config.render(self.dir.path())).expect("write config");
+    }
+
+    /// Replaces the configuration file with `text` as it is (e.g. an invalid file).
+    pub fn write_config_text(&self, text: &str) {
+        std::fs::write(&self.config_path, text).expect("write config");
+    }
+
+    /// The configuration file as the harness would write it now.
+    pub fn rendered_config(&self) -> String {
+        self.config.render(self.dir.path())
+    }
+
+    /// Sends SIGHUP (configuration reload) to the server process.
+    pub async fn sighup(&self) {
+        let pid = self.child.id().expect("server is running");
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP {pid} failed");
+    }
+
+    /// Waits until the server log contains `needle` (at least `count` times).
+    pub async fn wait_for_log(&self, needle: &str, count: usize, within: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.logs().matches(needle).count() >= count {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     /// Stops the server process (SIGKILL: nothing is flushed on the way out, so whatever
     /// survives was durably stored) and starts it again on the same directory, database,
     /// certificate and configuration. The ports change; clients must reconnect.

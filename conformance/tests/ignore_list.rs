@@ -2,13 +2,8 @@
 //! examples of xep/xep-ignore-list.md, which are quoted verbatim; and the three views of the
 //! one model seen from each other (§5.4).
 
-use std::time::Duration;
-
-use conformance::{Element, TestServer, XmppClient, ns, xml};
-
-const IGNORE: &str = "urn:switchboard:ignore:0";
-const BLOCKING: &str = "urn:xmpp:blocking";
-const SHORT: Duration = Duration::from_millis(400);
+use conformance::blocking::{BLOCKING, IGNORE, SHORT, blocklist, condition, setup};
+use conformance::{Element, XmppClient, ns, xml};
 
 // xep/xep-ignore-list.md, Example 2.
 const EXAMPLE_2: &str = "<iq type='set' id='add1'>
@@ -112,34 +107,6 @@ fn assert_same(got: &Element, example: &str, ignore_id: bool) {
     );
 }
 
-struct Setup {
-    _server: TestServer,
-    desk: XmppClient,
-    phone: XmppClient,
-    bob: XmppClient,
-}
-
-async fn setup() -> Setup {
-    let server = TestServer::start().await;
-    server.add_user("alice", "passw0rd").await;
-    server.add_user("bob", "passw0rd").await;
-    let mut desk = server.client_jid("alice@localhost/desk", "passw0rd").await;
-    let mut phone = server.client_jid("alice@localhost/phone", "passw0rd").await;
-    let mut bob = server.client_jid("bob@localhost/home", "passw0rd").await;
-    desk.send_presence(1).await;
-    phone.send_presence(0).await;
-    bob.send_presence(0).await;
-    desk.ping_server().await;
-    phone.ping_server().await;
-    bob.ping_server().await;
-    Setup {
-        _server: server,
-        desk,
-        phone,
-        bob,
-    }
-}
-
 /// Sends an example and waits for the answer with its id.
 async fn exchange(c: &mut XmppClient, example: &str) -> Element {
     let el = parse(example);
@@ -160,24 +127,6 @@ async fn add(c: &mut XmppClient, list: &str, value: &str) -> Element {
         &format!("<add xmlns='{IGNORE}' list='{list}'><item type='jid' value='{value}'/></add>"),
     )
     .await
-}
-
-fn condition(r: &Element) -> Option<String> {
-    let e = r.get_child("error", ns::CLIENT)?;
-    e.children()
-        .find(|c| c.ns() == ns::STANZAS)
-        .map(|c| c.name().to_owned())
-}
-
-async fn blocklist(c: &mut XmppClient) -> Vec<String> {
-    let r = c
-        .iq("get", None, &format!("<blocklist xmlns='{BLOCKING}'/>"))
-        .await;
-    r.get_child("blocklist", BLOCKING)
-        .unwrap()
-        .children()
-        .filter_map(|i| i.attr("jid").map(str::to_owned))
-        .collect()
 }
 
 // §4, Example 1: the feature is advertised.

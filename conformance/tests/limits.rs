@@ -163,3 +163,129 @@ async fn xep0478_stream_limits_advertised() {
     assert_eq!(pre_max, 10_000, "pre-auth limit");
     assert_eq!(post_max, 50_000, "post-auth limit must be limits.max_stanza_size");
 }
+
+/// `n` chat messages to `to` in one write.
+fn messages(to: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("<message to='{to}' type='chat' id='m{i}'><body>{i}</body></message>"))
+        .collect()
+}
+
+/// Waits for `n` messages at `bob`; how long that took.
+async fn receive_all(bob: &mut conformance::XmppClient, n: usize) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        bob.expect_message().await;
+    }
+    started.elapsed()
+}
+
+// RFC 6120 §13.12 (rate limiting): past `limits.session_rate` the server slows the client down
+// by reading later, without losing or refusing anything: 10 at once (the burst), then 20 per
+// second, so 40 stanzas take about 1.5 s, and the session stays up.
+#[tokio::test]
+async fn rfc6120_13_12_rate_limit_throttles_reads() {
+    let server = TestServer::start_with(|c| {
+        c.limits_toml = "throttle_disconnect_secs = 30".into();
+        c.extra_toml = "[limits.session_rate]\nstanzas_per_second = 20\nstanza_burst = 10\n".into();
+    })
+    .await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
+    let mut alice = server.raw_login("alice", "passw0rd", None).await;
+    alice.send(messages(&bob.jid().to_string(), 40)).await;
+    let took = receive_all(&mut bob, 40).await;
+    assert!(
+        took >= std::time::Duration::from_millis(1200),
+        "40 stanzas at 20/s after a burst of 10 arrived in {took:?}: not throttled"
+    );
+    let pong = alice
+        .iq("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    assert_eq!(
+        pong.attr("type"),
+        Some("result"),
+        "the throttled session is still up"
+    );
+}
+
+// A session that stays over its rate for `throttle_disconnect_secs` is disconnected with
+// <policy-violation/> (RFC 6120 §4.9.3.18); what it sent before that was delivered.
+#[tokio::test]
+async fn rfc6120_4_9_3_18_sustained_flood_is_policy_violation() {
+    let server = TestServer::start_with(|c| {
+        c.limits_toml = "throttle_disconnect_secs = 1".into();
+        c.extra_toml = "[limits.session_rate]\nstanzas_per_second = 10\nstanza_burst = 5\n".into();
+    })
+    .await;
+    server.add_user("alice", "passw0rd").await;
+    server.add_user("bob", "passw0rd").await;
+    let mut bob = server.client("bob", "passw0rd").await;
+    let mut alice = server.raw_login("alice", "passw0rd", None).await;
+    alice.send(messages(&bob.jid().to_string(), 200)).await;
+    let e = alice.expect_stream_error().await;
+    e.assert_condition(&["policy-violation"]);
+    let mut got = 0;
+    while bob
+        .recv_within(std::time::Duration::from_millis(500))
+        .await
+        .is_some()
+    {
+        got += 1;
+    }
+    assert!(
+        (5..100).contains(&got),
+        "{got} of 200 delivered before the disconnect"
+    );
+}
+
+// Presence broadcasts past `limits.presence_per_second` (and its burst) are refused with
+// <policy-violation/>; the session stays.
+#[tokio::test]
+async fn rfc6121_4_2_presence_flood_is_refused() {
+    let server = TestServer::start_with(|c| {
+        c.limits_toml = "presence_per_second = 1\npresence_burst = 2".into();
+    })
+    .await;
+    server.add_user("alice", "passw0rd").await;
+    let mut alice = server.raw_login("alice", "passw0rd", None).await;
+    let flood: String = (0..6)
+        .map(|i| format!("<presence id='p{i}'><status>{i}</status></presence>"))
+        .collect();
+    alice.send(flood).await;
+    let err = alice
+        .read_until(|e| e.name() == "presence" && e.attr("type") == Some("error"))
+        .await;
+    assert_eq!(
+        xml::stanza_error(&err).map(|(_, c)| c).as_deref(),
+        Some("policy-violation"),
+        "{}",
+        xml::to_string(&err)
+    );
+    let pong = alice
+        .iq("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    assert_eq!(pong.attr("type"), Some("result"));
+}
+
+// Subscription requests past `limits.subscriptions_per_minute` are refused with
+// <policy-violation/>.
+#[tokio::test]
+async fn rfc6121_3_1_subscription_flood_is_refused() {
+    let server = TestServer::start_with(|c| c.limits_toml = "subscriptions_per_minute = 2".into()).await;
+    server.add_user("alice", "passw0rd").await;
+    let mut alice = server.raw_login("alice", "passw0rd", None).await;
+    let flood: String = (0..3)
+        .map(|i| format!("<presence type='subscribe' id='s{i}' to='contact{i}@localhost'/>"))
+        .collect();
+    alice.send(flood).await;
+    let err = alice
+        .read_until(|e| e.name() == "presence" && e.attr("type") == Some("error"))
+        .await;
+    assert_eq!(err.attr("id"), Some("s2"), "{}", xml::to_string(&err));
+    assert_eq!(
+        xml::stanza_error(&err).map(|(_, c)| c).as_deref(),
+        Some("policy-violation")
+    );
+}

@@ -1,15 +1,14 @@
 //! RFC 6121 §3 (presence subscriptions), §3.4 (pre-approval), the subscription parts of
 //! §2.5.2 and §8.5.1, and account removal (XEP-0077 §3.2).
 
-use std::time::Duration;
-
-use conformance::{Element, TestServer, XmppClient, ns, xml};
-
-const ROSTER: &str = "jabber:iq:roster";
-const PW: &str = "passw0rd";
+use conformance::blocking::{
+    PW, ROSTER, befriend, dump, is_roster_push, online, presence_from, roster_get, send_sub, server_with,
+    settle,
+};
+use conformance::{Element, XmppClient, ns, xml};
 
 fn is_push(e: &Element) -> bool {
-    e.name() == "iq" && e.attr("type") == Some("set") && e.get_child("query", ROSTER).is_some()
+    is_roster_push(e)
 }
 
 /// The item for `jid` in a roster push, if the push is about it.
@@ -23,13 +22,7 @@ fn pushed_item<'a>(e: &'a Element, jid: &str) -> Option<&'a Element> {
 }
 
 fn is_presence(e: &Element, ptype: Option<&str>, from: &str) -> bool {
-    e.name() == "presence" && e.attr("type") == ptype && e.attr("from") == Some(from)
-}
-
-async fn roster_get(c: &mut XmppClient) -> Element {
-    let r = c.iq("get", None, &format!("<query xmlns='{ROSTER}'/>")).await;
-    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
-    r
+    presence_from(e, from, ptype)
 }
 
 /// (subscription, ask, approved) of `jid` in the roster, None if absent.
@@ -42,53 +35,6 @@ async fn roster_item(c: &mut XmppClient, jid: &str) -> Option<(String, Option<St
         it.attr("ask").map(str::to_owned),
         it.attr("approved").map(str::to_owned),
     ))
-}
-
-async fn send_sub(c: &mut XmppClient, ptype: &str, to: &str) {
-    c.send_xml(&format!("<presence type='{ptype}' to='{to}'/>")).await;
-    // Processed (both halves) before the ping is answered.
-    c.ping_server().await;
-}
-
-/// Everything received up to a server round trip.
-async fn settle(c: &mut XmppClient) -> Vec<Element> {
-    c.ping_server().await;
-    let mut out = Vec::new();
-    while let Some(e) = c.recv_within(Duration::from_millis(30)).await {
-        out.push(e);
-    }
-    out
-}
-
-fn dump(v: &[Element]) -> String {
-    v.iter().map(xml::to_string).collect::<Vec<_>>().join("\n")
-}
-
-/// A logged-in, available client that asked for its roster (an interested resource).
-async fn online(server: &TestServer, jid: &str) -> XmppClient {
-    let mut c = server.client_jid(jid, PW).await;
-    roster_get(&mut c).await;
-    c.send_presence(0).await;
-    settle(&mut c).await;
-    c
-}
-
-async fn server_with(users: &[&str]) -> TestServer {
-    let server = TestServer::start().await;
-    for u in users {
-        server.add_user(u, PW).await;
-    }
-    server
-}
-
-/// Mutual ('both') subscription between two online clients.
-async fn befriend(a: &mut XmppClient, a_bare: &str, b: &mut XmppClient, b_bare: &str) {
-    send_sub(a, "subscribe", b_bare).await;
-    send_sub(b, "subscribed", a_bare).await;
-    send_sub(b, "subscribe", a_bare).await;
-    send_sub(a, "subscribed", b_bare).await;
-    settle(a).await;
-    settle(b).await;
 }
 
 // RFC 6121 §3.1.2: an outbound request is stamped with the user's bare JID, the user's

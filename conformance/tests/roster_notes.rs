@@ -490,3 +490,99 @@ async fn notes_missing_key_refuses_start() {
         .expect("the server must refuse to start");
     assert!(!out.success() && out.stderr.contains("key '1'"), "{out:?}");
 }
+
+// §6 rule 3 with a client library that knows nothing of notes (xmpp-parsers' roster types,
+// as a tokio-xmpp client uses them): it reads the roster (no note in it, §4.1), renames the
+// contact and moves it to a group by sending the item back as it read it (subscription
+// attribute included); the note survives.
+#[tokio::test]
+async fn notes_survive_rename_by_a_client_without_notes() {
+    use xmpp_parsers::roster::{Group, Roster};
+    let server = server_with_notes(&["alice", "bob"]).await;
+    let mut alice = server.client("alice", PW).await;
+    set_ok(&mut alice, EX4_SET).await;
+    let mut plain = server.client_jid("alice@localhost/plain", PW).await;
+    let r = get_plain(&mut plain).await;
+    let mut roster = Roster::try_from(query(&r).clone()).expect("a plain RFC 6121 roster");
+    let bob = roster
+        .items
+        .iter_mut()
+        .find(|i| i.jid.as_str() == "bob@localhost")
+        .expect("bob");
+    bob.name = Some("Bobby".into());
+    bob.groups = vec![Group("Friends".into())];
+    roster.ver = None;
+    let payload = xml::to_string(&Element::from(roster));
+    set_ok(&mut plain, &payload).await;
+    let r = get_with_notes(&mut alice).await;
+    let bob = item(query(&r), "bob@localhost").unwrap();
+    assert_eq!(bob.attr("name"), Some("Bobby"));
+    assert_eq!(note_of(bob).as_deref(), Some("plays only ranked"));
+}
+
+/// Renames bob@localhost in the roster with slixmpp's own roster API, then prints the name.
+const SLIXMPP_RENAME: &str = r#"
+import asyncio, ssl, sys
+import slixmpp
+
+class Renamer(slixmpp.ClientXMPP):
+    def __init__(self, jid, password):
+        super().__init__(jid, password)
+        self.done = asyncio.get_running_loop().create_future()
+        self.add_event_handler("session_start", self.start)
+        self.add_event_handler("failed_auth", lambda _: self.done.set_result("auth failed"))
+
+    async def start(self, _event):
+        await self.get_roster()
+        await self.update_roster("bob@localhost", name="Bobby", groups=["Friends"])
+        self.done.set_result("renamed " + self.client_roster["bob@localhost"]["name"])
+        self.disconnect()
+
+async def main():
+    jid, password, host, port = sys.argv[1:5]
+    xmpp = Renamer(jid, password)
+    xmpp.ssl_context.check_hostname = False
+    xmpp.ssl_context.verify_mode = ssl.CERT_NONE
+    xmpp.connect(host, int(port))
+    print(await asyncio.wait_for(xmpp.done, 20), flush=True)
+
+asyncio.run(main())
+"#;
+
+// §6 rule 3 with a real client that knows nothing of notes: slixmpp renames the contact
+// with its own roster API; the note survives.
+#[tokio::test]
+#[ignore = "needs python3 with slixmpp (pip install slixmpp); run with --ignored"]
+async fn notes_survive_rename_by_slixmpp() {
+    let server = server_with_notes(&["alice", "bob"]).await;
+    let mut alice = server.client("alice", PW).await;
+    set_ok(&mut alice, EX4_SET).await;
+    let script = server.dir().join("rename.py");
+    std::fs::write(&script, SLIXMPP_RENAME).unwrap();
+    let addr = server.c2s_addr();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("python3")
+            .arg(&script)
+            .args([
+                "alice@localhost/slix",
+                PW,
+                &addr.ip().to_string(),
+                &addr.port().to_string(),
+            ])
+            .output(),
+    )
+    .await
+    .expect("slixmpp finished in time")
+    .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("renamed Bobby"),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = get_with_notes(&mut alice).await;
+    let bob = item(query(&r), "bob@localhost").unwrap();
+    assert_eq!(bob.attr("name"), Some("Bobby"));
+    assert_eq!(note_of(bob).as_deref(), Some("plays only ranked"));
+}

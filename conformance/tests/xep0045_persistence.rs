@@ -144,3 +144,106 @@ async fn xep0045_10_9_destroyed_persistent_room_is_forgotten() {
     let got = join_with(&mut a, &room("lounge"), "Alice", "").await;
     assert!(got.iter().any(|e| codes(e).contains(&201)));
 }
+
+/// Creates a persistent room `name` owned by `a` with `extra` configuration fields.
+async fn persistent_room(a: &mut conformance::XmppClient, name: &str, extra: &str) {
+    join_with(a, &room(name), "Alice", "").await;
+    ok(a.iq(
+        "set",
+        Some(&room(name)),
+        &format!(
+            "<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='muc#roomconfig_persistentroom'><value>1</value></field>{extra}</x></query>"
+        ),
+    )
+    .await)
+    .await;
+}
+
+#[tokio::test]
+async fn xep0045_7_2_13_history_survives_restart() {
+    let mut s = TestServer::start().await;
+    for u in ["alice", "bob"] {
+        s.add_user(u, PW).await;
+    }
+    {
+        let mut a = s.client("alice", PW).await;
+        persistent_room(
+            &mut a,
+            "lounge",
+            "<field var='muc#roomconfig_historylength'><value>3</value></field>",
+        )
+        .await;
+        for i in 0..5 {
+            a.send_xml(&format!(
+                "<message type='groupchat' to='{}'><body>m{i}</body></message>",
+                room("lounge")
+            ))
+            .await;
+            a.wait_for(|e| body(e) == Some(format!("m{i}"))).await;
+        }
+        a.close().await;
+    }
+    s.restart().await;
+    let mut b = s.client("bob", PW).await;
+    let got = join_with(&mut b, &room("lounge"), "Bob", "").await;
+    // The last three, oldest first, still stamped from the room.
+    let replayed: Vec<_> = got.iter().filter_map(body).collect();
+    assert_eq!(replayed, ["m2", "m3", "m4"]);
+    let first = got.iter().find(|e| body(e).is_some()).unwrap();
+    assert_eq!(
+        first.attr("from"),
+        Some(format!("{}/Alice", room("lounge")).as_str())
+    );
+    let delay = first.get_child("delay", "urn:xmpp:delay").expect("delay");
+    assert_eq!(delay.attr("from"), Some(room("lounge").as_str()));
+    // A limit asked on joining still applies.
+    let mut b2 = s.client_jid("bob@localhost/other", PW).await;
+    let got = join_with(&mut b2, &room("lounge"), "Bob2", "<history maxstanzas='1'/>").await;
+    let replayed: Vec<_> = got.iter().filter_map(body).collect();
+    assert_eq!(replayed, ["m4"]);
+}
+
+#[tokio::test]
+async fn xep0045_7_10_registration_survives_restart() {
+    let mut s = TestServer::start().await;
+    for u in ["alice", "bob", "carol"] {
+        s.add_user(u, PW).await;
+    }
+    {
+        let mut a = s.client("alice", PW).await;
+        persistent_room(&mut a, "guild", "").await;
+        let mut b = s.client("bob", PW).await;
+        ok(b.iq(
+            "set",
+            Some(&room("guild")),
+            "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+             <field var='muc#register_roomnick'><value>Bobby</value></field></x></query>",
+        )
+        .await)
+        .await;
+        a.close().await;
+        b.close().await;
+    }
+    s.restart().await;
+    let mut b = s.client("bob", PW).await;
+    let mut c = s.client("carol", PW).await;
+    let r = b
+        .iq(
+            "get",
+            Some(&room("guild")),
+            &format!("<query xmlns='{INFO}' node='x-roomuser-item'/>"),
+        )
+        .await;
+    let id = r
+        .get_child("query", INFO)
+        .and_then(|q| q.get_child("identity", INFO))
+        .expect("reserved nick after restart");
+    assert_eq!(id.attr("name"), Some("Bobby"));
+    let got = join_with(&mut c, &room("guild"), "Bobby", "").await;
+    xml::assert_stanza_error(got.last().unwrap(), &["conflict"]);
+    let got = join_with(&mut b, &room("guild"), "Bobby", "").await;
+    let own = got.iter().find(|e| codes(e).contains(&110)).expect("joined");
+    assert_eq!(item(own).unwrap().attr("affiliation"), Some("member"));
+}

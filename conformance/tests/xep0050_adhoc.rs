@@ -71,6 +71,25 @@ fn error_condition(r: &Element) -> String {
         .to_string()
 }
 
+/// The XEP-0050 §4.6 specific condition of an error reply, if any.
+fn specific_condition(r: &Element) -> Option<String> {
+    let e = r.get_child("error", "jabber:client")?;
+    e.children().find(|c| c.ns() == CMD).map(|c| c.name().to_string())
+}
+
+/// Asserts an error reply with the general and specific conditions of XEP-0050 §4.6.
+fn assert_error(r: &Element, kind: &str, general: &str, specific: Option<&str>) {
+    assert_eq!(error_condition(r), general, "{}", xml::to_string(r));
+    let e = r.get_child("error", "jabber:client").unwrap();
+    assert_eq!(e.attr("type"), Some(kind), "{}", xml::to_string(r));
+    assert_eq!(
+        specific_condition(r).as_deref(),
+        specific,
+        "{}",
+        xml::to_string(r)
+    );
+}
+
 fn form(cmd: &Command) -> DataForm {
     match &cmd.payload {
         Some(p) => DataForm::try_from(p.clone()).expect("data form"),
@@ -214,13 +233,13 @@ async fn xep0050_4_3_multistage_prev_next() {
     .await;
     let (_, cmd) = parsed(&r);
     assert_eq!(field_values(&form(&cmd), "accountjid"), vec!["alice@localhost"]);
-    // There is nothing before the first stage.
+    // There is nothing before the first stage (§4.6 bad-action).
     let r = command(
         &mut admin,
         &format!("<command xmlns='{CMD}' node='{DEBUG_LOG}' sessionid='{sid}' action='prev'/>"),
     )
     .await;
-    assert_eq!(error_condition(&r), "bad-request");
+    assert_error(&r, "modify", "bad-request", Some("bad-action"));
     // Forward again and complete.
     let r = command(
         &mut admin,
@@ -245,13 +264,13 @@ async fn xep0050_4_3_multistage_prev_next() {
         "{}",
         xml::to_string(&el)
     );
-    // The session is gone once completed.
+    // The session is gone once completed (§4.6 session-expired).
     let r = command(
         &mut admin,
         &format!("<command xmlns='{CMD}' node='{DEBUG_LOG}' sessionid='{sid}' action='prev'/>"),
     )
     .await;
-    assert_eq!(error_condition(&r), "bad-request");
+    assert_error(&r, "cancel", "not-allowed", Some("session-expired"));
     // And alice's traffic is now traced in the log.
     alice.ping_server().await;
     let logs = server.logs();
@@ -296,7 +315,7 @@ async fn xep0050_4_4_cancel() {
         ),
     )
     .await;
-    assert_eq!(error_condition(&r), "bad-request");
+    assert_error(&r, "cancel", "not-allowed", Some("session-expired"));
 }
 
 // XEP-0004 validation: bad input brings the form back with an error note, the session
@@ -390,19 +409,19 @@ async fn xep0050_errors() {
         &format!("<command xmlns='{CMD}' node='{ADD_USER}' action='dance'/>"),
     )
     .await;
-    assert_eq!(error_condition(&r), "bad-request");
+    assert_error(&r, "modify", "bad-request", Some("malformed-action"));
     let r = command(
         &mut admin,
         &format!("<command xmlns='{CMD}' node='{ADD_USER}' sessionid='nope' action='complete'/>"),
     )
     .await;
-    assert_eq!(error_condition(&r), "bad-request");
+    assert_error(&r, "modify", "bad-request", Some("bad-sessionid"));
     let r = command(
         &mut admin,
         &format!("<command xmlns='{CMD}' node='{ADD_USER}' action='next'/>"),
     )
     .await;
-    assert_eq!(error_condition(&r), "bad-request");
+    assert_error(&r, "modify", "bad-request", Some("bad-sessionid"));
     // 'next' on a single-stage command's only stage.
     let r = command(&mut admin, &format!("<command xmlns='{CMD}' node='{ADD_USER}'/>")).await;
     let sid = parsed(&r).1.sessionid;
@@ -411,11 +430,11 @@ async fn xep0050_errors() {
         &format!("<command xmlns='{CMD}' node='{ADD_USER}' sessionid='{sid}' action='next'/>"),
     )
     .await;
-    assert_eq!(error_condition(&r), "bad-request");
+    assert_error(&r, "modify", "bad-request", Some("bad-action"));
     // Another user cannot continue this session.
     let mut other = server.client_jid("admin@localhost/other", PW).await;
     let r = command(&mut other, &submit(ADD_USER, &sid, "complete", &[])).await;
-    assert_eq!(error_condition(&r), "bad-request");
+    assert_error(&r, "modify", "bad-request", Some("bad-sessionid"));
     // The cap on open sessions (8 per account, one is open already).
     for _ in 0..7 {
         let r = command(&mut admin, &format!("<command xmlns='{CMD}' node='{ADD_USER}'/>")).await;
@@ -430,5 +449,38 @@ async fn xep0050_errors() {
     )
     .await;
     let r = command(&mut admin, &format!("<command xmlns='{CMD}' node='{ADD_USER}'/>")).await;
-    parsed(&r);
+    let sid = parsed(&r).1.sessionid;
+    // A data form that is not a submission: bad-payload.
+    let r = command(
+        &mut admin,
+        &format!(
+            "<command xmlns='{CMD}' node='{ADD_USER}' sessionid='{sid}' action='complete'>\
+             <x xmlns='jabber:x:data' type='form'/></command>"
+        ),
+    )
+    .await;
+    assert_error(&r, "modify", "bad-request", Some("bad-payload"));
+    // Cancelling with a form of type 'cancel' (XEP-0004 §3.1) is fine.
+    let r = command(
+        &mut admin,
+        &format!(
+            "<command xmlns='{CMD}' node='{ADD_USER}' sessionid='{sid}' action='cancel'>\
+             <x xmlns='jabber:x:data' type='cancel'/></command>"
+        ),
+    )
+    .await;
+    assert_eq!(parsed(&r).1.status, Status::Canceled);
+}
+
+// §4.6: a non-admin is refused with forbidden (type cancel), with no session opened.
+#[tokio::test]
+async fn xep0050_4_6_forbidden() {
+    let server = server().await;
+    let mut alice = server.client("alice", PW).await;
+    let r = command(
+        &mut alice,
+        &format!("<command xmlns='{CMD}' node='{ADD_USER}' action='execute'/>"),
+    )
+    .await;
+    assert_error(&r, "cancel", "forbidden", None);
 }

@@ -43,7 +43,8 @@ async fn run(c: &mut XmppClient, name: &str, fields: &[(&str, &[&str])]) -> Elem
     run_node(c, &node(name), fields).await
 }
 
-async fn run_node(c: &mut XmppClient, node: &str, fields: &[(&str, &[&str])]) -> Element {
+/// Executes `node`; the `<command/>` of the result.
+async fn execute(c: &mut XmppClient, node: &str) -> Element {
     let r = c
         .iq(
             "set",
@@ -52,15 +53,25 @@ async fn run_node(c: &mut XmppClient, node: &str, fields: &[(&str, &[&str])]) ->
         )
         .await;
     assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
-    let cmd = r.get_child("command", CMD).unwrap().clone();
-    if cmd.attr("status") == Some("completed") {
-        return cmd;
-    }
-    let sid = cmd.attr("sessionid").expect("sessionid");
+    r.get_child("command", CMD).unwrap().clone()
+}
+
+/// Submits `fields` (with the XEP-0133 FORM_TYPE when `form_type`) to session `sid` of
+/// `node` with `action`; the IQ answer.
+async fn submit(
+    c: &mut XmppClient,
+    node: &str,
+    sid: &str,
+    action: &str,
+    fields: Fields<'_>,
+    form_type: bool,
+) -> Element {
     let mut x = String::from("<x xmlns='jabber:x:data' type='submit'>");
-    x.push_str(
-        "<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/admin</value></field>",
-    );
+    if form_type {
+        x.push_str(
+            "<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/admin</value></field>",
+        );
+    }
     for (var, values) in fields {
         x.push_str(&format!("<field var='{var}'>"));
         for v in *values {
@@ -69,15 +80,21 @@ async fn run_node(c: &mut XmppClient, node: &str, fields: &[(&str, &[&str])]) ->
         x.push_str("</field>");
     }
     x.push_str("</x>");
-    let r = c
-        .iq(
-            "set",
-            Some("localhost"),
-            &format!(
-                "<command xmlns='{CMD}' node='{node}' sessionid='{sid}' action='complete'>{x}</command>"
-            ),
-        )
-        .await;
+    c.iq(
+        "set",
+        Some("localhost"),
+        &format!("<command xmlns='{CMD}' node='{node}' sessionid='{sid}' action='{action}'>{x}</command>"),
+    )
+    .await
+}
+
+async fn run_node(c: &mut XmppClient, node: &str, fields: &[(&str, &[&str])]) -> Element {
+    let cmd = execute(c, node).await;
+    if cmd.attr("status") == Some("completed") {
+        return cmd;
+    }
+    let sid = cmd.attr("sessionid").expect("sessionid");
+    let r = submit(c, node, sid, "complete", fields, true).await;
     assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
     let cmd = r.get_child("command", CMD).unwrap().clone();
     assert_eq!(cmd.attr("status"), Some("completed"), "{}", xml::to_string(&cmd));
@@ -117,27 +134,167 @@ fn logged(server: &TestServer, what: &str) -> bool {
         .any(|l| l.contains(what) && l.contains("admin") && l.contains("admin@localhost"))
 }
 
-// §3: only admins; others get forbidden for every command (raw XML).
+/// Every command node of the table (XEP-0133 and our own) offered by a default server.
+const ALL_NODES: &[&str] = &[
+    "http://jabber.org/protocol/admin#add-user",
+    "http://jabber.org/protocol/admin#delete-user",
+    "http://jabber.org/protocol/admin#disable-user",
+    "http://jabber.org/protocol/admin#reenable-user",
+    "http://jabber.org/protocol/admin#end-user-session",
+    "http://jabber.org/protocol/admin#change-user-password",
+    "http://jabber.org/protocol/admin#get-user-roster",
+    "http://jabber.org/protocol/admin#get-user-lastlogin",
+    "http://jabber.org/protocol/admin#user-stats",
+    "http://jabber.org/protocol/admin#get-registered-users-num",
+    "http://jabber.org/protocol/admin#get-registered-users-list",
+    "http://jabber.org/protocol/admin#get-disabled-users-num",
+    "http://jabber.org/protocol/admin#get-disabled-users-list",
+    "http://jabber.org/protocol/admin#get-online-users-num",
+    "http://jabber.org/protocol/admin#get-online-users-list",
+    "http://jabber.org/protocol/admin#announce",
+    "http://jabber.org/protocol/admin#set-motd",
+    "http://jabber.org/protocol/admin#edit-motd",
+    "http://jabber.org/protocol/admin#delete-motd",
+    "http://jabber.org/protocol/admin#edit-admin",
+    "http://jabber.org/protocol/admin#shutdown",
+    "https://github.com/switchboard-xmpp/switchboard#server-stats",
+    "https://github.com/switchboard-xmpp/switchboard#debug-log",
+    "https://github.com/switchboard-xmpp/switchboard#reload-config",
+];
+
+// §3: only admins; others get forbidden (XEP-0050 §4.6: type cancel) for every command
+// (raw XML), each refusal logged with the requester's JID.
 #[tokio::test]
 async fn xep0133_non_admin_forbidden() {
     let server = server().await;
     let mut alice = server.raw_login("alice", PW, Some("r")).await;
-    for name in [
-        "add-user",
-        "delete-user",
-        "get-online-users-num",
-        "announce",
-        "shutdown",
-    ] {
+    for (i, node) in ALL_NODES.iter().enumerate() {
         let r = alice
             .iq(&format!(
-                "<iq type='set' id='c-{name}' to='localhost'><command xmlns='{CMD}' node='{}' action='execute'/></iq>",
-                node(name)
+                "<iq type='set' id='c-{i}' to='localhost'><command xmlns='{CMD}' node='{node}' action='execute'/></iq>"
             ))
             .await;
-        assert_eq!(error_condition(&r), "forbidden", "{name}");
+        assert_eq!(error_condition(&r), "forbidden", "{node}");
+        let e = r.get_child("error", "jabber:client").unwrap();
+        assert_eq!(e.attr("type"), Some("cancel"), "{node}");
     }
-    assert!(server.logs().contains("not an admin"));
+    // The admin sees exactly these commands.
+    let mut admin = server.client("admin", PW).await;
+    let items = admin
+        .iq(
+            "get",
+            Some("localhost"),
+            &format!("<query xmlns='http://jabber.org/protocol/disco#items' node='{CMD}'/>"),
+        )
+        .await;
+    let mut listed: Vec<String> = items
+        .get_child("query", "http://jabber.org/protocol/disco#items")
+        .unwrap()
+        .children()
+        .filter_map(|i| i.attr("node").map(str::to_owned))
+        .collect();
+    listed.sort();
+    let mut want: Vec<String> = ALL_NODES.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    assert!(
+        server
+            .logs()
+            .lines()
+            .any(|l| l.contains("not an admin") && l.contains("alice@localhost/r")),
+        "refusals are logged with the requester"
+    );
+}
+
+/// Submitted form fields: (var, values).
+type Fields<'a> = &'a [(&'a str, &'a [&'a str])];
+
+/// Executes `node`, then submits `fields` with `action` (complete, or next for the first of
+/// two stages) and asserts the same stage comes back with one error note and its form.
+async fn bad_input(c: &mut XmppClient, node: &str, action: &str, fields: Fields<'_>) {
+    let cmd = execute(c, node).await;
+    let sid = cmd.attr("sessionid").expect("a form command has a session");
+    let r = submit(c, node, sid, action, fields, false).await;
+    assert_eq!(r.attr("type"), Some("result"), "{node}: {}", xml::to_string(&r));
+    let cmd = r.get_child("command", CMD).unwrap();
+    assert_eq!(
+        cmd.attr("status"),
+        Some("executing"),
+        "{node}: {}",
+        xml::to_string(cmd)
+    );
+    let notes = cmd
+        .children()
+        .filter(|n| n.is("note", CMD) && n.attr("type") == Some("error"))
+        .count();
+    assert_eq!(notes, 1, "{node}: {}", xml::to_string(cmd));
+    let form = cmd.get_child("x", "jabber:x:data").expect("the form again");
+    DataForm::try_from(form.clone()).expect("a valid data form");
+    // The session is still open: cancel it.
+    let r = c
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{node}' sessionid='{sid}' action='cancel'/>"),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{node}: {}", xml::to_string(&r));
+}
+
+// XEP-0050 with XEP-0004 validation, for every command that asks something: bad input (a
+// malformed or foreign JID, a missing required field, an unknown account, a value outside
+// the options) brings the form back with an error note; nothing is done.
+#[tokio::test]
+async fn xep0133_bad_input_returns_the_form_with_a_note() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let foreign: &[&str] = &["x@elsewhere.example"];
+    let nobody: &[&str] = &["nobody@localhost"];
+    let cases: &[(&str, &str, Fields)] = &[
+        (
+            "add-user",
+            "complete",
+            &[
+                ("accountjid", &["@@"]),
+                ("password", &[PW]),
+                ("password-verify", &[PW]),
+            ],
+        ),
+        ("delete-user", "complete", &[("accountjids", foreign)]),
+        ("disable-user", "complete", &[("accountjids", foreign)]),
+        ("reenable-user", "complete", &[("accountjids", foreign)]),
+        ("end-user-session", "complete", &[("accountjids", foreign)]),
+        (
+            "change-user-password",
+            "complete",
+            &[("accountjid", &["alice@localhost"])],
+        ),
+        ("get-user-roster", "complete", &[("accountjid", nobody)]),
+        ("get-user-lastlogin", "complete", &[("accountjid", nobody)]),
+        ("user-stats", "complete", &[("accountjid", nobody)]),
+        ("announce", "complete", &[("subject", &["s"])]),
+        ("set-motd", "complete", &[("subject", &["s"])]),
+        ("edit-motd", "complete", &[("subject", &["s"])]),
+        (
+            "edit-admin",
+            "complete",
+            &[("adminjids", &["admin@localhost", "@@"])],
+        ),
+        ("shutdown", "complete", &[("delaytime", &["7"])]),
+    ];
+    for (name, action, fields) in cases {
+        bad_input(&mut admin, &node(name), action, fields).await;
+    }
+    bad_input(
+        &mut admin,
+        "https://github.com/switchboard-xmpp/switchboard#debug-log",
+        "next",
+        &[("accountjid", &["@@"])],
+    )
+    .await;
+    // Nothing happened: alice can still log in with her password, the server still runs.
+    assert_eq!(login(&server, "alice", PW).await, Ok(()));
+    admin.ping_server().await;
 }
 
 // §4.1 add a user; the new account can log in; the action is logged with the admin's JID.

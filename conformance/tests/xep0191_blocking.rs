@@ -1,86 +1,11 @@
 //! XEP-0191 Blocking Command over the shared privacy model (xep/xep-ignore-list.md §5.3),
 //! with enforcement both ways (§7).
 
-use std::time::Duration;
-
-use conformance::{Element, TestServer, XmppClient, ns, xml};
-
-const BLOCKING: &str = "urn:xmpp:blocking";
-const ERRORS: &str = "urn:xmpp:blocking:errors";
-const SHORT: Duration = Duration::from_millis(400);
-
-struct Setup {
-    _server: TestServer,
-    /// alice@localhost/desk, available.
-    desk: XmppClient,
-    /// alice@localhost/phone, available.
-    phone: XmppClient,
-    /// bob@localhost/home, available.
-    bob: XmppClient,
-}
-
-async fn setup() -> Setup {
-    let server = TestServer::start().await;
-    server.add_user("alice", "passw0rd").await;
-    server.add_user("bob", "passw0rd").await;
-    let mut desk = server.client_jid("alice@localhost/desk", "passw0rd").await;
-    let mut phone = server.client_jid("alice@localhost/phone", "passw0rd").await;
-    let mut bob = server.client_jid("bob@localhost/home", "passw0rd").await;
-    desk.send_presence(1).await;
-    phone.send_presence(0).await;
-    bob.send_presence(0).await;
-    desk.ping_server().await;
-    phone.ping_server().await;
-    bob.ping_server().await;
-    Setup {
-        _server: server,
-        desk,
-        phone,
-        bob,
-    }
-}
-
-fn ok(r: &Element) {
-    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(r));
-}
-
-fn error_condition(r: &Element) -> Option<String> {
-    let e = r.get_child("error", ns::CLIENT)?;
-    e.children()
-        .find(|c| c.ns() == ns::STANZAS && c.name() != "text")
-        .map(|c| c.name().to_owned())
-}
-
-async fn blocklist(c: &mut XmppClient) -> Vec<String> {
-    let r = c
-        .iq("get", None, &format!("<blocklist xmlns='{BLOCKING}'/>"))
-        .await;
-    ok(&r);
-    r.get_child("blocklist", BLOCKING)
-        .expect("blocklist")
-        .children()
-        .filter_map(|i| i.attr("jid").map(str::to_owned))
-        .collect()
-}
-
-async fn block(c: &mut XmppClient, op: &str, jids: &[&str]) -> Element {
-    let items: String = jids.iter().map(|j| format!("<item jid='{j}'/>")).collect();
-    c.iq("set", None, &format!("<{op} xmlns='{BLOCKING}'>{items}</{op}>"))
-        .await
-}
-
-/// The next push of `op` (block/unblock) and its JIDs.
-async fn push(c: &mut XmppClient, op: &str) -> Vec<String> {
-    let p = c
-        .wait_for(|e| e.name() == "iq" && e.get_child(op, BLOCKING).is_some())
-        .await;
-    assert_eq!(p.attr("type"), Some("set"));
-    p.get_child(op, BLOCKING)
-        .unwrap()
-        .children()
-        .filter_map(|i| i.attr("jid").map(str::to_owned))
-        .collect()
-}
+use conformance::blocking::{
+    BLOCKING, BLOCKING_ERRORS as ERRORS, PW, SHORT, Setup, block, block_push as push, blocklist, condition,
+    drain, no_presence_from, ok, presence_from, server_with, setup, subscribe,
+};
+use conformance::{TestServer, XmppClient, ns, xml};
 
 // XEP-0191 §2: the feature is advertised.
 #[tokio::test]
@@ -142,9 +67,9 @@ async fn xep0191_3_2_block_push() {
 async fn xep0191_3_2_block_errors() {
     let mut s = setup().await;
     let r = block(&mut s.desk, "block", &[]).await;
-    assert_eq!(error_condition(&r).as_deref(), Some("bad-request"));
+    assert_eq!(condition(&r).as_deref(), Some("bad-request"));
     let r = block(&mut s.desk, "block", &["@@bad"]).await;
-    assert_eq!(error_condition(&r).as_deref(), Some("jid-malformed"));
+    assert_eq!(condition(&r).as_deref(), Some("jid-malformed"));
 }
 
 // XEP-0191 §3.3.1 (as numbered in this server's spec §7.1): the blocking user's messages and
@@ -161,7 +86,7 @@ async fn xep0191_3_3_1_outbound_blocked_error() {
         .wait_for(|e| e.name() == "message" && e.attr("id") == Some("m1"))
         .await;
     assert_eq!(e.attr("type"), Some("error"));
-    assert_eq!(error_condition(&e).as_deref(), Some("not-acceptable"));
+    assert_eq!(condition(&e).as_deref(), Some("not-acceptable"));
     assert!(
         e.get_child("error", ns::CLIENT)
             .unwrap()
@@ -178,7 +103,7 @@ async fn xep0191_3_3_1_outbound_blocked_error() {
             "<query xmlns='jabber:iq:version'/>",
         )
         .await;
-    assert_eq!(error_condition(&r).as_deref(), Some("not-acceptable"));
+    assert_eq!(condition(&r).as_deref(), Some("not-acceptable"));
     s.bob.expect_no_message(SHORT).await;
 }
 
@@ -195,7 +120,7 @@ async fn xep0191_3_3_2_inbound_blocked() {
         .bob
         .wait_for(|e| e.name() == "message" && e.attr("id") == Some("m2"))
         .await;
-    assert_eq!(error_condition(&e).as_deref(), Some("service-unavailable"));
+    assert_eq!(condition(&e).as_deref(), Some("service-unavailable"));
     let r = s
         .bob
         .iq(
@@ -204,7 +129,7 @@ async fn xep0191_3_3_2_inbound_blocked() {
             "<query xmlns='jabber:iq:version'/>",
         )
         .await;
-    assert_eq!(error_condition(&r).as_deref(), Some("service-unavailable"));
+    assert_eq!(condition(&r).as_deref(), Some("service-unavailable"));
     s.bob.send_xml("<presence to='alice@localhost/desk'/>").await;
     s.bob.ping_server().await;
     let got = s.desk.recv_within(SHORT).await;
@@ -287,7 +212,7 @@ async fn xep0191_3_2_block_sends_unavailable() {
 async fn xep0191_3_3_2_inbound_blocked_while_offline() {
     let s = setup().await;
     let Setup {
-        _server: server,
+        server,
         mut desk,
         phone,
         mut bob,
@@ -299,44 +224,20 @@ async fn xep0191_3_3_2_inbound_blocked_while_offline() {
     bob.send_xml("<message to='alice@localhost' id='off1' type='chat'><body>hi</body></message>")
         .await;
     let e = bob.wait_for(|e| e.attr("id") == Some("off1")).await;
-    assert_eq!(error_condition(&e).as_deref(), Some("service-unavailable"));
-    let mut desk = server.client_jid("alice@localhost/desk", "passw0rd").await;
+    assert_eq!(condition(&e).as_deref(), Some("service-unavailable"));
+    let mut desk = server.client_jid("alice@localhost/desk", PW).await;
     desk.send_presence(1).await;
     desk.expect_no_message(SHORT).await;
     assert_eq!(blocklist(&mut desk).await, vec!["bob@localhost"]);
 }
 
-/// `a` subscribes to `b`'s presence and `b` approves, then both settle.
-async fn subscribe(a: &mut XmppClient, b: &mut XmppClient, b_bare: &str, a_bare: &str) {
-    a.send_xml(&format!("<presence to='{b_bare}' type='subscribe'/>"))
-        .await;
-    b.send_xml(&format!("<presence to='{a_bare}' type='subscribed'/>"))
-        .await;
-    a.ping_server().await;
-    b.ping_server().await;
-}
-
-/// Drains `c`, failing on any presence from `from`'s account.
-async fn no_presence_from(c: &mut XmppClient, from: &str) {
-    while let Some(e) = c.recv_within(SHORT).await {
-        assert!(
-            !(e.name() == "presence" && e.attr("from").is_some_and(|f| f.starts_with(from))),
-            "{}",
-            xml::to_string(&e)
-        );
-    }
-}
-
 /// alice/desk, bob/home and carol/c, available; alice and bob subscribed to each other, and
 /// carol to both of them (the control: she sees what bob must not).
 async fn triangle() -> (TestServer, XmppClient, XmppClient, XmppClient) {
-    let server = TestServer::start().await;
-    for u in ["alice", "bob", "carol"] {
-        server.add_user(u, "passw0rd").await;
-    }
-    let mut alice = server.client_jid("alice@localhost/desk", "passw0rd").await;
-    let mut bob = server.client_jid("bob@localhost/home", "passw0rd").await;
-    let mut carol = server.client_jid("carol@localhost/c", "passw0rd").await;
+    let server = server_with(&["alice", "bob", "carol"]).await;
+    let mut alice = server.client_jid("alice@localhost/desk", PW).await;
+    let mut bob = server.client_jid("bob@localhost/home", PW).await;
+    let mut carol = server.client_jid("carol@localhost/c", PW).await;
     subscribe(&mut alice, &mut bob, "bob@localhost", "alice@localhost").await;
     subscribe(&mut bob, &mut alice, "alice@localhost", "bob@localhost").await;
     subscribe(&mut carol, &mut alice, "alice@localhost", "carol@localhost").await;
@@ -346,13 +247,9 @@ async fn triangle() -> (TestServer, XmppClient, XmppClient, XmppClient) {
         c.ping_server().await;
     }
     for c in [&mut alice, &mut bob, &mut carol] {
-        while c.recv_within(SHORT).await.is_some() {}
+        drain(c).await;
     }
     (server, alice, bob, carol)
-}
-
-fn presence_from(e: &Element, from: &str, kind: Option<&str>) -> bool {
-    e.name() == "presence" && e.attr("from") == Some(from) && e.attr("type") == kind
 }
 
 // XEP-0191 §3.3: once alice blocks bob, her presence broadcasts (and her unavailable
@@ -398,12 +295,12 @@ async fn xep0191_3_3_blocked_contacts_presence_not_received() {
     no_presence_from(&mut alice, "bob@localhost").await;
     // A new resource of alice's: its initial presence gets no answer from bob, and bob
     // gets nothing from it (nor from the answer to his own initial presence).
-    let mut phone = server.client_jid("alice@localhost/phone", "passw0rd").await;
+    let mut phone = server.client_jid("alice@localhost/phone", PW).await;
     phone.send_presence(0).await;
     phone.ping_server().await;
     no_presence_from(&mut phone, "bob@localhost").await;
     no_presence_from(&mut bob, "alice@localhost").await;
-    let mut bob2 = server.client_jid("bob@localhost/other", "passw0rd").await;
+    let mut bob2 = server.client_jid("bob@localhost/other", PW).await;
     bob2.send_presence(0).await;
     bob2.ping_server().await;
     no_presence_from(&mut bob2, "alice@localhost").await;
@@ -415,4 +312,93 @@ async fn xep0191_3_3_blocked_contacts_presence_not_received() {
     alice
         .wait_for(|e| presence_from(e, "bob@localhost/home", None))
         .await;
+}
+
+/// Asserts that `c` receives nothing at all for a while.
+async fn silent(c: &mut XmppClient) {
+    c.ping_server().await;
+    if let Some(e) = c.recv_within(SHORT).await {
+        panic!("unexpected: {}", xml::to_string(&e));
+    }
+}
+
+// XEP-0191 §3.3.1: what the user sends to a blocked contact and cannot be answered is
+// dropped without a word: directed presence, an IQ result, a message error. The contact
+// gets none of it.
+#[tokio::test]
+async fn xep0191_3_3_1_outbound_blocked_dropped_silently() {
+    let mut s = setup().await;
+    ok(&block(&mut s.desk, "block", &["bob@localhost"]).await);
+    for c in [&mut s.desk, &mut s.phone, &mut s.bob] {
+        drain(c).await;
+    }
+    s.desk.send_xml("<presence to='bob@localhost/home'/>").await;
+    s.desk.send_xml("<presence to='bob@localhost'/>").await;
+    s.desk
+        .send_xml("<iq type='result' id='r1' to='bob@localhost/home'/>")
+        .await;
+    s.desk
+        .send_xml(
+            "<message type='error' id='e1' to='bob@localhost/home'>\
+             <error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>\
+             </message>",
+        )
+        .await;
+    silent(&mut s.desk).await;
+    silent(&mut s.bob).await;
+    // A headline message is a message: not-acceptable with <blocked/>.
+    s.desk
+        .send_xml("<message type='headline' id='h1' to='bob@localhost'><body>x</body></message>")
+        .await;
+    let e = s.desk.wait_for(|e| e.attr("id") == Some("h1")).await;
+    assert_eq!(condition(&e).as_deref(), Some("not-acceptable"));
+    assert!(
+        e.get_child("error", ns::CLIENT)
+            .and_then(|err| err.get_child("blocked", ERRORS))
+            .is_some(),
+        "{}",
+        xml::to_string(&e)
+    );
+    silent(&mut s.bob).await;
+}
+
+// XEP-0191 §3.3.2 for the kinds not covered above: a message to a full JID and an IQ to the
+// bare JID (answered by the server for the account) get service-unavailable; an IQ result,
+// a probe and a subscription request are dropped without an answer, and the request is not
+// kept for a later resource.
+#[tokio::test]
+async fn xep0191_3_3_2_inbound_blocked_other_kinds() {
+    let mut s = setup().await;
+    ok(&block(&mut s.desk, "block", &["bob@localhost"]).await);
+    for c in [&mut s.desk, &mut s.phone, &mut s.bob] {
+        drain(c).await;
+    }
+    s.bob
+        .send_xml("<message to='alice@localhost/phone' id='f1' type='normal'><body>x</body></message>")
+        .await;
+    let e = s.bob.wait_for(|e| e.attr("id") == Some("f1")).await;
+    assert_eq!(condition(&e).as_deref(), Some("service-unavailable"));
+    let r = s
+        .bob
+        .iq("get", Some("alice@localhost"), "<query xmlns='jabber:iq:last'/>")
+        .await;
+    assert_eq!(condition(&r).as_deref(), Some("service-unavailable"));
+    s.bob
+        .send_xml("<iq type='result' id='r2' to='alice@localhost/desk'/>")
+        .await;
+    s.bob
+        .send_xml("<presence type='probe' to='alice@localhost'/>")
+        .await;
+    s.bob
+        .send_xml("<presence type='subscribe' to='alice@localhost'/>")
+        .await;
+    silent(&mut s.bob).await;
+    silent(&mut s.desk).await;
+    silent(&mut s.phone).await;
+    let mut tablet = s.server.client_jid("alice@localhost/tablet", PW).await;
+    tablet.send_presence(0).await;
+    tablet.ping_server().await;
+    while let Some(e) = tablet.recv_within(SHORT).await {
+        assert_ne!(e.attr("type"), Some("subscribe"), "{}", xml::to_string(&e));
+    }
 }

@@ -74,6 +74,18 @@ pub async fn authenticate(
                     server.auth_failures_by_account.record(a);
                 }
             }
+            // Backoff: from the third recent failure of this IP or account on, each answer
+            // comes later, which slows guessing far more than it slows a mistyping user.
+            if !matches!(failure, SaslFailure::Aborted) {
+                let ip_failures = server.auth_failures_by_ip.count(&ip.to_string());
+                let account_failures = account
+                    .as_deref()
+                    .map_or(0, |a| server.auth_failures_by_account.count(a));
+                let delay = backoff(ip_failures.max(account_failures));
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+            }
             crate::metrics::auth_failure(auth.attr("mechanism").unwrap_or_default());
             tracing::info!(%ip, account = account.as_deref().unwrap_or("-"), condition = failure.condition(), "authentication failed");
             let el = Element::builder("failure", ns::SASL)
@@ -83,6 +95,16 @@ pub async fn authenticate(
             Ok(AuthOutcome::Failed)
         }
     }
+}
+
+/// How long to hold back the answer to a failed authentication after `failures` recent ones:
+/// nothing for the first two, then 250 ms doubling up to 2 s.
+fn backoff(failures: u32) -> std::time::Duration {
+    if failures < 3 {
+        return std::time::Duration::ZERO;
+    }
+    let ms = 250u64 << (failures - 3).min(3);
+    std::time::Duration::from_millis(ms.min(2000))
 }
 
 async fn disabled(server: &Server, account: &Account) -> bool {
@@ -244,4 +266,21 @@ async fn challenge(stream: &mut XmppStream, data: &[u8]) -> Result<Result<Vec<u8
         StreamErrorCondition::NotAuthorized,
         "only SASL elements are allowed during authentication",
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::backoff;
+
+    #[test]
+    fn rfc6120_6_4_5_failures_back_off_up_to_two_seconds() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(2), Duration::ZERO);
+        assert_eq!(backoff(3), Duration::from_millis(250));
+        assert_eq!(backoff(4), Duration::from_millis(500));
+        assert_eq!(backoff(6), Duration::from_millis(2000));
+        assert_eq!(backoff(1000), Duration::from_millis(2000));
+    }
 }

@@ -15,6 +15,7 @@ use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::sasl::ChannelBindings;
 use crate::server::Server;
 use crate::session::{BindOutcome, SessionLink};
+use crate::tls::TlsContext;
 use crate::xml::{self, ParserLimits, StreamEvent, StreamHeader, ns};
 
 /// A negotiated, bound session.
@@ -33,6 +34,8 @@ struct State {
     domain: String,
     failed_auths: u32,
     conn_id: u64,
+    /// The certificate snapshot this connection uses (STARTTLS, channel binding).
+    tls: Arc<TlsContext>,
 }
 
 /// Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5).
@@ -57,6 +60,7 @@ pub fn session_limits(server: &Server) -> ParserLimits {
 /// Negotiates a stream on `conn`. `None` when the stream ended (errors were already sent).
 pub async fn negotiate(
     server: &Arc<Server>,
+    tls: &Arc<TlsContext>,
     conn: Conn,
     ip: IpAddr,
     require_encryption: bool,
@@ -64,7 +68,7 @@ pub async fn negotiate(
     timeout: std::time::Duration,
 ) -> Option<Bound> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let cb = channel_bindings(server, &conn);
+    let cb = channel_bindings(tls, &conn);
     let mut state = State {
         ip,
         require_encryption,
@@ -73,6 +77,7 @@ pub async fn negotiate(
         domain: server.default_domain().to_string(),
         failed_auths: 0,
         conn_id,
+        tls: tls.clone(),
     };
     let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
     loop {
@@ -435,11 +440,11 @@ async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State) -
     let Conn::Plain(tcp) = stream.into_conn() else {
         return None;
     };
-    let acceptor = TlsAcceptor::from(server.tls.server_config.clone());
+    let acceptor = TlsAcceptor::from(state.tls.server_config.clone());
     match acceptor.accept(tcp).await {
         Ok(tls) => {
             let conn = Conn::Tls(Box::new(tls));
-            state.cb = channel_bindings(server, &conn);
+            state.cb = channel_bindings(&state.tls, &conn);
             Some(XmppStream::new(conn, preauth_limits(server), domain))
         }
         Err(e) => {
@@ -450,12 +455,12 @@ async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State) -
 }
 
 /// Channel-binding data available on this connection.
-pub fn channel_bindings(server: &Server, conn: &Conn) -> ChannelBindings {
+pub fn channel_bindings(tls: &TlsContext, conn: &Conn) -> ChannelBindings {
     match conn {
         Conn::Plain(_) => ChannelBindings::default(),
-        Conn::Tls(tls) => ChannelBindings {
-            tls_exporter: crate::tls::exporter_binding(tls.get_ref().1),
-            tls_server_end_point: Some(server.tls.server_end_point.clone()),
+        Conn::Tls(stream) => ChannelBindings {
+            tls_exporter: crate::tls::exporter_binding(stream.get_ref().1),
+            tls_server_end_point: Some(tls.server_end_point.clone()),
         },
     }
 }

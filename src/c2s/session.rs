@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::c2s::negotiate::Bound;
+use crate::c2s::pace::Pacer;
 use crate::c2s::stream::{ReadError, XmppStream};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router;
@@ -32,7 +33,7 @@ impl TraceTraffic {
     }
 }
 
-pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(server: Arc<Server>, bound: Bound, listener: usize, mut shutdown: watch::Receiver<bool>) {
     let Bound {
         mut stream,
         jid,
@@ -50,7 +51,13 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
         .await;
     // Stamped on every stanza: format it once.
     let jid_text = jid.to_string();
+    // The `to` of shared stanzas (room broadcasts), escaped once.
+    let to_attr = crate::session::attr_value(&jid_text);
     let trace = entry.extension::<TraceTraffic>();
+    let mut pacer = Pacer::new(&server, listener, &jid);
+    // While set, the client is over its rate limit and is not read from until then.
+    let mut paused_until: Option<Instant> = None;
+    stream.take_bytes_read();
 
     let end: Option<StreamError> = loop {
         tokio::select! {
@@ -60,14 +67,23 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
             out = link.mailbox.recv() => {
                 let Some(first) = out else { break None };
                 let traced = trace.on().then_some(&jid);
-                if write_batch(&mut stream, &mut link.mailbox, first, traced).await.is_err() {
+                if write_batch(&mut stream, &mut link.mailbox, first, &to_attr, traced).await.is_err() {
                     break None;
                 }
             }
-            event = stream.next_event() => {
+            _ = tokio::time::sleep_until(paused_until.unwrap_or(deadline)), if paused_until.is_some() => {
+                paused_until = None;
+                deadline = Instant::now() + idle;
+            }
+            event = stream.next_event(), if paused_until.is_none() => {
                 deadline = Instant::now() + idle;
                 match event {
                     Ok(StreamEvent::Element(el)) => {
+                        match pacer.charge(&server, &jid, stream.take_bytes_read()) {
+                            Err(e) => break Some(e),
+                            Ok(wait) if !wait.is_zero() => paused_until = Some(Instant::now() + wait),
+                            Ok(_) => {}
+                        }
                         crate::metrics::stanza_in(el.name());
                         if trace.on() {
                             tracing::info!(target: "xmpp_trace", %jid, "C: {}", xml::to_string(&el));
@@ -76,7 +92,8 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
                             ping_id = None;
                             continue;
                         }
-                        if let Err(e) = handle_stanza(&server, &entry, &jid_text, el).await {
+                        // Boxed: routing's deep future would otherwise sit in every idle session.
+                        if let Err(e) = Box::pin(handle_stanza(&server, &entry, &jid_text, &mut pacer, el)).await {
                             break Some(e);
                         }
                     }
@@ -109,7 +126,7 @@ pub async fn run(server: Arc<Server>, bound: Bound, mut shutdown: watch::Receive
         // stanzas go out too but are not acknowledged (the flush result is unknown): their
         // owner keeps them, so the client may see one again later, never lose it.
         while let Ok(item) = link.mailbox.try_recv() {
-            stream.queue(&item.into_parts().0);
+            queue_item(&mut stream, item, &to_attr, None);
         }
         tracing::info!(%jid, error = %error, "closing session");
         stream.fail(&error).await;
@@ -149,19 +166,14 @@ async fn write_batch(
     stream: &mut XmppStream,
     mailbox: &mut mpsc::Receiver<Outbound>,
     first: Outbound,
+    to_attr: &str,
     traced: Option<&FullJid>,
 ) -> std::io::Result<()> {
     let mut acks = Vec::new();
     let mut next = Some(first);
     let mut count = 0;
     while let Some(item) = next.take() {
-        let (el, written) = item.into_parts();
-        crate::metrics::stanza_out(el.name());
-        if let Some(jid) = traced {
-            tracing::info!(target: "xmpp_trace", %jid, "S: {}", xml::to_string(&el));
-        }
-        stream.queue(&el);
-        acks.extend(written);
+        acks.extend(queue_item(stream, item, to_attr, traced));
         count += 1;
         if count < WRITE_BATCH {
             next = mailbox.try_recv().ok();
@@ -174,6 +186,34 @@ async fn write_batch(
         let _ = written.send(());
     }
     Ok(())
+}
+
+/// Buffers one mailbox item; returns its acknowledgement if tracked. `to_attr` is this
+/// session's JID, escaped, for shared stanzas.
+fn queue_item(
+    stream: &mut XmppStream,
+    item: Outbound,
+    to_attr: &str,
+    traced: Option<&FullJid>,
+) -> Option<tokio::sync::oneshot::Sender<()>> {
+    let (el, written) = match item {
+        Outbound::Stanza(el) => (el, None),
+        Outbound::Tracked(el, written) => (el, Some(written)),
+        Outbound::Shared(shared) => {
+            crate::metrics::stanza_out(shared.name());
+            if let Some(jid) = traced {
+                tracing::info!(target: "xmpp_trace", %jid, "S: {}", shared.render(to_attr));
+            }
+            stream.queue_shared(&shared, to_attr);
+            return None;
+        }
+    };
+    crate::metrics::stanza_out(el.name());
+    if let Some(jid) = traced {
+        tracing::info!(target: "xmpp_trace", %jid, "S: {}", xml::to_string(&el));
+    }
+    stream.queue(&el);
+    written
 }
 
 fn server_ping(server: &Server, to: &FullJid, id: &str) -> Element {
@@ -200,6 +240,7 @@ async fn handle_stanza(
     server: &Arc<Server>,
     entry: &SessionEntry,
     jid_text: &str,
+    pacer: &mut Pacer,
     mut el: Element,
 ) -> Result<(), StreamError> {
     let jid = &entry.jid;
@@ -231,6 +272,10 @@ async fn handle_stanza(
         router::bounce(server, &el, error);
         return Ok(());
     }
+    if let Some(error) = flood_check(server, entry, pacer, &el) {
+        router::bounce(server, &el, error);
+        return Ok(());
+    }
     if el.name() == "presence"
         && el.attr("to").is_none()
         && matches!(el.attr("type"), None | Some("unavailable"))
@@ -249,6 +294,34 @@ async fn handle_stanza(
     }
     router::route(server, jid, el).await;
     Ok(())
+}
+
+/// Presence and subscription flood limits: available-presence broadcasts per session
+/// (`limits.presence_per_second`) and subscription requests per account
+/// (`limits.subscriptions_per_minute`). Unavailable presence always passes: going offline
+/// must work.
+fn flood_check(
+    server: &Server,
+    entry: &SessionEntry,
+    pacer: &mut Pacer,
+    el: &Element,
+) -> Option<StanzaError> {
+    if el.name() != "presence" {
+        return None;
+    }
+    match el.attr("type") {
+        None if el.attr("to").is_none() && !pacer.allow_presence() => {
+            Some(StanzaError::policy_violation().text("too many presence updates; wait a moment"))
+        }
+        Some("subscribe")
+            if !server
+                .subscriptions_by_account
+                .try_record(&entry.jid.to_bare().to_string()) =>
+        {
+            Some(StanzaError::policy_violation().text("too many subscription requests; try again later"))
+        }
+        _ => None,
+    }
 }
 
 /// Stanza-level checks of RFC 6120 §8.
@@ -335,6 +408,7 @@ mod tests {
             &mut stream,
             &mut mailbox,
             Outbound::Stanza(Box::new(message("a"))),
+            "",
             None,
         )
         .await
@@ -373,6 +447,7 @@ mod tests {
                 &mut stream,
                 &mut mailbox,
                 Outbound::Tracked(Box::new(el), written),
+                "",
                 None,
             )
             .await

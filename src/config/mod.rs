@@ -6,10 +6,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+pub mod docs;
+pub mod reload;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The XMPP domains this server hosts (virtual hosts). Users are `user@domain`.
@@ -40,7 +43,7 @@ pub struct Config {
 }
 
 /// XEP-0045 multi-user chat service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MucConfig {
     /// Run the service.
@@ -67,7 +70,7 @@ pub struct MucConfig {
 }
 
 /// Who may create MUC rooms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MucCreators {
     #[default]
@@ -89,7 +92,7 @@ impl MucConfig {
 }
 
 /// Where accounts and all other data live.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// `sqlite://path/to/file.db` (created with its directory on first start) or
@@ -100,7 +103,7 @@ pub struct StorageConfig {
 }
 
 /// The certificate presented on STARTTLS and direct TLS.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain.
@@ -116,7 +119,7 @@ pub struct TlsConfig {
 }
 
 /// What a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ListenerKind {
     /// Client-to-server XMPP with STARTTLS (RFC 6120), usually port 5222.
@@ -138,7 +141,7 @@ impl ListenerKind {
 }
 
 /// One listening socket.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     pub kind: ListenerKind,
@@ -148,10 +151,14 @@ pub struct ListenerConfig {
     /// (for example a loopback benchmark).
     #[serde(default = "yes")]
     pub require_encryption: bool,
+    /// c2s only: the per-session rate limits of ordinary users on this listener, replacing
+    /// `limits.session_rate` (admins keep `limits.admin_session_rate`).
+    #[serde(default)]
+    pub session_rate: Option<RateConfig>,
 }
 
 /// XEP-0077 in-band registration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationConfig {
     /// Let anyone create an account from their client. Off by default.
@@ -166,7 +173,7 @@ pub struct RegistrationConfig {
 }
 
 /// Resource limits. The defaults suit a public server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Bytes a stanza may have after authentication (XEP-0478 advertises it).
@@ -213,10 +220,49 @@ pub struct LimitsConfig {
     /// Bytes of private XML (XEP-0049) one account may store per namespace.
     #[serde(default = "default_max_private")]
     pub max_private_size: usize,
+    /// Seconds a session may stay over its rate limit (its reads held back all along) before
+    /// it is disconnected with `policy-violation`.
+    #[serde(default = "default_throttle_disconnect")]
+    pub throttle_disconnect_secs: u64,
+    /// Presence broadcasts (presence without `to`) one session may send per second, and the
+    /// burst allowed; past them the presence is refused with `policy-violation`.
+    #[serde(default = "default_presence_rate")]
+    pub presence_per_second: u32,
+    #[serde(default = "default_presence_burst")]
+    pub presence_burst: u32,
+    /// Subscription requests (`subscribe`) one account may send per minute; past it they are
+    /// refused with `policy-violation`.
+    #[serde(default = "default_subscriptions")]
+    pub subscriptions_per_minute: u32,
+    /// What one ordinary user's session may send. Reads are held back (the client is slowed)
+    /// while over it.
+    #[serde(default)]
+    pub session_rate: RateConfig,
+    /// Same for sessions of accounts in `admins`; unset: as `session_rate`.
+    #[serde(default)]
+    pub admin_session_rate: Option<RateConfig>,
+}
+
+/// Per-session read pacing: token buckets for stanzas and bytes. 0 as a rate: no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Stanzas per second, sustained.
+    #[serde(default = "default_stanza_rate")]
+    pub stanzas_per_second: u32,
+    /// Stanzas allowed at once after a quiet period.
+    #[serde(default = "default_stanza_burst")]
+    pub stanza_burst: u32,
+    /// Bytes per second, sustained.
+    #[serde(default = "default_byte_rate")]
+    pub bytes_per_second: u32,
+    /// Bytes allowed at once after a quiet period.
+    #[serde(default = "default_byte_burst")]
+    pub bytes_burst: u32,
 }
 
 /// Authentication policy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// PBKDF2 iterations for new SCRAM credentials (RFC 7677 asks for at least 4096).
@@ -232,7 +278,7 @@ pub struct AuthConfig {
 }
 
 /// Log output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive. `RUST_LOG`
@@ -244,7 +290,7 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -269,6 +315,7 @@ fn default_listeners() -> Vec<ListenerConfig> {
         kind,
         address: address.parse().expect("valid default address"),
         require_encryption: true,
+        session_rate: None,
     };
     vec![
         l(ListenerKind::C2s, "0.0.0.0:5222"),
@@ -324,6 +371,31 @@ fn default_max_vcard() -> usize {
 fn default_max_private() -> usize {
     65_536
 }
+fn default_throttle_disconnect() -> u64 {
+    10
+}
+fn default_presence_rate() -> u32 {
+    5
+}
+fn default_presence_burst() -> u32 {
+    30
+}
+fn default_subscriptions() -> u32 {
+    60
+}
+// Generous on purpose: one benchmark sender pushes 2000-4000 small messages a second.
+fn default_stanza_rate() -> u32 {
+    5000
+}
+fn default_stanza_burst() -> u32 {
+    10_000
+}
+fn default_byte_rate() -> u32 {
+    2_097_152
+}
+fn default_byte_burst() -> u32 {
+    4_194_304
+}
 fn default_iterations() -> u32 {
     10_000
 }
@@ -369,7 +441,8 @@ defaults_from_serde!(
     LimitsConfig,
     AuthConfig,
     LogConfig,
-    RosterNotesConfig
+    RosterNotesConfig,
+    RateConfig
 );
 
 /// A configuration error, with the file (and line where known).
@@ -476,6 +549,22 @@ impl Config {
                 format!("'{d}' is not a valid MUC domain (nor may it be hosted)"),
             ));
         }
+        if l.throttle_disconnect_secs == 0 {
+            return Err(("throttle_disconnect_secs", "must be at least 1".into()));
+        }
+        if l.presence_per_second > 0 && l.presence_burst == 0 {
+            return Err(("presence_burst", "must be at least 1".into()));
+        }
+        let rates = std::iter::once(&l.session_rate)
+            .chain(l.admin_session_rate.as_ref())
+            .chain(self.listen.iter().filter_map(|x| x.session_rate.as_ref()));
+        for r in rates {
+            if (r.stanzas_per_second > 0 && r.stanza_burst == 0)
+                || (r.bytes_per_second > 0 && r.bytes_burst == 0)
+            {
+                return Err(("stanza_burst", "a burst must be at least 1".into()));
+            }
+        }
         let m = &self.muc;
         if m.max_occupants == 0 || m.history_default > m.max_history {
             return Err((
@@ -513,7 +602,7 @@ pub type DecodedNoteKey = (String, zeroize::Zeroizing<[u8; 32]>);
 
 /// Private per-contact roster notes (`xep/xep-roster-notes.md`), encrypted at rest with
 /// AES-256-GCM. Without keys the feature is off and not advertised.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RosterNotesConfig {
     /// Key id -> base64 of 32 random bytes (`openssl rand -base64 32`). Several keys may be

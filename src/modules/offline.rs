@@ -236,12 +236,14 @@ impl Offline {
         {
             Ok(OfflineStored::Stored(seq)) => {
                 tracing::debug!(to = %to, seq, "message stored offline");
+                crate::metrics::offline_stored();
                 self.after_store(server, &to);
                 Flow::Handled
             }
             Ok(OfflineStored::NoAccount) => Flow::Continue(routed),
             Ok(OfflineStored::Full) => {
                 tracing::info!(to = %to, max, "offline queue full: message refused");
+                crate::metrics::offline_refused();
                 Flow::Continue(routed)
             }
             Err(e) => {

@@ -15,10 +15,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::error::{StreamError, StreamErrorCondition};
 
 /// What a session's writer receives.
-#[derive(Debug)]
 ///
 /// Stanzas are boxed: every session's channel preallocates a block of slots, and a slot the
 /// size of an `Element` would cost kilobytes per idle connection.
+#[derive(Debug)]
 pub enum Outbound {
     Stanza(Box<Element>),
     /// A stanza whose sender must learn it reached the client's socket (offline storage deletes
@@ -26,16 +26,67 @@ pub enum Outbound {
     /// succeeded. If the session ends first it is dropped unfired, and the stanza is not
     /// bounced: whoever sent it still holds it.
     Tracked(Box<Element>, oneshot::Sender<()>),
+    /// One of many identical copies (a room's broadcast), addressed to this session.
+    Shared(Arc<SharedStanza>),
 }
 
-impl Outbound {
-    /// The stanza, and the acknowledgement to fire once it is written, if tracked.
-    pub fn into_parts(self) -> (Element, Option<oneshot::Sender<()>>) {
-        match self {
-            Outbound::Stanza(el) => (*el, None),
-            Outbound::Tracked(el, written) => (*el, Some(written)),
-        }
+/// A stanza serialized once for many sessions: the copies differ only in `to`, which each
+/// writer fills in with its own session's JID. A delivery is then a reference count and a
+/// byte copy instead of a deep clone and a serialization per recipient.
+#[derive(Debug)]
+pub struct SharedStanza {
+    xml: String,
+    /// `xml[..to_at]` ends with the opening quote of the root's `to` value.
+    to_at: usize,
+}
+
+impl SharedStanza {
+    /// Serializes `stanza` with its `to` left to each recipient. `None` if the serializer
+    /// refuses the element (a stanza that could not be written to anyone).
+    pub fn new(mut stanza: Element) -> Option<SharedStanza> {
+        // An empty value marks the place: the serializer orders attributes its own way, and
+        // the first ` to=''` is the root's (values never hold a bare quote, and children come
+        // after the root's start tag).
+        crate::xml::set_attr(&mut stanza, "to", "");
+        let mut bytes = Vec::new();
+        stanza.write_to(&mut bytes).ok()?;
+        let xml = String::from_utf8(bytes).ok()?;
+        let marker = " to=''";
+        let to_at = xml.find(marker)? + marker.len() - 1;
+        Some(SharedStanza { xml, to_at })
     }
+
+    /// The text before and after the `to` value.
+    pub fn parts(&self) -> (&str, &str) {
+        self.xml.split_at(self.to_at)
+    }
+
+    /// The stanza's element name (for metrics).
+    pub fn name(&self) -> &str {
+        let tag = self.xml.get(1..).unwrap_or("");
+        let end = tag.find([' ', '>', '/']).unwrap_or(tag.len());
+        &tag[..end]
+    }
+
+    /// The copy for one recipient; `to` is already escaped (`attr_value`).
+    pub fn render(&self, to: &str) -> String {
+        let (head, tail) = self.parts();
+        [head, to, tail].concat()
+    }
+}
+
+/// `value` escaped as the serializer escapes an attribute value, so a `SharedStanza` filled
+/// in with it is byte for byte what serializing the element with that `to` gives.
+pub fn attr_value(value: &str) -> String {
+    let mut probe = Element::bare("a", "");
+    crate::xml::set_attr(&mut probe, "v", value);
+    let text = crate::xml::to_string(&probe);
+    let value_of = |text: &str| {
+        let start = text.find(" v='")? + 4;
+        let len = text[start..].rfind('\'')?;
+        Some(text[start..start + len].to_owned())
+    };
+    value_of(&text).unwrap_or_else(|| crate::xml::escape(value).into_owned())
 }
 
 /// Why a delivery did not happen.
@@ -106,7 +157,13 @@ impl SessionEntry {
     /// Queues a stanza without waiting. A full queue disconnects the slow session. On failure
     /// the stanza comes back, so the caller can answer its sender without a defensive copy.
     pub fn deliver(&self, stanza: Element) -> Result<(), (DeliveryError, Element)> {
-        self.enqueue(Outbound::Stanza(Box::new(stanza)))
+        match self.slot() {
+            Ok(slot) => {
+                slot.send(Outbound::Stanza(Box::new(stanza)));
+                Ok(())
+            }
+            Err(e) => Err((e, stanza)),
+        }
     }
 
     /// Like `deliver`, and the receiver resolves once the stanza was flushed to the client's
@@ -116,15 +173,28 @@ impl SessionEntry {
         &self,
         stanza: Element,
     ) -> Result<oneshot::Receiver<()>, (DeliveryError, Element)> {
-        let (written, rx) = oneshot::channel();
-        self.enqueue(Outbound::Tracked(Box::new(stanza), written))
-            .map(|()| rx)
+        match self.slot() {
+            Ok(slot) => {
+                let (written, rx) = oneshot::channel();
+                slot.send(Outbound::Tracked(Box::new(stanza), written));
+                Ok(rx)
+            }
+            Err(e) => Err((e, stanza)),
+        }
     }
 
-    fn enqueue(&self, item: Outbound) -> Result<(), (DeliveryError, Element)> {
-        match self.tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(item)) => {
+    /// Queues one copy of a shared stanza, addressed to this session (the writer fills in
+    /// `to`). Fails like `deliver`.
+    pub fn deliver_shared(&self, stanza: &Arc<SharedStanza>) -> Result<(), DeliveryError> {
+        self.slot()?.send(Outbound::Shared(stanza.clone()));
+        Ok(())
+    }
+
+    /// A place in the mailbox, reserved without waiting. A full mailbox disconnects the slow
+    /// session.
+    fn slot(&self) -> Result<mpsc::Permit<'_, Outbound>, DeliveryError> {
+        self.tx.try_reserve().map_err(|e| match e {
+            mpsc::error::TrySendError::Full(()) => {
                 let first = self.kick(StreamError::with_text(
                     StreamErrorCondition::PolicyViolation,
                     "too many queued stanzas: the client is not reading",
@@ -133,10 +203,10 @@ impl SessionEntry {
                     tracing::warn!(jid = %self.jid, "session queue full: disconnecting slow client");
                     crate::metrics::queue_overflow_disconnect();
                 }
-                Err((DeliveryError::Overloaded, item.into_parts().0))
+                DeliveryError::Overloaded
             }
-            Err(mpsc::error::TrySendError::Closed(item)) => Err((DeliveryError::Gone, item.into_parts().0)),
-        }
+            mpsc::error::TrySendError::Closed(()) => DeliveryError::Gone,
+        })
     }
 
     /// Asks the connection to close with a stream error (conflict, shutdown, overload...).
@@ -347,6 +417,69 @@ mod tests {
         );
     }
 
+    /// What serializing `el` with `to` set gives, the reference a shared copy must match.
+    fn serialized_with_to(el: &Element, to: &str) -> String {
+        let mut el = el.clone();
+        crate::xml::set_attr(&mut el, "to", to);
+        crate::xml::to_string(&el)
+    }
+
+    #[test]
+    fn shared_stanza_is_byte_identical_to_the_element_with_its_to() {
+        let el: Element = "<message xmlns='jabber:client' type='groupchat' id='x1' \
+            from='room@conf.example/nick'><body>a to='' b &lt; &apos; \" </body>\
+            <x xmlns='urn:example' to='' from='z'/></message>"
+            .parse()
+            .unwrap();
+        let shared = SharedStanza::new(el.clone()).unwrap();
+        assert_eq!(shared.name(), "message");
+        for to in [
+            "a@b/r",
+            "a@b/it's <\"odd\"> & more",
+            "a@b/tab\there",
+            "ünï@b/çødé",
+        ] {
+            assert_eq!(
+                shared.render(&attr_value(to)),
+                serialized_with_to(&el, to),
+                "{to}"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_stanza_replaces_a_to_already_set() {
+        let mut el = Element::bare("presence", "jabber:client");
+        crate::xml::set_attr(&mut el, "to", "old@b/r");
+        crate::xml::set_attr(&mut el, "from", "room@c/n");
+        let shared = SharedStanza::new(el.clone()).unwrap();
+        assert_eq!(shared.name(), "presence");
+        assert_eq!(
+            shared.render(&attr_value("new@b/r")),
+            serialized_with_to(&el, "new@b/r")
+        );
+        assert!(!shared.render("x").contains("old@b/r"));
+    }
+
+    #[tokio::test]
+    async fn shared_delivery_queues_a_reference_and_fails_like_deliver() {
+        let t = SessionTable::new();
+        let mut link = bound(&t, "a@b/r");
+        let shared = Arc::new(SharedStanza::new(Element::bare("message", "jabber:client")).unwrap());
+        link.entry.deliver_shared(&shared).unwrap();
+        let Some(Outbound::Shared(got)) = link.mailbox.recv().await else {
+            panic!("a shared stanza");
+        };
+        assert!(Arc::ptr_eq(&got, &shared));
+        for _ in 0..16 {
+            link.entry.deliver_shared(&shared).unwrap();
+        }
+        assert_eq!(link.entry.deliver_shared(&shared), Err(DeliveryError::Overloaded));
+        let entry = link.entry.clone();
+        drop(link);
+        assert_eq!(entry.deliver_shared(&shared), Err(DeliveryError::Gone));
+    }
+
     #[test]
     fn resource_limit_is_enforced() {
         let t = SessionTable::new();
@@ -365,9 +498,11 @@ mod tests {
             .entry
             .deliver_tracked(Element::bare("message", "jabber:client"))
             .unwrap();
-        let (el, written) = link.mailbox.recv().await.unwrap().into_parts();
+        let Some(Outbound::Tracked(el, written)) = link.mailbox.recv().await else {
+            panic!("a tracked stanza");
+        };
         assert_eq!(el.name(), "message");
-        written.expect("tracked").send(()).unwrap();
+        written.send(()).unwrap();
         rx.await.expect("acknowledged");
         // A session that ends with the stanza still queued cancels it.
         let rx = link

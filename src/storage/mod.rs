@@ -43,6 +43,7 @@ mod connect;
 pub mod muc;
 pub mod notes;
 pub mod offline;
+pub mod portable;
 pub mod privacy;
 mod private;
 pub mod roster;

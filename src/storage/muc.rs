@@ -100,3 +100,112 @@ impl Storage {
         Ok(n > 0)
     }
 }
+
+/// A message of a persistent room's discussion history (§7.2.13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Order within the room, increasing.
+    pub seq: i64,
+    pub at_ms: i64,
+    /// The broadcast message as XML text.
+    pub stanza: String,
+}
+
+const SELECT_REGISTRATIONS: &str =
+    "SELECT jid, nick FROM muc_registrations WHERE service = $1 AND room = $2 ORDER BY jid";
+const DELETE_REGISTRATION: &str =
+    "DELETE FROM muc_registrations WHERE service = $1 AND room = $2 AND jid = $3";
+const INSERT_REGISTRATION: &str =
+    "INSERT INTO muc_registrations (service, room, jid, nick) VALUES ($1, $2, $3, $4)";
+const SELECT_HISTORY: &str = "SELECT seq, at_ms, stanza FROM muc_history WHERE service = $1 AND room = $2 \
+                              ORDER BY seq DESC LIMIT $3";
+const INSERT_HISTORY: &str =
+    "INSERT INTO muc_history (service, room, seq, at_ms, stanza) VALUES ($1, $2, $3, $4, $5)";
+const TRIM_HISTORY: &str = "DELETE FROM muc_history WHERE service = $1 AND room = $2 AND seq <= $3";
+
+impl Storage {
+    /// §7.10: the registered nicknames of a stored room, as (bare JID, nick).
+    pub async fn muc_registrations(
+        &self,
+        service: &str,
+        room: &str,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as(SELECT_REGISTRATIONS).bind(service).bind(room).fetch_all(pool).await?)
+        })
+    }
+
+    /// Registers `jid` with `nick` (replacing its previous nick), or unregisters it (`None`).
+    /// The room must be stored; a nick reserved by another JID is a database error.
+    pub async fn muc_set_registration(
+        &self,
+        service: &str,
+        room: &str,
+        jid: &str,
+        nick: Option<&str>,
+    ) -> Result<(), StorageError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(DELETE_REGISTRATION).bind(service).bind(room).bind(jid).execute(&mut *tx).await?;
+            if let Some(nick) = nick {
+                sqlx::query(INSERT_REGISTRATION)
+                    .bind(service)
+                    .bind(room)
+                    .bind(jid)
+                    .bind(nick)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The last `limit` messages of a stored room's history, oldest first.
+    pub async fn muc_history(
+        &self,
+        service: &str,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows: Vec<(i64, i64, String)> = with_pool!(self, pool => {
+            sqlx::query_as(SELECT_HISTORY).bind(service).bind(room).bind(limit).fetch_all(pool).await?
+        });
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|(seq, at_ms, stanza)| StoredMessage { seq, at_ms, stanza })
+            .collect())
+    }
+
+    /// Appends a message to a stored room's history, keeping the last `keep` (0: none).
+    pub async fn muc_history_push(
+        &self,
+        service: &str,
+        room: &str,
+        message: &StoredMessage,
+        keep: usize,
+    ) -> Result<(), StorageError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(INSERT_HISTORY)
+                .bind(service)
+                .bind(room)
+                .bind(message.seq)
+                .bind(message.at_ms)
+                .bind(&message.stanza)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(TRIM_HISTORY)
+                .bind(service)
+                .bind(room)
+                .bind(message.seq.saturating_sub(keep))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

@@ -41,6 +41,19 @@ pub enum PrivacyWrite {
     NoAccount,
 }
 
+/// What a conditional list write does.
+#[derive(Clone, Copy)]
+enum ListChange<'a> {
+    Delete,
+    /// Every item replaced.
+    Replace(&'a [StoredPrivacyItem]),
+    /// Items with these orders removed, then these inserted.
+    Patch {
+        remove: &'a [i64],
+        insert: &'a [StoredPrivacyItem],
+    },
+}
+
 const ENSURE_USER: &str = "INSERT INTO privacy_users (host, username, default_list, counter) \
                            SELECT host, username, NULL, 0 FROM accounts WHERE host = $1 AND username = $2 \
                            ON CONFLICT (host, username) DO UPDATE SET counter = privacy_users.counter";
@@ -113,6 +126,40 @@ impl Storage {
         expected: Option<i64>,
         items: Option<&[StoredPrivacyItem]>,
     ) -> Result<PrivacyWrite, StorageError> {
+        let change = match items {
+            None => ListChange::Delete,
+            Some(items) => ListChange::Replace(items),
+        };
+        self.privacy_change(host, username, name, expected, change).await
+    }
+
+    /// Changes list `name` item by item in one transaction, if its version is `expected`
+    /// (as for [`Storage::privacy_write_list`]): deletes the items with the orders in `remove`,
+    /// then inserts `insert` (whose orders must then be free). Creates the list if needed. The
+    /// cost is that of the change, not of the list.
+    pub async fn privacy_patch_list(
+        &self,
+        host: &str,
+        username: &str,
+        name: &str,
+        expected: Option<i64>,
+        remove: &[i64],
+        insert: &[StoredPrivacyItem],
+    ) -> Result<PrivacyWrite, StorageError> {
+        let change = ListChange::Patch { remove, insert };
+        self.privacy_change(host, username, name, expected, change).await
+    }
+
+    /// The one conditional list write: checks the version, applies `change`, hands out the
+    /// next version from the account's counter.
+    async fn privacy_change(
+        &self,
+        host: &str,
+        username: &str,
+        name: &str,
+        expected: Option<i64>,
+        change: ListChange<'_>,
+    ) -> Result<PrivacyWrite, StorageError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             // Writes first: takes SQLite's write lock and PostgreSQL's row lock for the account.
@@ -143,96 +190,26 @@ impl Storage {
                 return Ok(PrivacyWrite::Conflict(current));
             }
             let version = counter + 1;
-            sqlx::query(DELETE_ITEMS).bind(host).bind(username).bind(name).execute(&mut *tx).await?;
-            match items {
-                None => {
-                    sqlx::query(DELETE_LIST).bind(host).bind(username).bind(name).execute(&mut *tx).await?;
-                    sqlx::query(CLEAR_DEFAULT_IF).bind(host).bind(username).bind(name).execute(&mut *tx).await?;
-                }
-                Some(items) => {
-                    sqlx::query(UPSERT_LIST)
-                        .bind(host)
-                        .bind(username)
-                        .bind(name)
-                        .bind(version)
-                        .execute(&mut *tx)
-                        .await?;
-                    for item in items {
-                        sqlx::query(INSERT_ITEM)
-                            .bind(host)
-                            .bind(username)
-                            .bind(name)
-                            .bind(&item.kind)
-                            .bind(&item.value)
-                            .bind(&item.action)
-                            .bind(item.order)
-                            .bind(item.selectors)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+            let (remove, insert): (&[i64], &[StoredPrivacyItem]) = match change {
+                ListChange::Delete => (&[], &[]),
+                ListChange::Replace(items) => (&[], items),
+                ListChange::Patch { remove, insert } => (remove, insert),
+            };
+            if matches!(change, ListChange::Delete | ListChange::Replace(_)) {
+                sqlx::query(DELETE_ITEMS).bind(host).bind(username).bind(name).execute(&mut *tx).await?;
             }
-            // The counter ends at the version handed out.
-            sqlx::query("UPDATE privacy_users SET counter = $3 WHERE host = $1 AND username = $2")
-                .bind(host)
-                .bind(username)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(PrivacyWrite::Done(version))
-        })
-    }
-
-    /// Changes list `name` item by item in one transaction, if its version is `expected`
-    /// (as for [`Storage::privacy_write_list`]): deletes the items with the orders in `remove`,
-    /// then inserts `insert` (whose orders must then be free). Creates the list if needed. The
-    /// cost is that of the change, not of the list.
-    pub async fn privacy_patch_list(
-        &self,
-        host: &str,
-        username: &str,
-        name: &str,
-        expected: Option<i64>,
-        remove: &[i64],
-        insert: &[StoredPrivacyItem],
-    ) -> Result<PrivacyWrite, StorageError> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let touched = sqlx::query(ENSURE_USER)
-                .bind(host)
-                .bind(username)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if touched == 0 {
-                tx.rollback().await?;
-                return Ok(PrivacyWrite::NoAccount);
+            if matches!(change, ListChange::Delete) {
+                sqlx::query(DELETE_LIST).bind(host).bind(username).bind(name).execute(&mut *tx).await?;
+                sqlx::query(CLEAR_DEFAULT_IF).bind(host).bind(username).bind(name).execute(&mut *tx).await?;
+            } else {
+                sqlx::query(UPSERT_LIST)
+                    .bind(host)
+                    .bind(username)
+                    .bind(name)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            let counter: i64 = sqlx::query_scalar(COUNTER)
-                .bind(host)
-                .bind(username)
-                .fetch_one(&mut *tx)
-                .await?;
-            let current: i64 = sqlx::query_scalar(LIST_VERSION)
-                .bind(host)
-                .bind(username)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(0);
-            if expected.is_some_and(|e| e != current) {
-                tx.rollback().await?;
-                return Ok(PrivacyWrite::Conflict(current));
-            }
-            let version = counter + 1;
-            sqlx::query(UPSERT_LIST)
-                .bind(host)
-                .bind(username)
-                .bind(name)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
             for order in remove {
                 sqlx::query(DELETE_ITEM)
                     .bind(host)
@@ -255,6 +232,7 @@ impl Storage {
                     .execute(&mut *tx)
                     .await?;
             }
+            // The counter ends at the version handed out.
             sqlx::query("UPDATE privacy_users SET counter = $3 WHERE host = $1 AND username = $2")
                 .bind(host)
                 .bind(username)

@@ -217,6 +217,14 @@ pub static TABLE: &[Command] = &[
         run: |c| debug_log(c).boxed(),
     },
     Command {
+        node: own!("reload-config"),
+        name: "Reload the configuration",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| reload_config(c).boxed(),
+    },
+    Command {
         node: own!("rotate-roster-note-keys"),
         name: "Re-encrypt roster notes under the active key",
         access: Access::Admin,
@@ -869,6 +877,15 @@ async fn debug_log(ctx: Ctx) -> Result<Done, String> {
     }
     let state = if enable { "on" } else { "off" };
     Ok(Done::note(format!("Tracing {state} for {n} session(s) of {a}")))
+}
+
+/// Re-reads the configuration file (as SIGHUP does); an invalid file changes nothing and the
+/// error is the command's answer.
+async fn reload_config(ctx: Ctx) -> Result<Done, String> {
+    tracing::info!(admin = %ctx.requester, "admin requested a configuration reload");
+    let outcome = crate::config::reload::reload(&ctx.server)
+        .map_err(|e| format!("the configuration was not reloaded: {e}"))?;
+    Ok(Done::note(outcome.summary()))
 }
 
 async fn rotate_notes(ctx: Ctx) -> Result<Done, String> {

@@ -3,6 +3,13 @@
 //! own). Each command is data: its node, name, who may run it, the forms it asks in order and
 //! the function that acts on the answers. Invalid answers bring the same form back with an
 //! error note; the session stays open.
+//!
+//! Protocol errors carry the XEP-0050 §4.6 specific conditions: `malformed-action` (an
+//! action we do not know), `bad-action` (an action the current stage does not offer),
+//! `bad-sessionid` (no such session, or not the requester's), `session-expired` (a session
+//! that was completed, canceled or timed out), `bad-payload` (a data form that is not a
+//! submission). `bad-locale` is never sent: commands speak English, and a request in another
+//! language gets English rather than an error.
 
 pub mod commands;
 pub mod form;
@@ -15,7 +22,7 @@ use futures::future::BoxFuture;
 use jid::{BareJid, FullJid};
 use minidom::Element;
 
-use crate::error::StanzaError;
+use crate::error::{ErrorType, StanzaError};
 use crate::modules::disco::{NS_INFO, NS_ITEMS};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
@@ -27,6 +34,8 @@ pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Open sessions per account; more are refused with `resource-constraint`.
 pub const MAX_SESSIONS_PER_USER: usize = 8;
+/// Ended sessions remembered (to answer `session-expired` rather than `bad-sessionid`).
+const MAX_ENDED: usize = 4096;
 
 /// Who may run a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,17 +120,60 @@ impl Session {
     }
 }
 
+/// Open sessions, and the recently ended ones with their owners.
+#[derive(Default)]
+struct Sessions {
+    open: HashMap<String, Session>,
+    ended: HashMap<String, (FullJid, Instant)>,
+}
+
+impl Sessions {
+    /// Forgets sessions idle for [`SESSION_TIMEOUT`] (remembered as ended for as long
+    /// again), and ended ones past that.
+    fn purge(&mut self, now: Instant) {
+        let ended = &mut self.ended;
+        ended.retain(|_, (_, at)| now.saturating_duration_since(*at) < SESSION_TIMEOUT);
+        self.open.retain(|id, s| {
+            let live = now.saturating_duration_since(s.touched) < SESSION_TIMEOUT;
+            if !live {
+                ended.insert(id.clone(), (s.owner.clone(), now));
+            }
+            live
+        });
+        if ended.len() > MAX_ENDED {
+            ended.clear();
+        }
+    }
+
+    /// Removes an open session, remembering that it ended.
+    fn end(&mut self, id: &str, now: Instant) -> Option<Session> {
+        let s = self.open.remove(id)?;
+        if self.ended.len() < MAX_ENDED {
+            self.ended.insert(id.to_owned(), (s.owner.clone(), now));
+        }
+        Some(s)
+    }
+
+    /// The error for a session id that is not open for `who`: expired if it was theirs.
+    fn missing(&self, id: &str, who: &FullJid) -> StanzaError {
+        match self.ended.get(id) {
+            Some((owner, _)) if owner == who => session_expired(),
+            _ => bad_sessionid(),
+        }
+    }
+}
+
 /// The ad-hoc commands module and its open sessions.
 pub struct AdHoc {
     commands: &'static [Command],
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Mutex<Sessions>,
 }
 
 impl Default for AdHoc {
     fn default() -> Self {
         AdHoc {
             commands: commands::TABLE,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
         }
     }
 }
@@ -239,11 +291,6 @@ fn identity(category: &str, kind: &str, name: &str) -> Element {
     el
 }
 
-/// Forgets sessions idle for [`SESSION_TIMEOUT`].
-fn purge(sessions: &mut HashMap<String, Session>, now: Instant) {
-    sessions.retain(|_, s| now.saturating_duration_since(s.touched) < SESSION_TIMEOUT);
-}
-
 /// The reply's `<command/>` skeleton.
 fn command_el(node: &str, sessionid: Option<&str>, status: &str) -> Element {
     let mut el = Element::bare("command", NS_COMMANDS);
@@ -276,8 +323,44 @@ fn note(kind: &str, text: &str) -> Element {
     n
 }
 
+/// XEP-0050 §4.6: an action the current stage does not offer.
 fn bad_action(text: &str) -> StanzaError {
-    StanzaError::bad_request().text(text)
+    StanzaError::bad_request()
+        .text(text)
+        .application("bad-action", NS_COMMANDS)
+}
+
+/// XEP-0050 §4.6: an action XEP-0050 does not define.
+fn malformed_action(text: &str) -> StanzaError {
+    StanzaError::bad_request()
+        .text(text)
+        .application("malformed-action", NS_COMMANDS)
+}
+
+/// XEP-0050 §4.6: no such session (or not the requester's).
+fn bad_sessionid() -> StanzaError {
+    StanzaError::bad_request()
+        .text("unknown session")
+        .application("bad-sessionid", NS_COMMANDS)
+}
+
+/// XEP-0050 §4.6: the session was completed, canceled or timed out.
+fn session_expired() -> StanzaError {
+    StanzaError::not_allowed()
+        .text("the session is no longer active")
+        .application("session-expired", NS_COMMANDS)
+}
+
+/// XEP-0050 §4.6: the payload is not a form submission.
+fn bad_payload(text: &str) -> StanzaError {
+    StanzaError::bad_request()
+        .text(text)
+        .application("bad-payload", NS_COMMANDS)
+}
+
+/// XEP-0050 §4.6 lists `forbidden` with type cancel.
+fn forbidden() -> StanzaError {
+    StanzaError::new(ErrorType::Cancel, "forbidden")
 }
 
 impl AdHoc {
@@ -300,7 +383,7 @@ impl AdHoc {
         q
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -346,7 +429,7 @@ impl AdHoc {
         let payload = req.payload();
         let node = payload
             .attr("node")
-            .ok_or_else(|| bad_action("no command node"))?;
+            .ok_or_else(|| StanzaError::bad_request().text("no command node"))?;
         let cmd = self
             .commands
             .iter()
@@ -354,20 +437,29 @@ impl AdHoc {
             .ok_or_else(StanzaError::item_not_found)?;
         if !allowed(&req.server, cmd, &req.from) {
             tracing::info!(requester = %req.from, command = cmd.node, "command refused: not an admin");
-            return Err(StanzaError::forbidden());
+            crate::metrics::module_event("adhoc", "command_refused");
+            return Err(forbidden());
         }
         let action = payload.attr("action").unwrap_or("execute").to_string();
         if !matches!(
             action.as_str(),
             "execute" | "next" | "prev" | "complete" | "cancel"
         ) {
-            return Err(bad_action("malformed action"));
+            return Err(malformed_action("unknown action"));
+        }
+        // A data form that is not a submission (XEP-0004 §3.1) is not an answer; cancelling
+        // may carry a form of type 'cancel'.
+        if action != "cancel"
+            && let Some(x) = payload.get_child("x", form::NS_DATA)
+            && x.attr("type") != Some("submit")
+        {
+            return Err(bad_payload("the data form must be of type 'submit'"));
         }
         let submitted = form::parse_submit(payload);
         let now = Instant::now();
         let Some(id) = payload.attr("sessionid").map(str::to_owned) else {
             if action != "execute" {
-                return Err(bad_action("no session to continue"));
+                return Err(bad_sessionid().text("no session to continue"));
             }
             return self.start(req.server.clone(), &req, cmd, now).await;
         };
@@ -375,16 +467,17 @@ impl AdHoc {
         // Continue an existing session.
         let (stage, before, stage_answers) = {
             let mut sessions = self.sessions();
-            purge(&mut sessions, now);
+            sessions.purge(now);
             let Some(s) = sessions
+                .open
                 .get_mut(&id)
                 .filter(|s| s.owner == req.from && s.node == cmd.node)
             else {
-                return Err(bad_action("unknown or expired session"));
+                return Err(sessions.missing(&id, &req.from));
             };
             s.touched = now;
             if action == "cancel" {
-                sessions.remove(&id);
+                sessions.end(&id, now);
                 return Ok(IqResponse::with(command_el(cmd.node, Some(&id), "canceled")));
             }
             if action == "prev" {
@@ -449,8 +542,8 @@ impl AdHoc {
         // request on it cannot run the command twice; a failed run puts it back.
         let taken = {
             let mut sessions = self.sessions();
-            let Some(s) = sessions.get_mut(&id).filter(|s| s.stage == stage) else {
-                return Err(bad_action("unknown, expired or concurrently changed session"));
+            let Some(s) = sessions.open.get_mut(&id).filter(|s| s.stage == stage) else {
+                return Err(sessions.missing(&id, &req.from));
             };
             s.answers.truncate(stage);
             s.answers.push(answers.clone());
@@ -458,7 +551,7 @@ impl AdHoc {
                 s.stage = stage + 1;
                 None
             } else {
-                sessions.remove(&id)
+                sessions.end(&id, Instant::now())
             }
         };
         if action == "next" {
@@ -476,7 +569,9 @@ impl AdHoc {
             Err(problem) => {
                 if let Some(mut session) = taken {
                     session.touched = Instant::now();
-                    self.sessions().insert(id.clone(), session);
+                    let mut sessions = self.sessions();
+                    sessions.ended.remove(&id);
+                    sessions.open.insert(id.clone(), session);
                 }
                 let el = self
                     .render_stage(
@@ -499,14 +594,18 @@ impl AdHoc {
     /// [`MAX_SESSIONS_PER_USER`] per account.
     fn open_session(&self, node: &'static str, owner: &FullJid, now: Instant) -> Result<String, StanzaError> {
         let mut sessions = self.sessions();
-        purge(&mut sessions, now);
+        sessions.purge(now);
         let account = owner.to_bare();
-        let open = sessions.values().filter(|s| s.owner.to_bare() == account).count();
+        let open = sessions
+            .open
+            .values()
+            .filter(|s| s.owner.to_bare() == account)
+            .count();
         if open >= MAX_SESSIONS_PER_USER {
             return Err(StanzaError::resource_constraint().text("too many open command sessions"));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        sessions.insert(
+        sessions.open.insert(
             id.clone(),
             Session {
                 node,
@@ -569,8 +668,12 @@ impl AdHoc {
         };
         let done = (cmd.run)(ctx).await;
         match &done {
-            Ok(_) => tracing::info!(admin = %req.from, command = cmd.node, "admin command completed"),
+            Ok(_) => {
+                crate::metrics::module_event("adhoc", "command_completed");
+                tracing::info!(admin = %req.from, command = cmd.node, "admin command completed")
+            }
             Err(e) => {
+                crate::metrics::module_event("adhoc", "command_failed");
                 tracing::info!(admin = %req.from, command = cmd.node, error = %e, "admin command failed")
             }
         }
@@ -609,7 +712,18 @@ mod tests {
         // Once abandoned sessions time out, they are forgotten and the account may open more.
         let later = t0 + SESSION_TIMEOUT + Duration::from_secs(1);
         adhoc.open_session("n", &jid("a@b/x"), later).unwrap();
-        assert_eq!(adhoc.sessions().len(), 1);
+        assert_eq!(adhoc.sessions().open.len(), 1);
+        // The timed-out ones are told apart from ids never issued (XEP-0050 §4.6).
+        let sessions = adhoc.sessions();
+        let (expired, (owner, _)) = sessions
+            .ended
+            .iter()
+            .find(|(_, (o, _))| o == &jid("a@b/0"))
+            .unwrap();
+        assert_eq!(owner, &jid("a@b/0"));
+        assert_eq!(sessions.missing(expired, &jid("a@b/0")).condition, "not-allowed");
+        assert_eq!(sessions.missing(expired, &jid("c@b/x")).condition, "bad-request");
+        assert_eq!(sessions.missing("never", &jid("a@b/0")).condition, "bad-request");
     }
 
     #[test]

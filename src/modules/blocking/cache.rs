@@ -2,13 +2,13 @@
 //! every view goes through (so all three views see the same model, spec §5).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use jid::BareJid;
 
-use super::model::{Item, List};
+use super::model::{Item, List, PeerFacts};
 use crate::error::StanzaError;
 use crate::server::Server;
 use crate::session::SessionEntry;
@@ -16,6 +16,12 @@ use crate::storage::privacy::PrivacyWrite;
 
 /// Entries kept for accounts without sessions before the cache sheds them.
 const MAX_OFFLINE_ENTRIES: usize = 10_000;
+/// Attempts at loading roster facts while roster changes keep racing with the load.
+const FACTS_LOAD_ATTEMPTS: usize = 3;
+
+/// An account's roster facts about each contact (subscription, groups), for lists with
+/// `group` or `subscription` items. A contact not in it is not in the roster.
+pub type RosterFacts = HashMap<BareJid, PeerFacts>;
 
 /// An account's lists and default list, immutable once built (replaced on change).
 #[derive(Debug, Default, Clone)]
@@ -25,6 +31,12 @@ pub struct UserPrivacy {
 }
 
 impl UserPrivacy {
+    /// Whether any list has `group` or `subscription` items (any: a session may make any
+    /// list active without a write).
+    pub fn needs_roster(&self) -> bool {
+        self.lists.values().any(|l| l.needs_roster())
+    }
+
     pub fn default(&self) -> Option<&Arc<List>> {
         self.default_list.as_ref().and_then(|n| self.lists.get(n))
     }
@@ -109,6 +121,12 @@ pub enum Edit {
 #[derive(Default)]
 pub struct Cache {
     users: DashMap<BareJid, Arc<UserPrivacy>>,
+    /// Roster facts of the cached accounts whose lists need them, so that the synchronous
+    /// presence filter judges `group` and `subscription` items exactly. Kept current by
+    /// [`Cache::roster_changed`]; replaced whole by each load.
+    facts: DashMap<BareJid, Arc<RosterFacts>>,
+    /// Counts roster changes seen: a facts load that raced with one is done again.
+    roster_changes: AtomicU64,
     /// Serializes writes (they are rare); reads never take it.
     write: tokio::sync::Mutex<()>,
 }
@@ -144,10 +162,88 @@ impl Cache {
         if self.users.len() >= MAX_OFFLINE_ENTRIES {
             self.users
                 .retain(|u, _| !server.sessions.sessions_of(u).is_empty());
+            self.facts.retain(|u, _| self.users.contains_key(u));
         }
         // A write that finished meanwhile already put the newer state: keep it.
         let state = self.users.entry(user.clone()).or_insert(state).clone();
+        self.ensure_facts(server, user, &state).await?;
         Ok(state)
+    }
+
+    /// Loads the roster facts of `user` if its lists need them and they are not in memory.
+    async fn ensure_facts(
+        &self,
+        server: &Server,
+        user: &BareJid,
+        state: &UserPrivacy,
+    ) -> Result<(), StanzaError> {
+        if state.needs_roster() && !self.facts.contains_key(user) {
+            self.load_facts(server, user).await?;
+        }
+        Ok(())
+    }
+
+    /// The roster facts of `user`, read from storage (the source of truth); kept in memory
+    /// when the account is cached. A roster change during the read makes it read again.
+    pub async fn load_facts(&self, server: &Server, user: &BareJid) -> Result<Arc<RosterFacts>, StanzaError> {
+        let Some(node) = user.node() else {
+            return Ok(Arc::default());
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let seen = self.roster_changes.load(Ordering::Acquire);
+            let roster = server
+                .storage
+                .roster_load(user.domain().as_str(), node.as_str())
+                .await
+                .map_err(storage_error)?;
+            let facts: RosterFacts = roster
+                .items
+                .into_iter()
+                .filter_map(|i| {
+                    let contact = BareJid::new(&i.contact).ok()?;
+                    Some((
+                        contact,
+                        PeerFacts {
+                            subscription: i.subscription,
+                            groups: i.groups,
+                        },
+                    ))
+                })
+                .collect();
+            let facts = Arc::new(facts);
+            if self.users.contains_key(user) {
+                self.facts.insert(user.clone(), facts.clone());
+            }
+            // Checked after the insert: a change reported later updates what was inserted; one
+            // reported between the read and the insert may be missing from it.
+            let raced = self.roster_changes.load(Ordering::Acquire) != seen;
+            if raced && attempt < FACTS_LOAD_ATTEMPTS {
+                continue;
+            }
+            return Ok(facts);
+        }
+    }
+
+    /// The roster facts of `user` in memory (present whenever a cached account's lists need
+    /// them).
+    pub fn facts(&self, user: &BareJid) -> Option<Arc<RosterFacts>> {
+        self.facts.get(user).map(|f| f.clone())
+    }
+
+    /// The roster module stored a change of `user`'s item for `contact` (`None`: removed).
+    /// Synchronous and cheap: accounts whose lists do not need roster facts are skipped.
+    pub fn roster_changed(&self, user: &BareJid, contact: &BareJid, item: Option<PeerFacts>) {
+        self.roster_changes.fetch_add(1, Ordering::AcqRel);
+        if let Some(mut facts) = self.facts.get_mut(user) {
+            let mut updated = (**facts).clone();
+            match item {
+                Some(f) => updated.insert(contact.clone(), f),
+                None => updated.remove(contact),
+            };
+            *facts = Arc::new(updated);
+        }
     }
 
     /// The account's state if it is in memory (always, while the account has a session:
@@ -160,6 +256,7 @@ impl Cache {
     pub fn evict(&self, server: &Server, user: &BareJid) {
         if server.sessions.sessions_of(user).is_empty() {
             self.users.remove(user);
+            self.facts.remove(user);
         }
     }
 
@@ -265,6 +362,8 @@ impl Cache {
         }
         let after = Arc::new(after);
         self.users.insert(user.clone(), after.clone());
+        // A list with group or subscription items was just added: the filter needs facts.
+        self.ensure_facts(server, user, &after).await?;
         Ok(Some(Change {
             name: name.to_owned(),
             old,

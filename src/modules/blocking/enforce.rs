@@ -1,15 +1,17 @@
 //! Enforcement (spec §7): the `outbound` hook judges what a user sends by the sending
 //! session's effective list (active, else default); the `inbound` hook judges what reaches a
-//! local user by the recipient's list (the addressed resource's effective list, the default
-//! list for a bare JID). A JID-only list decides with four hash lookups; roster facts are
-//! loaded only for lists with group or subscription items.
+//! local user by the list of the resource it reaches (XEP-0016 §3 rules 1-2: the addressed
+//! resource's effective list; for a stanza to the bare JID that the router hands to resources,
+//! each candidate resource's effective list, see `per_resource`; the default list when it
+//! reaches no resource: IQs the server answers for the account, offline storage,
+//! subscription stanzas). A JID-only list decides with four hash lookups; roster facts are
+//! read only for lists with group or subscription items.
 //!
 //! Presence the roster module delivers itself (broadcasts, probe answers, initial presence)
 //! never passes those hooks: the registry's synchronous `presence_filter` judges it instead,
 //! from the cache alone (`presence_allowed`), which holds every account with a session
-//! (loaded in `session_opened`). Lists whose decision for a peer depends on group or
-//! subscription items are not evaluated there (no roster access without awaiting): such
-//! presence is allowed (xep/xep-ignore-list.md §13).
+//! (loaded in `session_opened`) and, for accounts whose lists have group or subscription
+//! items, their roster facts (`Cache::facts`, kept current by `Cache::roster_changed`).
 //!
 //! MUC (written separately) runs `hooks.inbound` for private messages and invitations it
 //! delivers, with `from` the occupant JID or the inviter: this module then stops them.
@@ -20,10 +22,11 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
 use super::Blocking;
-use super::model::{self, List, PeerFacts};
+use super::cache::SessionPrivacy;
+use super::model::{self, List};
 use super::xep0191::NS_ERRORS;
 use crate::error::StanzaError;
-use crate::router::hooks::{Flow, Routed};
+use crate::router::hooks::{Delivered, Flow, Routed};
 use crate::router::registry::Registry;
 use crate::router::{bounce, deliver_to_full};
 use crate::server::Server;
@@ -43,6 +46,25 @@ pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
         let m = m.clone();
         async move { m.on_inbound(&server, routed).await }
     });
+    // The roster module hands subscription stanzas to the contact's side through
+    // `presence_to_account` itself, past the `inbound` hook: judged here, as inbound, first.
+    let m = me.clone();
+    r.hooks
+        .presence_to_account
+        .add(PRIORITY, "blocking", move |server, routed| {
+            let m = m.clone();
+            async move {
+                let subscription = matches!(
+                    routed.stanza.attr("type"),
+                    Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
+                );
+                if subscription {
+                    m.on_inbound(&server, routed).await
+                } else {
+                    Flow::Continue(routed)
+                }
+            }
+        });
     let m = me.clone();
     r.hooks
         .presence_filter
@@ -81,47 +103,54 @@ pub fn selector(stanza: &Element, outgoing: bool) -> u8 {
     }
 }
 
-/// The owner's roster facts about `peer`, for lists that need them.
-pub async fn peer_facts(server: &Server, owner: &BareJid, peer: &Jid) -> Option<PeerFacts> {
-    let node = owner.node()?;
-    let roster = server
-        .storage
-        .roster_load(owner.domain().as_str(), node.as_str())
-        .await
-        .ok()?;
-    let bare = peer.to_bare();
-    let item = roster.items.into_iter().find(|i| i.contact == bare.as_str())?;
-    Some(PeerFacts {
-        subscription: item.subscription,
-        groups: item.groups,
-    })
-}
-
-/// The deciding item, if `list` denies `selector` stanzas with `peer`.
-async fn denying<'a>(
-    server: &Server,
-    list: &'a List,
-    owner: &BareJid,
-    peer: &Jid,
-    selector: u8,
-) -> Option<&'a model::Item> {
-    let facts = if list.needs_roster() {
-        peer_facts(server, owner, peer).await
-    } else {
-        None
-    };
-    list.decide(peer, selector, facts.as_ref()).filter(|i| !i.allow)
-}
-
-/// Whether `list` denies `selector` presence with `peer`, as far as it can be told without
-/// roster facts (undecidable: allowed).
-fn denies_presence(list: &List, peer: &Jid, selector: u8) -> bool {
-    list.decide_without_roster(peer, selector)
-        .flatten()
-        .is_some_and(|i| !i.allow)
+/// Where a stanza to a bare JID goes when the router delivers it (RFC 6121 §8.5.2.1): the
+/// candidate resources, and whether only the highest priority among them gets it.
+fn fan_out(stanza: &Element) -> Option<(bool, bool)> {
+    // (needs non-negative priority, highest priority only)
+    match (stanza.name(), stanza.attr("type")) {
+        ("message", None | Some("normal" | "chat")) => Some((true, true)),
+        ("message", Some("headline")) => Some((true, false)),
+        ("presence", None | Some("unavailable")) => Some((false, false)),
+        _ => None,
+    }
 }
 
 impl Blocking {
+    /// The deciding item, if `list` of `owner` denies `selector` stanzas with `peer`. Roster
+    /// facts are read from storage (a routed stanza may await), which also refreshes the
+    /// cached facts the presence filter uses.
+    async fn denying<'a>(
+        &self,
+        server: &Server,
+        list: &'a List,
+        owner: &BareJid,
+        peer: &Jid,
+        selector: u8,
+    ) -> Option<&'a model::Item> {
+        let facts = if list.needs_roster() {
+            self.cache.load_facts(server, owner).await.ok()
+        } else {
+            None
+        };
+        let peer_facts = facts.as_ref().and_then(|f| f.get(&peer.to_bare()));
+        list.decide(peer, selector, peer_facts).filter(|i| !i.allow)
+    }
+
+    /// Whether `list` of `owner` denies `selector` presence with `peer`, from memory: the
+    /// cached roster facts for lists with group or subscription items.
+    fn denies_presence(&self, owner: &BareJid, list: &List, peer: &Jid, selector: u8) -> bool {
+        let item = if list.needs_roster() {
+            match self.cache.facts(owner) {
+                Some(facts) => list.decide(peer, selector, facts.get(&peer.to_bare())),
+                // Not loaded (the account left the cache meanwhile): what can be told without.
+                None => list.decide_without_roster(peer, selector).flatten(),
+            }
+        } else {
+            list.decide(peer, selector, None)
+        };
+        item.is_some_and(|i| !i.allow)
+    }
+
     /// The `presence_filter`: presence from `from` (a resource of another account) to session
     /// `to`, judged as presence-out by the sender's effective list (its session's active
     /// list, else its default list) and as presence-in by the receiving session's effective
@@ -145,15 +174,22 @@ impl Blocking {
         {
             let sending = server.sessions.get(from);
             if let Some(list) = state.effective(sending.as_deref())
-                && denies_presence(list, &Jid::from(to.jid.clone()), selector(stanza, true))
+                && self.denies_presence(&sender, list, &Jid::from(to.jid.clone()), selector(stanza, true))
             {
+                crate::metrics::module_event("blocking", "presence_denied");
                 return false;
             }
         }
         if let Some(state) = self.cache.cached(&recipient)
             && let Some(list) = state.effective(Some(to))
-            && denies_presence(list, &Jid::from(from.clone()), selector(stanza, false))
+            && self.denies_presence(
+                &recipient,
+                list,
+                &Jid::from(from.clone()),
+                selector(stanza, false),
+            )
         {
+            crate::metrics::module_event("blocking", "presence_denied");
             return false;
         }
         true
@@ -175,9 +211,10 @@ impl Blocking {
             return Flow::Continue(routed);
         };
         let sel = selector(&routed.stanza, true);
-        let Some(item) = denying(server, &list, &owner, &peer, sel).await else {
+        let Some(item) = self.denying(server, &list, &owner, &peer, sel).await else {
             return Flow::Continue(routed);
         };
+        crate::metrics::module_event("blocking", "outbound_denied");
         let stanza = &routed.stanza;
         let answerable = match stanza.name() {
             "presence" => false,
@@ -186,13 +223,11 @@ impl Blocking {
         };
         if answerable {
             // XEP-0191 §3.3.1 / XEP-0016 §2.13: not-acceptable, with <blocked/> for a block.
-            let mut reply = StanzaError::not_acceptable().reply_to(stanza);
-            if item.is_block()
-                && let Some(error) = reply.children_mut().find(|c| c.name() == "error")
-            {
-                error.append_child(Element::bare("blocked", NS_ERRORS));
+            let mut error = StanzaError::not_acceptable();
+            if item.is_block() {
+                error = error.application("blocked", NS_ERRORS);
             }
-            deliver_to_full(server, &routed.from, reply);
+            deliver_to_full(server, &routed.from, error.reply_to(stanza));
         }
         Flow::Handled
     }
@@ -206,17 +241,122 @@ impl Blocking {
             return Flow::Continue(routed);
         }
         let session = to.try_as_full().ok().and_then(|f| server.sessions.get(f));
+        // To the bare JID (or to a resource that is gone, which messages treat alike): the
+        // resources it would reach decide, each by its own list.
+        let chat_or_normal = routed.stanza.name() == "message"
+            && matches!(routed.stanza.attr("type"), None | Some("chat" | "normal"));
+        if session.is_none()
+            && (to.try_as_full().is_err() || chat_or_normal)
+            && let Some(all_allowed) = self.per_resource(server, &owner, &routed).await
+        {
+            return if all_allowed {
+                Flow::Continue(routed)
+            } else {
+                Flow::Handled
+            };
+        }
         let Ok(Some(list)) = self.cache.effective(server, &owner, session.as_deref()).await else {
             return Flow::Continue(routed);
         };
         let sel = selector(&routed.stanza, false);
         let peer = Jid::from(routed.from.clone());
-        if denying(server, &list, &owner, &peer, sel).await.is_none() {
+        if self.denying(server, &list, &owner, &peer, sel).await.is_none() {
             return Flow::Continue(routed);
         }
+        self.deny_inbound(server, &routed.stanza);
+        Flow::Handled
+    }
+
+    /// XEP-0016 §3 rules 1-2 for a stanza to the bare JID that the router hands to resources
+    /// (messages chat/normal/headline, available/unavailable presence): each candidate
+    /// resource is judged by its effective list (active, else default), never the default
+    /// list over an active one. `None` when no resource is a candidate (offline storage or
+    /// nothing: the default list judges, as for the account) or none has an active list (the
+    /// default list judges all alike); `Some(true)`: every candidate allows it (the router
+    /// delivers it); `Some(false)`: handled here, denied, or delivered to the resources that
+    /// allow it by the router's rules (RFC 6121 §8.5.2.1: chat/normal to the highest
+    /// priority).
+    async fn per_resource(&self, server: &Arc<Server>, owner: &BareJid, routed: &Routed) -> Option<bool> {
+        let (eligible_only, top_only) = fan_out(&routed.stanza)?;
+        // Most accounts have no list: one map lookup, no session scan.
+        if self.cache.cached(owner).is_some_and(|s| s.lists.is_empty()) {
+            return None;
+        }
+        let sessions = server.sessions.sessions_of(owner);
+        let candidates: Vec<&Arc<SessionEntry>> = sessions
+            .iter()
+            .filter(|s| s.is_available() && (!eligible_only || s.priority() >= 0))
+            .collect();
+        if candidates.is_empty()
+            || candidates
+                .iter()
+                .all(|s| s.extension::<SessionPrivacy>().active().is_none())
+        {
+            return None;
+        }
+        let state = self.cache.get(server, owner).await.ok()?;
+        let sel = selector(&routed.stanza, false);
+        let peer = Jid::from(routed.from.clone());
+        // One read of the roster facts for all the resources' lists.
+        let facts = if state.needs_roster() {
+            self.cache.load_facts(server, owner).await.ok()
+        } else {
+            None
+        };
+        let peer_facts = facts.as_ref().and_then(|f| f.get(&peer.to_bare()));
+        let mut allowed = Vec::with_capacity(candidates.len());
+        let mut denied = Vec::new();
+        for s in &sessions {
+            let denies = state
+                .effective(Some(s))
+                .is_some_and(|list| list.denies(&peer, sel, peer_facts));
+            if denies {
+                denied.push(s.jid.clone());
+            } else if candidates.iter().any(|c| Arc::ptr_eq(c, s)) {
+                allowed.push(s);
+            }
+        }
+        if allowed.len() == candidates.len() {
+            return Some(true);
+        }
+        if allowed.is_empty() {
+            self.deny_inbound(server, &routed.stanza);
+            return Some(false);
+        }
+        crate::metrics::module_event("blocking", "inbound_denied_some_resources");
+        if top_only {
+            let top = allowed.iter().map(|s| s.priority()).max().unwrap_or(0);
+            allowed.retain(|s| s.priority() == top);
+        }
+        let stanza = &routed.stanza;
+        if stanza.name() == "message" && !server.registry.hooks.message_delivered.is_empty() {
+            // Carbons for the resources that did not get it, as the router would; the ones
+            // whose list denies it are named too, so that they get no copy either.
+            let mut recipients: Vec<FullJid> = allowed.iter().map(|s| s.jid.clone()).collect();
+            recipients.extend(denied);
+            let delivered = Delivered {
+                from: routed.from.clone(),
+                stanza: stanza.clone(),
+                recipients,
+            };
+            let _ = server
+                .registry
+                .hooks
+                .message_delivered
+                .run(server, delivered)
+                .await;
+        }
+        for s in allowed {
+            deliver_to_full(server, &s.jid, stanza.clone());
+        }
+        Some(false)
+    }
+
+    /// A stanza denied by the recipient's list.
+    fn deny_inbound(&self, server: &Arc<Server>, stanza: &Element) {
+        crate::metrics::module_event("blocking", "inbound_denied");
         // XEP-0191 §3.3.2 / XEP-0016 §2.13: messages and IQ requests get service-unavailable
         // (as if the user did not exist); presence and IQ results are dropped.
-        let stanza = &routed.stanza;
         let answer = match stanza.name() {
             "presence" => false,
             "iq" => matches!(stanza.attr("type"), Some("get" | "set")),
@@ -225,6 +365,5 @@ impl Blocking {
         if answer {
             bounce(server, stanza, StanzaError::service_unavailable());
         }
-        Flow::Handled
     }
 }

@@ -2,10 +2,10 @@
 //! §6): single-item add/remove with an expected version, a version on every answer, delta
 //! pushes to the account's other resources, paged fetch.
 //!
-//! Requests are taken from the `outbound` hook rather than the IQ registry because the
-//! version-mismatch error carries an application-specific child (spec §6.6), which the
-//! registry's `StanzaError` cannot express. They are still only the account's own requests
-//! (no `to`, or the sender's bare JID).
+//! Requests are taken from the `outbound` hook rather than the IQ registry (they predate
+//! `StanzaError`'s application-specific conditions, which the version-mismatch error of spec
+//! §6.6 needs). They are still only the account's own requests (no `to`, or the sender's
+//! bare JID).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -76,15 +76,15 @@ fn result_to(iq: &Element) -> Element {
 
 /// An error reply; `current`: the version-mismatch child (spec §6.6).
 fn error_reply(iq: &Element, error: StanzaError, current: Option<i64>) -> Element {
-    let mut reply = error.reply_to(iq);
-    if let Some(v) = current
-        && let Some(e) = reply.children_mut().find(|c| c.name() == "error")
-    {
-        let mut mismatch = Element::bare("version-mismatch", NS);
-        xml::set_attr(&mut mismatch, "current", &v.to_string());
-        e.append_child(mismatch);
-    }
-    reply
+    let error = match current {
+        Some(v) => {
+            let mut mismatch = Element::bare("version-mismatch", NS);
+            xml::set_attr(&mut mismatch, "current", &v.to_string());
+            error.with_application(mismatch)
+        }
+        None => error,
+    };
+    error.reply_to(iq)
 }
 
 /// `<item/>` in this namespace (also used by the XEP-0016 view with its own namespace).

@@ -12,7 +12,7 @@ use crate::error::StanzaError;
 use crate::xml::{self, ns};
 
 /// One change asked for in a muc#admin set.
-enum Change {
+pub(super) enum Change {
     Role {
         nick: String,
         role: Role,
@@ -223,7 +223,7 @@ impl Room {
         Ok(Some(out))
     }
 
-    fn apply(&mut self, change: Change, actor: Option<&str>) {
+    pub(super) fn apply(&mut self, change: Change, actor: Option<&str>) {
         let detail = |reason: &Option<String>| {
             let mut item = Element::bare("item", NS_USER);
             if let Some(actor) = actor {
@@ -257,6 +257,11 @@ impl Room {
                 reason,
             } => {
                 self.affiliations.set(jid.clone(), affiliation, reason.clone());
+                if affiliation == Affiliation::Outcast && self.registrations.nick_of(&jid).is_some() {
+                    // §9.1: a banned user's reserved nickname is released.
+                    self.registrations.set(jid.clone(), None);
+                    self.store_registration(jid.clone(), None);
+                }
                 let nicks: Vec<String> = self.occupants.of_bare(&jid).map(|o| o.nick.clone()).collect();
                 for nick in nicks {
                     if affiliation == Affiliation::Outcast {

@@ -68,6 +68,22 @@ impl History {
         self.truncate(limit);
     }
 
+    /// The last message recorded, with its time (to store it).
+    pub fn last(&self) -> Option<(&Element, SystemTime)> {
+        self.entries.back().map(|e| (&e.stanza, e.at))
+    }
+
+    /// Every message kept, oldest first, with its time.
+    pub fn iter(&self) -> impl Iterator<Item = (&Element, SystemTime)> {
+        self.entries.iter().map(|e| (&e.stanza, e.at))
+    }
+
+    /// Adds a stored message back (its delay is already in it), keeping at most `limit`.
+    pub fn restore(&mut self, stanza: Element, at: SystemTime, limit: usize) {
+        self.entries.push_back(Entry { stanza, at });
+        self.truncate(limit);
+    }
+
     pub fn truncate(&mut self, limit: usize) {
         while self.entries.len() > limit {
             self.entries.pop_front();

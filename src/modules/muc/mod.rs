@@ -7,7 +7,11 @@
 //! - `occupants`, `affiliations`: who is in the room, roles and affiliations (§5).
 //! - `admin`: muc#admin (roles and affiliation lists) and muc#owner (configuration, destroy).
 //! - `config`: the muc#roomconfig form (§10.2) and its effects.
-//! - `history`: discussion history sent on join (§7.2.13-15).
+//! - `history`: discussion history sent on join (§7.2.13-15), stored for persistent rooms.
+//! - `register`: registration with a room and reserved nicknames (§7.10, §7.12).
+//! - `voice`: voice requests and their approval (§7.13, §8.6).
+//! - `courier`: private messages, invitations and declines, judged by the recipient's
+//!   blocking and privacy rules (`hooks.inbound`) and stored offline when nobody is online.
 //!
 //! Delivery to occupants goes through the session mailboxes (`router::deliver_to_full`),
 //! which never wait: a slow occupant is disconnected, never stalls a room.
@@ -15,10 +19,13 @@
 pub mod admin;
 pub mod affiliations;
 pub mod config;
+pub mod courier;
 pub mod history;
 pub mod occupants;
+pub mod register;
 pub mod room;
 pub mod service;
+pub mod voice;
 
 use std::sync::Arc;
 

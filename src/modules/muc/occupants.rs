@@ -2,32 +2,104 @@
 //! nick (multi-session nick) and are then one occupant.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use jid::{BareJid, FullJid};
 use minidom::Element;
 use sha2::{Digest, Sha256};
 
-use super::affiliations::Role;
+use super::affiliations::{Affiliation, Role};
+use crate::session::{SessionEntry, SharedStanza};
 
 pub struct Occupant {
     pub nick: String,
     pub bare: BareJid,
     /// The resources sharing this nick, in joining order; the last one is the JID shown.
-    pub sessions: Vec<FullJid>,
+    /// Held directly, so a broadcast needs no session-table lookup per recipient; a session
+    /// that ends leaves the room (`session_closed`), and until then delivery to it fails.
+    pub sessions: Vec<Arc<SessionEntry>>,
     /// The last presence received from the occupant (its show, status... are reflected).
-    pub presence: Element,
+    presence: Element,
     pub role: Role,
     /// XEP-0421: stable per (room, bare JID), revealing nothing.
     pub occupant_id: String,
+    /// This occupant's presence as everyone entering gets it, serialized once (index: with
+    /// the real JID or not) with the role and affiliation it shows. A join storm would
+    /// otherwise build and serialize every occupant's presence again for each newcomer.
+    /// Cleared when the nick, presence or shown JID change.
+    entering: Mutex<[Option<(Role, Affiliation, Arc<SharedStanza>)>; 2]>,
 }
 
 impl Occupant {
+    pub fn new(
+        nick: String,
+        bare: BareJid,
+        session: Arc<SessionEntry>,
+        presence: Element,
+        role: Role,
+        occupant_id: String,
+    ) -> Occupant {
+        Occupant {
+            nick,
+            bare,
+            sessions: vec![session],
+            presence,
+            role,
+            occupant_id,
+            entering: Mutex::default(),
+        }
+    }
+
+    pub fn presence(&self) -> &Element {
+        &self.presence
+    }
+
+    pub fn set_presence(&mut self, presence: Element) {
+        self.presence = presence;
+        self.forget_entering();
+    }
+
+    fn forget_entering(&mut self) {
+        *self.entering.get_mut().unwrap_or_else(|e| e.into_inner()) = Default::default();
+    }
+
+    /// The presence an entering occupant gets for this one: the cached copy if it still
+    /// shows this role and `affiliation`, else `build`'s (then cached).
+    pub fn entering_presence(
+        &self,
+        with_jid: bool,
+        affiliation: Affiliation,
+        build: impl FnOnce() -> Option<Arc<SharedStanza>>,
+    ) -> Option<Arc<SharedStanza>> {
+        let mut cache = self.entering.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut cache[usize::from(with_jid)];
+        if let Some((role, aff, stanza)) = slot
+            && *role == self.role
+            && *aff == affiliation
+        {
+            return Some(stanza.clone());
+        }
+        let stanza = build()?;
+        *slot = Some((self.role, affiliation, stanza.clone()));
+        Some(stanza)
+    }
+
     /// The full JID shown to those allowed to see it.
     pub fn shown_jid(&self) -> &FullJid {
-        self.sessions
+        &self
+            .sessions
             .last()
             .expect("an occupant has at least one session")
+            .jid
+    }
+
+    pub fn has_session(&self, jid: &FullJid) -> bool {
+        self.sessions.iter().any(|s| s.jid == *jid)
+    }
+
+    pub fn session_jids(&self) -> Vec<FullJid> {
+        self.sessions.iter().map(|s| s.jid.clone()).collect()
     }
 }
 
@@ -73,17 +145,31 @@ impl Occupants {
 
     pub fn insert(&mut self, occupant: Occupant) {
         for s in &occupant.sessions {
-            self.by_jid.insert(s.clone(), occupant.nick.clone());
+            self.by_jid.insert(s.jid.clone(), occupant.nick.clone());
         }
         self.by_nick.insert(occupant.nick.clone(), occupant);
     }
 
     /// Adds a session to an existing occupant (multi-session nick).
-    pub fn add_session(&mut self, nick: &str, jid: FullJid) {
+    pub fn add_session(&mut self, nick: &str, session: Arc<SessionEntry>) {
         if let Some(o) = self.by_nick.get_mut(nick) {
-            o.sessions.retain(|s| *s != jid);
-            o.sessions.push(jid.clone());
-            self.by_jid.insert(jid, nick.to_string());
+            o.sessions.retain(|s| s.jid != session.jid);
+            self.by_jid.insert(session.jid.clone(), nick.to_string());
+            o.sessions.push(session);
+            o.forget_entering();
+        }
+    }
+
+    /// Points a joined full JID at `session` if a new connection took that JID over (the
+    /// replaced one's departure may still be on its way).
+    pub fn refresh_session(&mut self, session: &Arc<SessionEntry>) {
+        let Some(nick) = self.by_jid.get(&session.jid) else {
+            return;
+        };
+        if let Some(o) = self.by_nick.get_mut(nick) {
+            for s in o.sessions.iter_mut().filter(|s| s.jid == session.jid) {
+                *s = session.clone();
+            }
         }
     }
 
@@ -91,11 +177,12 @@ impl Occupants {
     pub fn remove_session(&mut self, jid: &FullJid) -> Option<Occupant> {
         let nick = self.by_jid.remove(jid)?;
         let o = self.by_nick.get_mut(&nick)?;
-        if o.sessions.iter().all(|s| s == jid) {
+        if o.sessions.iter().all(|s| s.jid == *jid) {
             // The last session: the occupant leaves, still showing that JID.
             return self.by_nick.remove(&nick);
         }
-        o.sessions.retain(|s| s != jid);
+        o.sessions.retain(|s| s.jid != *jid);
+        o.forget_entering();
         None
     }
 
@@ -103,7 +190,7 @@ impl Occupants {
     pub fn remove(&mut self, nick: &str) -> Option<Occupant> {
         let o = self.by_nick.remove(nick)?;
         for s in &o.sessions {
-            self.by_jid.remove(s);
+            self.by_jid.remove(&s.jid);
         }
         Some(o)
     }
@@ -111,6 +198,7 @@ impl Occupants {
     pub fn rename(&mut self, old: &str, new: &str) {
         if let Some(mut o) = self.remove(old) {
             o.nick = new.to_string();
+            o.forget_entering();
             self.insert(o);
         }
     }

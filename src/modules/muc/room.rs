@@ -1,10 +1,12 @@
 //! A room: a task owning its state, fed through a bounded inbox (XEP-0045 §7, §8.1).
 //!
 //! Every handler is synchronous: a command is handled completely before the next, so the
-//! room's state needs no lock. Fan-out builds each stanza once and clones it per recipient
-//! only to set `to`.
+//! room's state needs no lock. Fan-out builds and serializes each stanza once
+//! (`SharedStanza`): every recipient's writer fills in its own `to`, and occupants hold their
+//! sessions, so a delivery is a reference count and a mailbox slot.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
@@ -12,16 +14,20 @@ use tokio::sync::mpsc;
 
 use super::affiliations::{Affiliation, Affiliations, Role, default_role};
 use super::config::{AllowPm, RoomConfig};
+use super::courier::{Courier, Delivery, NS_VCARD};
 use super::history::{History, Request};
 use super::occupants::{Occupant, Occupants, occupant_id};
+use super::register::{NODE_ROOMUSER, NS_REGISTER, Registrations};
 use super::service::{RoomHandle, Service, Summary, feature, reply};
+use super::voice::{VoiceRequests, request_form};
 use super::{NS_ADMIN, NS_DATA, NS_MUC, NS_OCCUPANT_ID, NS_OWNER, NS_ROOMINFO, NS_USER};
 use crate::config::MucCreators;
 use crate::error::{ErrorType, StanzaError};
 use crate::modules::disco::{NS_INFO, NS_ITEMS};
 use crate::router;
 use crate::server::Server;
-use crate::storage::muc::StoredRoom;
+use crate::session::{SessionEntry, SharedStanza};
+use crate::storage::muc::{StoredMessage, StoredRoom};
 use crate::xml::{self, ns};
 
 pub enum RoomCmd {
@@ -29,6 +35,12 @@ pub enum RoomCmd {
     Stanza(FullJid, Element),
     /// The session ended without leaving (§7.14 on its behalf).
     SessionClosed(FullJid),
+}
+
+/// A write to SQL beyond the room itself, done after the command that caused it.
+enum StoreOp {
+    Registration(BareJid, Option<String>),
+    History(StoredMessage),
 }
 
 /// Empty persistent rooms stay loaded this long, then unload (reloaded from SQL on demand).
@@ -61,6 +73,7 @@ pub fn spawn(
         );
         if let Some(stored) = stored {
             room.restore(stored);
+            room.load_extras(&domain, &node).await;
         }
         loop {
             let cmd = if room.occupants.is_empty() && (room.stored || room.config.persistent) {
@@ -76,6 +89,7 @@ pub fn spawn(
             if room.dirty {
                 room.persist().await;
             }
+            room.store_ops().await;
             for (to, iq, answer) in std::mem::take(&mut room.pending) {
                 reply(&server, &to, &iq, answer);
             }
@@ -113,13 +127,31 @@ pub struct Room {
     counted: bool,
     /// IQ answers held until the change they acknowledge is stored.
     pending: Vec<PendingReply>,
-    /// IQs forwarded between occupants: our id -> (requester, its id, the session asked).
-    forwarded: std::collections::HashMap<String, (FullJid, Option<String>, FullJid)>,
-    next_iq: u64,
+    /// IQs forwarded between occupants: our id -> (requester, its id, the session asked,
+    /// when).
+    forwarded: std::collections::HashMap<String, (FullJid, Option<String>, FullJid, Instant)>,
+    pub(super) next_iq: u64,
+    /// Private messages, invitations and declines, judged by the recipient's rules first.
+    courier: Courier,
+    /// §7.10: reserved nicknames.
+    pub(super) registrations: Registrations,
+    /// §7.13: recent voice requests (flood control).
+    pub(super) voice_requests: VoiceRequests,
+    /// Order of the last history message stored in SQL.
+    history_seq: i64,
+    /// SQL writes waiting for the end of the current command.
+    store: Vec<StoreOp>,
 }
+
+/// XEP-0199, for XEP-0410 self-pings.
+const NS_PING: &str = "urn:xmpp:ping";
+/// XEP-0410 §3.2: answered by the room itself.
+const SELF_PING_OPTIMIZATION: &str = "http://jabber.org/protocol/muc#self-ping-optimization";
 
 /// IQs between occupants awaiting an answer, per room; more are refused.
 const MAX_FORWARDED_IQS: usize = 1024;
+/// How long an unanswered forwarded IQ holds its place when the table is full.
+const FORWARDED_IQ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 type PendingReply = (FullJid, Element, Result<Option<Element>, StanzaError>);
 
@@ -134,6 +166,7 @@ impl Room {
         let config = RoomConfig::defaults(&server.config().muc);
         Room {
             jid_str: jid.to_string(),
+            courier: Courier::start(server.clone()),
             server,
             jid,
             creator,
@@ -153,6 +186,10 @@ impl Room {
             pending: Vec::new(),
             forwarded: std::collections::HashMap::new(),
             next_iq: 0,
+            registrations: Registrations::default(),
+            voice_requests: VoiceRequests::default(),
+            history_seq: 0,
+            store: Vec::new(),
         }
     }
 
@@ -205,8 +242,13 @@ impl Room {
                 subject_nick: self.subject.as_ref().and_then(|s| s.0.clone()),
                 affiliations,
             };
+            let first = !self.stored;
             self.stored = true;
-            self.server.storage.muc_save_room(&domain, &node, &stored).await
+            let saved = self.server.storage.muc_save_room(&domain, &node, &stored).await;
+            if saved.is_ok() && first {
+                self.store_everything();
+            }
+            saved
         } else if self.stored {
             self.stored = false;
             self.server
@@ -219,6 +261,100 @@ impl Room {
         };
         if let Err(e) = result {
             tracing::error!(room = %self.jid, error = %e, "cannot store room");
+        }
+    }
+
+    /// Registered nicknames and history of a room just loaded from SQL.
+    async fn load_extras(&mut self, domain: &str, node: &str) {
+        let storage = &self.server.storage;
+        match storage.muc_registrations(domain, node).await {
+            Ok(list) => {
+                for (jid, nick) in list {
+                    if let Ok(jid) = BareJid::new(&jid) {
+                        self.registrations.set(jid, Some(nick));
+                    }
+                }
+            }
+            Err(e) => tracing::error!(room = %self.jid, error = %e, "cannot load registrations"),
+        }
+        let limit = self.config.history_length;
+        match storage.muc_history(domain, node, limit).await {
+            Ok(list) => {
+                for m in list {
+                    self.history_seq = self.history_seq.max(m.seq);
+                    match m.stanza.parse::<Element>() {
+                        Ok(el) => {
+                            let at = std::time::UNIX_EPOCH
+                                + std::time::Duration::from_millis(u64::try_from(m.at_ms).unwrap_or(0));
+                            self.history.restore(el, at, limit);
+                        }
+                        Err(e) => tracing::warn!(room = %self.jid, error = %e, "stored history unreadable"),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(room = %self.jid, error = %e, "cannot load history"),
+        }
+    }
+
+    /// A room stored for the first time: its registrations and history go with it.
+    fn store_everything(&mut self) {
+        self.store.clear();
+        let regs: Vec<_> = self
+            .registrations
+            .iter()
+            .map(|(j, n)| StoreOp::Registration(j.clone(), Some(n.clone())))
+            .collect();
+        self.store.extend(regs);
+        let msgs: Vec<_> = self
+            .history
+            .iter()
+            .map(|(el, at)| (xml::to_string(el), at))
+            .collect();
+        for (stanza, at) in msgs {
+            self.history_seq += 1;
+            self.store.push(StoreOp::History(StoredMessage {
+                seq: self.history_seq,
+                at_ms: unix_ms(at),
+                stanza,
+            }));
+        }
+    }
+
+    /// Notes a registration change to store (a stored room only).
+    pub(super) fn store_registration(&mut self, jid: BareJid, nick: Option<String>) {
+        if self.stored {
+            self.store.push(StoreOp::Registration(jid, nick));
+        }
+    }
+
+    /// Runs the SQL writes the last command caused, in order.
+    async fn store_ops(&mut self) {
+        if self.store.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.store);
+        if !self.stored {
+            return;
+        }
+        let domain = self.jid.domain().as_str().to_owned();
+        let node = self.jid.node().map(|n| n.as_str().to_owned()).unwrap_or_default();
+        let storage = &self.server.storage;
+        for op in ops {
+            let result = match &op {
+                StoreOp::Registration(jid, nick) => {
+                    storage
+                        .muc_set_registration(&domain, &node, jid.as_str(), nick.as_deref())
+                        .await
+                }
+                StoreOp::History(m) => {
+                    storage
+                        .muc_history_push(&domain, &node, m, self.config.history_length)
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(room = %self.jid, error = %e, "cannot store room data");
+            }
         }
     }
 
@@ -280,11 +416,23 @@ impl Room {
 
     fn presence(&mut self, from: FullJid, nick: &str, p: Element) {
         match p.attr("type") {
-            None => match self.occupants.nick_of(&from).map(str::to_owned) {
-                Some(current) if current == nick => self.update_presence(&current, p),
-                Some(current) => self.change_nick(&current, nick, p),
-                None => self.join(from, nick, p),
-            },
+            None => {
+                // Occupants hold their sessions; one already gone has nothing to join with.
+                let Some(session) = self.server.sessions.get(&from) else {
+                    return;
+                };
+                match self.occupants.nick_of(&from).map(str::to_owned) {
+                    Some(current) => {
+                        self.occupants.refresh_session(&session);
+                        if current == nick {
+                            self.update_presence(&current, p)
+                        } else {
+                            self.change_nick(&current, nick, p)
+                        }
+                    }
+                    None => self.join(session, nick, p),
+                }
+            }
             Some("unavailable") | Some("error") if self.occupants.nick_of(&from).is_some() => {
                 let status = p.get_child("status", ns::CLIENT).cloned();
                 self.leave(&from, status);
@@ -293,8 +441,8 @@ impl Room {
         }
     }
 
-    fn join(&mut self, from: FullJid, nick: &str, p: Element) {
-        let bare = from.to_bare();
+    fn join(&mut self, session: Arc<SessionEntry>, nick: &str, p: Element) {
+        let bare = session.jid.to_bare();
         let creating = self.fresh && bare == self.creator;
         if creating {
             if let Err(e) = self.may_create(&bare) {
@@ -326,13 +474,16 @@ impl Room {
             }
         }
         let history = Request::from_join(&p);
+        if self.registrations.reserved_for_other(nick, &bare) {
+            return self.error(&p, StanzaError::conflict().text("that nickname is reserved"));
+        }
         if let Some(o) = self.occupants.get(nick) {
             if o.bare != bare {
                 return self.error(&p, StanzaError::conflict().text("that nickname is in use"));
             }
             // Multi-session nick: another resource joins as the same occupant.
-            self.occupants.add_session(nick, from.clone());
-            self.send_room_state(&from, nick, &[], &history);
+            self.occupants.add_session(nick, session.clone());
+            self.send_room_state(&session, nick, &[], &history);
             return;
         }
         if self.occupants.len() >= self.config.max_users && affiliation < Affiliation::Admin {
@@ -346,14 +497,14 @@ impl Room {
             *self.service.created.entry(bare.clone()).or_default() += 1;
         }
         self.fresh = false;
-        let occupant = Occupant {
-            nick: nick.to_string(),
-            bare: bare.clone(),
-            sessions: vec![from.clone()],
-            presence: p,
-            role: default_role(affiliation, self.config.moderated),
-            occupant_id: occupant_id(&self.server.fake_salt_secret, &self.jid, &bare),
-        };
+        let occupant = Occupant::new(
+            nick.to_string(),
+            bare.clone(),
+            session.clone(),
+            p,
+            default_role(affiliation, self.config.moderated),
+            occupant_id(&self.server.fake_salt_secret, &self.jid, &bare),
+        );
         self.occupants.insert(occupant);
         // Everyone else learns of the newcomer (one presence each).
         self.broadcast_presence(nick, &[], Some(nick));
@@ -364,7 +515,7 @@ impl Room {
         if creating {
             codes.push(201);
         }
-        self.send_room_state(&from, nick, &codes, &history);
+        self.send_room_state(&session, nick, &codes, &history);
         if creating {
             self.update_summary();
         }
@@ -389,31 +540,25 @@ impl Room {
 
     /// What a session entering receives (§7.2.3-7.2.15): the other occupants' presence, its
     /// own (status 110, last), the history, then the subject.
-    fn send_room_state(&self, to: &FullJid, nick: &str, codes: &[u16], history: &Request) {
+    fn send_room_state(&self, to: &SessionEntry, nick: &str, codes: &[u16], history: &Request) {
         let viewer_sees = self.sees_jids(nick);
         for o in self.occupants.iter().filter(|o| o.nick != nick) {
-            let mut p = self.occupant_presence(o, viewer_sees, &[], false);
-            xml::set_attr(&mut p, "to", &to.to_string());
-            router::deliver_to_full(&self.server, to, p);
+            if let Some(p) = self.entering_presence(o, viewer_sees) {
+                let _ = to.deliver_shared(&p);
+            }
         }
         let Some(me) = self.occupants.get(nick) else {
             return;
         };
         let mut all = vec![110];
         all.extend_from_slice(codes);
-        let mut p = self.occupant_presence(me, true, &all, false);
-        xml::set_attr(&mut p, "to", &to.to_string());
-        router::deliver_to_full(&self.server, to, p);
+        deliver(to, self.occupant_presence(me, true, &all, false));
         if !codes.contains(&201) {
             for m in self.history.select(history) {
-                let mut m = m.clone();
-                xml::set_attr(&mut m, "to", &to.to_string());
-                router::deliver_to_full(&self.server, to, m);
+                deliver(to, m.clone());
             }
         }
-        let mut s = self.subject_message();
-        xml::set_attr(&mut s, "to", &to.to_string());
-        router::deliver_to_full(&self.server, to, s);
+        deliver(to, self.subject_message());
     }
 
     fn subject_message(&self) -> Element {
@@ -452,7 +597,7 @@ impl Room {
         if unavailable {
             xml::set_attr(&mut p, "type", "unavailable");
         } else {
-            for c in o.presence.children() {
+            for c in o.presence().children() {
                 if c.ns() == ns::CLIENT
                     || !(c.is("x", NS_MUC) || c.is("x", NS_USER) || c.is("occupant-id", NS_OCCUPANT_ID))
                 {
@@ -511,34 +656,41 @@ impl Room {
                 self.send_to(r, &self.occupant_presence(o, true, &all, false));
                 continue;
             }
-            let p = if self.sees_jids(&r.nick) {
-                with_jid.get_or_insert_with(|| self.occupant_presence(o, true, codes, false))
-            } else {
-                without.get_or_insert_with(|| self.occupant_presence(o, false, codes, false))
-            };
-            self.send_to(r, p);
+            let sees = self.sees_jids(&r.nick);
+            let p = if sees { &mut with_jid } else { &mut without };
+            let p = p.get_or_insert_with(|| match codes {
+                [] => self.entering_presence(o, sees),
+                _ => share(self.occupant_presence(o, sees, codes, false)),
+            });
+            send_shared(r, p.as_ref());
         }
     }
 
-    /// Delivers a copy of `stanza` to each session of `o`, `to` set.
+    /// `occupant_presence(o, with_jid, &[], false)`, serialized once and reused while it
+    /// stays the same (every join sends it).
+    fn entering_presence(&self, o: &Occupant, with_jid: bool) -> Option<Arc<SharedStanza>> {
+        let affiliation = self.affiliations.get(&o.bare);
+        o.entering_presence(with_jid, affiliation, || {
+            share(self.occupant_presence(o, with_jid, &[], false))
+        })
+    }
+
+    /// Delivers `stanza` to each session of `o`.
     pub(super) fn send_to(&self, o: &Occupant, stanza: &Element) {
-        for s in &o.sessions {
-            let mut copy = stanza.clone();
-            xml::set_attr(&mut copy, "to", &s.to_string());
-            router::deliver_to_full(&self.server, s, copy);
-        }
+        send_shared(o, share(stanza.clone()).as_ref());
     }
 
-    /// Sends `stanza` to every occupant.
+    /// Sends `stanza` to every occupant, serialized once.
     pub(super) fn send_all(&self, stanza: &Element) {
+        let shared = share(stanza.clone());
         for o in self.occupants.iter() {
-            self.send_to(o, stanza);
+            send_shared(o, shared.as_ref());
         }
     }
 
     fn update_presence(&mut self, nick: &str, p: Element) {
         if let Some(o) = self.occupants.get_mut(nick) {
-            o.presence = p;
+            o.set_presence(p);
         }
         self.broadcast_presence(nick, &[], None);
     }
@@ -549,6 +701,9 @@ impl Room {
             return self.error(&p, StanzaError::conflict().text("that nickname is in use"));
         }
         let Some(o) = self.occupants.get(old) else { return };
+        if self.registrations.reserved_for_other(new, &o.bare) {
+            return self.error(&p, StanzaError::conflict().text("that nickname is reserved"));
+        }
         let mut nick_item = Element::bare("item", NS_USER);
         xml::set_attr(&mut nick_item, "nick", new);
         let sees_all = |r: &Occupant| r.bare == o.bare || self.sees_jids(&r.nick);
@@ -563,7 +718,7 @@ impl Room {
         }
         self.occupants.rename(old, new);
         if let Some(o) = self.occupants.get_mut(new) {
-            o.presence = p;
+            o.set_presence(p);
         }
         self.broadcast_presence(new, &[], None);
     }
@@ -614,7 +769,7 @@ impl Room {
             return;
         };
         self.forwarded
-            .retain(|_, f| !o.sessions.contains(&f.0) && !o.sessions.contains(&f.2));
+            .retain(|_, f| !o.has_session(&f.0) && !o.has_session(&f.2));
         o.role = Role::None;
         let mut own_codes = vec![110];
         own_codes.extend_from_slice(codes);
@@ -640,6 +795,10 @@ impl Room {
             Some("groupchat") => {}
             Some("error") => return,
             _ => {
+                if let Some(form) = request_form(&m) {
+                    let form = form.clone();
+                    return self.voice_form(&from, &m, &form);
+                }
                 if m.get_child("x", NS_USER)
                     .is_some_and(|x| x.get_child("invite", NS_USER).is_some())
                 {
@@ -692,6 +851,17 @@ impl Room {
         self.send_all(&out);
         let limit = self.config.history_length;
         self.history.push(out, &self.jid_str, limit);
+        // Persistent rooms keep their history across restarts (trimmed to the same length).
+        if self.stored
+            && let Some((stanza, at)) = self.history.last().map(|(el, at)| (xml::to_string(el), at))
+        {
+            self.history_seq += 1;
+            self.store.push(StoreOp::History(StoredMessage {
+                seq: self.history_seq,
+                at_ms: unix_ms(at),
+                stanza,
+            }));
+        }
     }
 
     fn private_message(&mut self, from: FullJid, nick: &str, m: Element) {
@@ -726,7 +896,16 @@ impl Room {
             out.append_child(Element::bare("x", NS_USER));
         }
         out.append_child(occupant_id_element(&sender.occupant_id));
-        self.send_to(target, &out);
+        let Ok(occupant) = FullJid::new(&self.occupant_jid(&sender.nick)) else {
+            return self.error(&m, StanzaError::jid_malformed());
+        };
+        let d = Delivery::Private {
+            occupant,
+            to: target.session_jids(),
+            stanza: out,
+            original: m,
+        };
+        self.courier.send(&self.server, d);
     }
 
     /// §7.8.2: a mediated invitation, passed on from the room.
@@ -767,8 +946,14 @@ impl Room {
             if self.config.members_only && self.affiliations.get(&to) == Affiliation::None {
                 self.affiliations.set(to.clone(), Affiliation::Member, None);
             }
-            // To the invitee's available resources (no offline storage for invitations).
-            deliver_to_account(&self.server, &to, &out);
+            // To the invitee's available resources, else stored offline.
+            let d = Delivery::ToAccount {
+                by: from.clone(),
+                to,
+                stanza: out,
+                original: m.clone(),
+            };
+            self.courier.send(&self.server, d);
         }
     }
 
@@ -788,7 +973,13 @@ impl Room {
         }
         x.append_child(dd);
         out.append_child(x);
-        deliver_to_account(&self.server, &to, &out);
+        let d = Delivery::ToAccount {
+            by: from.clone(),
+            to,
+            stanza: out,
+            original: m.clone(),
+        };
+        self.courier.send(&self.server, d);
     }
 
     /// IQs between occupants go through the room (§7.5 for IQs): the request is forwarded
@@ -802,6 +993,29 @@ impl Room {
                 let Some(target) = self.occupants.get(nick) else {
                     return self.error(&iq, StanzaError::item_not_found().text("no such occupant"));
                 };
+                let payload = iq.children().next();
+                if sender.nick == nick && payload.is_some_and(|p| p.is("ping", NS_PING)) {
+                    // XEP-0410 §3.2 (self-ping optimization): the sender is joined; say so
+                    // without waking a session of the same occupant.
+                    return reply(&self.server, &from, &iq, Ok(None));
+                }
+                if iq.attr("type") == Some("get") && payload.is_some_and(|p| p.is("vCard", NS_VCARD)) {
+                    // XEP-0054: the occupant's account answers for its vCard.
+                    let Ok(asker) = FullJid::new(&self.occupant_jid(&sender.nick)) else {
+                        return self.error(&iq, StanzaError::jid_malformed());
+                    };
+                    let d = Delivery::VCard {
+                        asker,
+                        account: target.bare.clone(),
+                        target: self.occupant_jid(nick),
+                        original: iq,
+                    };
+                    return self.courier.send(&self.server, d);
+                }
+                if self.forwarded.len() >= MAX_FORWARDED_IQS {
+                    // Requests never answered are forgotten after a while.
+                    self.forwarded.retain(|_, f| f.3.elapsed() < FORWARDED_IQ_TIMEOUT);
+                }
                 if self.forwarded.len() >= MAX_FORWARDED_IQS {
                     return self.error(&iq, StanzaError::resource_constraint());
                 }
@@ -812,8 +1026,9 @@ impl Room {
                 xml::set_attr(&mut out, "from", &self.occupant_jid(&sender.nick));
                 xml::set_attr(&mut out, "to", &to.to_string());
                 xml::set_attr(&mut out, "id", &id);
+                let orig_id = iq.attr("id").map(str::to_owned);
                 self.forwarded
-                    .insert(id, (from, iq.attr("id").map(str::to_owned), to.clone()));
+                    .insert(id, (from, orig_id, to.clone(), Instant::now()));
                 router::deliver_to_full(&self.server, &to, out);
             }
             Some("result") | Some("error") => {
@@ -822,7 +1037,7 @@ impl Room {
                 if self.forwarded.get(id).is_none_or(|f| f.2 != from) {
                     return;
                 }
-                let Some((requester, orig_id, _)) = self.forwarded.remove(id) else {
+                let Some((requester, orig_id, _, _)) = self.forwarded.remove(id) else {
                     return;
                 };
                 let Some(responder) = self.occupants.nick_of(&from) else {
@@ -853,6 +1068,20 @@ impl Room {
         };
         let answer = match (kind.as_str(), q.ns().as_str(), q.name()) {
             ("get", NS_INFO, "query") if q.attr("node").is_none() => self.disco_info(&from),
+            ("get", NS_INFO, "query") if q.attr("node") == Some(NODE_ROOMUSER) => {
+                if self.locked && self.affiliations.get(&from.to_bare()) != Affiliation::Owner {
+                    Err(StanzaError::item_not_found())
+                } else {
+                    Ok(Some(self.reserved_nick_info(&from)))
+                }
+            }
+            (_, NS_REGISTER, "query") => {
+                if self.locked {
+                    Err(StanzaError::item_not_found())
+                } else {
+                    self.register(&from, kind == "set", &q)
+                }
+            }
             ("get", NS_ITEMS, "query") if q.attr("node").is_none() => {
                 if self.locked {
                     Err(StanzaError::item_not_found())
@@ -894,6 +1123,8 @@ impl Room {
             NS_MUC,
             NS_INFO,
             NS_OCCUPANT_ID,
+            NS_REGISTER,
+            SELF_PING_OPTIMIZATION,
             pick(c.persistent, "muc_persistent", "muc_temporary"),
             pick(c.public, "muc_public", "muc_hidden"),
             pick(c.members_only, "muc_membersonly", "muc_open"),
@@ -959,13 +1190,36 @@ impl Room {
     }
 }
 
-/// Delivers a message from the room to each available resource of a local account.
-pub(super) fn deliver_to_account(server: &Arc<Server>, to: &BareJid, msg: &Element) {
-    for session in server.sessions.sessions_of(to) {
-        if session.is_available() {
-            router::deliver_to_full(server, &session.jid, msg.clone());
-        }
+/// Delivers `stanza` to one session, addressed to it.
+fn deliver(to: &SessionEntry, mut stanza: Element) {
+    xml::set_attr(&mut stanza, "to", &to.jid.to_string());
+    // A failed delivery is dropped, as `router::bounce` would: the room sends it, not a
+    // session. A full mailbox already disconnects the slow occupant.
+    let _ = to.deliver(stanza);
+}
+
+/// A broadcast serialized once for all its recipients; `None` (logged) if it cannot be
+/// serialized at all.
+fn share(stanza: Element) -> Option<Arc<SharedStanza>> {
+    let shared = SharedStanza::new(stanza).map(Arc::new);
+    if shared.is_none() {
+        tracing::error!("could not serialize a room broadcast");
     }
+    shared
+}
+
+/// Delivers a shared stanza to each session of `o` (failures as in `deliver`).
+fn send_shared(o: &Occupant, stanza: Option<&Arc<SharedStanza>>) {
+    let Some(stanza) = stanza else { return };
+    for s in &o.sessions {
+        let _ = s.deliver_shared(stanza);
+    }
+}
+
+fn unix_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 pub fn status(code: u16) -> Element {

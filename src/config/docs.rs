@@ -1,0 +1,469 @@
+//! The documentation of every configuration key, and `config/example.toml` generated from it
+//! with the defaults of [`Config`]. A test fails when a key of `Config` has no entry here, an
+//! entry names a key `Config` does not have, or the shipped example is stale.
+
+use toml::Value;
+
+use super::Config;
+
+/// One documented key or section (a table or an array of tables).
+pub struct Key {
+    /// Dotted path: `limits.session_rate.stanzas_per_second`; `listen` for each `[[listen]]`.
+    pub path: &'static str,
+    /// Comment lines written above the key.
+    pub doc: &'static str,
+    /// Changing it takes a restart: a reload keeps the old value and logs it.
+    pub restart: bool,
+    /// For keys with no default (unset options): the value shown, commented out.
+    pub example: Option<&'static str>,
+}
+
+const fn k(path: &'static str, doc: &'static str) -> Key {
+    Key {
+        path,
+        doc,
+        restart: false,
+        example: None,
+    }
+}
+
+const fn restart(path: &'static str, doc: &'static str) -> Key {
+    Key {
+        path,
+        doc,
+        restart: true,
+        example: None,
+    }
+}
+
+const fn with_example(path: &'static str, doc: &'static str, value: &'static str, restart: bool) -> Key {
+    Key {
+        path,
+        doc,
+        restart,
+        example: Some(value),
+    }
+}
+
+/// Every key, in the order of the example file. Sections precede their keys; the scalar keys
+/// of a table precede its sub-tables (TOML requires it).
+pub static KEYS: &[Key] = &[
+    restart(
+        "domains",
+        "The XMPP domains this server hosts. Users are user@domain.",
+    ),
+    k(
+        "admins",
+        "Admin accounts (bare JIDs): they may run the administrative ad-hoc commands.\n\
+         A reload also replaces a list edited with the edit-admin command.",
+    ),
+    k("storage", "Where accounts and all other data live."),
+    restart(
+        "storage.url",
+        "sqlite://path (created with its directory on first start) or\n\
+         postgres://user:password@host/db. The environment variable SWITCHBOARD_DATABASE_URL\n\
+         overrides it, so a password need not sit in this file.",
+    ),
+    k(
+        "tls",
+        "The certificate presented on STARTTLS and direct TLS. A reload reads the files again\n\
+         (renewed certificates), for new connections.",
+    ),
+    k("tls.cert", "PEM certificate chain."),
+    k("tls.key", "PEM private key."),
+    k(
+        "tls.generate_self_signed",
+        "When both files are missing, generate a self-signed certificate for the domains\n\
+         there (reused on later starts). For development; production sets real files.",
+    ),
+    restart(
+        "listen",
+        "Listening sockets (each [[listen]] one). kind: c2s (STARTTLS, usually 5222),\n\
+         c2s_direct_tls (XEP-0368, usually 5223) or http (/health, /metrics). Port 0 picks a\n\
+         free port (see `serve --ports-file`). Only session_rate changes on a reload.",
+    ),
+    k("listen.kind", "c2s | c2s_direct_tls | http"),
+    k("listen.address", "ip:port"),
+    k(
+        "listen.require_encryption",
+        "c2s only: refuse authentication before STARTTLS. Turn off only on trusted networks\n\
+         (for example a loopback benchmark).",
+    ),
+    with_example(
+        "listen.session_rate",
+        "c2s only: the rate limits of ordinary users' sessions on this listener, replacing\n\
+         [limits.session_rate] (same keys).",
+        "{ stanzas_per_second = 50, stanza_burst = 100, bytes_per_second = 65536, bytes_burst = 131072 }",
+        false,
+    ),
+    k("registration", "XEP-0077 in-band registration."),
+    k(
+        "registration.enabled",
+        "Let anyone create an account from their client.",
+    ),
+    k(
+        "registration.per_ip_per_hour",
+        "Accounts one IP address may register per hour.",
+    ),
+    k(
+        "registration.min_password_length",
+        "Shortest password accepted at registration and password change.",
+    ),
+    k(
+        "limits",
+        "Resource limits. The defaults suit a public server. All of them change on a reload;\n\
+         a live session keeps the stanza size and idle time it was told at login (XEP-0478).",
+    ),
+    k(
+        "limits.max_stanza_size",
+        "Bytes a stanza may have after authentication (advertised, XEP-0478).",
+    ),
+    k(
+        "limits.max_stanza_size_preauth",
+        "Bytes a stanza may have before authentication.",
+    ),
+    k("limits.max_depth", "Element nesting depth inside a stanza."),
+    k(
+        "limits.connections_per_ip",
+        "Simultaneous connections from one IP address.",
+    ),
+    k("limits.max_connections", "Simultaneous connections in all."),
+    k(
+        "limits.negotiation_timeout_secs",
+        "Seconds a client has to finish TLS, authentication and resource binding.",
+    ),
+    k(
+        "limits.idle_ping_secs",
+        "Seconds without traffic before the server pings a client (XEP-0199).",
+    ),
+    k(
+        "limits.ping_timeout_secs",
+        "Seconds to wait for the answer to that ping before closing the stream.",
+    ),
+    k(
+        "limits.session_queue",
+        "Stanzas queued for one session before it is judged too slow and disconnected.",
+    ),
+    k(
+        "limits.max_resources_per_user",
+        "Resources (sessions) one account may have at once.",
+    ),
+    k(
+        "limits.max_roster_items",
+        "Items one roster may hold (RFC 6121 §2); also caps the subscription requests waiting\n\
+         for one user's answer.",
+    ),
+    k(
+        "limits.max_offline_messages",
+        "Messages kept for one account while it is offline (XEP-0160); past it senders get\n\
+         service-unavailable. 0 turns offline storage off.",
+    ),
+    k(
+        "limits.max_vcard_size",
+        "Bytes one account's vCard (XEP-0054, avatars included) may take.",
+    ),
+    k(
+        "limits.max_private_size",
+        "Bytes of private XML (XEP-0049, e.g. bookmarks) one account may store per namespace.",
+    ),
+    k(
+        "limits.throttle_disconnect_secs",
+        "Seconds a session may stay over its rate limit, its reads held back all along,\n\
+         before it is disconnected with policy-violation.",
+    ),
+    k(
+        "limits.presence_per_second",
+        "Presence broadcasts (presence without a 'to') one session may send per second, and\n\
+         the burst allowed; past them presence is refused with policy-violation. 0: no limit.",
+    ),
+    k("limits.presence_burst", ""),
+    k(
+        "limits.subscriptions_per_minute",
+        "Subscription requests one account may send per minute; past it they are refused\n\
+         with policy-violation.",
+    ),
+    with_example(
+        "limits.admin_session_rate",
+        "The session rate limits of accounts in `admins` (same keys as [limits.session_rate]);\n\
+         unset: the same as everyone's.",
+        "{ stanzas_per_second = 20000, stanza_burst = 40000, bytes_per_second = 8388608, bytes_burst = 16777216 }",
+        false,
+    ),
+    k(
+        "limits.session_rate",
+        "What one user's session may send (token buckets; 0 as a rate: no limit). Past it the\n\
+         server stops reading from the client until the budget refills, which slows the client\n\
+         down; still over after throttle_disconnect_secs, it is disconnected. The defaults are\n\
+         generous (a benchmark sender reaches 4000 messages a second); a listener may set its\n\
+         own (listen.session_rate).",
+    ),
+    k(
+        "limits.session_rate.stanzas_per_second",
+        "Stanzas per second, sustained.",
+    ),
+    k(
+        "limits.session_rate.stanza_burst",
+        "Stanzas allowed at once after a quiet period.",
+    ),
+    k(
+        "limits.session_rate.bytes_per_second",
+        "Bytes per second, sustained.",
+    ),
+    k(
+        "limits.session_rate.bytes_burst",
+        "Bytes allowed at once after a quiet period.",
+    ),
+    k("auth", "Authentication policy."),
+    k(
+        "auth.scram_iterations",
+        "PBKDF2 iterations for new SCRAM credentials (at least 4096, RFC 7677).",
+    ),
+    k(
+        "auth.failures_per_ip_per_minute",
+        "Failed logins allowed per minute per IP address and per account; past them further\n\
+         attempts get temporary-auth-failure. From the third failure on, each failure is also\n\
+         answered later and later (backoff, at most 2 s).",
+    ),
+    k("auth.failures_per_account_per_minute", ""),
+    k("muc", "XEP-0045 multi-user chat."),
+    restart("muc.enabled", "Run the service."),
+    with_example(
+        "muc.domain",
+        "The service's domain; default: conference. followed by the first of `domains`.",
+        "\"conference.example.org\"",
+        true,
+    ),
+    k(
+        "muc.creators",
+        "Who may create rooms: \"anyone\" (every local user) or \"admins\".",
+    ),
+    k(
+        "muc.max_occupants",
+        "Occupants one room may hold (a room's maxusers cannot exceed it).",
+    ),
+    k(
+        "muc.history_default",
+        "Messages of discussion history a new room keeps and sends on join.",
+    ),
+    k("muc.max_history", "The most history a room owner may configure."),
+    k(
+        "muc.rooms_per_user",
+        "Rooms one user may have created that still exist (0: no limit).",
+    ),
+    k("log", "Log output (standard error)."),
+    k(
+        "log.level",
+        "error | warn | info | debug | trace, or a tracing filter directive. RUST_LOG\n\
+         overrides it (and then a reload does not change it). Never trace in production: it\n\
+         logs raw traffic.",
+    ),
+    restart("log.format", "human | json"),
+    k(
+        "roster_notes",
+        "Private per-contact notes (xep/xep-roster-notes.md), AES-256-GCM encrypted at rest.\n\
+         No keys: notes are off and not advertised. To rotate: add a key, make it active,\n\
+         restart, run `switchboard notes rotate`; remove the old key only after that (the\n\
+         server refuses to start while a note uses a missing key).",
+    ),
+    with_example(
+        "roster_notes.keys",
+        "Key id -> base64 of 32 random bytes (`openssl rand -base64 32`). The environment\n\
+         variable SWITCHBOARD_NOTE_KEYS=\"id=base64,id=base64\" replaces this table, so the\n\
+         secrets need not sit in this file.",
+        "{ \"1\" = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\" }",
+        true,
+    ),
+    with_example(
+        "roster_notes.active_key",
+        "Id of the key new and rotated notes are encrypted with; must be in keys.",
+        "\"1\"",
+        true,
+    ),
+    k("roster_notes.max_length", "Longest note accepted, in characters."),
+];
+
+const HEADER: &str = "\
+# switchboard: every configuration key, with its default.
+# GENERATED by `switchboard config example` from src/config/docs.rs; do not edit by hand.
+# Unknown keys are errors. Check a file with: switchboard config check FILE
+#
+# Reload: SIGHUP or the ad-hoc command \"Reload the configuration\" re-reads this file
+# without dropping connections. Keys marked (restart) keep their running value until
+# the server restarts; the reload logs them. An invalid file changes nothing: the
+# running configuration stays and the error is logged and answered.
+#
+# Secrets may come from the environment instead of this file:
+# SWITCHBOARD_DATABASE_URL (storage.url), SWITCHBOARD_NOTE_KEYS (roster_notes.keys).
+
+";
+
+/// The documentation entry of `path`.
+pub fn key(path: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.path == path)
+}
+
+/// The default configuration as a TOML value (the one domain "localhost").
+fn defaults() -> Value {
+    let config = Config::parse("domains = [\"localhost\"]\n", "defaults").expect("defaults are valid");
+    Value::try_from(&config).expect("the configuration serializes")
+}
+
+/// The value at a dotted path (arrays are not traversed).
+pub fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(root, |v, part| v.get(part))
+}
+
+fn last(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+fn comment(out: &mut String, doc: &str, restart: bool) {
+    for line in doc.lines().filter(|l| !l.is_empty()) {
+        out.push_str("# ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    if restart {
+        out.push_str("# (restart)\n");
+    }
+}
+
+/// Writes one key: its documentation, then `name = value`, or the example commented out
+/// (uncommented when `full`).
+fn leaf(out: &mut String, key: &Key, value: Option<&Value>, documented: bool, full: bool) {
+    if documented {
+        comment(out, key.doc, key.restart && !key.path.starts_with("listen."));
+    }
+    let name = last(key.path);
+    // An empty map with an example (roster_notes.keys) reads better as the example.
+    let value = value.filter(|v| key.example.is_none() || !is_empty(v));
+    match (value, key.example) {
+        (Some(v), _) => out.push_str(&format!("{name} = {v}\n")),
+        (None, Some(example)) if full => out.push_str(&format!("{name} = {example}\n")),
+        (None, Some(example)) if documented => out.push_str(&format!("# {name} = {example}\n")),
+        _ => {}
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    v.as_table().is_some_and(|t| t.is_empty())
+}
+
+/// The example file. With `full`, the unset keys' examples are written as real keys (used
+/// by the test that every key is known to [`Config`]).
+pub fn example(full: bool) -> String {
+    let defaults = defaults();
+    let mut out = String::from(HEADER);
+    let mut i = 0;
+    while i < KEYS.len() {
+        let key = &KEYS[i];
+        let value = lookup(&defaults, key.path);
+        match value {
+            Some(Value::Array(items)) if items.first().is_some_and(Value::is_table) => {
+                // An array of tables: its keys follow it in KEYS; write them per element.
+                let prefix = format!("{}.", key.path);
+                let end = KEYS[i + 1..]
+                    .iter()
+                    .position(|k| !k.path.starts_with(&prefix))
+                    .map_or(KEYS.len(), |p| i + 1 + p);
+                out.push('\n');
+                comment(&mut out, key.doc, key.restart);
+                for (n, item) in items.iter().enumerate() {
+                    if n > 0 {
+                        out.push('\n');
+                    }
+                    out.push_str(&format!("[[{}]]\n", key.path));
+                    for sub in &KEYS[i + 1..end] {
+                        leaf(&mut out, sub, item.get(last(sub.path)), n == 0, full && n == 0);
+                    }
+                }
+                i = end;
+                continue;
+            }
+            Some(Value::Table(_)) if key.example.is_none() => {
+                out.push('\n');
+                comment(&mut out, key.doc, key.restart);
+                out.push_str(&format!("[{}]\n", key.path));
+            }
+            _ => leaf(&mut out, key, value, true, full),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Every key path a configuration value has; a path documented with an example (an
+/// inline table or a map) counts as one key.
+pub fn paths(value: &Value) -> Vec<String> {
+    fn walk(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        let table = match v {
+            Value::Table(t) => t,
+            Value::Array(items) if items.first().is_some_and(Value::is_table) => {
+                for item in items {
+                    walk(item, prefix, out);
+                }
+                return;
+            }
+            _ => return,
+        };
+        for (name, child) in table {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if !out.contains(&path) {
+                out.push(path.clone());
+            }
+            if key(&path).is_none_or(|k| k.example.is_none()) {
+                walk(child, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, "", &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_config_key_is_documented_and_every_documented_key_exists() {
+        // The full example sets every optional key too, so that Config parsing it proves no
+        // documented key is unknown (deny_unknown_fields), and serializing the result lists
+        // every key Config has.
+        let full = example(true);
+        let config = Config::parse(&full, "full example").unwrap_or_else(|e| panic!("{e}\n{full}"));
+        let value = Value::try_from(&config).unwrap();
+        let found = paths(&value);
+        for p in &found {
+            assert!(key(p).is_some(), "config key `{p}` is not documented in KEYS");
+        }
+        for k in KEYS {
+            assert!(
+                found.iter().any(|p| p == k.path),
+                "documented key `{}` is not a key of Config",
+                k.path
+            );
+        }
+    }
+
+    #[test]
+    fn shipped_example_is_generated() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+        let shipped = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            shipped == example(false),
+            "config/example.toml is stale: run `cargo run -- config example > config/example.toml`"
+        );
+    }
+
+    #[test]
+    fn example_parses_to_the_defaults() {
+        let c = Config::parse(&example(false), "example").unwrap();
+        let d = Config::parse("domains = [\"localhost\"]", "d").unwrap();
+        assert_eq!(Value::try_from(&c).unwrap(), Value::try_from(&d).unwrap());
+    }
+}
