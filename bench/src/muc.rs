@@ -13,8 +13,9 @@
 //!    occupant (the sender too: the room reflects it) receives each message.
 //!    A step is kept up when all deliveries arrived, the posters could send at
 //!    the offered rate and the p99 latency is under `--p99-limit-ms`.
-//!    A failed step is retried once (machine noise); after the second failure
-//!    `--refine` steps bisect between the best kept-up and the failed rate.
+//!    A failed step is run again up to `--retries` times (machine noise);
+//!    when it still fails, `--refine` steps bisect between the best kept-up
+//!    and the failed rate.
 //!
 //! The receive path is lean: the stanza splitter finds stanza boundaries and a
 //! byte search finds the `<body>` marker; nothing is parsed into a tree except
@@ -62,6 +63,10 @@ pub struct MucArgs {
     /// Most rate steps (retries not counted).
     #[arg(long, default_value_t = 18)]
     max_steps: u32,
+    /// Times a failed step is run again at the same rate before it counts
+    /// (another process taking the core for 100 ms fails a step).
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
     /// Bisection steps between the best kept-up and the failed rate.
     #[arg(long, default_value_t = 2)]
     refine: u32,
@@ -427,7 +432,7 @@ pub async fn run(a: MucArgs) -> Result<()> {
         login_start.elapsed().as_secs_f64()
     );
 
-    let max_runs = (a.max_steps as usize) * 2 + a.refine as usize;
+    let max_runs = (a.max_steps as usize) * (1 + a.retries as usize) + a.refine as usize;
     let sh = Arc::new(Shared {
         joined: AtomicU64::new(0),
         last_join_us: AtomicU64::new(0),
@@ -565,7 +570,7 @@ pub async fn run(a: MucArgs) -> Result<()> {
     let mut results: Vec<StepResult> = Vec::new();
     let mut offered = a.start_rate;
     let mut steps_done = 0;
-    let mut retried = false;
+    let mut retried = 0;
     // Highest kept-up and lowest confirmed-failed offered rate.
     let mut lo: Option<f64> = None;
     let mut hi: Option<f64> = None;
@@ -644,12 +649,12 @@ pub async fn run(a: MucArgs) -> Result<()> {
                 lo = Some(offered);
                 offered *= a.factor;
                 steps_done += 1;
-                retried = false;
+                retried = 0;
                 if steps_done >= a.max_steps {
                     break;
                 }
-            } else if !retried {
-                retried = true;
+            } else if retried < a.retries {
+                retried += 1;
             } else {
                 hi = Some(offered);
             }
@@ -714,10 +719,11 @@ pub async fn run(a: MucArgs) -> Result<()> {
             }
         }
     }
-    // The lowest failed rate: how it failed.
+    // The lowest failed rate above the best kept-up one: how it failed.
+    let floor = best.map_or(0.0, |b| b.offered);
     if let Some(f) = results
         .iter()
-        .filter(|s| !s.kept_up)
+        .filter(|s| !s.kept_up && s.offered > floor)
         .min_by(|x, y| x.offered.total_cmp(&y.offered))
     {
         r.add("failed_offered_per_sec", f.offered, "/s");

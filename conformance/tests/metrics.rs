@@ -142,7 +142,6 @@ async fn metrics_module_counters_move() {
 // Counters whose calls sit in other modules (router, roster): routing latency histogram,
 // roster pushes, presence fan-out.
 #[tokio::test]
-#[ignore = "needs the metric calls in router/roster wired (blocking helper report)"]
 async fn metrics_routing_and_fanout_move() {
     use conformance::blocking::{befriend, online};
     let server = TestServer::start().await;

@@ -432,7 +432,6 @@ async fn xep0016_3_active_list_replaces_default_for_bare_jid() {
 // put in the denied group his broadcasts stop at the desk, once taken out they arrive
 // again. Needs the roster module to report its changes (`hooks.roster_changed`).
 #[tokio::test]
-#[ignore = "needs the roster_changed hook wired (see xep/xep-ignore-list.md §13)"]
 async fn xep0016_2_9_group_item_follows_roster_changes() {
     let mut s = friends().await;
     ok(&set(

@@ -229,10 +229,13 @@ impl XmppStream {
         };
         let result = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "client stopped reading",
-            )),
+            Err(_) => {
+                crate::metrics::write_timeout_disconnect();
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client stopped reading",
+                ))
+            }
         };
         self.out.clear();
         if self.out.capacity() > 16 * 1024 {

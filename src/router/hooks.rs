@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use jid::{FullJid, Jid};
+use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
 use crate::server::Server;
@@ -45,6 +45,35 @@ impl PresenceFilters {
     }
 }
 
+/// A roster item as stored after a change: `(subscription, groups)`; `None` once removed.
+pub type RosterItemView<'a> = Option<(&'a str, &'a [String])>;
+/// An observer of stored roster changes: `(user, contact, item)`.
+pub type RosterObserverFn = Arc<dyn Fn(&BareJid, &BareJid, RosterItemView<'_>) + Send + Sync>;
+
+/// Observers of roster changes (privacy lists keep the roster facts their group and
+/// subscription items need). Synchronous and cheap: called right after a change is stored.
+#[derive(Default)]
+pub struct RosterObservers {
+    entries: Vec<(&'static str, RosterObserverFn)>,
+}
+
+impl RosterObservers {
+    /// Adds an observer; `module` names it in logs.
+    pub fn add<F>(&mut self, module: &'static str, f: F)
+    where
+        F: Fn(&BareJid, &BareJid, RosterItemView<'_>) + Send + Sync + 'static,
+    {
+        self.entries.push((module, Arc::new(f)));
+    }
+
+    /// Tells every observer that `user`'s item for `contact` is now `item`.
+    pub fn notify(&self, user: &BareJid, contact: &BareJid, item: RosterItemView<'_>) {
+        for (_, f) in &self.entries {
+            f(user, contact, item);
+        }
+    }
+}
+
 /// A hook's verdict.
 pub enum Flow<T> {
     /// Not (fully) handled: pass the payload to the next hook or the default.
@@ -57,8 +86,8 @@ pub type HookFn<T> = Arc<dyn Fn(Arc<Server>, T) -> BoxFuture<'static, Flow<T>> +
 
 /// A synchronous pre-check: whether a handler wants this payload at all. Lets the hot path
 /// (every chat message crosses several hook points) skip a handler without boxing a future
-/// or touching the server's reference count.
-pub type WantsFn<T> = fn(&Server, &T) -> bool;
+/// or touching the server's reference count. It may read module state it captured (caches).
+pub type WantsFn<T> = Arc<dyn Fn(&Server, &T) -> bool + Send + Sync>;
 
 struct Entry<T> {
     priority: i32,
@@ -90,12 +119,13 @@ impl<T: Send + 'static> HookList<T> {
 
     /// Like [`HookList::add`], for a handler that only wants the payloads `wants` accepts;
     /// the others pass by without the handler running.
-    pub fn add_for<F, Fut>(&mut self, priority: i32, module: &'static str, wants: WantsFn<T>, f: F)
+    pub fn add_for<W, F, Fut>(&mut self, priority: i32, module: &'static str, wants: W, f: F)
     where
+        W: Fn(&Server, &T) -> bool + Send + Sync + 'static,
         F: Fn(Arc<Server>, T) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Flow<T>> + Send + 'static,
     {
-        self.insert(priority, module, Some(wants), f);
+        self.insert(priority, module, Some(Arc::new(wants)), f);
     }
 
     fn insert<F, Fut>(&mut self, priority: i32, module: &'static str, wants: Option<WantsFn<T>>, f: F)
@@ -126,7 +156,7 @@ impl<T: Send + 'static> HookList<T> {
     /// Runs the chain.
     pub async fn run(&self, server: &Arc<Server>, mut payload: T) -> Flow<T> {
         for entry in &self.entries {
-            if entry.wants.is_some_and(|wants| !wants(server, &payload)) {
+            if entry.wants.as_ref().is_some_and(|wants| !wants(server, &payload)) {
                 continue;
             }
             match (entry.handler)(server.clone(), payload).await {
@@ -190,4 +220,6 @@ pub struct Hooks {
     /// initial presence), which `outbound` and `inbound` therefore do not see. Consulted
     /// before each such delivery; not for the account's own resources.
     pub presence_filter: PresenceFilters,
+    /// A roster item was stored (added, changed, removed): observers only.
+    pub roster_changed: RosterObservers,
 }

@@ -65,6 +65,7 @@ enum Kind {
 
 /// Routes one stanza from a local, bound session. `stanza` already carries the stamped `from`.
 pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
+    let _timer = crate::metrics::RouteTimer::start(stanza.name());
     let kind = match stanza.name() {
         "message" => Kind::Message,
         "presence" => Kind::Presence,

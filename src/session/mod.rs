@@ -195,6 +195,7 @@ impl SessionEntry {
     fn slot(&self) -> Result<mpsc::Permit<'_, Outbound>, DeliveryError> {
         self.tx.try_reserve().map_err(|e| match e {
             mpsc::error::TrySendError::Full(()) => {
+                crate::metrics::queue_drop();
                 let first = self.kick(StreamError::with_text(
                     StreamErrorCondition::PolicyViolation,
                     "too many queued stanzas: the client is not reading",

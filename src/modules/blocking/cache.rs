@@ -37,6 +37,11 @@ impl UserPrivacy {
         self.lists.values().any(|l| l.needs_roster())
     }
 
+    /// Whether no list has any item: nothing can be denied.
+    pub fn is_empty(&self) -> bool {
+        self.lists.values().all(|l| l.items.is_empty())
+    }
+
     pub fn default(&self) -> Option<&Arc<List>> {
         self.default_list.as_ref().and_then(|n| self.lists.get(n))
     }

@@ -23,7 +23,7 @@ use minidom::Element;
 
 use super::Blocking;
 use super::cache::SessionPrivacy;
-use super::model::{self, List};
+use super::model::{self, List, PeerFacts};
 use super::xep0191::NS_ERRORS;
 use crate::error::StanzaError;
 use crate::router::hooks::{Delivered, Flow, Routed};
@@ -36,16 +36,34 @@ use crate::session::SessionEntry;
 const PRIORITY: i32 = 100;
 
 pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
+    // Most accounts have no list: their traffic skips enforcement after one cache lookup.
     let m = me.clone();
-    r.hooks.outbound.add(PRIORITY, "blocking", move |server, routed| {
-        let m = m.clone();
-        async move { m.on_outbound(&server, routed).await }
-    });
+    let cache = me.clone();
+    r.hooks.outbound.add_for(
+        PRIORITY,
+        "blocking",
+        move |_, routed| routed.to.is_some() && !cache.has_no_items(&routed.from.to_bare()),
+        move |server, routed| {
+            let m = m.clone();
+            async move { m.on_outbound(&server, routed).await }
+        },
+    );
     let m = me.clone();
-    r.hooks.inbound.add(PRIORITY, "blocking", move |server, routed| {
-        let m = m.clone();
-        async move { m.on_inbound(&server, routed).await }
-    });
+    let cache = me.clone();
+    r.hooks.inbound.add_for(
+        PRIORITY,
+        "blocking",
+        move |_, routed| {
+            routed
+                .to
+                .as_ref()
+                .is_some_and(|to| !cache.has_no_items(&to.to_bare()))
+        },
+        move |server, routed| {
+            let m = m.clone();
+            async move { m.on_inbound(&server, routed).await }
+        },
+    );
     // The roster module hands subscription stanzas to the contact's side through
     // `presence_to_account` itself, past the `inbound` hook: judged here, as inbound, first.
     let m = me.clone();
@@ -70,6 +88,17 @@ pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
         .presence_filter
         .add("blocking", move |server, from, to, stanza| {
             m.presence_allowed(server, from, to, stanza)
+        });
+    // Roster facts for group/subscription items follow the roster as it is stored.
+    let m = me.clone();
+    r.hooks
+        .roster_changed
+        .add("blocking", move |user, contact, item| {
+            let facts = item.map(|(subscription, groups)| PeerFacts {
+                subscription: subscription.to_owned(),
+                groups: groups.to_vec(),
+            });
+            m.cache.roster_changed(user, contact, facts);
         });
     // The presence filter reads the cache only: every account with a session is in it.
     let m = me.clone();
@@ -116,6 +145,12 @@ fn fan_out(stanza: &Element) -> Option<(bool, bool)> {
 }
 
 impl Blocking {
+    /// Whether `user`'s lists are known (cached) to hold no item at all, so nothing of
+    /// theirs can be denied. Unknown (not cached): `false`, the full check runs.
+    fn has_no_items(&self, user: &BareJid) -> bool {
+        self.cache.cached(user).is_some_and(|p| p.is_empty())
+    }
+
     /// The deciding item, if `list` of `owner` denies `selector` stanzas with `peer`. Roster
     /// facts are read from storage (a routed stanza may await), which also refreshes the
     /// cached facts the presence filter uses.

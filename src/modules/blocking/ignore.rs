@@ -31,24 +31,26 @@ pub const LIMIT_MAX: usize = 500;
 pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
     r.feature(NS);
     let m = me.clone();
-    r.hooks.outbound.add(200, "ignore", move |server, routed| {
-        let m = m.clone();
-        async move {
-            if !is_ignore_request(&routed) {
-                return Flow::Continue(routed);
+    r.hooks.outbound.add_for(
+        200,
+        "ignore",
+        |_, routed| is_ignore_request(routed),
+        move |server, routed| {
+            let m = m.clone();
+            async move {
+                let reply = match m.handle(&server, &routed.from, &routed.stanza).await {
+                    Ok(payload) => {
+                        let mut r = result_to(&routed.stanza);
+                        r.append_child(payload);
+                        r
+                    }
+                    Err(e) => e,
+                };
+                deliver_to_full(&server, &routed.from, reply);
+                Flow::Handled
             }
-            let reply = match m.handle(&server, &routed.from, &routed.stanza).await {
-                Ok(payload) => {
-                    let mut r = result_to(&routed.stanza);
-                    r.append_child(payload);
-                    r
-                }
-                Err(e) => e,
-            };
-            deliver_to_full(&server, &routed.from, reply);
-            Flow::Handled
-        }
-    });
+        },
+    );
 }
 
 fn is_ignore_request(routed: &Routed) -> bool {

@@ -13,8 +13,10 @@
 //! - `courier`: private messages, invitations and declines, judged by the recipient's
 //!   blocking and privacy rules (`hooks.inbound`) and stored offline when nobody is online.
 //!
-//! Delivery to occupants goes through the session mailboxes (`router::deliver_to_full`),
-//! which never wait: a slow occupant is disconnected, never stalls a room.
+//! Delivery to occupants goes straight into the mailboxes of the sessions each occupant holds
+//! (no session-table lookup), which never wait: a slow occupant is disconnected, never stalls
+//! a room. A broadcast is serialized once (`session::SharedStanza`); each writer fills in its
+//! own `to`.
 
 pub mod admin;
 pub mod affiliations;

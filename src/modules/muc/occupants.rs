@@ -28,8 +28,11 @@ pub struct Occupant {
     /// the real JID or not) with the role and affiliation it shows. A join storm would
     /// otherwise build and serialize every occupant's presence again for each newcomer.
     /// Cleared when the nick, presence or shown JID change.
-    entering: Mutex<[Option<(Role, Affiliation, Arc<SharedStanza>)>; 2]>,
+    entering: Mutex<[Option<Entering>; 2]>,
 }
+
+/// A cached entering presence and the role and affiliation it shows.
+type Entering = (Role, Affiliation, Arc<SharedStanza>);
 
 impl Occupant {
     pub fn new(
@@ -213,4 +216,60 @@ pub fn occupant_id(secret: &[u8], room: &BareJid, user: &BareJid) -> String {
     h.update(b"\0");
     h.update(user.as_str().as_bytes());
     base64::engine::general_purpose::STANDARD.encode(&h.finalize()[..18])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{BindOutcome, SessionTable};
+
+    fn occupant(table: &SessionTable, nick: &str) -> Occupant {
+        let jid = FullJid::new(&format!("{nick}@example.org/r")).unwrap();
+        let BindOutcome::Bound(link) = table.bind(jid.clone(), table.next_conn_id(), 8, 4) else {
+            panic!("bound");
+        };
+        let presence = Element::bare("presence", "jabber:client");
+        Occupant::new(
+            nick.into(),
+            jid.to_bare(),
+            link.entry,
+            presence,
+            Role::Participant,
+            "id".into(),
+        )
+    }
+
+    #[test]
+    fn xep0045_7_2_3_entering_presence_is_built_once_until_what_it_shows_changes() {
+        let table = SessionTable::new();
+        let mut occupants = Occupants::default();
+        occupants.insert(occupant(&table, "a"));
+        let builds = std::cell::Cell::new(0);
+        let get = |o: &Occupant, with_jid: bool, aff: Affiliation| {
+            o.entering_presence(with_jid, aff, || {
+                builds.set(builds.get() + 1);
+                SharedStanza::new(Element::bare("presence", "jabber:client")).map(Arc::new)
+            })
+        };
+        let o = occupants.get("a").unwrap();
+        let first = get(o, false, Affiliation::None).unwrap();
+        assert!(Arc::ptr_eq(&first, &get(o, false, Affiliation::None).unwrap()));
+        assert_eq!(builds.get(), 1);
+        get(o, true, Affiliation::None);
+        assert_eq!(builds.get(), 2, "with and without the JID are two copies");
+        get(o, false, Affiliation::Member);
+        assert_eq!(builds.get(), 3, "an affiliation change rebuilds");
+        occupants.get_mut("a").unwrap().role = Role::Moderator;
+        get(occupants.get("a").unwrap(), false, Affiliation::Member);
+        assert_eq!(builds.get(), 4, "a role change rebuilds");
+        occupants
+            .get_mut("a")
+            .unwrap()
+            .set_presence(Element::bare("presence", "jabber:client"));
+        get(occupants.get("a").unwrap(), false, Affiliation::Member);
+        assert_eq!(builds.get(), 5, "a new presence rebuilds");
+        occupants.rename("a", "b");
+        get(occupants.get("b").unwrap(), false, Affiliation::Member);
+        assert_eq!(builds.get(), 6, "a new nick rebuilds");
+    }
 }

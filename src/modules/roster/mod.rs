@@ -346,6 +346,7 @@ impl Roster {
             let n = self.push_id.fetch_add(1, Ordering::Relaxed);
             xml::set_attr(&mut push, "id", &format!("push{n}"));
             xml::set_attr(&mut push, "to", &session.jid.to_string());
+            crate::metrics::roster_pushes(1);
             send(&session, push);
         }
     }

@@ -221,6 +221,7 @@ fn send_to(session: &SessionEntry, stanza: &Element, to: &str) {
 
 /// Queues `stanza` addressed to `to`.
 fn send_addressed(session: &SessionEntry, mut stanza: Element, to: &str) {
+    crate::metrics::presence_fanout(1);
     xml::set_attr(&mut stanza, "to", to);
     send(session, stanza);
 }

@@ -355,6 +355,12 @@ impl RosterGuard<'_> {
             }
         };
         roster.subscribers = None;
+        let view = changed.as_ref().map(|it| (it.sub.as_str(), it.groups.as_slice()));
+        self.server
+            .registry
+            .hooks
+            .roster_changed
+            .notify(&self.user, contact, view);
         Ok(Some(changed))
     }
 }
