@@ -95,6 +95,20 @@ pub fn trigger_shutdown() {
     SHUTDOWN.notify_one();
 }
 
+/// Set by the admin restart command: after `run` drains, the binary executes itself again.
+static RESTART: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Drains like [`trigger_shutdown`], then asks `main` to start the process again.
+pub fn trigger_restart() {
+    RESTART.store(true, std::sync::atomic::Ordering::SeqCst);
+    SHUTDOWN.notify_one();
+}
+
+/// Whether a restart was asked for (checked by `main` once `run` returned).
+pub fn restart_requested() -> bool {
+    RESTART.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Serves on already-bound listeners until `shutdown` resolves (or [`trigger_shutdown`] is
 /// called), then drains: every stream gets `system-shutdown` after its queued stanzas, and we
 /// wait (bounded) for connections to end.

@@ -132,6 +132,9 @@ fn main() -> ExitCode {
         }
         Command::Config(_) => Ok(()),
     };
+    if result.is_ok() && switchboard::restart_requested() {
+        return restart();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -210,6 +213,19 @@ fn level_setter<S: Send + Sync + 'static>(
         let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?;
         handle.reload(filter).map_err(|e| format!("log.level: {e}"))
     })
+}
+
+/// XEP-0133 restart: the server drained; replace this process with a fresh run of the same
+/// binary and arguments (same PID, so supervisors and the ports file stay valid).
+fn restart() -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let err = std::env::current_exe().map(|exe| {
+        std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec()
+    });
+    eprintln!("error: cannot restart: {}", err.unwrap_or_else(|e| e));
+    ExitCode::FAILURE
 }
 
 async fn serve(

@@ -10,6 +10,8 @@ use xmpp_parsers::data_forms::DataForm;
 
 const CMD: &str = "http://jabber.org/protocol/commands";
 const PW: &str = "passw0rd";
+const LIST_ROOMS: &str = "https://github.com/switchboard-xmpp/switchboard#list-muc-rooms";
+const DESTROY_ROOM: &str = "https://github.com/switchboard-xmpp/switchboard#destroy-muc-room";
 
 fn node(name: &str) -> String {
     format!("http://jabber.org/protocol/admin#{name}")
@@ -145,21 +147,27 @@ const ALL_NODES: &[&str] = &[
     "http://jabber.org/protocol/admin#get-user-roster",
     "http://jabber.org/protocol/admin#get-user-lastlogin",
     "http://jabber.org/protocol/admin#user-stats",
+    "http://jabber.org/protocol/admin#edit-blacklist",
     "http://jabber.org/protocol/admin#get-registered-users-num",
     "http://jabber.org/protocol/admin#get-registered-users-list",
     "http://jabber.org/protocol/admin#get-disabled-users-num",
     "http://jabber.org/protocol/admin#get-disabled-users-list",
     "http://jabber.org/protocol/admin#get-online-users-num",
     "http://jabber.org/protocol/admin#get-online-users-list",
+    "http://jabber.org/protocol/admin#get-active-users-num",
+    "http://jabber.org/protocol/admin#get-active-users",
     "http://jabber.org/protocol/admin#announce",
     "http://jabber.org/protocol/admin#set-motd",
     "http://jabber.org/protocol/admin#edit-motd",
     "http://jabber.org/protocol/admin#delete-motd",
     "http://jabber.org/protocol/admin#edit-admin",
+    "http://jabber.org/protocol/admin#restart",
     "http://jabber.org/protocol/admin#shutdown",
     "https://github.com/switchboard-xmpp/switchboard#server-stats",
     "https://github.com/switchboard-xmpp/switchboard#debug-log",
     "https://github.com/switchboard-xmpp/switchboard#reload-config",
+    "https://github.com/switchboard-xmpp/switchboard#list-muc-rooms",
+    "https://github.com/switchboard-xmpp/switchboard#destroy-muc-room",
 ];
 
 // §3: only admins; others get forbidden (XEP-0050 §4.6: type cancel) for every command
@@ -281,6 +289,20 @@ async fn xep0133_bad_input_returns_the_form_with_a_note() {
             &[("adminjids", &["admin@localhost", "@@"])],
         ),
         ("shutdown", "complete", &[("delaytime", &["7"])]),
+        ("restart", "complete", &[("delaytime", &["7"])]),
+        // Your own account, a full JID, a malformed one.
+        (
+            "edit-blacklist",
+            "complete",
+            &[("blacklistjids", &["spam.example", "admin@localhost"])],
+        ),
+        (
+            "edit-blacklist",
+            "complete",
+            &[("blacklistjids", &["a@b.example/r"])],
+        ),
+        ("edit-blacklist", "complete", &[("blacklistjids", &["@@"])]),
+        ("get-active-users", "complete", &[("max_items", &["7"])]),
     ];
     for (name, action, fields) in cases {
         bad_input(&mut admin, &node(name), action, fields).await;
@@ -292,6 +314,20 @@ async fn xep0133_bad_input_returns_the_form_with_a_note() {
         &[("accountjid", &["@@"])],
     )
     .await;
+    // No such room, a JID of another domain, no room at all.
+    for roomjid in ["nope@conference.localhost", "x@elsewhere.example", ""] {
+        bad_input(&mut admin, DESTROY_ROOM, "complete", &[("roomjid", &[roomjid])]).await;
+    }
+    // Nothing was blacklisted.
+    let cmd = execute(&mut admin, &node("edit-blacklist")).await;
+    let form = cmd.get_child("x", "jabber:x:data").unwrap();
+    let form = DataForm::try_from(form.clone()).unwrap();
+    let list = form
+        .fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some("blacklistjids"))
+        .unwrap();
+    assert!(list.values.is_empty(), "{:?}", list.values);
     // Nothing happened: alice can still log in with her password, the server still runs.
     assert_eq!(login(&server, "alice", PW).await, Ok(()));
     admin.ping_server().await;
@@ -738,4 +774,259 @@ async fn switchboard_rotate_roster_note_keys() {
         )
         .await;
     assert_eq!(error_condition(&r), "item-not-found");
+}
+
+/// The stanza error condition of an error `message`.
+fn message_error(m: &Element) -> String {
+    assert_eq!(m.attr("type"), Some("error"), "{}", xml::to_string(m));
+    let e = m.get_child("error", "jabber:client").expect("error");
+    e.children()
+        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
+        .expect("condition")
+        .name()
+        .to_string()
+}
+
+// §4.11 edit the blacklist: listed accounts (or their domain) cannot log in and their
+// sessions end; what local users send to a listed JID or domain is refused with not-allowed;
+// the form shows the current list; an empty submission clears it.
+#[tokio::test]
+async fn xep0133_4_11_edit_blacklist() {
+    let server = server().await;
+    server.add_user("bob", PW).await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.client("alice", PW).await;
+    run(
+        &mut admin,
+        "edit-blacklist",
+        &[("blacklistjids", &["bob@localhost", "Spam.Example"])],
+    )
+    .await;
+    assert!(logged(&server, "edited the blacklist"));
+    // Stanzas to a listed JID or to any JID of a listed domain.
+    for to in ["bob@localhost", "x@spam.example/r", "spam.example"] {
+        alice
+            .send_xml(&format!(
+                "<message to='{to}' type='chat' id='m1'><body>hi</body></message>"
+            ))
+            .await;
+        let m = alice.wait_for(|e| e.name() == "message").await;
+        assert_eq!(message_error(&m), "not-allowed", "{to}");
+    }
+    // A listed account is refused like a disabled one (RFC 6120 §6.5.1), once its
+    // credentials are proven; a wrong password still says not-authorized.
+    assert_eq!(login(&server, "bob", PW).await, Err("account-disabled".to_string()));
+    assert_eq!(
+        login(&server, "bob", "wrongpass").await,
+        Err("not-authorized".to_string())
+    );
+    // The form shows the stored list, normalised.
+    let cmd = execute(&mut admin, &node("edit-blacklist")).await;
+    let form = DataForm::try_from(cmd.get_child("x", "jabber:x:data").unwrap().clone()).unwrap();
+    let list = form
+        .fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some("blacklistjids"))
+        .unwrap();
+    assert_eq!(list.values, vec!["bob@localhost", "spam.example"]);
+    // Listing an online account ends its sessions.
+    let mut carol = server.raw_login("alice", PW, Some("second")).await;
+    run(
+        &mut admin,
+        "edit-blacklist",
+        &[("blacklistjids", &["alice@localhost"])],
+    )
+    .await;
+    carol
+        .expect_stream_error()
+        .await
+        .assert_condition(&["not-authorized"]);
+    // Cleared: bob logs in and is reachable again.
+    run(&mut admin, "edit-blacklist", &[]).await;
+    let mut bob = server.client("bob", PW).await;
+    bob.send_presence(0).await;
+    bob.ping_server().await;
+    let mut alice = server.client("alice", PW).await;
+    alice.send_message("bob@localhost", "back").await;
+    let m = bob.expect_message().await;
+    assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), "back");
+}
+
+// §4.16/§4.21 active users: online now, or logged out within 30 days (XEP-0133 leaves
+// "active" to the service); never-logged-in accounts are not active. max_items caps the list.
+#[tokio::test]
+async fn xep0133_4_16_active_users() {
+    let server = server().await;
+    server.add_user("bob", PW).await;
+    let mut admin = server.client("admin", PW).await;
+    let alice = server.client("alice", PW).await;
+    alice.close().await;
+    // alice's logout time is written as her session ends.
+    let mut users = Vec::new();
+    for _ in 0..100 {
+        let cmd = run(&mut admin, "get-active-users", &[("max_items", &["25"])]).await;
+        users = result_values(&cmd, "activeuserjids");
+        if users.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(users, vec!["admin@localhost", "alice@localhost"]);
+    let cmd = run(&mut admin, "get-active-users-num", &[]).await;
+    assert_eq!(result_values(&cmd, "activeusersnum"), vec!["2"]);
+    let cmd = run(&mut admin, "get-active-users", &[("max_items", &["none"])]).await;
+    assert_eq!(result_values(&cmd, "activeuserjids").len(), 2);
+}
+
+/// The lines of the admin room list.
+async fn rooms(admin: &mut XmppClient) -> Vec<String> {
+    let cmd = run_node(admin, LIST_ROOMS, &[]).await;
+    result_values(&cmd, "rooms")
+}
+
+// Our own: list chat rooms (occupants, persistence) and destroy one as its owner would
+// (XEP-0045 §10.9): occupants get unavailable presence with <destroy/> and the reason, a
+// persistent room is deleted from storage.
+#[tokio::test]
+async fn switchboard_muc_list_and_destroy_rooms() {
+    use conformance::muc::{NS_OWNER, NS_USER, join_with, room};
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.client("alice", PW).await;
+    // A persistent room, left empty, and a temporary room alice is in.
+    join_with(&mut alice, &room("kept"), "Alice", "").await;
+    let r = alice
+        .iq(
+            "set",
+            Some(&room("kept")),
+            &format!(
+                "<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>\
+                 <field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query>"
+            ),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+    alice
+        .send_xml(&format!(
+            "<presence type='unavailable' to='{}/Alice'/>",
+            room("kept")
+        ))
+        .await;
+    alice
+        .wait_for(|e| e.name() == "presence" && e.attr("type") == Some("unavailable"))
+        .await;
+    join_with(&mut alice, &room("temp"), "Alice", "").await;
+    let r = alice
+        .iq(
+            "set",
+            Some(&room("temp")),
+            &format!("<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'/></query>"),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+    let list = rooms(&mut admin).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(
+        list[0].starts_with("kept@conference.localhost occupants=0 persistent=true"),
+        "{list:?}"
+    );
+    assert!(
+        list[1].starts_with("temp@conference.localhost occupants=1 persistent=false"),
+        "{list:?}"
+    );
+    // Destroying the occupied room tells its occupant, with the reason.
+    run_node(
+        &mut admin,
+        DESTROY_ROOM,
+        &[
+            ("roomjid", &["temp@conference.localhost"]),
+            ("reason", &["Cleanup"]),
+        ],
+    )
+    .await;
+    let p = alice
+        .wait_for(|e| e.name() == "presence" && e.attr("type") == Some("unavailable"))
+        .await;
+    let destroy = p
+        .get_child("x", NS_USER)
+        .and_then(|x| x.get_child("destroy", NS_USER))
+        .unwrap_or_else(|| panic!("no destroy: {}", xml::to_string(&p)));
+    assert_eq!(destroy.get_child("reason", NS_USER).unwrap().text(), "Cleanup");
+    // The persistent one (owned by alice, not loaded) is deleted from storage.
+    run_node(
+        &mut admin,
+        DESTROY_ROOM,
+        &[("roomjid", &["kept@conference.localhost"])],
+    )
+    .await;
+    assert_eq!(rooms(&mut admin).await, Vec::<String>::new());
+    assert!(logged(&server, "destroyed a chat room"));
+    // Gone for good: destroying it again is an error note on the form.
+    bad_input(
+        &mut admin,
+        DESTROY_ROOM,
+        "complete",
+        &[("roomjid", &["kept@conference.localhost"])],
+    )
+    .await;
+}
+
+// §4.30 restart: the announcement reaches online users before the drain (streams end with
+// system-shutdown), then the same process comes back on the same ports and users log in.
+#[tokio::test]
+async fn xep0133_4_30_restart() {
+    let server = server().await;
+    // Pin the listeners to the ports they have now, so the restarted process binds them again.
+    let config = std::fs::read_to_string(server.config_path()).unwrap();
+    let mut pinned = String::new();
+    let mut addrs = [server.c2s_addr(), server.tls_addr(), server.http_addr()].into_iter();
+    for line in config.lines() {
+        if line.trim() == "address = \"127.0.0.1:0\"" {
+            pinned.push_str(&format!("address = \"{}\"\n", addrs.next().unwrap()));
+        } else {
+            pinned.push_str(line);
+            pinned.push('\n');
+        }
+    }
+    assert!(addrs.next().is_none(), "all three listeners pinned");
+    server.write_config_text(&pinned);
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.raw_login("alice", PW, Some("r")).await;
+    let listening = server.logs().matches("listening").count();
+    run(
+        &mut admin,
+        "restart",
+        &[("delaytime", &["0"]), ("announcement", &["Back soon"])],
+    )
+    .await;
+    let mut got_headline = false;
+    loop {
+        match alice.next_within(Duration::from_secs(10)).await {
+            Some(Incoming::Element(e)) if e.name() == "message" => {
+                assert_eq!(e.get_child("body", "jabber:client").unwrap().text(), "Back soon");
+                got_headline = true;
+            }
+            Some(Incoming::Element(e)) if e.name() == "error" => {
+                assert!(
+                    e.children().any(|c| c.name() == "system-shutdown"),
+                    "{}",
+                    xml::to_string(&e)
+                );
+                break;
+            }
+            Some(Incoming::Element(_)) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert!(got_headline, "the announcement came before the drain");
+    assert!(
+        server
+            .wait_for_log("listening", listening + 3, Duration::from_secs(20))
+            .await,
+        "the server did not come back:\n{}",
+        server.logs()
+    );
+    assert!(logged(&server, "requested a restart"));
+    let mut alice = server.client("alice", PW).await;
+    alice.ping_server().await;
 }

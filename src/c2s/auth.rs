@@ -45,7 +45,8 @@ pub async fn authenticate(
     encryption_ok: bool,
 ) -> Result<AuthOutcome, ReadError> {
     let result = exchange(server, stream, auth, domain, ip, cb, encryption_ok).await?;
-    // A disabled account (XEP-0133) is refused only after its credentials were proven.
+    // A disabled or blacklisted account (XEP-0133) is refused only after its credentials
+    // were proven.
     let result = match result {
         Ok((account, _)) if disabled(server, &account).await => {
             Err((SaslFailure::AccountDisabled, Some(account.to_string())))
@@ -107,7 +108,13 @@ fn backoff(failures: u32) -> std::time::Duration {
     std::time::Duration::from_millis(ms.min(2000))
 }
 
+/// Disabled (XEP-0133 §4.3) or blacklisted (§4.11, the account or its domain).
 async fn disabled(server: &Server, account: &Account) -> bool {
+    if let Ok(bare) = jid::BareJid::new(&account.to_string())
+        && crate::modules::blacklist::account_listed(server, &bare).await
+    {
+        return true;
+    }
     server
         .storage
         .is_disabled(&account.domain, &account.user)

@@ -1,6 +1,7 @@
 //! Feature modules. Each registers its IQ handlers and disco features; none imports another.
 
 pub mod adhoc;
+pub mod blacklist;
 pub mod blocking;
 pub mod carbons;
 pub mod disco;
@@ -36,5 +37,6 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(muc::Muc::new()),
         Arc::new(adhoc::AdHoc::default()),
         Arc::new(blocking::Blocking::new()),
+        Arc::new(blacklist::Blacklist),
     ]
 }

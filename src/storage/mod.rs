@@ -39,6 +39,7 @@ macro_rules! with_pool {
 
 mod accounts;
 mod admin;
+mod blacklist;
 mod connect;
 pub mod muc;
 pub mod notes;

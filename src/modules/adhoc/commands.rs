@@ -105,6 +105,14 @@ pub static TABLE: &[Command] = &[
         run: |c| user_stats(c).boxed(),
     },
     Command {
+        node: node!("edit-blacklist"),
+        name: "Edit the blacklist",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[|c| edit_blacklist_form(c).boxed()],
+        run: |c| edit_blacklist(c).boxed(),
+    },
+    Command {
         node: node!("get-registered-users-num"),
         name: "Get the number of registered users",
         access: Access::Admin,
@@ -145,12 +153,28 @@ pub static TABLE: &[Command] = &[
         run: |c| online_num(c).boxed(),
     },
     Command {
+        node: node!("get-active-users-num"),
+        name: "Get the number of active users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[],
+        run: |c| active_num(c).boxed(),
+    },
+    Command {
         node: node!("get-online-users-list"),
         name: "Get the list of online users",
         access: Access::Admin,
         enabled: always,
         stages: &[],
         run: |c| online_list(c).boxed(),
+    },
+    Command {
+        node: node!("get-active-users"),
+        name: "Get the list of active users",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[|_| now(max_items_form())],
+        run: |c| active_list(c).boxed(),
     },
     Command {
         node: node!("announce"),
@@ -186,19 +210,27 @@ pub static TABLE: &[Command] = &[
     },
     Command {
         node: node!("edit-admin"),
-        name: "Edit the admin list (until restart)",
+        name: "Edit the admin list (until restart or an admins reload)",
         access: Access::Admin,
         enabled: always,
         stages: &[|c| now(edit_admin_form(&c.server))],
         run: |c| edit_admin(c).boxed(),
     },
     Command {
+        node: node!("restart"),
+        name: "Restart the service",
+        access: Access::Admin,
+        enabled: always,
+        stages: &[|_| now(delay_form(Stop::Restart))],
+        run: |c| stop(c, Stop::Restart).boxed(),
+    },
+    Command {
         node: node!("shutdown"),
         name: "Shut down the service",
         access: Access::Admin,
         enabled: always,
-        stages: &[|_| now(shutdown_form())],
-        run: |c| shutdown(c).boxed(),
+        stages: &[|_| now(delay_form(Stop::Shutdown))],
+        run: |c| stop(c, Stop::Shutdown).boxed(),
     },
     Command {
         node: own!("server-stats"),
@@ -232,10 +264,31 @@ pub static TABLE: &[Command] = &[
         stages: &[],
         run: |c| rotate_notes(c).boxed(),
     },
+    Command {
+        node: own!("list-muc-rooms"),
+        name: "List chat rooms",
+        access: Access::Admin,
+        enabled: muc_enabled,
+        stages: &[],
+        run: |c| list_rooms(c).boxed(),
+    },
+    Command {
+        node: own!("destroy-muc-room"),
+        name: "Destroy a chat room",
+        access: Access::Admin,
+        enabled: muc_enabled,
+        stages: &[|c| now(destroy_room_form(&c.server))],
+        run: |c| destroy_room(c).boxed(),
+    },
 ];
 
 fn always(_: &Server) -> bool {
     true
+}
+
+fn muc_enabled(s: &Server) -> bool {
+    let config = s.config();
+    config.muc.service_domain(&config.domains).is_some()
 }
 
 fn admin_form(title: &str, fields: Vec<Field>) -> Form {
@@ -737,16 +790,37 @@ pub fn register_hooks(r: &mut Registry) {
         });
 }
 
-/// Shutdown delays offered, in seconds.
+/// Delays offered before a shutdown or restart, in seconds.
 const SHUTDOWN_DELAYS: &[&str] = &["0", "5", "30", "60", "120", "300", "600", "1800", "3600"];
 
-fn shutdown_form() -> Form {
-    let mut delay = Field::new("delaytime", Kind::ListSingle, "Time delay before shutting down").required();
+/// XEP-0133 §4.30 restart and §4.31 shutdown: the same drain, then the process ends or
+/// executes itself again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Restart,
+    Shutdown,
+}
+
+impl Stop {
+    fn verb(self) -> &'static str {
+        match self {
+            Stop::Restart => "restarts",
+            Stop::Shutdown => "shuts down",
+        }
+    }
+}
+
+fn delay_form(kind: Stop) -> Form {
+    let (title, label) = match kind {
+        Stop::Restart => ("Restarting the service", "Time delay before restarting"),
+        Stop::Shutdown => ("Shutting down the service", "Time delay before shutting down"),
+    };
+    let mut delay = Field::new("delaytime", Kind::ListSingle, label).required();
     for d in SHUTDOWN_DELAYS {
         delay = delay.option(&format!("{d} seconds"), d);
     }
     admin_form(
-        "Shutting down the service",
+        title,
         vec![
             delay,
             Field::new(
@@ -758,7 +832,9 @@ fn shutdown_form() -> Form {
     )
 }
 
-async fn shutdown(ctx: Ctx) -> Result<Done, String> {
+/// Announces at once, then drains after the delay: every stream gets `system-shutdown`
+/// after what was queued for it (the announcement included).
+async fn stop(ctx: Ctx, kind: Stop) -> Result<Done, String> {
     let delay: u64 = one(&ctx.values, "delaytime")
         .and_then(|d| d.parse().ok())
         .unwrap_or(0);
@@ -767,7 +843,10 @@ async fn shutdown(ctx: Ctx) -> Result<Done, String> {
         .get("announcement")
         .map(|v| v.join("\n"))
         .unwrap_or_default();
-    tracing::warn!(admin = %ctx.requester, delay, "admin requested a shutdown");
+    match kind {
+        Stop::Restart => tracing::warn!(admin = %ctx.requester, delay, "admin requested a restart"),
+        Stop::Shutdown => tracing::warn!(admin = %ctx.requester, delay, "admin requested a shutdown"),
+    }
     if !text.is_empty() {
         for s in ctx.server.sessions.all_sessions() {
             let domain = s.jid.domain().to_string();
@@ -776,9 +855,15 @@ async fn shutdown(ctx: Ctx) -> Result<Done, String> {
     }
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
-        crate::trigger_shutdown();
+        match kind {
+            Stop::Restart => crate::trigger_restart(),
+            Stop::Shutdown => crate::trigger_shutdown(),
+        }
     });
-    Ok(Done::note(format!("The service shuts down in {delay} seconds")))
+    Ok(Done::note(format!(
+        "The service {} in {delay} seconds",
+        kind.verb()
+    )))
 }
 
 /// Resident memory from /proc/self/status (Linux), e.g. "12345 kB".
@@ -909,8 +994,8 @@ fn edit_admin_form(server: &Server) -> Form {
                 .values(super::admins(server).iter().map(|j| j.to_string())),
         ],
     );
-    form.instructions = "The change lasts until the server restarts; edit `admins` in the \
-                         configuration to keep it"
+    form.instructions = "The change lasts until the server restarts or a reload changes \
+                         `admins`; edit `admins` in the configuration to keep it"
         .into();
     form
 }
@@ -928,7 +1013,186 @@ async fn edit_admin(ctx: Ctx) -> Result<Done, String> {
         return Err("the admin list cannot be empty".into());
     }
     let shown: Vec<String> = list.iter().map(|j| j.to_string()).collect();
-    tracing::info!(admin = %ctx.requester, admins = %shown.join(","), "admin edited the admin list (until restart)");
+    tracing::info!(admin = %ctx.requester, admins = %shown.join(","), "admin edited the admin list (until restart or an admins reload)");
     super::set_admins(list);
-    Ok(Done::note(format!("Admins until restart: {}", shown.join(", "))))
+    Ok(Done::note(format!(
+        "Admins until restart or a reload that changes `admins`: {}",
+        shown.join(", ")
+    )))
+}
+
+async fn edit_blacklist_form(c: StageCtx) -> Form {
+    let current = c.server.storage.blacklist().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the blacklist");
+        Vec::new()
+    });
+    let mut form = admin_form(
+        "Editing the blacklist",
+        vec![Field::new("blacklistjids", Kind::JidMulti, "The blacklist").values(current)],
+    );
+    form.instructions = "Bare JIDs and domains the service refuses to communicate with: their \
+                         accounts here cannot log in, and what local users send them is refused"
+        .into();
+    form
+}
+
+/// §4.11: the submitted list replaces the stored one; listed local accounts are disconnected.
+async fn edit_blacklist(ctx: Ctx) -> Result<Done, String> {
+    let mut list: Vec<String> = Vec::new();
+    for j in ctx.values.get("blacklistjids").into_iter().flatten() {
+        let entry = crate::modules::blacklist::parse_entry(j)?;
+        // An admin locking themselves out would need the database to undo it.
+        if crate::modules::blacklist::covers(&entry, &ctx.requester.to_bare()) {
+            return Err(format!("'{entry}' would blacklist your own account"));
+        }
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
+    list.sort();
+    ctx.server
+        .storage
+        .set_blacklist(&list)
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::modules::blacklist::set_cache(&list);
+    tracing::info!(admin = %ctx.requester, blacklist = %list.join(","), "admin edited the blacklist");
+    let mut ended = 0;
+    for s in ctx.server.sessions.all_sessions() {
+        let bare = s.jid.to_bare();
+        if list.iter().any(|e| crate::modules::blacklist::covers(e, &bare)) {
+            s.kick(StreamError::with_text(
+                StreamErrorCondition::NotAuthorized,
+                "account blacklisted",
+            ));
+            ended += 1;
+        }
+    }
+    Ok(Done::note(format!(
+        "The blacklist has {} entr{}; {ended} session(s) ended",
+        list.len(),
+        if list.len() == 1 { "y" } else { "ies" }
+    )))
+}
+
+/// §4.16, §4.21: "active" is ours to define; here, online now or logged out within this.
+const ACTIVE_DAYS: i64 = 30;
+
+/// Online users and those whose last session ended within [`ACTIVE_DAYS`], sorted.
+async fn active_users(ctx: &Ctx) -> Result<Vec<String>, String> {
+    let since = chrono::Utc::now().timestamp() - ACTIVE_DAYS * 86_400;
+    let recent = ctx
+        .server
+        .storage
+        .logged_out_since(&ctx.domain, since)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut users = online_users(ctx);
+    users.extend(recent.into_iter().map(|u| format!("{u}@{}", ctx.domain)));
+    users.sort();
+    users.dedup();
+    Ok(users)
+}
+
+async fn active_num(ctx: Ctx) -> Result<Done, String> {
+    let n = active_users(&ctx).await?.len();
+    Ok(Done::result(admin_form(
+        "Active users",
+        vec![
+            Field::new(
+                "activeusersnum",
+                Kind::TextSingle,
+                "The number of active users (online, or logged in within 30 days)",
+            )
+            .value(n.to_string()),
+        ],
+    )))
+}
+
+/// §4.21: how many users to list at most.
+fn max_items_form() -> Form {
+    let mut max = Field::new("max_items", Kind::ListSingle, "Maximum number of items to show");
+    for n in ["25", "50", "75", "100", "150", "200"] {
+        max = max.option(n, n);
+    }
+    max = max.option("None", "none");
+    admin_form("Requesting the list of active users", vec![max.value("100")])
+}
+
+async fn active_list(ctx: Ctx) -> Result<Done, String> {
+    let mut users = active_users(&ctx).await?;
+    if let Some(max) = one(&ctx.values, "max_items").and_then(|m| m.parse::<usize>().ok()) {
+        users.truncate(max);
+    }
+    Ok(Done::result(admin_form(
+        "Active users",
+        vec![
+            Field::new(
+                "activeuserjids",
+                Kind::JidMulti,
+                "The list of active users (online, or logged in within 30 days)",
+            )
+            .values(users),
+        ],
+    )))
+}
+
+async fn list_rooms(ctx: Ctx) -> Result<Done, String> {
+    let rooms = crate::modules::muc::service_admin::list_rooms(&ctx.server).await?;
+    tracing::info!(admin = %ctx.requester, rooms = rooms.len(), "admin listed chat rooms");
+    let domain = {
+        let config = ctx.server.config();
+        config.muc.service_domain(&config.domains).unwrap_or_default()
+    };
+    let lines = rooms.iter().map(|r| {
+        format!(
+            "{}@{domain} occupants={} persistent={} loaded={} name={}",
+            r.node, r.occupants, r.persistent, r.live, r.name
+        )
+    });
+    Ok(Done::result(admin_form(
+        "Chat rooms",
+        vec![
+            Field::new("roomsnum", Kind::TextSingle, "Number of rooms").value(rooms.len().to_string()),
+            Field::new(
+                "rooms",
+                Kind::TextMulti,
+                "Rooms (occupants = sessions joined; loaded = running now)",
+            )
+            .values(lines),
+        ],
+    )))
+}
+
+fn destroy_room_form(server: &Server) -> Form {
+    let config = server.config();
+    let domain = config.muc.service_domain(&config.domains).unwrap_or_default();
+    let mut form = admin_form(
+        "Destroying a chat room",
+        vec![
+            Field::new("roomjid", Kind::JidSingle, "The room's address").required(),
+            Field::new("reason", Kind::TextSingle, "Reason told to the occupants"),
+        ],
+    );
+    form.instructions = format!("A room of {domain}; its occupants are told, a stored room is deleted");
+    form
+}
+
+/// XEP-0045 §10.9 on the admin's behalf.
+async fn destroy_room(ctx: Ctx) -> Result<Done, String> {
+    let room = one(&ctx.values, "roomjid").unwrap_or_default();
+    let jid = BareJid::new(room).map_err(|_| format!("'{room}' is not a room address"))?;
+    let domain = {
+        let config = ctx.server.config();
+        config.muc.service_domain(&config.domains).unwrap_or_default()
+    };
+    let node = match jid.node() {
+        Some(n) if jid.domain().as_str() == domain => n.as_str().to_owned(),
+        _ => return Err(format!("'{room}' is not a room of {domain}")),
+    };
+    let reason = one(&ctx.values, "reason").unwrap_or_default();
+    crate::modules::muc::service_admin::destroy_room(&ctx.server, &node, reason, &ctx.requester.to_bare())
+        .await?;
+    tracing::info!(admin = %ctx.requester, room = %jid, reason, "admin destroyed a chat room");
+    Ok(Done::note(format!("The room {jid} was destroyed")))
 }

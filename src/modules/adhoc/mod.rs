@@ -179,7 +179,8 @@ impl Default for AdHoc {
 }
 
 /// The admin list as edited at runtime (XEP-0133 edit-admin); `None` = the configuration's
-/// `admins`. Not persisted: a restart goes back to the configuration. One server per process.
+/// `admins`. Not persisted: a restart goes back to the configuration, and a reload that
+/// changes `admins` replaces it. One server per process.
 static RUNTIME_ADMINS: std::sync::RwLock<Option<Vec<BareJid>>> = std::sync::RwLock::new(None);
 
 /// The current admins: the runtime list if edited, else the configuration's `admins`.
@@ -195,7 +196,7 @@ pub fn admins(server: &Server) -> Vec<BareJid> {
         .collect()
 }
 
-/// Replaces the admin list until the next restart.
+/// Replaces the admin list until the next restart or a reload that changes `admins`.
 pub fn set_admins(list: Vec<BareJid>) {
     *RUNTIME_ADMINS.write().unwrap_or_else(|e| e.into_inner()) = Some(list);
 }

@@ -27,6 +27,7 @@ pub mod occupants;
 pub mod register;
 pub mod room;
 pub mod service;
+pub mod service_admin;
 pub mod voice;
 
 use std::sync::Arc;
@@ -70,6 +71,7 @@ impl Module for Muc {
     }
 
     fn register(self: Arc<Self>, r: &mut Registry) {
+        service_admin::install(&self.service);
         let me = self.clone();
         r.service(
             "Chatrooms",

@@ -90,6 +90,9 @@ pub fn spawn(
                 room.persist().await;
             }
             room.store_ops().await;
+            for m in std::mem::take(&mut room.held) {
+                room.send_all(&m);
+            }
             for (to, iq, answer) in std::mem::take(&mut room.pending) {
                 reply(&server, &to, &iq, answer);
             }
@@ -141,6 +144,8 @@ pub struct Room {
     history_seq: i64,
     /// SQL writes waiting for the end of the current command.
     store: Vec<StoreOp>,
+    /// Messages of a stored room waiting for their history row (sent after `store_ops`).
+    held: Vec<Element>,
 }
 
 /// XEP-0199, for XEP-0410 self-pings.
@@ -190,6 +195,7 @@ impl Room {
             voice_requests: VoiceRequests::default(),
             history_seq: 0,
             store: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -848,10 +854,10 @@ impl Room {
             self.send_all(&out);
             return;
         }
-        self.send_all(&out);
         let limit = self.config.history_length;
-        self.history.push(out, &self.jid_str, limit);
+        self.history.push(out.clone(), &self.jid_str, limit);
         // Persistent rooms keep their history across restarts (trimmed to the same length).
+        // The message goes out once written, so whoever saw it finds it there after a crash.
         if self.stored
             && let Some((stanza, at)) = self.history.last().map(|(el, at)| (xml::to_string(el), at))
         {
@@ -861,6 +867,9 @@ impl Room {
                 at_ms: unix_ms(at),
                 stanza,
             }));
+            self.held.push(out);
+        } else {
+            self.send_all(&out);
         }
     }
 

@@ -40,6 +40,7 @@ macro_rules! backend_tests {
 
 mod accounts;
 mod admin;
+mod blacklist;
 mod muc;
 mod notes;
 mod offline;
