@@ -289,3 +289,38 @@ async fn rfc6121_3_1_subscription_flood_is_refused() {
         Some("policy-violation")
     );
 }
+
+// XEP-0199 §3 / RFC 6120 §4.6.3 (connection checks): an idle session is pinged by the server;
+// answering keeps it, activity postpones the next ping, and silence ends it with
+// <connection-timeout/> (§4.9.3.4).
+#[tokio::test]
+async fn xep0199_3_idle_ping_and_connection_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.limits_toml = "idle_ping_secs = 1\nping_timeout_secs = 1".into();
+    })
+    .await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.raw_login("alice", "passw0rd", Some("r")).await;
+    let is_ping = |e: &minidom::Element| e.name() == "iq" && e.get_child("ping", ns::PING).is_some();
+    // Idle: pinged after about a second; answering keeps the session.
+    let ping = c.read_until(is_ping).await;
+    assert_eq!(ping.attr("type"), Some("get"));
+    let id = ping.attr("id").expect("ping id").to_string();
+    c.send(format!("<iq type='result' id='{id}' to='localhost'/>"))
+        .await;
+    // Activity postpones the next ping: traffic every 400 ms for 2 s gets none.
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        c.send("<presence/>").await;
+    }
+    let started = std::time::Instant::now();
+    let ping = c.read_until(is_ping).await;
+    assert!(
+        started.elapsed() > std::time::Duration::from_millis(500),
+        "pinged despite recent traffic"
+    );
+    // Not answered: connection-timeout about a second later.
+    assert_eq!(ping.attr("type"), Some("get"));
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["connection-timeout"]);
+}

@@ -815,7 +815,10 @@ async fn xep0133_4_11_edit_blacklist() {
     }
     // A listed account is refused like a disabled one (RFC 6120 §6.5.1), once its
     // credentials are proven; a wrong password still says not-authorized.
-    assert_eq!(login(&server, "bob", PW).await, Err("account-disabled".to_string()));
+    assert_eq!(
+        login(&server, "bob", PW).await,
+        Err("account-disabled".to_string())
+    );
     assert_eq!(
         login(&server, "bob", "wrongpass").await,
         Err("not-authorized".to_string())

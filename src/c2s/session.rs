@@ -41,7 +41,6 @@ pub async fn run(server: Arc<Server>, bound: Bound, listener: usize, mut shutdow
     } = bound;
     let idle = Duration::from_secs(server.config().limits.idle_ping_secs);
     let ping_timeout = Duration::from_secs(server.config().limits.ping_timeout_secs);
-    let mut deadline = Instant::now() + idle;
     let mut ping_id: Option<String> = None;
     let entry = link.entry.clone();
     let hooks = &server.registry.hooks;
@@ -59,11 +58,23 @@ pub async fn run(server: Arc<Server>, bound: Bound, listener: usize, mut shutdow
     let mut paused_until: Option<Instant> = None;
     stream.take_bytes_read();
 
+    // The loop's long-lived futures are built once, not on every wake-up: the timer in
+    // particular is re-armed lazily (`last_read` moves, the timer does not) instead of being
+    // re-registered with the runtime for each stanza.
+    let kicked = entry.kicked();
+    tokio::pin!(kicked);
+    let stopping = shutdown.changed();
+    tokio::pin!(stopping);
+    let mut last_read = Instant::now();
+    let mut ping_sent = last_read;
+    let timer = tokio::time::sleep_until(last_read + idle);
+    tokio::pin!(timer);
+
     let end: Option<StreamError> = loop {
         tokio::select! {
             biased;
-            reason = entry.kicked() => break Some(reason),
-            _ = shutdown.changed() => break Some(StreamError::new(StreamErrorCondition::SystemShutdown)),
+            reason = &mut kicked => break Some(reason),
+            _ = &mut stopping => break Some(StreamError::new(StreamErrorCondition::SystemShutdown)),
             out = link.mailbox.recv() => {
                 let Some(first) = out else { break None };
                 let traced = trace.on().then_some(&jid);
@@ -71,17 +82,17 @@ pub async fn run(server: Arc<Server>, bound: Bound, listener: usize, mut shutdow
                     break None;
                 }
             }
-            _ = tokio::time::sleep_until(paused_until.unwrap_or(deadline)), if paused_until.is_some() => {
-                paused_until = None;
-                deadline = Instant::now() + idle;
-            }
             event = stream.next_event(), if paused_until.is_none() => {
-                deadline = Instant::now() + idle;
+                last_read = Instant::now();
                 match event {
                     Ok(StreamEvent::Element(el)) => {
                         match pacer.charge(&server, &jid, stream.take_bytes_read()) {
                             Err(e) => break Some(e),
-                            Ok(wait) if !wait.is_zero() => paused_until = Some(Instant::now() + wait),
+                            Ok(wait) if !wait.is_zero() => {
+                                let until = last_read + wait;
+                                paused_until = Some(until);
+                                timer.as_mut().reset(until);
+                            }
                             Ok(_) => {}
                         }
                         crate::metrics::stanza_in(el.name());
@@ -106,7 +117,30 @@ pub async fn run(server: Arc<Server>, bound: Bound, listener: usize, mut shutdow
                     Err(ReadError::Io) => break None,
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            () = &mut timer => {
+                let now = Instant::now();
+                if let Some(until) = paused_until {
+                    // Paced: reading resumes (the idle clock restarts with it).
+                    if now < until {
+                        timer.as_mut().reset(until);
+                        continue;
+                    }
+                    paused_until = None;
+                    last_read = now;
+                    timer.as_mut().reset(now + idle);
+                    continue;
+                }
+                // Idle `idle` after the last read: ping. Ping unanswered: `ping_timeout` after
+                // sending it, unless the client sent something since (then `idle` after that).
+                let due = match ping_id {
+                    Some(_) if last_read > ping_sent => last_read + idle,
+                    Some(_) => ping_sent + ping_timeout,
+                    None => last_read + idle,
+                };
+                if now < due {
+                    timer.as_mut().reset(due);
+                    continue;
+                }
                 if ping_id.is_some() {
                     break Some(StreamError::with_text(StreamErrorCondition::ConnectionTimeout, "no answer to ping"));
                 }
@@ -116,7 +150,8 @@ pub async fn run(server: Arc<Server>, bound: Bound, listener: usize, mut shutdow
                     break None;
                 }
                 ping_id = Some(id);
-                deadline = Instant::now() + ping_timeout;
+                ping_sent = Instant::now();
+                timer.as_mut().reset(ping_sent + ping_timeout);
             }
         }
     };

@@ -250,6 +250,32 @@ pub static KEYS: &[Key] = &[
         "muc.rooms_per_user",
         "Rooms one user may have created that still exist (0: no limit).",
     ),
+    k(
+        "muc.persistent_creators",
+        "Who may make a room persistent: \"anyone\" (its owners) or \"admins\". Others submitting\n\
+         muc#roomconfig_persistentroom=1 get not-acceptable (XEP-0045 §10.2).",
+    ),
+    k(
+        "muc.max_room_address_length",
+        "Characters in a new room's address (localpart); longer: not-acceptable on the join.",
+    ),
+    k(
+        "muc.max_room_name_length",
+        "Characters in a room's name (muc#roomconfig_roomname); longer: not-acceptable.",
+    ),
+    k(
+        "muc.max_description_length",
+        "Characters in a room's description (muc#roomconfig_roomdesc); longer: not-acceptable.",
+    ),
+    k(
+        "muc.max_nick_length",
+        "Characters in a nickname; a longer join or nickname change: not-acceptable.",
+    ),
+    k(
+        "muc.max_items_per_page",
+        "Rooms in one page of the service's disco#items when the client sets no XEP-0059 <max/>\n\
+         or a larger one.",
+    ),
     k("log", "Log output (standard error)."),
     k(
         "log.level",

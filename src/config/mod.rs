@@ -67,6 +67,26 @@ pub struct MucConfig {
     /// Rooms one user may have created and that still exist. 0: no limit.
     #[serde(default = "default_muc_rooms_per_user")]
     pub rooms_per_user: usize,
+    /// Who may make a room persistent (`muc#roomconfig_persistentroom`): `anyone` (the
+    /// room's owners) or `admins`.
+    #[serde(default)]
+    pub persistent_creators: MucCreators,
+    /// Characters in a new room's address (its localpart).
+    #[serde(default = "default_muc_max_room_address")]
+    pub max_room_address_length: usize,
+    /// Characters in a room's name (`muc#roomconfig_roomname`).
+    #[serde(default = "default_muc_max_room_name")]
+    pub max_room_name_length: usize,
+    /// Characters in a room's description (`muc#roomconfig_roomdesc`).
+    #[serde(default = "default_muc_max_description")]
+    pub max_description_length: usize,
+    /// Characters in an occupant's nickname.
+    #[serde(default = "default_muc_max_nick")]
+    pub max_nick_length: usize,
+    /// Rooms in one page of the service's disco#items when the client asks for none or more
+    /// (XEP-0059 `<max/>`).
+    #[serde(default = "default_muc_items_page")]
+    pub max_items_per_page: usize,
 }
 
 /// Who may create MUC rooms.
@@ -416,6 +436,21 @@ fn default_muc_max_history() -> usize {
 }
 fn default_muc_rooms_per_user() -> usize {
     50
+}
+fn default_muc_max_room_address() -> usize {
+    64
+}
+fn default_muc_max_room_name() -> usize {
+    100
+}
+fn default_muc_max_description() -> usize {
+    1000
+}
+fn default_muc_max_nick() -> usize {
+    64
+}
+fn default_muc_items_page() -> usize {
+    100
 }
 fn default_max_note() -> usize {
     1000

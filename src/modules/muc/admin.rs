@@ -6,8 +6,9 @@ use minidom::Element;
 
 use super::affiliations::{Affiliation, Role, default_role, may_set_affiliation, may_set_role};
 use super::config::RoomConfig;
-use super::room::{Room, status};
+use super::room::{Room, is_admin, status};
 use super::{NS_ADMIN, NS_DATA, NS_OWNER, NS_USER};
+use crate::config::MucCreators;
 use crate::error::StanzaError;
 use crate::xml::{self, ns};
 
@@ -59,6 +60,18 @@ impl Room {
             }
             Some("submit") => {
                 let new = self.config.apply(x, &muc)?;
+                new.check_limits(&self.config, &muc)?;
+                // `[muc] persistent_creators`: §10.2 answers a value the service will not
+                // take with not-acceptable; the owner may submit again without it.
+                if new.persistent
+                    && !self.config.persistent
+                    && muc.persistent_creators == MucCreators::Admins
+                    && !is_admin(&self.server.config(), &from.to_bare())
+                {
+                    return Err(
+                        StanzaError::not_acceptable().text("only administrators may make a room persistent")
+                    );
+                }
                 self.dirty = new.persistent || self.stored;
                 let old = std::mem::replace(&mut self.config, new);
                 let was_locked = self.locked;

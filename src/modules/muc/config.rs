@@ -248,6 +248,27 @@ impl RoomConfig {
         Ok(c)
     }
 
+    /// The service's length limits on the name and description (`[muc]`), checked on an
+    /// owner's submission for values that changed from `old`: a room keeps what it had if the
+    /// limits shrink.
+    pub fn check_limits(&self, old: &RoomConfig, muc: &MucConfig) -> Result<(), StanzaError> {
+        for (what, value, before, max) in [
+            ("room name", &self.name, &old.name, muc.max_room_name_length),
+            (
+                "room description",
+                &self.description,
+                &old.description,
+                muc.max_description_length,
+            ),
+        ] {
+            if value != before && value.chars().count() > max {
+                return Err(StanzaError::not_acceptable()
+                    .text(format!("the {what} may have at most {max} characters")));
+            }
+        }
+        Ok(())
+    }
+
     /// Status codes announcing a change from `old` (§10.2.1): 104 always, 172/173 for
     /// anonymity.
     pub fn change_codes(old: &RoomConfig, new: &RoomConfig) -> Vec<u16> {

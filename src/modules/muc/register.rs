@@ -121,6 +121,7 @@ impl Room {
         if !valid {
             return Err(StanzaError::bad_request().text("a valid nickname is required"));
         }
+        self.nick_allowed(&nick)?;
         let in_use = self.occupants.get(&nick).is_some_and(|o| o.bare != bare);
         if self.registrations.reserved_for_other(&nick, &bare) || in_use {
             return Err(StanzaError::conflict().text("that nickname is reserved"));

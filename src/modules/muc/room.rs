@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::affiliations::{Affiliation, Affiliations, Role, default_role};
 use super::config::{AllowPm, RoomConfig};
@@ -35,6 +35,14 @@ pub enum RoomCmd {
     Stanza(FullJid, Element),
     /// The session ended without leaving (§7.14 on its behalf).
     SessionClosed(FullJid),
+    /// A server administrator destroys the room (XEP-0133 ad-hoc command): handled exactly
+    /// like an owner's §10.9 request. `done` learns, once a stored room is deleted, whether
+    /// there was a room to destroy.
+    AdminDestroy {
+        reason: String,
+        admin: BareJid,
+        done: oneshot::Sender<bool>,
+    },
 }
 
 /// A write to SQL beyond the room itself, done after the command that caused it.
@@ -90,6 +98,10 @@ pub fn spawn(
                 room.persist().await;
             }
             room.store_ops().await;
+            if let Some(done) = room.destroy_ack.take() {
+                // After `persist`: a stored room is deleted by now.
+                let _ = done.send(room.destroyed);
+            }
             for m in std::mem::take(&mut room.held) {
                 room.send_all(&m);
             }
@@ -146,6 +158,8 @@ pub struct Room {
     store: Vec<StoreOp>,
     /// Messages of a stored room waiting for their history row (sent after `store_ops`).
     held: Vec<Element>,
+    /// An administrator's destroy, answered once the command's SQL writes are done.
+    destroy_ack: Option<oneshot::Sender<bool>>,
 }
 
 /// XEP-0199, for XEP-0410 self-pings.
@@ -196,6 +210,7 @@ impl Room {
             history_seq: 0,
             store: Vec::new(),
             held: Vec::new(),
+            destroy_ack: None,
         }
     }
 
@@ -384,6 +399,18 @@ impl Room {
                     self.leave(&jid, None);
                 }
             }
+            RoomCmd::AdminDestroy { reason, admin, done } => {
+                // A room nobody created (only loaded for this) has nothing to destroy.
+                if !self.fresh {
+                    tracing::info!(room = %self.jid, %admin, reason, "room destroyed by a server administrator");
+                    let mut d = Element::bare("destroy", NS_OWNER);
+                    if !reason.is_empty() {
+                        d.append_child(xml::text_element("reason", NS_OWNER, &reason));
+                    }
+                    self.destroy(Some(&d));
+                }
+                self.destroy_ack = Some(done);
+            }
             RoomCmd::Stanza(from, stanza) => {
                 let nick = match stanza.attr("to").map(Jid::new) {
                     Some(Ok(to)) => to.resource().map(|r| r.as_str().to_owned()),
@@ -479,6 +506,9 @@ impl Room {
                 return self.error(&p, StanzaError::not_authorized().text("a password is required"));
             }
         }
+        if let Err(e) = self.nick_allowed(nick) {
+            return self.error(&p, e);
+        }
         let history = Request::from_join(&p);
         if self.registrations.reserved_for_other(nick, &bare) {
             return self.error(&p, StanzaError::conflict().text("that nickname is reserved"));
@@ -527,19 +557,35 @@ impl Room {
         }
     }
 
-    /// §10.1.1: the service's creation policy (`[muc] creators`, `rooms_per_user`).
+    /// §10.1.1: the service's creation policy (`[muc] creators`, `rooms_per_user`,
+    /// `max_room_address_length`).
     fn may_create(&self, creator: &BareJid) -> Result<(), StanzaError> {
         let config = &self.server.config();
-        let admin = config
-            .admins
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(creator.as_str()));
+        let admin = is_admin(config, creator);
         if config.muc.creators == MucCreators::Admins && !admin {
             return Err(StanzaError::not_allowed().text("only administrators may create rooms"));
+        }
+        let address = self.jid.node().map_or(0, |n| n.as_str().chars().count());
+        if address > config.muc.max_room_address_length {
+            return Err(StanzaError::not_acceptable().text(format!(
+                "a room address may have at most {} characters",
+                config.muc.max_room_address_length
+            )));
         }
         let limit = config.muc.rooms_per_user;
         if limit > 0 && !admin && self.service.created.get(creator).is_some_and(|n| *n >= limit) {
             return Err(StanzaError::resource_constraint().text("you created too many rooms"));
+        }
+        Ok(())
+    }
+
+    /// `[muc] max_nick_length`: a longer nickname is refused on join, change and registration.
+    pub(super) fn nick_allowed(&self, nick: &str) -> Result<(), StanzaError> {
+        let max = self.server.config().muc.max_nick_length;
+        if nick.chars().count() > max {
+            return Err(
+                StanzaError::not_acceptable().text(format!("a nickname may have at most {max} characters"))
+            );
         }
         Ok(())
     }
@@ -703,6 +749,9 @@ impl Room {
 
     /// §7.6: unavailable with 303 from the old nick, then available from the new one.
     fn change_nick(&mut self, old: &str, new: &str, p: Element) {
+        if let Err(e) = self.nick_allowed(new) {
+            return self.error(&p, e);
+        }
         if self.occupants.get(new).is_some() {
             return self.error(&p, StanzaError::conflict().text("that nickname is in use"));
         }
@@ -1197,6 +1246,11 @@ impl Room {
         self.destroyed = true;
         self.dirty = self.stored;
     }
+}
+
+/// Whether `jid` is one of the server's `admins`.
+pub(super) fn is_admin(config: &crate::config::Config, jid: &BareJid) -> bool {
+    config.admins.iter().any(|a| a.eq_ignore_ascii_case(jid.as_str()))
 }
 
 /// Delivers `stanza` to one session, addressed to it.

@@ -120,11 +120,13 @@ impl Service {
         node: &str,
         cmd: &RoomCmd,
     ) -> Result<Option<RoomHandle>, StanzaError> {
-        let RoomCmd::Stanza(from, _) = cmd else {
-            return Ok(None);
-        };
         // The creation policy is the room's to check: the room may exist in SQL already.
-        let creator = from.to_bare();
+        let creator = match cmd {
+            RoomCmd::Stanza(from, _) => from.to_bare(),
+            // Loads a stored room to destroy it; a room that is not stored stays fresh.
+            RoomCmd::AdminDestroy { admin, .. } => admin.clone(),
+            RoomCmd::SessionClosed(_) => return Ok(None),
+        };
         let muc = &server.config().muc;
         let Some(domain) = muc.service_domain(&server.config().domains) else {
             return Err(StanzaError::service_unavailable());
@@ -173,7 +175,7 @@ impl Service {
         }
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
-            let create = matches!(&cmd, RoomCmd::Stanza(..));
+            let create = matches!(&cmd, RoomCmd::Stanza(..) | RoomCmd::AdminDestroy { .. });
             self.dispatch(server, node, cmd, create);
         }
     }
@@ -301,7 +303,12 @@ pub fn reply(server: &Arc<Server>, to: &FullJid, iq: &Element, answer: Result<Op
 
 /// A command the directory could not deliver: its stanza is answered with `error`.
 fn reject(server: &Arc<Server>, cmd: RoomCmd, error: StanzaError) {
-    if let RoomCmd::Stanza(_, stanza) = cmd {
-        router::bounce(server, &stanza, error);
+    match cmd {
+        RoomCmd::Stanza(_, stanza) => router::bounce(server, &stanza, error),
+        RoomCmd::AdminDestroy { done, .. } => {
+            tracing::warn!(error = %error.condition, "an administrator's room destroy was not delivered");
+            let _ = done.send(false);
+        }
+        RoomCmd::SessionClosed(_) => {}
     }
 }

@@ -1,5 +1,5 @@
 //! What the server's admin commands need from the MUC service: the list of rooms (live and
-//! stored) and destroying a room as its owner would (§10.9).
+//! stored) and destroying a room as its owner would (§10.9, `RoomCmd::AdminDestroy`).
 //!
 //! The admin commands live in another module, so the running service is published here
 //! (`install`, at registration). One server per process, like the runtime admin list.
@@ -9,13 +9,11 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use jid::{BareJid, FullJid};
-use minidom::Element;
+use tokio::sync::oneshot;
 
-use super::NS_OWNER;
 use super::room::RoomCmd;
 use super::service::{JoinedRooms, Service};
 use crate::server::Server;
-use crate::xml::{self, ns};
 
 static SERVICE: RwLock<Option<Weak<Service>>> = RwLock::new(None);
 
@@ -105,18 +103,12 @@ pub async fn list_rooms(server: &Server) -> Result<Vec<RoomInfo>, String> {
     Ok(rooms.into_values().collect())
 }
 
-/// How long to wait for a room to act on one destroy request.
-const ATTEMPT_WAIT: Duration = Duration::from_millis(500);
-/// Owners tried at most (stored owners first, then the requester, then occupants).
-const MAX_ATTEMPTS: usize = 16;
+/// How long the admin command waits for the room to act.
+const DESTROY_WAIT: Duration = Duration::from_secs(10);
 
-/// Destroys `node` as an owner's §10.9 request would: every occupant gets the unavailable
-/// presence with `<destroy/>` and the reason, a stored room is deleted from SQL.
-///
-/// The room accepts destruction only from an owner, and the room task keeps its affiliations
-/// to itself, so the request is sent in the name of a known owner (stored owners, the
-/// requesting admin, then accounts in the room) from a resource that is not connected: the
-/// room's answer to it is dropped, and a refusal (not an owner) leaves the room as it was.
+/// Destroys `node` as an owner's §10.9 request would (`RoomCmd::AdminDestroy`): every occupant
+/// gets the unavailable presence with `<destroy/>` and the reason, a stored room is deleted
+/// from SQL (an unloaded one is loaded for that). Returns once the room acted.
 pub async fn destroy_room(
     server: &Arc<Server>,
     node: &str,
@@ -129,93 +121,33 @@ pub async fn destroy_room(
         .service_domain(&config.domains)
         .ok_or("multi-user chat is not enabled")?;
     let service = service().ok_or("multi-user chat is not running")?;
-    let stored = server
-        .storage
-        .muc_load_room(&domain, node)
-        .await
-        .map_err(|e| e.to_string())?;
-    let live = service.rooms.contains_key(node);
-    if stored.is_none() && !live {
-        return Err(format!("there is no room {node}@{domain}"));
-    }
-    let mut owners: Vec<BareJid> = Vec::new();
-    let mut push = |j: BareJid| {
-        if !owners.contains(&j) {
-            owners.push(j);
-        }
-    };
-    if let Some(s) = &stored {
-        for (jid, affiliation, _) in &s.affiliations {
-            if affiliation == "owner"
-                && let Ok(j) = BareJid::new(jid)
-            {
-                push(j);
-            }
-        }
-    }
-    push(admin.clone());
-    for full in joined_sessions(server).remove(node).unwrap_or_default() {
-        push(full.to_bare());
-    }
     let room_jid = format!("{node}@{domain}");
-    let resource = format!("switchboard-admin-{}", uuid::Uuid::new_v4().simple());
-    for (i, owner) in owners.iter().take(MAX_ATTEMPTS).enumerate() {
-        let Ok(from) = FullJid::new(&format!("{owner}/{resource}")) else {
-            continue;
-        };
-        let iq = destroy_iq(&from, &room_jid, reason);
-        // Only the first request may load a stored room; later ones reach a loaded room or
-        // nothing (a destroyed room must not be loaded again).
-        let create = i == 0 && stored.is_some();
-        if i > 0 && !service.rooms.contains_key(node) {
-            break;
-        }
-        service.dispatch(server, node, RoomCmd::Stanza(from, iq), create);
-        if gone(&service, node).await {
-            return Ok(());
-        }
-    }
-    if gone(&service, node).await
-        && server
+    let live = service.rooms.contains_key(node);
+    // Only a stored room may be loaded for this: starting a room that does not exist would
+    // hold its name for a moment against a real creator.
+    let stored = live
+        || server
             .storage
             .muc_load_room(&domain, node)
             .await
             .map_err(|e| e.to_string())?
-            .is_none()
-    {
-        return Ok(());
+            .is_some();
+    if !stored {
+        return Err(format!("there is no room {room_jid}"));
     }
-    Err(format!(
-        "the room {room_jid} was not destroyed: no owner of it could be found"
-    ))
-}
-
-/// Waits (bounded) until the room task ended.
-async fn gone(service: &Service, node: &str) -> bool {
-    let deadline = tokio::time::Instant::now() + ATTEMPT_WAIT;
-    loop {
-        if !service.rooms.contains_key(node) {
-            return true;
+    let (done, acted) = oneshot::channel();
+    let cmd = RoomCmd::AdminDestroy {
+        reason: reason.to_string(),
+        admin: admin.clone(),
+        done,
+    };
+    service.dispatch(server, node, cmd, true);
+    match tokio::time::timeout(DESTROY_WAIT, acted).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) | Ok(Err(_)) if service.rooms.contains_key(node) => {
+            Err(format!("the room {room_jid} is busy, try again"))
         }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok(Ok(false)) | Ok(Err(_)) => Err(format!("there is no room {room_jid}")),
+        Err(_) => Err(format!("the room {room_jid} did not answer in time")),
     }
-}
-
-fn destroy_iq(from: &FullJid, room: &str, reason: &str) -> Element {
-    let mut iq = Element::bare("iq", ns::CLIENT);
-    xml::set_attr(&mut iq, "type", "set");
-    xml::set_attr(&mut iq, "id", "admin-destroy");
-    xml::set_attr(&mut iq, "from", &from.to_string());
-    xml::set_attr(&mut iq, "to", room);
-    let mut q = Element::bare("query", NS_OWNER);
-    let mut d = Element::bare("destroy", NS_OWNER);
-    if !reason.is_empty() {
-        d.append_child(xml::text_element("reason", NS_OWNER, reason));
-    }
-    q.append_child(d);
-    iq.append_child(q);
-    iq
 }
