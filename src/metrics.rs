@@ -99,15 +99,39 @@ pub fn render(sessions: usize) -> String {
     handle.render()
 }
 
-/// A label value from a closed set, so clients cannot grow the label space.
-fn kind(name: &str) -> &'static str {
+/// The `kind` label's values: a closed set, so clients cannot grow the label space.
+const KINDS: [&str; 4] = ["message", "presence", "iq", "other"];
+
+fn kind_index(name: &str) -> usize {
     match name {
-        "message" => "message",
-        "presence" => "presence",
-        "iq" => "iq",
-        _ => "other",
+        "message" => 0,
+        "presence" => 1,
+        "iq" => 2,
+        _ => 3,
     }
 }
+
+fn kind(name: &str) -> &'static str {
+    KINDS[kind_index(name)]
+}
+
+/// Per-kind handles of a hot series, looked up in the registry once instead of on every
+/// stanza (a labelled lookup hashes the key each time).
+struct PerKind<T>(OnceLock<[T; 4]>);
+
+impl<T> PerKind<T> {
+    const fn new() -> Self {
+        PerKind(OnceLock::new())
+    }
+
+    fn get(&self, name: &str, make: impl Fn(&'static str) -> T) -> &T {
+        &self.0.get_or_init(|| KINDS.map(&make))[kind_index(name)]
+    }
+}
+
+static IN_BY_KIND: PerKind<metrics::Counter> = PerKind::new();
+static OUT_BY_KIND: PerKind<metrics::Counter> = PerKind::new();
+static ROUTE_BY_KIND: PerKind<metrics::Histogram> = PerKind::new();
 
 fn mechanism(name: &str) -> &'static str {
     crate::sasl::Mechanism::from_name(name).map_or("unknown", |m| m.name())
@@ -123,12 +147,16 @@ pub fn auth_failure(mech: &str) {
 
 pub fn stanza_in(name: &str) {
     IN_TOTAL.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!(STANZAS_IN, "kind" => kind(name)).increment(1);
+    IN_BY_KIND
+        .get(name, |k| metrics::counter!(STANZAS_IN, "kind" => k))
+        .increment(1);
 }
 
 pub fn stanza_out(name: &str) {
     OUT_TOTAL.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!(STANZAS_OUT, "kind" => kind(name)).increment(1);
+    OUT_BY_KIND
+        .get(name, |k| metrics::counter!(STANZAS_OUT, "kind" => k))
+        .increment(1);
 }
 
 pub fn offline_delivered() {
@@ -162,7 +190,11 @@ pub fn roster_pushes(n: usize) {
 
 /// `n` presence stanzas handed to sessions for one broadcast, probe or initial presence.
 pub fn presence_fanout(n: usize) {
-    metrics::counter!(PRESENCE_FANOUT).increment(n as u64);
+    // Once per presence delivery: the handle is looked up once.
+    static FANOUT: OnceLock<metrics::Counter> = OnceLock::new();
+    FANOUT
+        .get_or_init(|| metrics::counter!(PRESENCE_FANOUT))
+        .increment(n as u64);
 }
 
 /// A module's countable event (`module` and `event` are fixed names, never client input).
@@ -187,7 +219,9 @@ impl RouteTimer {
 
 impl Drop for RouteTimer {
     fn drop(&mut self) {
-        metrics::histogram!(ROUTE_SECONDS, "kind" => self.kind).record(self.started.elapsed().as_secs_f64());
+        ROUTE_BY_KIND
+            .get(self.kind, |k| metrics::histogram!(ROUTE_SECONDS, "kind" => k))
+            .record(self.started.elapsed().as_secs_f64());
     }
 }
 
