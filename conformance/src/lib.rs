@@ -37,3 +37,10 @@ pub const SILENCE: Duration = Duration::from_millis(800);
 
 /// The domain every test server serves.
 pub const DOMAIN: &str = "localhost";
+
+/// The Python interpreter with slixmpp for tests that drive the server with it:
+/// `SWITCHBOARD_TEST_PYTHON` (set by `scripts/test.sh`, which installs slixmpp into a venv),
+/// else `python3`.
+pub fn python() -> String {
+    std::env::var("SWITCHBOARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}

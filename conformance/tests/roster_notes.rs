@@ -552,7 +552,6 @@ asyncio.run(main())
 // §6 rule 3 with a real client that knows nothing of notes: slixmpp renames the contact
 // with its own roster API; the note survives.
 #[tokio::test]
-#[ignore = "needs python3 with slixmpp (pip install slixmpp); run with --ignored"]
 async fn notes_survive_rename_by_slixmpp() {
     let server = server_with_notes(&["alice", "bob"]).await;
     let mut alice = server.client("alice", PW).await;
@@ -562,7 +561,7 @@ async fn notes_survive_rename_by_slixmpp() {
     let addr = server.c2s_addr();
     let out = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio::process::Command::new("python3")
+        tokio::process::Command::new(conformance::python())
             .arg(&script)
             .args([
                 "alice@localhost/slix",

@@ -964,6 +964,8 @@ async fn switchboard_muc_list_and_destroy_rooms() {
     .await;
     assert_eq!(rooms(&mut admin).await, Vec::<String>::new());
     assert!(logged(&server, "destroyed a chat room"));
+    // The room itself logs the administrator (no owner is impersonated).
+    assert!(logged(&server, "room destroyed by a server administrator"));
     // Gone for good: destroying it again is an error note on the form.
     bad_input(
         &mut admin,

@@ -99,6 +99,16 @@ impl Storage {
         });
         Ok(n > 0)
     }
+
+    /// Every stored room of a service with its configuration form (XML text), by room name:
+    /// the directory of rooms that are not loaded (§6.3 lists them too).
+    pub async fn muc_room_configs(&self, service: &str) -> Result<Vec<(String, String)>, StorageError> {
+        const SQL: &str = "SELECT room, config FROM muc_rooms WHERE service = $1 ORDER BY room";
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as(SQL).bind(service).fetch_all(pool).await?
+        });
+        Ok(rows)
+    }
 }
 
 /// A message of a persistent room's discussion history (§7.2.13).

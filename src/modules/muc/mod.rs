@@ -10,6 +10,7 @@
 //! - `history`: discussion history sent on join (§7.2.13-15), stored for persistent rooms.
 //! - `register`: registration with a room and reserved nicknames (§7.10, §7.12).
 //! - `voice`: voice requests and their approval (§7.13, §8.6).
+//! - `rsm`: XEP-0059 paging of the service's disco#items.
 //! - `courier`: private messages, invitations and declines, judged by the recipient's
 //!   blocking and privacy rules (`hooks.inbound`) and stored offline when nobody is online.
 //!
@@ -26,6 +27,7 @@ pub mod history;
 pub mod occupants;
 pub mod register;
 pub mod room;
+pub mod rsm;
 pub mod service;
 pub mod service_admin;
 pub mod voice;

@@ -113,7 +113,15 @@ pub fn spawn(
             }
         }
         tracing::debug!(room = %room.jid, "room ended");
-        service.room_ended(&server, &node, handle.id, room.counted.then_some(&creator), rx);
+        let dormant = (room.stored && !room.destroyed).then(|| room.summary());
+        service.room_ended(
+            &server,
+            &node,
+            handle.id,
+            room.counted.then_some(&creator),
+            dormant,
+            rx,
+        );
     });
 }
 
@@ -383,6 +391,10 @@ impl Room {
     fn finished(&self) -> bool {
         self.destroyed
             || (self.occupants.is_empty() && (!self.config.persistent || self.locked) && !self.stored)
+    }
+
+    fn summary(&self) -> Summary {
+        self.summary.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(super) fn update_summary(&self) {

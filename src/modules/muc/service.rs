@@ -1,7 +1,7 @@
 //! The service domain: the room directory, dispatch to room tasks, and the service's own
 //! disco (XEP-0045 §6.1-6.3).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +10,9 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use tokio::sync::mpsc;
 
+use super::config::RoomConfig;
 use super::room::{self, RoomCmd};
+use super::rsm::{self, NS_RSM};
 use super::{NS_MUC, NS_OCCUPANT_ID};
 use crate::error::StanzaError;
 use crate::modules::disco::{NS_INFO, NS_ITEMS};
@@ -50,6 +52,18 @@ pub struct Service {
     next_id: AtomicU64,
     /// Rooms each user created that still exist (`rooms_per_user`).
     pub created: DashMap<BareJid, usize>,
+    /// Stored rooms that are not loaded (idle persistent rooms unload), for §6.3 listings.
+    dormant: Dormant,
+}
+
+/// Summaries of stored rooms not loaded now: read from SQL on the first listing, then kept
+/// current by rooms as they end (unloaded: added; destroyed or no longer stored: removed).
+#[derive(Default)]
+struct Dormant {
+    /// `None` until read from SQL.
+    rooms: Mutex<Option<BTreeMap<String, Summary>>>,
+    /// Bumped on every change, so a read that raced one is done again.
+    changes: AtomicU64,
 }
 
 impl Service {
@@ -158,14 +172,26 @@ impl Service {
     }
 
     /// Called by a room task as it ends: forget it and hand on what its inbox still held.
+    /// `dormant`: its summary when it stays stored (unloaded), `None` when it is gone.
     pub fn room_ended(
         self: &Arc<Self>,
         server: &Arc<Server>,
         node: &str,
         id: u64,
         counted_for: Option<&BareJid>,
+        dormant: Option<Summary>,
         mut rx: mpsc::Receiver<RoomCmd>,
     ) {
+        {
+            let mut rooms = self.dormant.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            self.dormant.changes.fetch_add(1, Ordering::Relaxed);
+            if let Some(rooms) = rooms.as_mut() {
+                match dormant {
+                    Some(summary) => rooms.insert(node.to_string(), summary),
+                    None => rooms.remove(node),
+                };
+            }
+        }
         self.rooms.remove_if(node, |_, h| h.id == id);
         if let Some(creator) = counted_for {
             self.created.remove_if_mut(creator, |_, n| {
@@ -204,7 +230,7 @@ impl Service {
     }
 
     /// Stanzas to the bare service domain: disco (§6.1, §6.3); everything else is refused.
-    fn handle_domain(&self, server: &Arc<Server>, from: &FullJid, stanza: Element) {
+    fn handle_domain(self: &Arc<Self>, server: &Arc<Server>, from: &FullJid, stanza: Element) {
         if stanza.name() != "iq" {
             if stanza.name() == "message" && !matches!(stanza.attr("type"), Some("error")) {
                 router::bounce(server, &stanza, StanzaError::service_unavailable());
@@ -221,7 +247,13 @@ impl Service {
                 Ok(Some(self.service_info()))
             }
             Some(q) if kind == "get" && q.is("query", NS_ITEMS) && q.attr("node").is_none() => {
-                Ok(Some(self.public_rooms(server)))
+                // Stored rooms may have to be read from SQL first.
+                let (me, server, from) = (self.clone(), server.clone(), from.clone());
+                tokio::spawn(async move {
+                    let answer = me.public_rooms(&server, &stanza).await.map(Some);
+                    reply(&server, &from, &stanza, answer);
+                });
+                return;
             }
             _ => Err(StanzaError::service_unavailable()),
         };
@@ -235,41 +267,104 @@ impl Service {
         xml::set_attr(&mut id, "type", "text");
         xml::set_attr(&mut id, "name", "Chatrooms");
         q.append_child(id);
-        for var in [NS_INFO, NS_ITEMS, NS_MUC, NS_OCCUPANT_ID] {
+        for var in [NS_INFO, NS_ITEMS, NS_MUC, NS_OCCUPANT_ID, NS_RSM] {
             q.append_child(feature(var));
         }
         q
     }
 
-    /// §6.3: public, unlocked rooms.
-    fn public_rooms(&self, server: &Server) -> Element {
-        let Some(domain) = server.config().muc.service_domain(&server.config().domains) else {
-            return Element::bare("query", NS_ITEMS);
+    /// §6.3: public, unlocked rooms, loaded or stored, sorted by address and paged
+    /// (XEP-0059, at most `[muc] max_items_per_page`).
+    async fn public_rooms(&self, server: &Server, iq: &Element) -> Result<Element, StanzaError> {
+        let query = iq.children().next().ok_or_else(StanzaError::bad_request)?;
+        let request = rsm::Request::from_query(query)?;
+        let config = server.config();
+        let Some(domain) = config.muc.service_domain(&config.domains) else {
+            return Ok(Element::bare("query", NS_ITEMS));
         };
-        let mut listed: Vec<(String, String)> = self
-            .rooms
-            .iter()
-            .filter_map(|r| {
-                let s = r
-                    .value()
-                    .summary
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                (s.public && s.listed).then(|| (r.key().clone(), s.name))
-            })
-            .collect();
-        listed.sort();
+        let mut all = self.stored_summaries(server, &domain).await?;
+        for r in self.rooms.iter() {
+            let s = r
+                .value()
+                .summary
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            // A loaded room's own summary is the current one.
+            all.insert(r.key().clone(), s);
+        }
+        let (jids, names): (Vec<String>, Vec<String>) = all
+            .into_iter()
+            .filter(|(_, s)| s.public && s.listed)
+            .map(|(node, s)| (format!("{node}@{domain}"), s.name))
+            .unzip();
+        let (range, set) = rsm::page(&jids, request.as_ref(), config.muc.max_items_per_page)?;
         let mut q = Element::bare("query", NS_ITEMS);
-        for (node, name) in listed {
+        for (jid, name) in jids[range.clone()].iter().zip(&names[range]) {
             let mut item = Element::bare("item", NS_ITEMS);
-            xml::set_attr(&mut item, "jid", &format!("{node}@{domain}"));
+            xml::set_attr(&mut item, "jid", jid);
             if !name.is_empty() {
-                xml::set_attr(&mut item, "name", &name);
+                xml::set_attr(&mut item, "name", name);
             }
             q.append_child(item);
         }
-        q
+        if let Some(set) = set {
+            q.append_child(set);
+        }
+        Ok(q)
+    }
+
+    /// The summaries of stored rooms that are not loaded (read from SQL the first time).
+    async fn stored_summaries(
+        &self,
+        server: &Server,
+        domain: &str,
+    ) -> Result<BTreeMap<String, Summary>, StanzaError> {
+        // A few tries: a room ending while SQL is read makes the read stale.
+        for _ in 0..3 {
+            if let Some(rooms) = self
+                .dormant
+                .rooms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                return Ok(rooms.clone());
+            }
+            let before = self.dormant.changes.load(Ordering::Relaxed);
+            let rows = server.storage.muc_room_configs(domain).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot list stored rooms");
+                StanzaError::internal_server_error()
+            })?;
+            let muc = &server.config().muc;
+            let read: BTreeMap<String, Summary> = rows
+                .into_iter()
+                .map(|(node, form)| (node, stored_summary(&form, muc)))
+                .collect();
+            let mut rooms = self.dormant.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            if self.dormant.changes.load(Ordering::Relaxed) == before {
+                *rooms = Some(read.clone());
+                return Ok(read);
+            }
+        }
+        Err(StanzaError::resource_constraint().text("the room list is changing, try again"))
+    }
+}
+
+/// What the directory shows of a stored room, from its stored configuration form.
+fn stored_summary(form: &str, muc: &crate::config::MucConfig) -> Summary {
+    let config = form
+        .parse::<Element>()
+        .ok()
+        .and_then(|f| RoomConfig::defaults(muc).apply(&f, muc).ok());
+    match config {
+        Some(c) => Summary {
+            name: c.name,
+            public: c.public,
+            listed: true,
+        },
+        // Unreadable: left out of listings, as the room would refuse its configuration too.
+        None => Summary::default(),
     }
 }
 
