@@ -619,24 +619,13 @@ async fn xep0133_4_24_motd_set_edit_delete() {
     alice2.expect_no_message(Duration::from_millis(500)).await;
 }
 
-// §4.29 shut down: the announcement reaches online users, then the streams end with
-// system-shutdown and the server exits.
-#[tokio::test]
-async fn xep0133_4_29_shutdown() {
-    let server = server().await;
-    let mut admin = server.client("admin", PW).await;
-    let mut alice = server.raw_login("alice", PW, Some("r")).await;
-    run(
-        &mut admin,
-        "shutdown",
-        &[("delaytime", &["0"]), ("announcement", &["Going down"])],
-    )
-    .await;
+/// §4.29-§4.30: the announcement reaches `client` before the drain's `system-shutdown`.
+async fn expect_announcement_then_shutdown(client: &mut conformance::RawClient, text: &str) {
     let mut got_headline = false;
     loop {
-        match alice.next_within(Duration::from_secs(10)).await {
+        match client.next_within(Duration::from_secs(10)).await {
             Some(Incoming::Element(e)) if e.name() == "message" => {
-                assert_eq!(e.get_child("body", "jabber:client").unwrap().text(), "Going down");
+                assert_eq!(e.get_child("body", "jabber:client").unwrap().text(), text);
                 got_headline = true;
             }
             Some(Incoming::Element(e)) if e.name() == "error" => {
@@ -651,7 +640,23 @@ async fn xep0133_4_29_shutdown() {
             other => panic!("unexpected: {other:?}"),
         }
     }
-    assert!(got_headline);
+    assert!(got_headline, "the announcement came before the drain");
+}
+
+// §4.29 shut down: the announcement reaches online users, then the streams end with
+// system-shutdown and the server exits.
+#[tokio::test]
+async fn xep0133_4_29_shutdown() {
+    let server = server().await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = server.raw_login("alice", PW, Some("r")).await;
+    run(
+        &mut admin,
+        "shutdown",
+        &[("delaytime", &["0"]), ("announcement", &["Going down"])],
+    )
+    .await;
+    expect_announcement_then_shutdown(&mut alice, "Going down").await;
     assert!(logged(&server, "shutdown"));
 }
 
@@ -1004,26 +1009,8 @@ async fn xep0133_4_30_restart() {
         &[("delaytime", &["0"]), ("announcement", &["Back soon"])],
     )
     .await;
-    let mut got_headline = false;
-    loop {
-        match alice.next_within(Duration::from_secs(10)).await {
-            Some(Incoming::Element(e)) if e.name() == "message" => {
-                assert_eq!(e.get_child("body", "jabber:client").unwrap().text(), "Back soon");
-                got_headline = true;
-            }
-            Some(Incoming::Element(e)) if e.name() == "error" => {
-                assert!(
-                    e.children().any(|c| c.name() == "system-shutdown"),
-                    "{}",
-                    xml::to_string(&e)
-                );
-                break;
-            }
-            Some(Incoming::Element(_)) => {}
-            other => panic!("unexpected: {other:?}"),
-        }
-    }
-    assert!(got_headline, "the announcement came before the drain");
+    expect_announcement_then_shutdown(&mut alice, "Back soon").await;
+
     assert!(
         server
             .wait_for_log("listening", listening + 3, Duration::from_secs(20))
