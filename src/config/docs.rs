@@ -276,6 +276,11 @@ pub static KEYS: &[Key] = &[
         "Rooms in one page of the service's disco#items when the client sets no XEP-0059 <max/>\n\
          or a larger one.",
     ),
+    k(
+        "muc.idle_unload_secs",
+        "Seconds an empty persistent room stays in memory; it is loaded from storage again when\n\
+         next addressed, and listed meanwhile.",
+    ),
     k("log", "Log output (standard error)."),
     k(
         "log.level",

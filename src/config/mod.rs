@@ -87,6 +87,9 @@ pub struct MucConfig {
     /// (XEP-0059 `<max/>`).
     #[serde(default = "default_muc_items_page")]
     pub max_items_per_page: usize,
+    /// Seconds an empty persistent room stays loaded before it is unloaded.
+    #[serde(default = "default_muc_idle_unload")]
+    pub idle_unload_secs: u64,
 }
 
 /// Who may create MUC rooms.
@@ -451,6 +454,9 @@ fn default_muc_max_nick() -> usize {
 }
 fn default_muc_items_page() -> usize {
     100
+}
+fn default_muc_idle_unload() -> u64 {
+    300
 }
 fn default_max_note() -> usize {
     1000

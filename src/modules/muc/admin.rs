@@ -269,6 +269,7 @@ impl Room {
                 affiliation,
                 reason,
             } => {
+                let before = self.affiliations.get(&jid);
                 self.affiliations.set(jid.clone(), affiliation, reason.clone());
                 if affiliation == Affiliation::Outcast && self.registrations.nick_of(&jid).is_some() {
                     // §9.1: a banned user's reserved nickname is released.
@@ -276,6 +277,9 @@ impl Room {
                     self.store_registration(jid.clone(), None);
                 }
                 let nicks: Vec<String> = self.occupants.of_bare(&jid).map(|o| o.nick.clone()).collect();
+                if nicks.is_empty() && before != affiliation {
+                    self.affiliation_notice(&jid, affiliation, reason.as_deref());
+                }
                 for nick in nicks {
                     if affiliation == Affiliation::Outcast {
                         // §9.1: ban.

@@ -17,7 +17,7 @@ pub enum AllowPm {
 }
 
 impl AllowPm {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             AllowPm::Anyone => "anyone",
             AllowPm::Participants => "participants",

@@ -4,12 +4,15 @@
 //!   (disco#info, disco#items of public rooms).
 //! - `room`: a room is a task owning its state, fed through a bounded inbox; presence (enter,
 //!   exit, nick change), groupchat and private messages, subject, history.
+//! - `info`: a room's disco#info and muc#roominfo form (§6.4).
 //! - `occupants`, `affiliations`: who is in the room, roles and affiliations (§5).
 //! - `admin`: muc#admin (roles and affiliation lists) and muc#owner (configuration, destroy).
 //! - `config`: the muc#roomconfig form (§10.2) and its effects.
 //! - `history`: discussion history sent on join (§7.2.13-15), stored for persistent rooms.
 //! - `register`: registration with a room and reserved nicknames (§7.10, §7.12).
 //! - `voice`: voice requests and their approval (§7.13, §8.6).
+//! - `removal`: what the service announces on its own: affiliation changes of absent users
+//!   (101), removal at shutdown (332) or after a technical problem (333).
 //! - `rsm`: XEP-0059 paging of the service's disco#items.
 //! - `courier`: private messages, invitations and declines, judged by the recipient's
 //!   blocking and privacy rules (`hooks.inbound`) and stored offline when nobody is online.
@@ -24,8 +27,10 @@ pub mod affiliations;
 pub mod config;
 pub mod courier;
 pub mod history;
+pub mod info;
 pub mod occupants;
 pub mod register;
+pub mod removal;
 pub mod room;
 pub mod rsm;
 pub mod service;
@@ -74,6 +79,7 @@ impl Module for Muc {
 
     fn register(self: Arc<Self>, r: &mut Registry) {
         service_admin::install(&self.service);
+        removal::install(&self.service);
         let me = self.clone();
         r.service(
             "Chatrooms",
@@ -95,7 +101,8 @@ impl Module for Muc {
         });
         let me = self.clone();
         r.hooks.session_closed.add(0, "muc", move |server, event| {
-            me.service.session_closed(&server, &event.entry);
+            // Rooms still joined here had no unavailable presence sent for this session.
+            removal::session_lost(&me.service, &server, &event.entry);
             async move { Flow::Continue(event) }
         });
     }

@@ -18,9 +18,9 @@ use super::courier::{Courier, Delivery, NS_VCARD};
 use super::history::{History, Request};
 use super::occupants::{Occupant, Occupants, occupant_id};
 use super::register::{NODE_ROOMUSER, NS_REGISTER, Registrations};
-use super::service::{RoomHandle, Service, Summary, feature, reply};
+use super::service::{Dormant, RoomHandle, Service, Summary, reply};
 use super::voice::{VoiceRequests, request_form};
-use super::{NS_ADMIN, NS_DATA, NS_MUC, NS_OCCUPANT_ID, NS_OWNER, NS_ROOMINFO, NS_USER};
+use super::{NS_ADMIN, NS_MUC, NS_OCCUPANT_ID, NS_OWNER, NS_USER};
 use crate::config::MucCreators;
 use crate::error::{ErrorType, StanzaError};
 use crate::modules::disco::{NS_INFO, NS_ITEMS};
@@ -35,6 +35,10 @@ pub enum RoomCmd {
     Stanza(FullJid, Element),
     /// The session ended without leaving (§7.14 on its behalf).
     SessionClosed(FullJid),
+    /// The session ended with no unavailable presence sent for it (§15.5 333).
+    SessionLost(FullJid),
+    /// The server shuts down: occupants are removed (§15.5 332), then `done` is told.
+    Shutdown(oneshot::Sender<()>),
     /// A server administrator destroys the room (XEP-0133 ad-hoc command): handled exactly
     /// like an owner's §10.9 request. `done` learns, once a stored room is deleted, whether
     /// there was a room to destroy.
@@ -50,9 +54,6 @@ enum StoreOp {
     Registration(BareJid, Option<String>),
     History(StoredMessage),
 }
-
-/// Empty persistent rooms stay loaded this long, then unload (reloaded from SQL on demand).
-const IDLE_UNLOAD: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub fn spawn(
     server: Arc<Server>,
@@ -85,9 +86,14 @@ pub fn spawn(
         }
         loop {
             let cmd = if room.occupants.is_empty() && (room.stored || room.config.persistent) {
-                match tokio::time::timeout(IDLE_UNLOAD, rx.recv()).await {
+                // Empty persistent rooms unload when idle (loaded from SQL again on demand).
+                let idle = std::time::Duration::from_secs(server.config().muc.idle_unload_secs.max(1));
+                match tokio::time::timeout(idle, rx.recv()).await {
                     Ok(cmd) => cmd,
-                    Err(_) => break, // idle: unload
+                    Err(_) => {
+                        tracing::debug!(room = %room.jid, "idle room unloaded");
+                        break;
+                    }
                 }
             } else {
                 rx.recv().await
@@ -113,7 +119,11 @@ pub fn spawn(
             }
         }
         tracing::debug!(room = %room.jid, "room ended");
-        let dormant = (room.stored && !room.destroyed).then(|| room.summary());
+        let dormant = match (room.stored && !room.destroyed, room.ever_stored) {
+            (true, _) => Dormant::Kept(room.summary()),
+            (false, true) => Dormant::Deleted,
+            (false, false) => Dormant::Never,
+        };
         service.room_ended(
             &server,
             &node,
@@ -140,12 +150,14 @@ pub struct Room {
     pub(super) affiliations: Affiliations,
     pub(super) history: History,
     /// (nick of who set it, if an occupant did; the subject).
-    subject: Option<(Option<String>, String)>,
+    pub(super) subject: Option<(Option<String>, String)>,
     summary: Arc<Mutex<Summary>>,
     service: Arc<Service>,
     /// Stored in SQL (persistent); `dirty`: the stored copy must be rewritten.
     pub(super) stored: bool,
     pub(super) dirty: bool,
+    /// Was stored at some time: its end matters to the directory of stored rooms.
+    ever_stored: bool,
     /// Counted in its creator's `rooms_per_user`.
     counted: bool,
     /// IQ answers held until the change they acknowledge is stored.
@@ -173,7 +185,7 @@ pub struct Room {
 /// XEP-0199, for XEP-0410 self-pings.
 const NS_PING: &str = "urn:xmpp:ping";
 /// XEP-0410 §3.2: answered by the room itself.
-const SELF_PING_OPTIMIZATION: &str = "http://jabber.org/protocol/muc#self-ping-optimization";
+pub(super) const SELF_PING_OPTIMIZATION: &str = "http://jabber.org/protocol/muc#self-ping-optimization";
 
 /// IQs between occupants awaiting an answer, per room; more are refused.
 const MAX_FORWARDED_IQS: usize = 1024;
@@ -209,6 +221,7 @@ impl Room {
             service,
             stored: false,
             dirty: false,
+            ever_stored: false,
             counted: false,
             pending: Vec::new(),
             forwarded: std::collections::HashMap::new(),
@@ -242,6 +255,7 @@ impl Room {
         self.locked = false;
         self.fresh = false;
         self.stored = true;
+        self.ever_stored = true;
         self.update_summary();
     }
 
@@ -273,6 +287,7 @@ impl Room {
             };
             let first = !self.stored;
             self.stored = true;
+            self.ever_stored = true;
             let saved = self.server.storage.muc_save_room(&domain, &node, &stored).await;
             if saved.is_ok() && first {
                 self.store_everything();
@@ -406,6 +421,11 @@ impl Room {
 
     fn handle(&mut self, cmd: RoomCmd) {
         match cmd {
+            RoomCmd::SessionLost(jid) => self.lose(&jid),
+            RoomCmd::Shutdown(done) => {
+                self.shut_down();
+                let _ = done.send(());
+            }
             RoomCmd::SessionClosed(jid) => {
                 if self.occupants.nick_of(&jid).is_some() {
                     self.leave(&jid, None);
@@ -478,7 +498,9 @@ impl Room {
                     None => self.join(session, nick, p),
                 }
             }
-            Some("unavailable") | Some("error") if self.occupants.nick_of(&from).is_some() => {
+            // An error bounce: the occupant is gone for a technical reason (333).
+            Some("error") => self.lose(&from),
+            Some("unavailable") if self.occupants.nick_of(&from).is_some() => {
                 let status = p.get_child("status", ns::CLIENT).cloned();
                 self.leave(&from, status);
             }
@@ -522,6 +544,12 @@ impl Room {
             return self.error(&p, e);
         }
         let history = Request::from_join(&p);
+        // §7.2.3: the nick asked for was rewritten (resourceprep normalized it); 210 tells the
+        // user which occupant JID is its own.
+        let rewritten = p
+            .attr("to")
+            .and_then(|t| t.split_once('/'))
+            .is_some_and(|(_, asked)| asked != nick);
         if self.registrations.reserved_for_other(nick, &bare) {
             return self.error(&p, StanzaError::conflict().text("that nickname is reserved"));
         }
@@ -531,7 +559,8 @@ impl Room {
             }
             // Multi-session nick: another resource joins as the same occupant.
             self.occupants.add_session(nick, session.clone());
-            self.send_room_state(&session, nick, &[], &history);
+            let codes: &[u16] = if rewritten { &[210] } else { &[] };
+            self.send_room_state(&session, nick, codes, &history);
             return;
         }
         if self.occupants.len() >= self.config.max_users && affiliation < Affiliation::Admin {
@@ -562,6 +591,9 @@ impl Room {
         }
         if creating {
             codes.push(201);
+        }
+        if rewritten {
+            codes.push(210);
         }
         self.send_room_state(&session, nick, &codes, &history);
         if creating {
@@ -1169,62 +1201,6 @@ impl Room {
         } else {
             reply(&self.server, &from, &iq, answer);
         }
-    }
-
-    /// §6.4: identity, muc_* features and the muc#roominfo form.
-    fn disco_info(&self, from: &FullJid) -> Result<Option<Element>, StanzaError> {
-        if self.locked && self.affiliations.get(&from.to_bare()) != Affiliation::Owner {
-            return Err(StanzaError::item_not_found());
-        }
-        let c = &self.config;
-        let mut q = Element::bare("query", NS_INFO);
-        let mut id = Element::bare("identity", NS_INFO);
-        xml::set_attr(&mut id, "category", "conference");
-        xml::set_attr(&mut id, "type", "text");
-        let name = if c.name.is_empty() {
-            self.jid.node().map(|n| n.as_str()).unwrap_or("")
-        } else {
-            &c.name
-        };
-        xml::set_attr(&mut id, "name", name);
-        q.append_child(id);
-        let pick = |b: bool, y: &'static str, n: &'static str| if b { y } else { n };
-        for var in [
-            NS_MUC,
-            NS_INFO,
-            NS_OCCUPANT_ID,
-            NS_REGISTER,
-            SELF_PING_OPTIMIZATION,
-            pick(c.persistent, "muc_persistent", "muc_temporary"),
-            pick(c.public, "muc_public", "muc_hidden"),
-            pick(c.members_only, "muc_membersonly", "muc_open"),
-            pick(c.moderated, "muc_moderated", "muc_unmoderated"),
-            pick(c.password.is_some(), "muc_passwordprotected", "muc_unsecured"),
-            pick(c.whois_anyone, "muc_nonanonymous", "muc_semianonymous"),
-        ] {
-            q.append_child(feature(var));
-        }
-        let mut x = Element::bare("x", NS_DATA);
-        xml::set_attr(&mut x, "type", "result");
-        let subject = self.subject.as_ref().map(|s| s.1.as_str()).unwrap_or("");
-        let occupants = self.occupants.len().to_string();
-        for (var, value) in [
-            ("FORM_TYPE", NS_ROOMINFO),
-            ("muc#roominfo_description", c.description.as_str()),
-            ("muc#roominfo_occupants", occupants.as_str()),
-            ("muc#roominfo_subject", subject),
-            ("muc#roomconfig_roomname", c.name.as_str()),
-        ] {
-            let mut f = Element::bare("field", NS_DATA);
-            xml::set_attr(&mut f, "var", var);
-            if var == "FORM_TYPE" {
-                xml::set_attr(&mut f, "type", "hidden");
-            }
-            f.append_child(xml::text_element("value", NS_DATA, value));
-            x.append_child(f);
-        }
-        q.append_child(x);
-        Ok(Some(q))
     }
 
     /// §10.9: every occupant is told, then the room ends.

@@ -53,13 +53,23 @@ pub struct Service {
     /// Rooms each user created that still exist (`rooms_per_user`).
     pub created: DashMap<BareJid, usize>,
     /// Stored rooms that are not loaded (idle persistent rooms unload), for §6.3 listings.
-    dormant: Dormant,
+    dormant: DormantRooms,
+}
+
+/// What an ending room means for the directory of stored rooms.
+pub enum Dormant {
+    /// Still stored: it unloads and stays listed with this summary.
+    Kept(Summary),
+    /// Deleted from storage (destroyed, or no longer persistent).
+    Deleted,
+    /// Never stored (a temporary room).
+    Never,
 }
 
 /// Summaries of stored rooms not loaded now: read from SQL on the first listing, then kept
 /// current by rooms as they end (unloaded: added; destroyed or no longer stored: removed).
 #[derive(Default)]
-struct Dormant {
+struct DormantRooms {
     /// `None` until read from SQL.
     rooms: Mutex<Option<BTreeMap<String, Summary>>>,
     /// Bumped on every change, so a read that raced one is done again.
@@ -139,7 +149,7 @@ impl Service {
             RoomCmd::Stanza(from, _) => from.to_bare(),
             // Loads a stored room to destroy it; a room that is not stored stays fresh.
             RoomCmd::AdminDestroy { admin, .. } => admin.clone(),
-            RoomCmd::SessionClosed(_) => return Ok(None),
+            RoomCmd::SessionClosed(_) | RoomCmd::SessionLost(_) | RoomCmd::Shutdown(_) => return Ok(None),
         };
         let muc = &server.config().muc;
         let Some(domain) = muc.service_domain(&server.config().domains) else {
@@ -172,23 +182,23 @@ impl Service {
     }
 
     /// Called by a room task as it ends: forget it and hand on what its inbox still held.
-    /// `dormant`: its summary when it stays stored (unloaded), `None` when it is gone.
+    /// `dormant`: whether it stays stored (unloaded) or left storage.
     pub fn room_ended(
         self: &Arc<Self>,
         server: &Arc<Server>,
         node: &str,
         id: u64,
         counted_for: Option<&BareJid>,
-        dormant: Option<Summary>,
+        dormant: Dormant,
         mut rx: mpsc::Receiver<RoomCmd>,
     ) {
-        {
+        if !matches!(dormant, Dormant::Never) {
             let mut rooms = self.dormant.rooms.lock().unwrap_or_else(|e| e.into_inner());
             self.dormant.changes.fetch_add(1, Ordering::Relaxed);
             if let Some(rooms) = rooms.as_mut() {
                 match dormant {
-                    Some(summary) => rooms.insert(node.to_string(), summary),
-                    None => rooms.remove(node),
+                    Dormant::Kept(summary) => rooms.insert(node.to_string(), summary),
+                    _ => rooms.remove(node),
                 };
             }
         }
@@ -404,6 +414,6 @@ fn reject(server: &Arc<Server>, cmd: RoomCmd, error: StanzaError) {
             tracing::warn!(error = %error.condition, "an administrator's room destroy was not delivered");
             let _ = done.send(false);
         }
-        RoomCmd::SessionClosed(_) => {}
+        RoomCmd::SessionClosed(_) | RoomCmd::SessionLost(_) | RoomCmd::Shutdown(_) => {}
     }
 }
