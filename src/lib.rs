@@ -135,6 +135,8 @@ pub async fn run(
         () = SHUTDOWN.notified() => {}
     }
     tracing::info!(sessions = server.sessions.session_count(), "shutting down");
+    // Rooms remove their occupants with status 332 (XEP-0045) before streams close.
+    modules::muc::removal::announce_shutdown().await;
     let _ = stop_tx.send(true);
     for task in accept_tasks {
         let _ = task.await;

@@ -209,7 +209,6 @@ async fn xep0045_7_14_disconnect_after_broadcast_presence_is_an_exit() {
 // §15.5 (status code 332): on a graceful shutdown every occupant is removed with 332 before
 // its stream ends with system-shutdown.
 #[tokio::test]
-#[ignore = "needs `modules::muc::removal::announce_shutdown().await` in lib.rs run()"]
 async fn xep0045_15_5_system_shutdown_332() {
     let mut server = server(&["admin", "bob"]).await;
     let path = server.config_path().to_path_buf();
