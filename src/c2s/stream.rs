@@ -209,8 +209,8 @@ impl XmppStream {
 
     /// Buffers an element for the next flush.
     pub fn queue(&mut self, el: &Element) {
-        if let Err(e) = el.write_to(&mut self.out) {
-            tracing::error!(error = %e, "could not serialize an outgoing element");
+        if let Err(e) = crate::xml::write::write_element(el, &mut self.out) {
+            tracing::error!(error = %e, element = el.name(), "could not serialize an outgoing element");
         }
     }
 

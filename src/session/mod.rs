@@ -49,7 +49,7 @@ impl SharedStanza {
         // after the root's start tag).
         crate::xml::set_attr(&mut stanza, "to", "");
         let mut bytes = Vec::new();
-        stanza.write_to(&mut bytes).ok()?;
+        crate::xml::write::write_element(&stanza, &mut bytes).ok()?;
         let xml = String::from_utf8(bytes).ok()?;
         let marker = " to=''";
         let to_at = xml.find(marker)? + marker.len() - 1;

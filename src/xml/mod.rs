@@ -2,6 +2,7 @@
 //! for addressing attributes and serialization.
 
 pub mod parser;
+pub mod write;
 
 pub use parser::{ParserLimits, StreamEvent, StreamHeader, StreamParser};
 
@@ -75,10 +76,9 @@ pub fn swap_addresses(el: &mut Element) {
 /// Serializes an element as it goes on the wire (no XML declaration).
 pub fn to_bytes(el: &Element) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    // Writing to a Vec cannot fail; an element we built or parsed is always serializable.
-    if let Err(e) = el.write_to(&mut out) {
-        tracing::error!(error = %e, "could not serialize element");
-        out.clear();
+    // What we parsed or built holds only XML characters; anything else is logged, not sent.
+    if let Err(e) = write::write_element(el, &mut out) {
+        tracing::error!(error = %e, element = el.name(), "could not serialize element");
     }
     out
 }
