@@ -286,7 +286,7 @@ async fn handle_stanza(
             format!("<{name}/> is not supported here"),
         ));
     }
-    if el.ns() != ns::CLIENT {
+    if !el.has_ns(ns::CLIENT) {
         return Err(StreamError::new(StreamErrorCondition::InvalidNamespace));
     }
     // RFC 6120 §8.1.2.1: a 'from' must be the client's own full or bare JID.
@@ -303,17 +303,17 @@ async fn handle_stanza(
         }
     }
     xml::set_attr(&mut el, "from", jid_text);
-    if let Err(error) = validate(&el) {
+    // Looked up once: attribute lookups are a visible cost on the hot path.
+    let stanza_type = xml::stanza_type(&el);
+    if let Err(error) = validate(&el, stanza_type) {
         router::bounce(server, &el, error);
         return Ok(());
     }
-    if let Some(error) = flood_check(server, entry, pacer, &el) {
+    if let Some(error) = flood_check(server, entry, pacer, &el, stanza_type) {
         router::bounce(server, &el, error);
         return Ok(());
     }
-    if el.name() == "presence"
-        && el.attr("to").is_none()
-        && matches!(el.attr("type"), None | Some("unavailable"))
+    if el.name() == "presence" && matches!(stanza_type, None | Some("unavailable")) && el.attr("to").is_none()
     {
         // This session records its own availability: only it knows it is still the session
         // bound to this full JID (a replacing connection may already own the name).
@@ -340,11 +340,12 @@ fn flood_check(
     entry: &SessionEntry,
     pacer: &mut Pacer,
     el: &Element,
+    stanza_type: Option<&str>,
 ) -> Option<StanzaError> {
     if el.name() != "presence" {
         return None;
     }
-    match el.attr("type") {
+    match stanza_type {
         None if el.attr("to").is_none() && !pacer.allow_presence() => {
             Some(StanzaError::policy_violation().text("too many presence updates; wait a moment"))
         }
@@ -359,14 +360,14 @@ fn flood_check(
     }
 }
 
-/// Stanza-level checks of RFC 6120 §8.
-fn validate(el: &Element) -> Result<(), StanzaError> {
+/// Stanza-level checks of RFC 6120 §8 (`stanza_type`: `xml::stanza_type(el)`).
+fn validate(el: &Element, stanza_type: Option<&str>) -> Result<(), StanzaError> {
     match el.name() {
         "iq" => {
             if el.attr("id").is_none_or(str::is_empty) {
                 return Err(StanzaError::bad_request().text("an IQ needs an id"));
             }
-            match el.attr("type") {
+            match stanza_type {
                 Some("get") | Some("set") => {
                     if el.children().count() != 1 {
                         return Err(StanzaError::bad_request().text("a get or set IQ has exactly one child"));
@@ -383,7 +384,7 @@ fn validate(el: &Element) -> Result<(), StanzaError> {
         }
         "message" => {
             if !matches!(
-                el.attr("type"),
+                stanza_type,
                 None | Some("normal") | Some("chat") | Some("groupchat") | Some("headline") | Some("error")
             ) {
                 return Err(StanzaError::bad_request().text("unknown message type"));
@@ -391,7 +392,7 @@ fn validate(el: &Element) -> Result<(), StanzaError> {
         }
         _ => {
             if !matches!(
-                el.attr("type"),
+                stanza_type,
                 None | Some("unavailable")
                     | Some("subscribe")
                     | Some("subscribed")

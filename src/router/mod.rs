@@ -206,8 +206,13 @@ fn result_skeleton(iq: &Element) -> Element {
 }
 
 async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest: Destination) {
-    let mtype = msg.attr("type").unwrap_or("normal").to_owned();
-    let mtype = mtype.as_str();
+    // A static str: `msg` moves on while the type is still needed.
+    let mtype = match xml::stanza_type(&msg) {
+        None => "normal",
+        Some(known) if !known.is_empty() => known,
+        // Refused by c2s validation; from a module, treated like an unknown type: normal.
+        Some(_) => "normal",
+    };
     match dest {
         // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
         Destination::Unaddressed => message_to_bare(server, from, from.to_bare(), msg, mtype).await,
@@ -305,8 +310,7 @@ async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg:
 }
 
 async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element, dest: Destination) {
-    let ptype = presence.attr("type").map(str::to_owned);
-    let ptype = ptype.as_deref();
+    let ptype = xml::stanza_type(&presence);
     match dest {
         Destination::Unaddressed => broadcast_own_presence(server, from, presence, ptype).await,
         Destination::Full(full) => {

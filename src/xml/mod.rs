@@ -44,8 +44,40 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn ncname(name: &str) -> rxml::NcName {
-    // Only called with literal attribute names of our own, which are valid NCNames.
-    rxml::NcName::try_from(name).expect("attribute name is a valid NCName")
+    // The addressing attributes are set on every stanza: skip validating them each time.
+    match name {
+        "from" => rxml::xml_ncname!("from").to_owned(),
+        "to" => rxml::xml_ncname!("to").to_owned(),
+        "type" => rxml::xml_ncname!("type").to_owned(),
+        "id" => rxml::xml_ncname!("id").to_owned(),
+        // Only called with literal attribute names of our own, which are valid NCNames.
+        _ => rxml::NcName::try_from(name).expect("attribute name is a valid NCName"),
+    }
+}
+
+/// A stanza's `type` as one of the values RFC 6120/6121 define (no allocation), `Some("")`
+/// for any other value (which no check accepts), `None` when absent.
+pub fn stanza_type(el: &Element) -> Option<&'static str> {
+    const KNOWN: [&str; 16] = [
+        "chat",
+        "normal",
+        "groupchat",
+        "headline",
+        "error",
+        "get",
+        "set",
+        "result",
+        "unavailable",
+        "subscribe",
+        "subscribed",
+        "unsubscribe",
+        "unsubscribed",
+        "probe",
+        "available",
+        "invisible",
+    ];
+    let value = el.attr("type")?;
+    Some(KNOWN.into_iter().find(|k| *k == value).unwrap_or(""))
 }
 
 /// Sets (or replaces) an unnamespaced attribute.

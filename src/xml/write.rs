@@ -191,9 +191,15 @@ mod tests {
         ];
         let mut all: Vec<Element> = parsed.iter().map(|s| s.parse().unwrap()).collect();
         let mut built = Element::builder("message", ns::CLIENT)
-            .attr(rxml::xml_ncname!("to").to_owned(), "room@conference.localhost/nick 'x'")
+            .attr(
+                rxml::xml_ncname!("to").to_owned(),
+                "room@conference.localhost/nick 'x'",
+            )
             .append(Element::builder("body", ns::CLIENT).append("a > b < c & d\te"))
-            .append(Element::builder("delay", "urn:xmpp:delay").attr(rxml::xml_ncname!("stamp").to_owned(), "2026"))
+            .append(
+                Element::builder("delay", "urn:xmpp:delay")
+                    .attr(rxml::xml_ncname!("stamp").to_owned(), "2026"),
+            )
             .build();
         crate::xml::set_attr(&mut built, "type", "groupchat");
         all.push(built);
@@ -213,7 +219,9 @@ mod tests {
 
     #[test]
     fn falls_back_to_minidom_for_prefixed_attributes() {
-        let el: Element = "<a xmlns='urn:a' xmlns:p='urn:p' p:x='1'><b/></a>".parse().unwrap();
+        let el: Element = "<a xmlns='urn:a' xmlns:p='urn:p' p:x='1'><b/></a>"
+            .parse()
+            .unwrap();
         assert_eq!(ours(&el), minidom_bytes(&el));
     }
 
