@@ -368,6 +368,22 @@ async fn edit_motd_form(c: StageCtx) -> Form {
     form
 }
 
+/// The result form of a "number of ..." command (§4.13-§4.17).
+fn count_result(title: &str, var: &str, label: &str, n: impl ToString) -> Done {
+    Done::result(admin_form(
+        title,
+        vec![Field::new(var, Kind::TextSingle, label).value(n.to_string())],
+    ))
+}
+
+/// The result form of a "list of ..." command (§4.18-§4.22).
+fn list_result(title: &str, var: &str, label: &str, jids: Vec<String>) -> Done {
+    Done::result(admin_form(
+        title,
+        vec![Field::new(var, Kind::JidMulti, label).values(jids)],
+    ))
+}
+
 fn now(form: Form) -> BoxFuture<'static, Form> {
     futures::future::ready(form).boxed()
 }
@@ -630,25 +646,22 @@ async fn registered_num(ctx: Ctx) -> Result<Done, String> {
         .count_users(&ctx.domain)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Done::result(admin_form(
+    Ok(count_result(
         "Registered users",
-        vec![
-            Field::new(
-                "registeredusersnum",
-                Kind::TextSingle,
-                "The number of registered users",
-            )
-            .value(n.to_string()),
-        ],
-    )))
+        "registeredusersnum",
+        "The number of registered users",
+        n,
+    ))
 }
 
 async fn registered_list(ctx: Ctx) -> Result<Done, String> {
     let users = registered_users(&ctx).await?;
-    Ok(Done::result(admin_form(
+    Ok(list_result(
         "Registered users",
-        vec![Field::new("registereduserjids", Kind::JidMulti, "The list of all users").values(users)],
-    )))
+        "registereduserjids",
+        "The list of all users",
+        users,
+    ))
 }
 
 async fn disabled_users(ctx: &Ctx) -> Result<Vec<String>, String> {
@@ -663,50 +676,42 @@ async fn disabled_users(ctx: &Ctx) -> Result<Vec<String>, String> {
 
 async fn disabled_num(ctx: Ctx) -> Result<Done, String> {
     let n = disabled_users(&ctx).await?.len();
-    Ok(Done::result(admin_form(
+    Ok(count_result(
         "Disabled users",
-        vec![
-            Field::new(
-                "disabledusersnum",
-                Kind::TextSingle,
-                "The number of disabled users",
-            )
-            .value(n.to_string()),
-        ],
-    )))
+        "disabledusersnum",
+        "The number of disabled users",
+        n,
+    ))
 }
 
 async fn disabled_list(ctx: Ctx) -> Result<Done, String> {
     let users = disabled_users(&ctx).await?;
-    Ok(Done::result(admin_form(
+    Ok(list_result(
         "Disabled users",
-        vec![
-            Field::new(
-                "disableduserjids",
-                Kind::JidMulti,
-                "The list of all disabled users",
-            )
-            .values(users),
-        ],
-    )))
+        "disableduserjids",
+        "The list of all disabled users",
+        users,
+    ))
 }
 
 async fn online_num(ctx: Ctx) -> Result<Done, String> {
     let n = online_users(&ctx).len();
-    Ok(Done::result(admin_form(
+    Ok(count_result(
         "Online users",
-        vec![
-            Field::new("onlineusersnum", Kind::TextSingle, "The number of online users").value(n.to_string()),
-        ],
-    )))
+        "onlineusersnum",
+        "The number of online users",
+        n,
+    ))
 }
 
 async fn online_list(ctx: Ctx) -> Result<Done, String> {
     let users = online_users(&ctx);
-    Ok(Done::result(admin_form(
+    Ok(list_result(
         "Online users",
-        vec![Field::new("onlineuserjids", Kind::JidMulti, "The list of all online users").values(users)],
-    )))
+        "onlineuserjids",
+        "The list of all online users",
+        users,
+    ))
 }
 
 /// The body of a message form (text-multi lines joined).
@@ -1096,17 +1101,12 @@ async fn active_users(ctx: &Ctx) -> Result<Vec<String>, String> {
 
 async fn active_num(ctx: Ctx) -> Result<Done, String> {
     let n = active_users(&ctx).await?.len();
-    Ok(Done::result(admin_form(
+    Ok(count_result(
         "Active users",
-        vec![
-            Field::new(
-                "activeusersnum",
-                Kind::TextSingle,
-                "The number of active users (online, or logged in within 30 days)",
-            )
-            .value(n.to_string()),
-        ],
-    )))
+        "activeusersnum",
+        "The number of active users (online, or logged in within 30 days)",
+        n,
+    ))
 }
 
 /// §4.21: how many users to list at most.
@@ -1124,17 +1124,12 @@ async fn active_list(ctx: Ctx) -> Result<Done, String> {
     if let Some(max) = one(&ctx.values, "max_items").and_then(|m| m.parse::<usize>().ok()) {
         users.truncate(max);
     }
-    Ok(Done::result(admin_form(
+    Ok(list_result(
         "Active users",
-        vec![
-            Field::new(
-                "activeuserjids",
-                Kind::JidMulti,
-                "The list of active users (online, or logged in within 30 days)",
-            )
-            .values(users),
-        ],
-    )))
+        "activeuserjids",
+        "The list of active users (online, or logged in within 30 days)",
+        users,
+    ))
 }
 
 async fn list_rooms(ctx: Ctx) -> Result<Done, String> {
