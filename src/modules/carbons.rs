@@ -67,10 +67,10 @@ impl Module for Carbons {
             // Copies go to the sender's other resources: none, nothing to do.
             |server, routed| {
                 routed.stanza.name() == "message"
-                    && routed
-                        .to
-                        .as_ref()
-                        .is_some_and(|to| to.to_bare() != routed.from.to_bare())
+                    && routed.to.as_ref().is_some_and(|to| {
+                        // Another account (compared without building bare JIDs).
+                        to.node() != routed.from.node() || to.domain() != routed.from.domain()
+                    })
                     && server.sessions.count_of(&routed.from.to_bare()) > 1
             },
             |server, routed| async move {
