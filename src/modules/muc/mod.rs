@@ -37,7 +37,7 @@ pub mod service;
 pub mod service_admin;
 pub mod voice;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
 
 use crate::router::hooks::Flow;
 use crate::router::registry::{Module, Registry};
@@ -52,6 +52,18 @@ pub const NS_DATA: &str = "jabber:x:data";
 pub const NS_DELAY: &str = "urn:xmpp:delay";
 pub const NS_OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
 pub const NS_CONFERENCE: &str = "jabber:x:conference";
+
+/// The running service, for callers that hold no module: the admin commands and the
+/// shutdown announcement in `run`.
+static RUNNING: RwLock<Option<Weak<service::Service>>> = RwLock::new(None);
+
+pub(crate) fn running_service() -> Option<Arc<service::Service>> {
+    RUNNING
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()?
+        .upgrade()
+}
 
 /// The MUC module: registers the service domain and the session-end hook.
 pub struct Muc {
@@ -78,8 +90,7 @@ impl Module for Muc {
     }
 
     fn register(self: Arc<Self>, r: &mut Registry) {
-        service_admin::install(&self.service);
-        removal::install(&self.service);
+        *RUNNING.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&self.service));
         let me = self.clone();
         r.service(
             "Chatrooms",

@@ -2,7 +2,7 @@
 //! affiliation changed while the user was not in the room (101), occupants removed because
 //! the server shuts down (332) or because of a technical problem (333).
 
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jid::{BareJid, FullJid};
@@ -80,23 +80,13 @@ pub fn session_lost(service: &Arc<Service>, server: &Arc<Server>, entry: &Sessio
     }
 }
 
-/// The running service, for [`announce_shutdown`] (called by `run`, which holds no module).
-static SERVICE: RwLock<Option<Weak<Service>>> = RwLock::new(None);
-
-pub(super) fn install(service: &Arc<Service>) {
-    *SERVICE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(service));
-}
-
 /// Before streams close on shutdown: every live room removes its occupants with 332. Waits
 /// (bounded) until each room has queued its presence, so it goes out before
 /// `system-shutdown`.
 pub async fn announce_shutdown() {
-    let service = SERVICE
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(Weak::upgrade);
-    let Some(service) = service else { return };
+    let Some(service) = super::running_service() else {
+        return;
+    };
     let mut acks = Vec::new();
     let handles: Vec<_> = service.rooms.iter().map(|h| h.tx.clone()).collect();
     for tx in handles {

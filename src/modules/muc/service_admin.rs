@@ -5,7 +5,7 @@
 //! (`install`, at registration). One server per process, like the runtime admin list.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jid::{BareJid, FullJid};
@@ -15,19 +15,8 @@ use super::room::RoomCmd;
 use super::service::{JoinedRooms, Service};
 use crate::server::Server;
 
-static SERVICE: RwLock<Option<Weak<Service>>> = RwLock::new(None);
-
-/// Publishes the running service for the admin commands.
-pub fn install(service: &Arc<Service>) {
-    *SERVICE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(service));
-}
-
 fn service() -> Option<Arc<Service>> {
-    SERVICE
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()?
-        .upgrade()
+    super::running_service()
 }
 
 /// One room as the admin sees it.
