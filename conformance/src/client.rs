@@ -204,20 +204,44 @@ impl XmppClient {
 
     /// Asserts no message arrives within `d` (presence/iq are kept).
     pub async fn expect_no_message(&mut self, d: Duration) {
-        let deadline = Instant::now() + d;
+        self.expect_none(d, "message", |e| e.name() == "message").await;
+    }
+
+    /// Asserts that no stanza matching `pred` is buffered or arrives within `window`.
+    /// Every stanza in the window is inspected (buffered leftovers included, so a
+    /// test must consume what it expects first); the ones that do not match are
+    /// kept, in order, for later `recv`/`wait_for` calls.
+    pub async fn expect_none(
+        &mut self,
+        window: Duration,
+        what: &str,
+        mut pred: impl FnMut(&Element) -> bool,
+    ) {
+        let deadline = Instant::now() + window;
+        let mut kept: VecDeque<Element> = VecDeque::new();
+        let mut check = |e: Element, kept: &mut VecDeque<Element>, jid: &FullJid| {
+            if pred(&e) {
+                panic!(
+                    "{jid}: expected no {what} within {window:?}, got {}",
+                    xml::to_string(&e)
+                );
+            }
+            kept.push_back(e);
+        };
+        while let Some(e) = self.buffered.pop_front() {
+            check(e, &mut kept, &self.jid);
+        }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return;
+                break;
             }
             match self.recv_within(left).await {
-                None => return,
-                Some(e) if e.name() == "message" => {
-                    panic!("{}: expected no message, got {}", self.jid, xml::to_string(&e))
-                }
-                Some(e) => self.buffered.push_back(e),
+                None => break,
+                Some(e) => check(e, &mut kept, &self.jid),
             }
         }
+        self.buffered = kept;
     }
 
     /// Sends an IQ (`type` get/set) with `payload` to `to` and waits for the
