@@ -125,15 +125,19 @@ pub async fn drain(c: &mut XmppClient) {
     while c.recv_within(SHORT).await.is_some() {}
 }
 
-/// Drains `c`, failing on any presence from `from`'s account.
+/// Asserts that no presence from `from` (a bare JID: any of its resources) is buffered or
+/// arrives within [`SHORT`].
 pub async fn no_presence_from(c: &mut XmppClient, from: &str) {
-    while let Some(e) = c.recv_within(SHORT).await {
-        assert!(
-            !(e.name() == "presence" && e.attr("from").is_some_and(|f| f.starts_with(from))),
-            "{}",
-            xml::to_string(&e)
-        );
-    }
+    c.expect_none(SHORT, &format!("presence from {from}"), |e| {
+        e.name() == "presence" && e.attr("from").is_some_and(|f| same_account(f, from))
+    })
+    .await;
+}
+
+/// Whether `jid` is `bare` or one of its full JIDs.
+fn same_account(jid: &str, bare: &str) -> bool {
+    jid.strip_prefix(bare)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// `a` subscribes to `b`'s presence and `b` approves, then both settle.

@@ -432,6 +432,41 @@ impl RawClient {
         }
     }
 
+    /// Asserts that no element matching `pred` is queued or arrives within `window`.
+    /// Every event in the window is inspected; the ones that do not match are kept, in
+    /// order, for later reads. A stream end or close ends the window (nothing can follow).
+    pub async fn expect_none(
+        &mut self,
+        window: Duration,
+        what: &str,
+        mut pred: impl FnMut(&Element) -> bool,
+    ) {
+        let deadline = Instant::now() + window;
+        let mut kept = VecDeque::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(ev) = self.next_within(left).await else {
+                break;
+            };
+            if let Incoming::Element(e) = &ev
+                && pred(e)
+            {
+                panic!(
+                    "expected no {what} within {window:?}, got {}\nreceived:\n{}",
+                    xml::to_string(e),
+                    self.transcript()
+                );
+            }
+            let ended = matches!(ev, Incoming::StreamEnd | Incoming::Closed);
+            kept.push_back(ev);
+            if ended {
+                break;
+            }
+        }
+        kept.extend(self.reader.queue.drain(..));
+        self.reader.queue = kept;
+    }
+
     /// Reads the server's stream header (skipping nothing else).
     pub async fn read_header(&mut self) -> Element {
         match self.next().await {

@@ -368,13 +368,9 @@ async fn notes_change_roster_version_and_push() {
     // Setting the same item and note again changes nothing: no push.
     set_ok(&mut alice, NOTE_WITH_NAME).await;
     other.ping_server().await;
-    assert!(
-        other
-            .recv_within(Duration::from_millis(300))
-            .await
-            .filter(is_push)
-            .is_none()
-    );
+    other
+        .expect_none(Duration::from_millis(300), "roster push", is_push)
+        .await;
     alice.close().await;
     other.close().await;
 }

@@ -90,9 +90,11 @@ async fn xep0016_2_6_list_push() {
             &format!("<block xmlns='{BLOCKING}'><item jid='x@example.net'/></block>"),
         )
         .await);
-    while let Some(e) = s.bob.recv_within(SHORT).await {
-        assert!(e.get_child("query", PRIVACY).is_none(), "{}", xml::to_string(&e));
-    }
+    s.bob
+        .expect_none(SHORT, "privacy list push", |e| {
+            e.get_child("query", PRIVACY).is_some()
+        })
+        .await;
 }
 
 // XEP-0016 §2.4 (active list): applies to the session that chose it, only for its selectors.
@@ -208,14 +210,11 @@ async fn xep0016_2_10_presence_selectors() {
     s.desk.send_xml("<presence to='bob@localhost/home'/>").await;
     s.desk.ping_server().await;
     s.bob.ping_server().await;
-    while let Some(e) = s.bob.recv_within(SHORT).await {
-        assert_ne!(
-            e.attr("from"),
-            Some("alice@localhost/desk"),
-            "{}",
-            xml::to_string(&e)
-        );
-    }
+    s.bob
+        .expect_none(SHORT, "stanza from alice/desk", |e| {
+            e.attr("from") == Some("alice@localhost/desk")
+        })
+        .await;
     // Messages still flow both ways.
     s.bob.send_message("alice@localhost/desk", "hi").await;
     s.desk.expect_message().await;
@@ -263,14 +262,10 @@ async fn xep0016_2_11_presence_out_stops_broadcasts() {
         .wait_for(|e| e.name() == "presence" && e.attr("from") == Some("alice@localhost/desk"))
         .await;
     bob.ping_server().await;
-    while let Some(e) = bob.recv_within(SHORT).await {
-        assert_ne!(
-            e.attr("from"),
-            Some("alice@localhost/desk"),
-            "{}",
-            xml::to_string(&e)
-        );
-    }
+    bob.expect_none(SHORT, "stanza from alice/desk", |e| {
+        e.attr("from") == Some("alice@localhost/desk")
+    })
+    .await;
     // The phone has no active list: its presence reaches bob.
     phone.send_xml("<presence><show>xa</show></presence>").await;
     bob.wait_for(|e| e.name() == "presence" && e.attr("from") == Some("alice@localhost/phone"))
@@ -350,13 +345,11 @@ async fn xep0016_2_10_subscription_item_blocks_presence_out() {
         .wait_for(|e| presence_from(e, "alice@localhost/desk", None))
         .await;
     s.bob.ping_server().await;
-    while let Some(e) = s.bob.recv_within(SHORT).await {
-        assert!(
-            !presence_from(&e, "alice@localhost/desk", None),
-            "{}",
-            xml::to_string(&e)
-        );
-    }
+    s.bob
+        .expect_none(SHORT, "available presence from alice/desk", |e| {
+            presence_from(e, "alice@localhost/desk", None)
+        })
+        .await;
     // The phone has no active list: bob sees it.
     s.phone.send_xml("<presence><show>xa</show></presence>").await;
     s.bob

@@ -209,12 +209,13 @@ async fn xep0045_7_2_multi_session_nick() {
     say(&mut b, &room("lounge"), "still there").await;
     groupchat_body(&mut a, "still there").await;
     b.ping_server().await;
-    assert!(
-        b.recv_within(SHORT)
-            .await
-            .is_none_or(|e| !(e.name() == "presence" && e.attr("type") == Some("unavailable"))),
-        "bob must not see alice leave"
-    );
+    let alice_nick = format!("{}/Alice", room("lounge"));
+    b.expect_none(SHORT, "unavailable presence of Alice", |e| {
+        e.name() == "presence"
+            && e.attr("from") == Some(alice_nick.as_str())
+            && e.attr("type") == Some("unavailable")
+    })
+    .await;
 }
 
 #[tokio::test]

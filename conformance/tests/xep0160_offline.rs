@@ -33,14 +33,13 @@ async fn send_stored(alice: &mut XmppClient, id: &str, text: &str) {
         ))
         .await;
     alice.ping_server().await;
-    if let Some(e) = alice.recv_within(Duration::from_millis(50)).await {
-        assert_ne!(
-            e.attr("type"),
-            Some("error"),
-            "message to an offline account bounced: {}",
-            xml::to_string(&e)
-        );
-    }
+    alice
+        .expect_none(
+            Duration::from_millis(50),
+            "bounce of a message to an offline account",
+            |e| e.attr("type") == Some("error"),
+        )
+        .await;
 }
 
 /// Seconds since the epoch of an XEP-0082 DateTime like 2024-01-02T03:04:05.678Z.
