@@ -67,10 +67,43 @@ async fn xep0030_disco_info_server() {
     );
 }
 
-// XEP-0030 §4: disco#items on the server.
+// XEP-0030 §4: disco#items on the server lists the services it hosts: with the default
+// configuration exactly the MUC service (each item with a jid, and that JID answers
+// disco#info as a text conference service); with the service off, no item at all.
 #[tokio::test]
 async fn xep0030_disco_items_server() {
     let (_server, mut c) = alice().await;
+    let items = server_items(&mut c).await;
+    assert_eq!(
+        items,
+        vec![("conference.localhost".to_owned(), true)],
+        "items (jid, has a name)"
+    );
+    let r = c
+        .iq(
+            "get",
+            Some("conference.localhost"),
+            &format!("<query xmlns='{}'/>", ns::DISCO_INFO),
+        )
+        .await;
+    let q = result_payload(&r, "query", ns::DISCO_INFO);
+    assert!(
+        q.children().any(|i| i.is("identity", ns::DISCO_INFO)
+            && i.attr("category") == Some("conference")
+            && i.attr("type") == Some("text")),
+        "the listed service is no conference service: {}",
+        xml::to_string(&r)
+    );
+
+    let server = TestServer::start_with(|cfg| cfg.extra_toml = "[muc]\nenabled = false\n".into()).await;
+    server.add_user("alice", "passw0rd").await;
+    let mut c = server.client("alice", "passw0rd").await;
+    assert_eq!(server_items(&mut c).await, vec![], "MUC off: nothing to list");
+}
+
+/// The server's disco#items as (jid, whether it has a name); every child must be an item
+/// with a jid.
+async fn server_items(c: &mut XmppClient) -> Vec<(String, bool)> {
     let r = c
         .iq(
             "get",
@@ -79,14 +112,15 @@ async fn xep0030_disco_items_server() {
         )
         .await;
     let q = result_payload(&r, "query", ns::DISCO_ITEMS);
-    for item in q.children() {
-        assert!(item.is("item", ns::DISCO_ITEMS), "{}", xml::to_string(item));
-        assert!(
-            item.attr("jid").is_some(),
-            "item without jid: {}",
-            xml::to_string(item)
-        );
-    }
+    q.children()
+        .map(|item| {
+            assert!(item.is("item", ns::DISCO_ITEMS), "{}", xml::to_string(item));
+            let jid = item
+                .attr("jid")
+                .unwrap_or_else(|| panic!("item without jid: {}", xml::to_string(item)));
+            (jid.to_owned(), item.attr("name").is_some_and(|n| !n.is_empty()))
+        })
+        .collect()
 }
 
 // XEP-0030 §3.2 / §7: disco#info on a node that does not exist -> <item-not-found/>.
