@@ -1,8 +1,9 @@
 //! `chat`: M sender -> receiver pairs exchanging one-to-one chat messages.
 
 use crate::client::{self, Session, StanzaReader};
+use crate::seen::{Arrival, Seen};
 use crate::stats::{self, Report, now_us, percentile, sample_pids};
-use crate::xml::{Frame, TopName, escape, parse_element, quick_inspect};
+use crate::xml::{Frame, TopName, escape, parse_element, quick_inspect, start_tag_attr};
 use crate::{Common, Measure, for_each_user, prefetch_salts, summarize_errors};
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
@@ -45,7 +46,9 @@ pub struct ChatArgs {
 
 #[derive(Default)]
 struct PairState {
+    /// Messages written by the sender (counted before the write).
     sent: AtomicU64,
+    /// Distinct messages of this run from the sender that reached the receiver.
     received: AtomicU64,
     notify: Notify,
 }
@@ -55,19 +58,43 @@ struct Shared {
     last_rx_us: AtomicU64,
     errors: AtomicU64,
     bad: AtomicU64,
+    /// Second copies of a message already counted.
+    duplicates: AtomicU64,
+    /// Messages that arrived after a later one of the same pair.
+    out_of_order: AtomicU64,
+    /// Bench-looking messages that are not this pair's of this run (another sender, an older
+    /// run's offline copy, a sequence number never sent).
+    foreign: AtomicU64,
     measuring: AtomicBool,
 }
 
-/// Receiver: record one latency sample per message until stopped.
+/// What the receiver expects: the sender's full JID and this run's number.
+struct Expect {
+    from: String,
+    run: u64,
+}
+
+/// `RUN SEQ TIMESTAMP` of a bench chat body.
+fn parse_body(body: &str) -> Option<(u64, u64, u64)> {
+    let mut it = body.split(' ').map(|n| n.parse::<u64>().ok());
+    let (run, seq, ts) = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some((run, seq, ts))
+}
+
+/// Receiver: counts each message of its pair's sender in this run once, with one latency
+/// sample, until stopped.
 async fn receive(
     mut r: StanzaReader,
     mut w: OwnedWriteHalf,
     pair: Arc<PairState>,
     shared: Arc<Shared>,
+    expect: Expect,
     mut stop: watch::Receiver<bool>,
     windowed: bool,
 ) -> (Vec<u32>, OwnedWriteHalf) {
     let mut lat: Vec<u32> = Vec::with_capacity(4096);
+    let mut seen = Seen::default();
+    let mut highest = 0u64;
     loop {
         let f = tokio::select! {
             biased;
@@ -91,17 +118,26 @@ async fn receive(
         }
         match i.name {
             TopName::Message => {
-                let Some(ts) = i
-                    .body
-                    .and_then(|b| b.rsplit_once(' '))
-                    .and_then(|(_, ts)| ts.parse::<u64>().ok())
-                else {
+                let Some((run, seq, ts)) = i.body.and_then(parse_body) else {
                     continue;
                 };
-                if shared.measuring.load(Ordering::Relaxed) {
-                    lat.push(now.saturating_sub(ts).min(u32::MAX as u64) as u32);
+                let from_sender = start_tag_attr(bytes, b"from") == Some(expect.from.as_bytes());
+                // A sequence number is only ours once the sender counted it as sent.
+                let sent = pair.sent.load(Ordering::Acquire);
+                if !from_sender || run != expect.run || seq == 0 || seq > sent {
+                    shared.foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
-                pair.received.fetch_add(1, Ordering::Relaxed);
+                if seen.mark(seq) == Arrival::Duplicate {
+                    shared.duplicates.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if seq < highest {
+                    shared.out_of_order.fetch_add(1, Ordering::Relaxed);
+                }
+                highest = highest.max(seq);
+                lat.push(now.saturating_sub(ts).min(u32::MAX as u64) as u32);
+                pair.received.fetch_add(1, Ordering::Release);
                 shared.last_rx_us.fetch_max(now, Ordering::Relaxed);
                 if windowed {
                     pair.notify.notify_one();
@@ -152,6 +188,8 @@ fn push_u64(buf: &mut Vec<u8>, v: u64) {
 }
 
 struct SendCfg {
+    /// This run's number, first in every body.
+    run: u64,
     rate: Option<f64>,
     window: u64,
     deadline: Instant,
@@ -185,7 +223,7 @@ async fn send(
             } else {
                 loop {
                     let sent = pair.sent.load(Ordering::Relaxed);
-                    if sent - pair.received.load(Ordering::Relaxed) < cfg.window {
+                    if sent - pair.received.load(Ordering::Acquire) < cfg.window {
                         break;
                     }
                     if tokio::time::timeout_at(deadline, pair.notify.notified())
@@ -213,15 +251,18 @@ async fn send(
             for _ in 0..batch {
                 seq += 1;
                 buf.extend_from_slice(prefix.as_bytes());
+                push_u64(&mut buf, cfg.run);
+                buf.push(b' ');
                 push_u64(&mut buf, seq);
                 buf.push(b' ');
                 push_u64(&mut buf, ts);
                 buf.extend_from_slice(suffix);
             }
-            // Count before writing so a fast delivery can't underflow the window.
-            pair.sent.fetch_add(batch, Ordering::Relaxed);
+            // Count before writing: a delivery is never ahead of `sent`, and the receiver
+            // takes a sequence number above it for someone else's. A batch whose write fails
+            // stays counted (part of it may be out): it shows as lost, next to the send error.
+            pair.sent.fetch_add(batch, Ordering::Release);
             if let Err(e) = w.write_all(&buf).await {
-                pair.sent.fetch_sub(batch, Ordering::Relaxed);
                 bail!("send failed: {e}");
             }
         }
@@ -259,6 +300,8 @@ pub async fn run(a: ChatArgs) -> Result<()> {
     let sessions: Vec<Session> = sessions.into_iter().map(|r| r.unwrap()).collect();
 
     let shared = Arc::new(Shared::default());
+    // Tells this run's messages from any older run's (offline copies delivered at login).
+    let run_id = now_us();
     let (stop_tx, stop_rx) = watch::channel(false);
     let windowed = a.rate.is_none();
     let mut pairs = Vec::new();
@@ -268,11 +311,16 @@ pub async fn run(a: ChatArgs) -> Result<()> {
     let mut it = sessions.into_iter();
     while let (Some(rx), Some(tx)) = (it.next(), it.next()) {
         let pair = Arc::new(PairState::default());
+        let expect = Expect {
+            from: tx.full_jid.clone(),
+            run: run_id,
+        };
         receivers.push(tokio::spawn(receive(
             rx.reader,
             rx.wr,
             pair.clone(),
             shared.clone(),
+            expect,
             stop_rx.clone(),
             windowed,
         )));
@@ -281,8 +329,10 @@ pub async fn run(a: ChatArgs) -> Result<()> {
         pairs.push(pair);
     }
     tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
-    // Anything that arrived during settling (presence etc.) is not counted.
+    // Anything that arrived during settling (presence, an older run's offline messages) is
+    // not counted.
     shared.errors.store(0, Ordering::Relaxed);
+    shared.foreign.store(0, Ordering::Relaxed);
 
     let before = sample_pids(&pids)?;
     let foreign = stats::Foreign::start(&pids, before);
@@ -299,6 +349,7 @@ pub async fn run(a: ChatArgs) -> Result<()> {
             None => Duration::ZERO,
         };
         let cfg = SendCfg {
+            run: run_id,
             rate: a.rate,
             window: a.window.max(1),
             deadline,
@@ -368,7 +419,18 @@ pub async fn run(a: ChatArgs) -> Result<()> {
     }
     r.add("sent", sent as f64, "");
     r.add("delivered", delivered as f64, "");
-    r.add("lost", sent.saturating_sub(delivered) as f64, "");
+    // Each delivery is a distinct sequence number the sender had counted: never above `sent`.
+    let lost = sent
+        .checked_sub(delivered)
+        .expect("delivered counts distinct messages that were sent");
+    r.add("lost", lost as f64, "");
+    r.add("duplicates", shared.duplicates.load(Ordering::Relaxed) as f64, "");
+    r.add(
+        "out_of_order",
+        shared.out_of_order.load(Ordering::Relaxed) as f64,
+        "",
+    );
+    r.add("foreign", shared.foreign.load(Ordering::Relaxed) as f64, "");
     r.add("delivered_per_sec", delivered as f64 / active, "/s");
     r.add("latency_p50_ms", percentile(&lat, 50.0) / 1000.0, "ms");
     r.add("latency_p90_ms", percentile(&lat, 90.0) / 1000.0, "ms");
@@ -402,4 +464,17 @@ pub async fn run(a: ChatArgs) -> Result<()> {
         return Err(anyhow!("no message was delivered"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_run_seq_timestamp() {
+        assert_eq!(parse_body("7 12 345"), Some((7, 12, 345)));
+        assert_eq!(parse_body("12 345"), None);
+        assert_eq!(parse_body("7 12 345 9"), None);
+        assert_eq!(parse_body("hello 12"), None);
+    }
 }

@@ -9,6 +9,7 @@ mod muc;
 mod presence;
 mod report;
 mod scram;
+mod seen;
 mod stats;
 mod xml;
 

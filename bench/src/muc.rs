@@ -22,14 +22,15 @@
 //! the rare IQ.
 
 use crate::client::{self, StanzaReader};
+use crate::seen::{Arrival, SharedSeen};
 use crate::stats::{self, Report, now_us, sample_pids};
-use crate::xml::{Frame, escape, parse_element};
+use crate::xml::{self, Frame, escape, parse_element};
 use crate::{Common, Measure, for_each_user, prefetch_salts, summarize_errors};
 use anyhow::{Result, bail};
 use clap::Args;
 use memchr::memmem;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
@@ -102,7 +103,14 @@ const BUCKETS: usize = 200_000;
 
 /// Figures of one rate step, filled by all readers.
 struct StepStats {
+    /// First arrivals (one per occupant and message): the drain's progress.
     deliveries: AtomicU64,
+    /// Which occupant got which message, set up just before the step posts.
+    seen: OnceLock<SharedSeen>,
+    /// Second copies of a message an occupant already had.
+    duplicates: AtomicU64,
+    /// Error stanzas carrying this step's messages (a bounce is no delivery).
+    errors: AtomicU64,
     last_rx_us: AtomicU64,
     hist: Vec<AtomicU32>,
 }
@@ -111,8 +119,27 @@ impl StepStats {
     fn new() -> Self {
         StepStats {
             deliveries: AtomicU64::new(0),
+            seen: OnceLock::new(),
+            duplicates: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             last_rx_us: AtomicU64::new(0),
             hist: (0..=BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Occupant `row` received message `seq` at `now` (sent at `sent`). `false` when the
+    /// message cannot be one of this step's.
+    fn arrived(&self, row: usize, seq: u64, now: u64, sent: u64) -> bool {
+        match self.seen.get().and_then(|seen| seen.mark(row, seq)) {
+            None => false,
+            Some(Arrival::Duplicate) => {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Some(Arrival::First) => {
+                self.record(now, sent);
+                true
+            }
         }
     }
 
@@ -161,6 +188,8 @@ struct Shared {
     join_errors: AtomicU64,
     /// Other error stanzas (e.g. a refused groupchat message).
     errors: AtomicU64,
+    /// Bench messages that are no step's, or not from the poster that sent them.
+    foreign: AtomicU64,
     /// Connections the server closed.
     disconnects: AtomicU64,
     /// 0: no answer yet, 1: config result, 2: config error.
@@ -192,8 +221,8 @@ fn has_status(s: &[u8], code: &[u8]) -> bool {
     false
 }
 
-/// Parse `STEP SEQ TS<` after the marker.
-fn parse_mark(s: &[u8]) -> Option<(usize, u64)> {
+/// Parse `STEP SEQ TS<` after the marker: (step, seq, ts).
+fn parse_mark(s: &[u8]) -> Option<(usize, u64, u64)> {
     let mut nums = [0u64; 3];
     let mut i = 0;
     for n in nums.iter_mut() {
@@ -207,7 +236,7 @@ fn parse_mark(s: &[u8]) -> Option<(usize, u64)> {
         }
         i += 1; // the space (or '<' after the last number)
     }
-    Some((nums[0] as usize, nums[2]))
+    Some((nums[0] as usize, nums[1], nums[2]))
 }
 
 async fn answer_iq(bytes: &[u8], sh: &Shared, wr: &Writer) {
@@ -232,8 +261,49 @@ async fn answer_iq(bytes: &[u8], sh: &Shared, wr: &Writer) {
     }
 }
 
+/// Who posts message `seq`: the occupant JIDs of the posters, round-robin.
+struct Posters {
+    from: Vec<Vec<u8>>,
+}
+
+impl Posters {
+    fn new(room: &str, first: u64, k: u64) -> Self {
+        Posters {
+            from: (0..k)
+                .map(|i| format!("{room}/u{}", first + i).into_bytes())
+                .collect(),
+        }
+    }
+
+    fn of(&self, seq: u64) -> &[u8] {
+        &self.from[(seq % self.from.len() as u64) as usize]
+    }
+}
+
+/// One bench message seen by occupant `row`: counted once for its step, from its poster,
+/// unless it comes back as an error.
+fn on_bench_message(s: &[u8], mark_at: usize, row: usize, sh: &Shared, posters: &Posters) {
+    let Some((step, seq, ts)) = parse_mark(&s[mark_at + MARK.len()..]) else {
+        sh.foreign.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let Some(st) = sh.steps.get(step) else {
+        sh.foreign.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    if start_tag_is_error(s) {
+        // A bounce copies the body: a refusal, not a delivery.
+        st.errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let from_poster = xml::start_tag_attr(s, b"from") == Some(posters.of(seq));
+    if !from_poster || !st.arrived(row, seq, now_us(), ts) {
+        sh.foreign.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// One occupant's receive loop (aborted at the end of the run).
-async fn reader(mut r: StanzaReader, sh: Arc<Shared>, wr: Writer) {
+async fn reader(mut r: StanzaReader, row: usize, sh: Arc<Shared>, posters: Arc<Posters>, wr: Writer) {
     loop {
         loop {
             let (a, b) = match r.sp.next_frame() {
@@ -248,11 +318,7 @@ async fn reader(mut r: StanzaReader, sh: Arc<Shared>, wr: Writer) {
             let s = &r.sp.buf[a..b];
             if s.starts_with(b"<message") {
                 if let Some(p) = memmem::find(s, MARK) {
-                    if let Some((step, ts)) = parse_mark(&s[p + MARK.len()..])
-                        && let Some(st) = sh.steps.get(step)
-                    {
-                        st.record(now_us(), ts);
-                    }
+                    on_bench_message(s, p, row, &sh, &posters);
                 } else if start_tag_is_error(s) {
                     sh.errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -383,6 +449,8 @@ struct StepResult {
     sent_rate: f64,
     delivered_per_sec: f64,
     lost: u64,
+    duplicates: u64,
+    errors: u64,
     p50: f64,
     p99: f64,
     cpu_per_delivery_us: f64,
@@ -440,16 +508,24 @@ pub async fn run(a: MucArgs) -> Result<()> {
         created: AtomicU64::new(0),
         join_errors: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        foreign: AtomicU64::new(0),
         disconnects: AtomicU64::new(0),
         config_state: AtomicU64::new(0),
         steps: (0..max_runs).map(|_| StepStats::new()).collect(),
     });
     let mut writers: Vec<Writer> = Vec::new();
     let mut tasks = Vec::new();
-    for s in sessions {
+    let poster_jids = Arc::new(Posters::new(&room, first, k));
+    for (row, s) in sessions.into_iter().enumerate() {
         let s = s?;
         let w = Arc::new(Mutex::new(s.wr));
-        tasks.push(tokio::spawn(reader(s.reader, sh.clone(), w.clone())));
+        tasks.push(tokio::spawn(reader(
+            s.reader,
+            row,
+            sh.clone(),
+            poster_jids.clone(),
+            w.clone(),
+        )));
         writers.push(w);
     }
     // Let the logins' own traffic (initial presence echoes) settle.
@@ -581,6 +657,9 @@ pub async fn run(a: MucArgs) -> Result<()> {
         let st = &sh.steps[idx];
         let c0 = sample_pids(&pids)?;
         let b0 = stats::self_cpu();
+        // `post` sends at most ⌊rate × duration⌋ + 1 messages.
+        let most = (msg_rate * step_dur.as_secs_f64()).ceil() as u64 + 2;
+        let _ = st.seen.set(SharedSeen::new(n as usize, most));
         let start = Instant::now();
         let start_us = now_us();
         let sent = post(&posters, &room, idx, msg_rate, step_dur).await;
@@ -592,7 +671,8 @@ pub async fn run(a: MucArgs) -> Result<()> {
         let wall = start.elapsed().as_secs_f64();
         let c1 = sample_pids(&pids)?;
         let bench_cpu = stats::self_cpu() - b0;
-        let delivered = st.deliveries.load(Ordering::Relaxed);
+        // Each occupant's distinct messages among those actually sent: never above `expected`.
+        let delivered = st.seen.get().map_or(0, |seen| seen.count_below(sent));
         let active = (st.last_rx_us.load(Ordering::Relaxed).saturating_sub(start_us)) as f64 / 1e6;
         let (cpu_us, util) = match (c0, c1) {
             (Some(c0), Some(c1)) if delivered > 0 => (
@@ -602,10 +682,19 @@ pub async fn run(a: MucArgs) -> Result<()> {
             _ => (f64::NAN, f64::NAN),
         };
         let sent_rate = sent as f64 / send_wall;
-        let lost = expected.saturating_sub(delivered);
+        let lost = expected
+            .checked_sub(delivered)
+            .expect("delivered counts distinct (occupant, message) pairs that were sent");
+        let duplicates = st.duplicates.load(Ordering::Relaxed);
+        let errors = st.errors.load(Ordering::Relaxed);
         let p99 = st.percentile_ms(99.0);
         let disconnected = sh.disconnects.load(Ordering::Relaxed) > 0;
-        let kept_up = lost == 0 && p99 < a.p99_limit_ms && sent_rate >= 0.95 * msg_rate && !disconnected;
+        let kept_up = lost == 0
+            && duplicates == 0
+            && errors == 0
+            && p99 < a.p99_limit_ms
+            && sent_rate >= 0.95 * msg_rate
+            && !disconnected;
         let res = StepResult {
             offered,
             sent_rate,
@@ -615,6 +704,8 @@ pub async fn run(a: MucArgs) -> Result<()> {
                 0.0
             },
             lost,
+            duplicates,
+            errors,
             p50: st.percentile_ms(50.0),
             p99,
             cpu_per_delivery_us: cpu_us,
@@ -623,11 +714,13 @@ pub async fn run(a: MucArgs) -> Result<()> {
             kept_up,
         };
         println!(
-            "{:>10.0} {:>10.1} {:>10.0} {:>8} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>8.0}  {}",
+            "{:>10.0} {:>10.1} {:>10.0} {:>8} {:>6} {:>6} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>8.0}  {}",
             res.offered,
             res.sent_rate,
             res.delivered_per_sec,
             res.lost,
+            res.duplicates,
+            res.errors,
             res.p50,
             res.p99,
             res.cpu_per_delivery_us,
@@ -729,9 +822,20 @@ pub async fn run(a: MucArgs) -> Result<()> {
         r.add("failed_offered_per_sec", f.offered, "/s");
         r.add("failed_p99_ms", f.p99, "ms");
         r.add("failed_lost", f.lost as f64, "");
+        r.add("failed_duplicates", f.duplicates as f64, "");
+        r.add("failed_errors", f.errors as f64, "");
     }
     r.add("disconnects", sh.disconnects.load(Ordering::Relaxed) as f64, "");
     r.add("error_stanzas", sh.errors.load(Ordering::Relaxed) as f64, "");
+    let step_errors: u64 = sh.steps.iter().map(|s| s.errors.load(Ordering::Relaxed)).sum();
+    r.add("bounced_messages", step_errors as f64, "");
+    let duplicates: u64 = sh
+        .steps
+        .iter()
+        .map(|s| s.duplicates.load(Ordering::Relaxed))
+        .sum();
+    r.add("duplicates", duplicates as f64, "");
+    r.add("foreign", sh.foreign.load(Ordering::Relaxed) as f64, "");
     finish(&a, &r, &foreign, &pids)?;
     for tk in tasks {
         tk.abort();
@@ -761,7 +865,7 @@ mod tests {
 
     #[test]
     fn parses_marker() {
-        assert_eq!(parse_mark(b"3 17 123456</body>"), Some((3, 123456)));
+        assert_eq!(parse_mark(b"3 17 123456</body>"), Some((3, 17, 123456)));
         assert_eq!(parse_mark(b"x</body>"), None);
     }
 
@@ -775,6 +879,55 @@ mod tests {
         assert!(start_tag_is_error(
             b"<presence type=\"error\" from='x'><error/></presence>"
         ));
+    }
+
+    fn shared(steps: usize) -> Shared {
+        Shared {
+            joined: AtomicU64::new(0),
+            last_join_us: AtomicU64::new(0),
+            presence: AtomicU64::new(0),
+            created: AtomicU64::new(0),
+            join_errors: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            foreign: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            config_state: AtomicU64::new(0),
+            steps: (0..steps).map(|_| StepStats::new()).collect(),
+        }
+    }
+
+    fn message(from: &str, typ: &str, body: &str) -> Vec<u8> {
+        format!("<message from='{from}' to='u3@localhost/b'{typ}><body>{body}</body></message>").into_bytes()
+    }
+
+    fn feed(sh: &Shared, posters: &Posters, row: usize, m: &[u8]) {
+        let at = memmem::find(m, MARK).expect("a bench message");
+        on_bench_message(m, at, row, sh, posters);
+    }
+
+    #[test]
+    fn each_delivery_counts_once_and_bounces_never() {
+        let sh = shared(2);
+        let _ = sh.steps[0].seen.set(SharedSeen::new(3, 10));
+        // Two posters, u1 and u2: message 0 is u1's, message 1 is u2's.
+        let posters = Posters::new("r@c", 1, 2);
+        feed(&sh, &posters, 0, &message("r@c/u1", "", "sbm 0 0 5"));
+        feed(&sh, &posters, 1, &message("r@c/u1", "", "sbm 0 0 5"));
+        feed(&sh, &posters, 1, &message("r@c/u2", "", "sbm 0 1 5"));
+        // The same message again: a duplicate, not a second delivery.
+        feed(&sh, &posters, 1, &message("r@c/u2", "", "sbm 0 1 5"));
+        // A bounce copying the body: an error of the step, no delivery.
+        feed(&sh, &posters, 2, &message("r@c", " type='error'", "sbm 0 0 5"));
+        // Wrong poster, a step not started, a number beyond the step: foreign.
+        feed(&sh, &posters, 2, &message("r@c/u2", "", "sbm 0 0 5"));
+        feed(&sh, &posters, 2, &message("r@c/u1", "", "sbm 1 0 5"));
+        feed(&sh, &posters, 2, &message("r@c/u1", "", "sbm 0 10 5"));
+        let st = &sh.steps[0];
+        assert_eq!(st.deliveries.load(Ordering::Relaxed), 3);
+        assert_eq!(st.seen.get().unwrap().count_below(2), 3);
+        assert_eq!(st.duplicates.load(Ordering::Relaxed), 1);
+        assert_eq!(st.errors.load(Ordering::Relaxed), 1);
+        assert_eq!(sh.foreign.load(Ordering::Relaxed), 3);
     }
 
     #[test]

@@ -465,6 +465,25 @@ pub struct Inspect<'a> {
     pub ping: bool,
 }
 
+/// The raw value of attribute `name` in the start tag that opens `s` (either quote), without
+/// parsing: enough to compare a `from` with a JID the bench knows (bench JIDs need no escaping).
+pub fn start_tag_attr<'a>(s: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let end = memchr::memchr(b'>', s).unwrap_or(s.len());
+    let tag = &s[..end];
+    let mut from = 0;
+    while let Some(p) = memchr::memmem::find(&tag[from..], name).map(|p| p + from) {
+        from = p + name.len();
+        let preceded = p > 0 && tag[p - 1].is_ascii_whitespace();
+        let rest = &tag[from..];
+        if preceded && rest.len() >= 2 && rest[0] == b'=' && (rest[1] == b'\'' || rest[1] == b'"') {
+            let quote = rest[1];
+            let value = &rest[2..];
+            return memchr::memchr(quote, value).map(|q| &value[..q]);
+        }
+    }
+    None
+}
+
 /// Escape text for use in XML character data or attribute values.
 pub fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -484,6 +503,17 @@ pub fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_tag_attr_reads_the_opening_tag_only() {
+        let m = b"<message xfrom='no' from=\"a@b/c\" to='d'><body from='inner'/></message>";
+        assert_eq!(start_tag_attr(m, b"from"), Some(&b"a@b/c"[..]));
+        assert_eq!(start_tag_attr(m, b"to"), Some(&b"d"[..]));
+        assert_eq!(
+            start_tag_attr(b"<message to='x'><b from='y'/></message>", b"from"),
+            None
+        );
+    }
 
     fn collect(chunks: &[&[u8]]) -> Vec<String> {
         let mut sp = Splitter::new(16);
