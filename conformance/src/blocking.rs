@@ -194,6 +194,14 @@ pub async fn settle(c: &mut XmppClient) -> Vec<Element> {
     out
 }
 
+/// Asserts that nothing matching `pred` (`what`, for the failure message) is buffered or
+/// arrives within [`SHORT`] of a server round trip, then drains `c` as [`settle`] does.
+pub async fn settle_without(c: &mut XmppClient, what: &str, pred: impl FnMut(&Element) -> bool) {
+    c.ping_server().await;
+    c.expect_none(SHORT, what, pred).await;
+    settle(c).await;
+}
+
 /// The stanzas, one per line, for assertion messages.
 pub fn dump(v: &[Element]) -> String {
     v.iter().map(xml::to_string).collect::<Vec<_>>().join("\n")

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use conformance::blocking::settle_without;
 use conformance::{Element, TestServer, XmppClient, xml};
 
 const ROSTER: &str = "jabber:iq:roster";
@@ -89,12 +90,10 @@ async fn rfc6121_4_2_2_initial_presence_broadcast() {
         .await;
     // No subscription, no presence.
     alice.ping_server().await;
-    let got = settle(&mut carol).await;
-    assert!(
-        !got.iter().any(|e| e.attr("from") == Some("alice@localhost/a")),
-        "{}",
-        dump(&got)
-    );
+    settle_without(&mut carol, "presence from alice/a (no subscription)", |e| {
+        e.attr("from") == Some("alice@localhost/a")
+    })
+    .await;
 }
 
 // RFC 6121 §4.2.3 / §4.3.2: at initial presence the user learns the current presence of
@@ -112,13 +111,10 @@ async fn rfc6121_4_3_2_probe_answered_at_initial_presence() {
     let p = alice.wait_for(|e| is_presence(e, None, "bob@localhost/b")).await;
     assert_eq!(status(&p).as_deref(), Some("lunch"));
     assert_eq!(p.attr("to"), Some("alice@localhost/a"));
-    let got = settle(&mut alice).await;
-    assert!(
-        !got.iter()
-            .any(|e| e.attr("from").is_some_and(|f| f.starts_with("carol@"))),
-        "{}",
-        dump(&got)
-    );
+    settle_without(&mut alice, "stanza from carol", |e| {
+        e.attr("from").is_some_and(|f| f.starts_with("carol@"))
+    })
+    .await;
 }
 
 // RFC 6121 §4.3: a probe sent by a client is answered for subscribed contacts only.
@@ -138,13 +134,10 @@ async fn rfc6121_4_3_client_probe() {
     carol
         .send_xml("<presence type='probe' to='bob@localhost'/>")
         .await;
-    let got = settle(&mut carol).await;
-    assert!(
-        !got.iter()
-            .any(|e| e.attr("from") == Some("bob@localhost/b") && e.attr("type").is_none()),
-        "{}",
-        dump(&got)
-    );
+    settle_without(&mut carol, "available presence from bob/b", |e| {
+        e.attr("from") == Some("bob@localhost/b") && e.attr("type").is_none()
+    })
+    .await;
 }
 
 // RFC 6121 §4.4: later presence updates are broadcast to subscribers.
@@ -221,13 +214,10 @@ async fn rfc6121_4_6_directed_presence_unavailable() {
         .wait_for(|e| is_presence(e, Some("unavailable"), "alice@localhost/a"))
         .await;
     alice.ping_server().await;
-    let got = settle(&mut dave).await;
-    assert!(
-        !got.iter()
-            .any(|e| is_presence(e, Some("unavailable"), "alice@localhost/a")),
-        "{}",
-        dump(&got)
-    );
+    settle_without(&mut dave, "unavailable presence from alice/a", |e| {
+        is_presence(e, Some("unavailable"), "alice@localhost/a")
+    })
+    .await;
 }
 
 // RFC 6121 §4.6: directed presence from a resource that never sent broadcast presence
@@ -265,12 +255,10 @@ async fn rfc6121_4_2_multi_resource() {
     assert_eq!(status(&p).as_deref(), Some("first"));
     one.wait_for(|e| is_presence(e, None, "alice@localhost/two"))
         .await;
-    let got = settle(&mut quiet).await;
-    assert!(
-        !got.iter().any(|e| e.name() == "presence"),
-        "an unavailable resource gets no presence: {}",
-        dump(&got)
-    );
+    settle_without(&mut quiet, "an unavailable resource gets no presence", |e| {
+        e.name() == "presence"
+    })
+    .await;
 }
 
 // RFC 6121 §4.2 / §8.5.2.1.1: a resource with negative priority still receives presence.

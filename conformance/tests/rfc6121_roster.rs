@@ -1,7 +1,5 @@
 //! RFC 6121 §2 (roster management) and XEP-0237 (roster versioning).
-
-use std::time::Duration;
-
+use conformance::blocking::settle_without;
 use conformance::{Element, TestServer, XmppClient, xml};
 
 const ROSTER: &str = "jabber:iq:roster";
@@ -48,16 +46,6 @@ async fn roster_set(c: &mut XmppClient, item_xml: &str) -> Element {
         &format!("<query xmlns='{ROSTER}'>{item_xml}</query>"),
     )
     .await
-}
-
-/// Everything received up to a server round trip.
-async fn settle(c: &mut XmppClient) -> Vec<Element> {
-    c.ping_server().await;
-    let mut out = Vec::new();
-    while let Some(e) = c.recv_within(Duration::from_millis(30)).await {
-        out.push(e);
-    }
-    out
 }
 
 async fn server_with(users: &[&str]) -> TestServer {
@@ -119,8 +107,7 @@ async fn rfc6121_2_1_6_roster_push() {
         assert_eq!(it.attr("ask"), None);
         assert_eq!(groups(it), ["Friends", "Work"]);
     }
-    let got = settle(&mut three).await;
-    assert!(!got.iter().any(is_push), "three never asked for the roster");
+    settle_without(&mut three, "three never asked for the roster", is_push).await;
     // The roster now has the item.
     let r = roster_get(&mut three, None).await;
     let it = item(query(&r), "bob@localhost").expect("item stored");
