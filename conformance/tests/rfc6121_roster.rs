@@ -1,4 +1,5 @@
 //! RFC 6121 §2 (roster management) and XEP-0237 (roster versioning).
+
 use conformance::blocking::settle_without;
 use conformance::{Element, TestServer, XmppClient, xml};
 
