@@ -255,7 +255,7 @@ async fn rfc6121_4_2_multi_resource() {
     assert_eq!(status(&p).as_deref(), Some("first"));
     one.wait_for(|e| is_presence(e, None, "alice@localhost/two"))
         .await;
-    settle_without(&mut quiet, "an unavailable resource gets no presence", |e| {
+    settle_without(&mut quiet, "presence to a resource that never sent any", |e| {
         e.name() == "presence"
     })
     .await;

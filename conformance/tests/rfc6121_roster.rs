@@ -108,7 +108,12 @@ async fn rfc6121_2_1_6_roster_push() {
         assert_eq!(it.attr("ask"), None);
         assert_eq!(groups(it), ["Friends", "Work"]);
     }
-    settle_without(&mut three, "three never asked for the roster", is_push).await;
+    settle_without(
+        &mut three,
+        "roster push to a resource that never asked for the roster",
+        is_push,
+    )
+    .await;
     // The roster now has the item.
     let r = roster_get(&mut three, None).await;
     let it = item(query(&r), "bob@localhost").expect("item stored");

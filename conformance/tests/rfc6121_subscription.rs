@@ -290,7 +290,7 @@ async fn rfc6121_3_4_preapproval() {
         .unwrap_or_else(|| panic!("no push: {}", dump(&got)));
     assert_eq!(push.attr("approved"), Some("true"));
     assert_eq!(push.attr("subscription"), Some("none"));
-    settle_without(&mut alice, "a pre-approval is not routed", |e| {
+    settle_without(&mut alice, "routed pre-approval", |e| {
         e.name() == "presence" && e.attr("type") == Some("subscribed")
     })
     .await;
@@ -299,7 +299,7 @@ async fn rfc6121_3_4_preapproval() {
         .wait_for(|e| is_presence(e, Some("subscribed"), "bob@localhost"))
         .await;
     alice.wait_for(|e| is_presence(e, None, "bob@localhost/b")).await;
-    settle_without(&mut bob, "bob is not asked", |e| {
+    settle_without(&mut bob, "subscription request (bob is not asked)", |e| {
         e.attr("type") == Some("subscribe")
     })
     .await;
