@@ -97,7 +97,8 @@ impl Module for Muc {
             |config| config.muc.service_domain(&config.domains),
             move |server, from, stanza| {
                 let service = me.service.clone();
-                async move { service.handle(&server, from, stanza) }
+                // Awaited by the sending session: a busy room slows its reads down.
+                async move { service.handle(&server, from, stanza).await }
             },
         );
         // Unavailable broadcast presence leaves every room too (§7.14), like a disconnect.
