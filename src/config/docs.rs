@@ -294,16 +294,17 @@ pub static KEYS: &[Key] = &[
     ),
     k(
         "contact",
-        "XEP-0157 contact addresses, listed in the server's disco#info: lists of URIs such as\n\
-         \"mailto:abuse@example.org\" or \"xmpp:admin@example.org\".",
+        "XEP-0157 contact addresses, listed in the server's disco#info (and in its XEP-0115\n\
+         hash, hence a restart): lists of URIs such as \"mailto:abuse@example.org\" or\n\
+         \"xmpp:admin@example.org\".",
     ),
-    k("contact.abuse", "Where to report abuse."),
-    k("contact.admin", "The service's administrators."),
-    k("contact.feedback", "Feedback on the service."),
-    k("contact.sales", "Sales."),
-    k("contact.security", "Where to report security issues."),
-    k("contact.status", "Status page or announcements."),
-    k("contact.support", "User support."),
+    restart("contact.abuse", "Where to report abuse."),
+    restart("contact.admin", "The service's administrators."),
+    restart("contact.feedback", "Feedback on the service."),
+    restart("contact.sales", "Sales."),
+    restart("contact.security", "Where to report security issues."),
+    restart("contact.status", "Status page or announcements."),
+    restart("contact.support", "User support."),
     k("log", "Log output (standard error)."),
     k(
         "log.level",
