@@ -243,6 +243,21 @@ mod tests {
     }
 
     #[test]
+    fn contact_form_lists_only_configured_kinds_and_changes_the_hash() {
+        let registry = Registry::build(vec![Arc::new(Disco)]);
+        let none = ContactConfig::default();
+        assert!(contact_form(&none).is_none());
+        let contact = ContactConfig {
+            abuse: vec!["mailto:abuse@example.org".into()],
+            ..ContactConfig::default()
+        };
+        let form = contact_form(&contact).unwrap();
+        let vars: Vec<_> = form.children().filter_map(|f| f.attr("var")).collect();
+        assert_eq!(vars, ["FORM_TYPE", "abuse-addresses"]);
+        assert_ne!(caps_ver(&registry, &none), caps_ver(&registry, &contact));
+    }
+
+    #[test]
     fn module_disco_nodes_are_found_by_node_and_target() {
         struct Nodes;
         impl Module for Nodes {

@@ -1369,3 +1369,41 @@ fn replace_item(x: &mut Element, with: &Element) {
         x.append_child(c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kick_item() -> Element {
+        "<item xmlns='http://jabber.org/protocol/muc#user'><actor nick='Alice' jid='alice@example.org'/><reason>spam</reason></item>"
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_actor_jid_is_shown_only_to_those_who_see_jids() {
+        let item = kick_item();
+        let seen = shown_item(Some(&item), true).unwrap();
+        assert_eq!(
+            seen.get_child("actor", NS_USER).and_then(|a| a.attr("jid")),
+            Some("alice@example.org")
+        );
+        let hidden = shown_item(Some(&item), false).unwrap();
+        let actor = hidden.get_child("actor", NS_USER).unwrap();
+        assert_eq!(actor.attr("jid"), None);
+        assert_eq!(actor.attr("nick"), Some("Alice"));
+        assert!(hidden.get_child("reason", NS_USER).is_some());
+        // An actor known only by JID (an admin outside the room) vanishes for the others.
+        let admin: Element =
+            "<item xmlns='http://jabber.org/protocol/muc#user'><actor jid='root@example.org'/></item>"
+                .parse()
+                .unwrap();
+        assert!(
+            shown_item(Some(&admin), false)
+                .unwrap()
+                .get_child("actor", NS_USER)
+                .is_none()
+        );
+        assert!(shown_item(None, true).is_none());
+    }
+}
