@@ -22,6 +22,21 @@ use crate::server::Server;
 use crate::session::SessionEntry;
 use crate::xml::{self, ns};
 
+/// How often a sender waiting for room in a busy room's queue checks that its session is
+/// still wanted.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// What a sender's wait for room in a busy room's queue came to.
+enum Slot<'a> {
+    Free(mpsc::Permit<'a, RoomCmd>),
+    /// The room ended meanwhile.
+    Closed,
+    /// The sender's session is being closed.
+    SenderGone,
+    /// Full for all of `[muc] room_queue_wait_ms`.
+    StillFull,
+}
+
 /// What the directory knows of a room without asking its task (disco#items).
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
@@ -159,14 +174,15 @@ impl Service {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(c)) => {
                     crate::metrics::muc_sender_wait();
-                    let wait = Duration::from_millis(server.config().muc.room_queue_wait_ms);
-                    match tokio::time::timeout(wait, handle.tx.reserve()).await {
-                        Ok(Ok(permit)) => return permit.send(c),
-                        Ok(Err(_closed)) => {
+                    match self.wait_for_slot(server, &handle, &c).await {
+                        Slot::Free(permit) => return permit.send(c),
+                        Slot::Closed => {
                             self.rooms.remove_if(node, |_, h| h.id == handle.id);
                             c
                         }
-                        Err(_elapsed) => {
+                        // The session is being closed: nobody waits for this stanza.
+                        Slot::SenderGone => return,
+                        Slot::StillFull => {
                             crate::metrics::muc_overload_bounce();
                             tracing::warn!(room = node, "room queue still full: a stanza was refused");
                             return reject(
@@ -184,6 +200,27 @@ impl Service {
             };
         }
         reject(server, cmd, StanzaError::internal_server_error())
+    }
+
+    /// Waits up to `[muc] room_queue_wait_ms` for a slot in `handle`'s queue, in short slices
+    /// so that a sender kicked meanwhile (its session closing) stops waiting at once.
+    async fn wait_for_slot<'a>(&self, server: &Server, handle: &'a RoomHandle, cmd: &RoomCmd) -> Slot<'a> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(server.config().muc.room_queue_wait_ms);
+        let sender = match cmd {
+            RoomCmd::Stanza(from, _) => server.sessions.get(from),
+            _ => None,
+        };
+        loop {
+            let slice = deadline.min(tokio::time::Instant::now() + WAIT_SLICE);
+            match tokio::time::timeout_at(slice, handle.tx.reserve()).await {
+                Ok(Ok(permit)) => return Slot::Free(permit),
+                Ok(Err(_closed)) => return Slot::Closed,
+                Err(_) if tokio::time::Instant::now() >= deadline => return Slot::StillFull,
+                Err(_) if sender.as_ref().is_some_and(|s| s.is_kicked()) => return Slot::SenderGone,
+                Err(_) => {}
+            }
+        }
     }
 
     /// Sends the server's own `cmd` (a session ended, an administrator's destroy, a stanza
