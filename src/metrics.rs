@@ -23,6 +23,8 @@ pub const ROUTE_SECONDS: &str = "switchboard_route_duration_seconds";
 pub const ROSTER_PUSHES: &str = "switchboard_roster_pushes_total";
 pub const PRESENCE_FANOUT: &str = "switchboard_presence_fanout_total";
 pub const MODULE_EVENTS: &str = "switchboard_module_events_total";
+pub const MUC_SENDER_WAITS: &str = "switchboard_muc_sender_waits_total";
+pub const MUC_OVERLOAD_BOUNCES: &str = "switchboard_muc_overload_bounces_total";
 
 /// Routing latency buckets (seconds): a local route takes tens of microseconds; storage
 /// (offline, roster writes) milliseconds.
@@ -80,6 +82,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 "Presence stanzas the roster module handed to sessions (broadcasts, probes)"
             );
             metrics::describe_counter!(MODULE_EVENTS, "Per-module events by module and event");
+            metrics::describe_counter!(
+                MUC_SENDER_WAITS,
+                "Stanzas whose sender waited (its reads paused) for room in a busy room's queue"
+            );
+            metrics::describe_counter!(
+                MUC_OVERLOAD_BOUNCES,
+                "Stanzas refused with resource-constraint: the room's queue stayed full"
+            );
             metrics::describe_counter!(
                 QUEUE_OVERFLOW_DISCONNECTS,
                 "Sessions disconnected because their outgoing queue was full"
@@ -200,6 +210,16 @@ pub fn presence_fanout(n: usize) {
 /// A module's countable event (`module` and `event` are fixed names, never client input).
 pub fn module_event(module: &'static str, event: &'static str) {
     metrics::counter!(MODULE_EVENTS, "module" => module, "event" => event).increment(1);
+}
+
+/// A sender waited for room in a busy room's queue.
+pub fn muc_sender_wait() {
+    metrics::counter!(MUC_SENDER_WAITS).increment(1);
+}
+
+/// A sender's stanza was refused: the room's queue stayed full for the whole wait.
+pub fn muc_overload_bounce() {
+    metrics::counter!(MUC_OVERLOAD_BOUNCES).increment(1);
 }
 
 /// Records the time to route one stanza when dropped: `let _t = RouteTimer::start(name);`.

@@ -281,6 +281,30 @@ pub static KEYS: &[Key] = &[
         "Seconds an empty persistent room stays in memory; it is loaded from storage again when\n\
          next addressed, and listed meanwhile.",
     ),
+    k(
+        "muc.room_queue_length",
+        "Stanzas a room's queue holds. A sender finding it full waits for room (its reads\n\
+         pause) instead of being refused.",
+    ),
+    k(
+        "muc.room_queue_wait_ms",
+        "Milliseconds a sender may wait for room in a full room queue; still full after that,\n\
+         its stanza is refused with resource-constraint (counted in\n\
+         switchboard_muc_overload_bounces_total).",
+    ),
+    k(
+        "contact",
+        "XEP-0157 contact addresses, listed in the server's disco#info (and in its XEP-0115\n\
+         hash, hence a restart): lists of URIs such as \"mailto:abuse@example.org\" or\n\
+         \"xmpp:admin@example.org\".",
+    ),
+    restart("contact.abuse", "Where to report abuse."),
+    restart("contact.admin", "The service's administrators."),
+    restart("contact.feedback", "Feedback on the service."),
+    restart("contact.sales", "Sales."),
+    restart("contact.security", "Where to report security issues."),
+    restart("contact.status", "Status page or announcements."),
+    restart("contact.support", "User support."),
     k("log", "Log output (standard error)."),
     k(
         "log.level",

@@ -39,6 +39,8 @@ pub struct Config {
     #[serde(default)]
     pub muc: MucConfig,
     #[serde(default)]
+    pub contact: ContactConfig,
+    #[serde(default)]
     pub roster_notes: RosterNotesConfig,
 }
 
@@ -90,6 +92,54 @@ pub struct MucConfig {
     /// Seconds an empty persistent room stays loaded before it is unloaded.
     #[serde(default = "default_muc_idle_unload")]
     pub idle_unload_secs: u64,
+    /// Stanzas a room's queue holds. A sender finding it full waits for room (its session's
+    /// reads pause) instead of being refused.
+    #[serde(default = "default_muc_room_queue")]
+    pub room_queue_length: usize,
+    /// Milliseconds a sender may wait for room in a full room queue; still full after that,
+    /// its stanza is refused with `resource-constraint`.
+    #[serde(default = "default_muc_room_queue_wait")]
+    pub room_queue_wait_ms: u64,
+}
+
+/// XEP-0157 contact addresses, listed in the server's disco#info (URIs such as
+/// `mailto:abuse@example.org` or `xmpp:admin@example.org`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactConfig {
+    #[serde(default)]
+    pub abuse: Vec<String>,
+    #[serde(default)]
+    pub admin: Vec<String>,
+    #[serde(default)]
+    pub feedback: Vec<String>,
+    #[serde(default)]
+    pub sales: Vec<String>,
+    #[serde(default)]
+    pub security: Vec<String>,
+    #[serde(default)]
+    pub status: Vec<String>,
+    #[serde(default)]
+    pub support: Vec<String>,
+}
+
+impl ContactConfig {
+    /// (XEP-0157 field name, addresses), in the registry's order; empty lists included.
+    pub fn fields(&self) -> [(&'static str, &[String]); 7] {
+        [
+            ("abuse-addresses", &self.abuse),
+            ("admin-addresses", &self.admin),
+            ("feedback-addresses", &self.feedback),
+            ("sales-addresses", &self.sales),
+            ("security-addresses", &self.security),
+            ("status-addresses", &self.status),
+            ("support-addresses", &self.support),
+        ]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields().iter().all(|(_, a)| a.is_empty())
+    }
 }
 
 /// Who may create MUC rooms.
@@ -458,6 +508,12 @@ fn default_muc_items_page() -> usize {
 fn default_muc_idle_unload() -> u64 {
     300
 }
+fn default_muc_room_queue() -> usize {
+    256
+}
+fn default_muc_room_queue_wait() -> u64 {
+    10_000
+}
 fn default_max_note() -> usize {
     1000
 }
@@ -607,6 +663,17 @@ impl Config {
             }
         }
         let m = &self.muc;
+        if m.room_queue_length == 0 {
+            return Err(("room_queue_length", "must be at least 1".into()));
+        }
+        for (field, addresses) in self.contact.fields() {
+            if let Some(a) = addresses.iter().find(|a| !a.contains(':')) {
+                return Err((
+                    "contact",
+                    format!("{field}: '{a}' is not a URI (mailto:, xmpp:, https:)"),
+                ));
+            }
+        }
         if m.max_occupants == 0 || m.history_default > m.max_history {
             return Err((
                 "max_occupants",

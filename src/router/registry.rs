@@ -252,6 +252,16 @@ impl Registry {
             .map(|r| &r.handler)
     }
 
+    /// The namespaces of the IQ handlers registered for `target`, sorted: what the server
+    /// answers there (an account's disco#info lists them).
+    pub fn namespaces_for(&self, target: IqTarget) -> BTreeSet<&str> {
+        self.iq
+            .iter()
+            .filter(|(_, routes)| routes.iter().any(|r| r.targets.contains(&target)))
+            .map(|(ns, _)| ns.as_str())
+            .collect()
+    }
+
     pub fn features(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.features.iter().copied()
     }

@@ -223,6 +223,15 @@ impl SessionEntry {
         first
     }
 
+    /// Whether the connection was asked to close (`kick`), for work done on its behalf that
+    /// waits (a busy room's queue) and should stop waiting.
+    pub fn is_kicked(&self) -> bool {
+        self.kick_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Called by the connection task when it finished closing: its unavailable presence was
     /// routed and the `session_closed` hooks ran.
     pub fn mark_ended(&self) {

@@ -30,7 +30,7 @@ macro_rules! own {
     };
 }
 
-/// Every command, in the order disco lists them.
+/// The administrative commands, in the order disco lists them (before `user::TABLE`).
 pub static TABLE: &[Command] = &[
     Command {
         node: node!("add-user"),

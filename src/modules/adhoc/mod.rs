@@ -1,6 +1,6 @@
 //! XEP-0050 ad-hoc commands: discovery, multi-stage sessions (execute, next, prev, complete,
-//! cancel) driven by XEP-0004 forms, and the command table (`commands.rs`, XEP-0133 and our
-//! own). Each command is data: its node, name, who may run it, the forms it asks in order and
+//! cancel) driven by XEP-0004 forms, and the command tables: `commands.rs` (XEP-0133 and our
+//! own, for admins) and `user.rs` (every user, on their own account). Each command is data: its node, name, who may run it, the forms it asks in order and
 //! the function that acts on the answers. Invalid answers bring the same form back with an
 //! error note; the session stays open.
 //!
@@ -13,6 +13,7 @@
 
 pub mod commands;
 pub mod form;
+pub mod user;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ const MAX_ENDED: usize = 4096;
 pub enum Access {
     /// Accounts listed in the configuration's `admins`.
     Admin,
+    /// Any local account, acting on itself.
+    User,
 }
 
 /// What a stage's form is built from.
@@ -165,14 +168,15 @@ impl Sessions {
 
 /// The ad-hoc commands module and its open sessions.
 pub struct AdHoc {
-    commands: &'static [Command],
+    /// The administrative commands, then those for every user (the order disco lists them).
+    commands: Vec<&'static Command>,
     sessions: Mutex<Sessions>,
 }
 
 impl Default for AdHoc {
     fn default() -> Self {
         AdHoc {
-            commands: commands::TABLE,
+            commands: commands::TABLE.iter().chain(user::TABLE).collect(),
             sessions: Mutex::new(Sessions::default()),
         }
     }
@@ -210,6 +214,7 @@ fn allowed(server: &Server, cmd: &Command, who: &FullJid) -> bool {
     (cmd.enabled)(server)
         && match cmd.access {
             Access::Admin => is_admin(server, &who.to_bare()),
+            Access::User => server.config().hosts(who.domain().as_str()),
         }
 }
 
@@ -246,7 +251,7 @@ impl Module for AdHoc {
                 async move { Ok(IqResponse::with(me.list(&req))) }
             },
         );
-        for cmd in self.commands {
+        for &cmd in &self.commands {
             r.disco_node(
                 cmd.node,
                 &[IqTarget::Server],
@@ -431,9 +436,10 @@ impl AdHoc {
         let node = payload
             .attr("node")
             .ok_or_else(|| StanzaError::bad_request().text("no command node"))?;
-        let cmd = self
+        let cmd: &'static Command = self
             .commands
             .iter()
+            .copied()
             .find(|c| c.node == node && (c.enabled)(&req.server))
             .ok_or_else(StanzaError::item_not_found)?;
         if !allowed(&req.server, cmd, &req.from) {
@@ -671,11 +677,11 @@ impl AdHoc {
         match &done {
             Ok(_) => {
                 crate::metrics::module_event("adhoc", "command_completed");
-                tracing::info!(admin = %req.from, command = cmd.node, "admin command completed")
+                tracing::info!(requester = %req.from, command = cmd.node, "command completed")
             }
             Err(e) => {
                 crate::metrics::module_event("adhoc", "command_failed");
-                tracing::info!(admin = %req.from, command = cmd.node, error = %e, "admin command failed")
+                tracing::info!(requester = %req.from, command = cmd.node, error = %e, "command failed")
             }
         }
         let done = done?;
@@ -729,7 +735,7 @@ mod tests {
 
     #[test]
     fn the_table_has_unique_nodes() {
-        let mut nodes: Vec<&str> = commands::TABLE.iter().map(|c| c.node).collect();
+        let mut nodes: Vec<&str> = AdHoc::default().commands.iter().map(|c| c.node).collect();
         let n = nodes.len();
         nodes.sort();
         nodes.dedup();

@@ -12,6 +12,12 @@ use crate::config::MucCreators;
 use crate::error::StanzaError;
 use crate::xml::{self, ns};
 
+/// Who changed a role or an affiliation: their nick if they are in the room, and their JID.
+pub(super) struct Actor {
+    pub nick: Option<String>,
+    pub jid: BareJid,
+}
+
 /// One change asked for in a muc#admin set.
 pub(super) enum Change {
     Role {
@@ -182,10 +188,13 @@ impl Room {
                 return Err(StanzaError::bad_request());
             }
         }
-        let actor_nick = self.occupants.by_jid(from).map(|o| o.nick.clone());
+        let actor = Actor {
+            nick: self.occupants.by_jid(from).map(|o| o.nick.clone()),
+            jid: bare,
+        };
         self.dirty = self.stored;
         for change in changes {
-            self.apply(change, actor_nick.as_deref());
+            self.apply(change, Some(&actor));
         }
         Ok(None)
     }
@@ -236,12 +245,17 @@ impl Room {
         Ok(Some(out))
     }
 
-    pub(super) fn apply(&mut self, change: Change, actor: Option<&str>) {
+    pub(super) fn apply(&mut self, change: Change, actor: Option<&Actor>) {
+        // §8.2, §9.1: who did it (nick and JID; `remove_occupant` drops the JID for those
+        // who may not see it) and why.
         let detail = |reason: &Option<String>| {
             let mut item = Element::bare("item", NS_USER);
             if let Some(actor) = actor {
                 let mut a = Element::bare("actor", NS_USER);
-                xml::set_attr(&mut a, "nick", actor);
+                if let Some(nick) = &actor.nick {
+                    xml::set_attr(&mut a, "nick", nick);
+                }
+                xml::set_attr(&mut a, "jid", actor.jid.as_str());
                 item.append_child(a);
             }
             if let Some(r) = reason {

@@ -180,8 +180,9 @@ impl RoomConfig {
     /// Applies a submitted form (§10.2); unknown fields are ignored, invalid values refused.
     pub fn apply(&self, form: &Element, muc: &MucConfig) -> Result<RoomConfig, StanzaError> {
         let mut c = self.clone();
-        let mut protected = self.password.is_some();
-        let mut secret = self.password.clone();
+        // Each `None` until the form names it.
+        let mut protected: Option<bool> = None;
+        let mut secret: Option<String> = None;
         let bad = |what: &str| StanzaError::not_acceptable().text(format!("invalid value for {what}"));
         for f in form.children().filter(|f| f.is("field", NS_DATA)) {
             let Some(var) = f.attr("var") else { continue };
@@ -203,8 +204,8 @@ impl RoomConfig {
                 "publicroom" => c.public = boolean()?,
                 "membersonly" => c.members_only = boolean()?,
                 "moderatedroom" => c.moderated = boolean()?,
-                "passwordprotectedroom" => protected = boolean()?,
-                "roomsecret" => secret = Some(value.to_string()).filter(|s| !s.is_empty()),
+                "passwordprotectedroom" => protected = Some(boolean()?),
+                "roomsecret" => secret = Some(value.to_string()),
                 "maxusers" => {
                     c.max_users = match value {
                         "" | "none" => muc.max_occupants,
@@ -238,6 +239,16 @@ impl RoomConfig {
                 _ => {}
             }
         }
+        // A form without `passwordprotectedroom` (clients that only show the secret) protects
+        // the room with a non-empty secret and unprotects it with an empty one.
+        let protected = protected.unwrap_or(match &secret {
+            Some(s) => !s.is_empty(),
+            None => self.password.is_some(),
+        });
+        let secret = match secret {
+            Some(s) => Some(s).filter(|s| !s.is_empty()),
+            None => self.password.clone(),
+        };
         c.password = if protected {
             Some(secret.ok_or_else(|| {
                 StanzaError::not_acceptable().text("a password-protected room needs a password")
@@ -344,6 +355,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(p.password.as_deref(), Some("s3"));
+        // The secret alone protects, and an empty one unprotects.
+        let q = c.apply(&submit(&[("roomsecret", "s4")]), &muc).unwrap();
+        assert_eq!(q.password.as_deref(), Some("s4"));
+        let r = q.apply(&submit(&[("roomsecret", "")]), &muc).unwrap();
+        assert_eq!(r.password, None);
+        // A form naming neither keeps what the room had.
+        let kept = q.apply(&submit(&[("roomname", "x")]), &muc).unwrap();
+        assert_eq!(kept.password.as_deref(), Some("s4"));
         assert!(c.apply(&submit(&[("whois", "nobody")]), &muc).is_err());
         // The form round-trips.
         let form = c.form(&muc);

@@ -8,6 +8,7 @@ use super::affiliations::Affiliation;
 use super::register::NS_REGISTER;
 use super::room::{Room, SELF_PING_OPTIMIZATION};
 use super::service::feature;
+use super::voice::NS_REQUEST;
 use super::{NS_DATA, NS_MUC, NS_OCCUPANT_ID, NS_ROOMINFO};
 use crate::error::StanzaError;
 use crate::modules::disco::NS_INFO;
@@ -38,6 +39,8 @@ impl Room {
             NS_OCCUPANT_ID,
             NS_REGISTER,
             SELF_PING_OPTIMIZATION,
+            // §7.13: occupants may ask for voice with this form (clients look for it).
+            NS_REQUEST,
             pick(c.persistent, "muc_persistent", "muc_temporary"),
             pick(c.public, "muc_public", "muc_hidden"),
             pick(c.members_only, "muc_membersonly", "muc_open"),

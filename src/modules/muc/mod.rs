@@ -1,7 +1,8 @@
 //! XEP-0045 multi-user chat, served on its own component domain (`[muc] domain`).
 //!
 //! - `service`: the room directory and what is addressed to the service domain itself
-//!   (disco#info, disco#items of public rooms).
+//!   (disco#info, disco#items of public rooms). A room whose bounded queue is full slows its
+//!   senders down (their reads pause while they wait for a slot) rather than refusing them.
 //! - `room`: a room is a task owning its state, fed through a bounded inbox; presence (enter,
 //!   exit, nick change), groupchat and private messages, subject, history.
 //! - `info`: a room's disco#info and muc#roominfo form (§6.4).
@@ -97,7 +98,8 @@ impl Module for Muc {
             |config| config.muc.service_domain(&config.domains),
             move |server, from, stanza| {
                 let service = me.service.clone();
-                async move { service.handle(&server, from, stanza) }
+                // Awaited by the sending session: a busy room slows its reads down.
+                async move { service.handle(&server, from, stanza).await }
             },
         );
         // Unavailable broadcast presence leaves every room too (§7.14), like a disconnect.

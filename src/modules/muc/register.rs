@@ -5,7 +5,7 @@
 //! membership). Members-only rooms accept registrations only from those already affiliated:
 //! membership there is the admins' decision. Outcasts may not register. A registered user may
 //! still enter under another nickname (§7.12: SHOULD allow it). `<remove/>` gives the nickname
-//! up; the affiliation stays as it is (an admin changes it).
+//! up and, for a member, the membership; admins and owners keep their affiliation.
 
 use std::collections::HashMap;
 
@@ -95,11 +95,25 @@ impl Room {
             return Ok(Some(out));
         }
         if q.get_child("remove", NS_REGISTER).is_some() {
-            if self.registrations.nick_of(&bare).is_none() {
+            // Cancelling the registration gives up the nickname and the membership it
+            // brought; admins and owners keep their affiliation (that is an owner's call).
+            let registered = self.registrations.nick_of(&bare).is_some();
+            if !registered && affiliation != Affiliation::Member {
                 return Err(StanzaError::item_not_found().text("you are not registered"));
             }
-            self.registrations.set(bare.clone(), None);
-            self.store_registration(bare, None);
+            if registered {
+                self.registrations.set(bare.clone(), None);
+                self.store_registration(bare.clone(), None);
+            }
+            if affiliation == Affiliation::Member {
+                self.dirty = self.stored;
+                let change = Change::Affiliation {
+                    jid: bare,
+                    affiliation: Affiliation::None,
+                    reason: Some("registration cancelled".into()),
+                };
+                self.apply(change, None);
+            }
             return Ok(None);
         }
         let Some(form) = q.get_child("x", NS_DATA) else {

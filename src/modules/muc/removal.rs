@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::NS_USER;
 use super::affiliations::Affiliation;
-use super::room::{Room, RoomCmd, status};
+use super::room::{Room, RoomCmd, send_shared, share, status};
 use super::service::{JoinedRooms, Service};
 use crate::router;
 use crate::server::Server;
@@ -28,9 +28,11 @@ impl Room {
         let mut item = Element::bare("item", NS_USER);
         xml::set_attr(&mut item, "affiliation", affiliation.name());
         xml::set_attr(&mut item, "jid", jid.as_str());
+        xml::set_attr(&mut item, "role", "none");
         if let Some(r) = reason {
             item.append_child(xml::text_element("reason", NS_USER, r));
         }
+        self.tell_occupants_of_absent(&item, affiliation);
         let mut x = Element::bare("x", NS_USER);
         x.append_child(item);
         x.append_child(status(101));
@@ -43,6 +45,25 @@ impl Room {
                 xml::set_attr(&mut copy, "to", &session.jid.to_string());
                 router::deliver_to_full(&self.server, &session.jid, copy);
             }
+        }
+    }
+
+    /// §9.3, §9.7, §10.3, §10.6: the affiliation of a user who is not in the room changed;
+    /// the occupants who may see real JIDs get a message from the room with the item (and
+    /// 301 for a ban, as in §9.1), the others nothing (the item names the JID).
+    fn tell_occupants_of_absent(&self, item: &Element, affiliation: Affiliation) {
+        let mut x = Element::bare("x", NS_USER);
+        x.append_child(item.clone());
+        if affiliation == Affiliation::Outcast {
+            x.append_child(status(301));
+        }
+        let mut m = Element::bare("message", ns::CLIENT);
+        xml::set_attr(&mut m, "from", &self.jid_str);
+        m.append_child(x);
+        let mut shared = None;
+        for o in self.occupants.iter().filter(|o| self.sees_jids(&o.nick)) {
+            let m = shared.get_or_insert_with(|| share(m.clone()));
+            send_shared(o, m.as_ref());
         }
     }
 

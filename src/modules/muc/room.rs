@@ -458,7 +458,7 @@ impl Room {
                 }
                 match (stanza.name(), nick) {
                     ("presence", Some(nick)) => self.presence(from, &nick, stanza),
-                    ("presence", None) => {}
+                    ("presence", None) => self.presence_to_room(&from, &stanza),
                     ("message", None) => self.message_to_room(from, stanza),
                     ("message", Some(nick)) => self.private_message(from, &nick, stanza),
                     ("iq", None) => self.iq(from, stanza),
@@ -489,7 +489,11 @@ impl Room {
                 match self.occupants.nick_of(&from).map(str::to_owned) {
                     Some(current) => {
                         self.occupants.refresh_session(&session);
-                        if current == nick {
+                        if current == nick && p.get_child("x", NS_MUC).is_some() {
+                            // A join from a session already in: it lost track (a reconnect
+                            // it did not notice), so it gets the whole room again.
+                            self.rejoin(&session, &current, p)
+                        } else if current == nick {
                             self.update_presence(&current, p)
                         } else {
                             self.change_nick(&current, nick, p)
@@ -498,14 +502,38 @@ impl Room {
                     None => self.join(session, nick, p),
                 }
             }
-            // An error bounce: the occupant is gone for a technical reason (333).
-            Some("error") => self.lose(&from),
-            Some("unavailable") if self.occupants.nick_of(&from).is_some() => {
+            Some("probe") => self.answer_probe(&from, nick),
+            _ => self.presence_to_room(&from, &p),
+        }
+    }
+
+    /// Unavailable or error presence, to an occupant JID or to the bare room: §7.14 exit, or
+    /// §15.5 removal after an error bounce (333).
+    fn presence_to_room(&mut self, from: &FullJid, p: &Element) {
+        match p.attr("type") {
+            Some("error") => self.lose(from),
+            Some("unavailable") if self.occupants.nick_of(from).is_some() => {
                 let status = p.get_child("status", ns::CLIENT).cloned();
-                self.leave(&from, status);
+                self.leave(from, status);
             }
             _ => {}
         }
+    }
+
+    /// A presence probe to an occupant JID: an occupant gets that occupant's current
+    /// presence, as the room would broadcast it to them (RFC 6121 §4.3 on a room).
+    fn answer_probe(&self, from: &FullJid, nick: &str) {
+        let Some(asker) = self.occupants.nick_of(from) else {
+            return;
+        };
+        let Some(target) = self.occupants.get(nick) else {
+            return;
+        };
+        let with_jid = target.bare == from.to_bare() || self.sees_jids(asker);
+        let codes: &[u16] = if target.has_session(from) { &[110] } else { &[] };
+        let mut p = self.occupant_presence(target, with_jid, codes, false);
+        xml::set_attr(&mut p, "to", &from.to_string());
+        router::deliver_to_full(&self.server, from, p);
     }
 
     fn join(&mut self, session: Arc<SessionEntry>, nick: &str, p: Element) {
@@ -784,6 +812,26 @@ impl Room {
         }
     }
 
+    /// A session already in the room sends its join again: the others see a presence
+    /// update, the session the whole join (§7.2.3-7.2.15: occupants, itself, history,
+    /// subject).
+    fn rejoin(&mut self, session: &Arc<SessionEntry>, nick: &str, p: Element) {
+        let history = Request::from_join(&p);
+        if let Some(o) = self.occupants.get_mut(nick) {
+            o.set_presence(p);
+        }
+        self.broadcast_presence(nick, &[], Some(nick));
+        if let Some(o) = self.occupants.get(nick) {
+            // The occupant's other sessions see its own presence change.
+            let own = self.occupant_presence(o, true, &[110], false);
+            for s in o.sessions.iter().filter(|s| s.jid != session.jid) {
+                deliver(s, own.clone());
+            }
+        }
+        let codes: &[u16] = if self.config.whois_anyone { &[100] } else { &[] };
+        self.send_room_state(session, nick, codes, &history);
+    }
+
     fn update_presence(&mut self, nick: &str, p: Element) {
         if let Some(o) = self.occupants.get_mut(nick) {
             o.set_presence(p);
@@ -869,19 +917,24 @@ impl Room {
         };
         self.forwarded
             .retain(|_, f| !o.has_session(&f.0) && !o.has_session(&f.2));
+        // What the removed occupant could see while in the room.
+        let own_sees = self.config.whois_anyone || o.role == Role::Moderator;
         o.role = Role::None;
         let mut own_codes = vec![110];
         own_codes.extend_from_slice(codes);
         let mut own = self.occupant_presence(&o, true, &own_codes, true);
         if let Some(x) = own.get_child_mut("x", NS_USER) {
-            replace_item(x, &self.user_x(&o, true, &[], item.clone()));
+            replace_item(
+                x,
+                &self.user_x(&o, true, &[], shown_item(item.as_ref(), own_sees)),
+            );
         }
         self.send_to(&o, &own);
         for r in self.occupants.iter() {
             let with = self.sees_jids(&r.nick);
             let mut p = self.occupant_presence(&o, with, codes, true);
             if let Some(x) = p.get_child_mut("x", NS_USER) {
-                replace_item(x, &self.user_x(&o, with, &[], item.clone()));
+                replace_item(x, &self.user_x(&o, with, &[], shown_item(item.as_ref(), with)));
             }
             self.send_to(r, &p);
         }
@@ -1024,7 +1077,9 @@ impl Room {
         };
         let mut to_add = Vec::new();
         for inv in x.children().filter(|c| c.is("invite", NS_USER)) {
-            let Some(Ok(to)) = inv.attr("to").map(BareJid::new) else {
+            // §7.8.2: the invitee may be named by a full JID; membership and delivery
+            // are the account's.
+            let Some(Ok(to)) = inv.attr("to").map(|t| Jid::new(t).map(|j| j.to_bare())) else {
                 return self.error(&m, StanzaError::jid_malformed());
             };
             let mut out = Element::bare("message", ns::CLIENT);
@@ -1251,7 +1306,7 @@ fn deliver(to: &SessionEntry, mut stanza: Element) {
 
 /// A broadcast serialized once for all its recipients; `None` (logged) if it cannot be
 /// serialized at all.
-fn share(stanza: Element) -> Option<Arc<SharedStanza>> {
+pub(super) fn share(stanza: Element) -> Option<Arc<SharedStanza>> {
     let shared = SharedStanza::new(stanza).map(Arc::new);
     if shared.is_none() {
         tracing::error!("could not serialize a room broadcast");
@@ -1260,7 +1315,7 @@ fn share(stanza: Element) -> Option<Arc<SharedStanza>> {
 }
 
 /// Delivers a shared stanza to each session of `o` (failures as in `deliver`).
-fn send_shared(o: &Occupant, stanza: Option<&Arc<SharedStanza>>) {
+pub(super) fn send_shared(o: &Occupant, stanza: Option<&Arc<SharedStanza>>) {
     let Some(stanza) = stanza else { return };
     for s in &o.sessions {
         let _ = s.deliver_shared(stanza);
@@ -1290,6 +1345,19 @@ fn strip_occupant_id(m: &mut Element) {
     while m.remove_child("occupant-id", NS_OCCUPANT_ID).is_some() {}
 }
 
+/// The `<item/>` detail of a removal as one recipient may see it: the actor's JID only for
+/// those the room shows real JIDs to (§5.1.3, §8.2).
+fn shown_item(item: Option<&Element>, sees_jids: bool) -> Option<Element> {
+    let mut item = item?.clone();
+    if !sees_jids && let Some(actor) = item.get_child_mut("actor", NS_USER) {
+        xml::remove_attr(actor, "jid");
+        if actor.attr("nick").is_none() {
+            item.remove_child("actor", NS_USER);
+        }
+    }
+    Some(item)
+}
+
 fn replace_item(x: &mut Element, with: &Element) {
     let codes: Vec<Element> = x
         .children()
@@ -1299,5 +1367,43 @@ fn replace_item(x: &mut Element, with: &Element) {
     *x = with.clone();
     for c in codes {
         x.append_child(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kick_item() -> Element {
+        "<item xmlns='http://jabber.org/protocol/muc#user'><actor nick='Alice' jid='alice@example.org'/><reason>spam</reason></item>"
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_actor_jid_is_shown_only_to_those_who_see_jids() {
+        let item = kick_item();
+        let seen = shown_item(Some(&item), true).unwrap();
+        assert_eq!(
+            seen.get_child("actor", NS_USER).and_then(|a| a.attr("jid")),
+            Some("alice@example.org")
+        );
+        let hidden = shown_item(Some(&item), false).unwrap();
+        let actor = hidden.get_child("actor", NS_USER).unwrap();
+        assert_eq!(actor.attr("jid"), None);
+        assert_eq!(actor.attr("nick"), Some("Alice"));
+        assert!(hidden.get_child("reason", NS_USER).is_some());
+        // An actor known only by JID (an admin outside the room) vanishes for the others.
+        let admin: Element =
+            "<item xmlns='http://jabber.org/protocol/muc#user'><actor jid='root@example.org'/></item>"
+                .parse()
+                .unwrap();
+        assert!(
+            shown_item(Some(&admin), false)
+                .unwrap()
+                .get_child("actor", NS_USER)
+                .is_none()
+        );
+        assert!(shown_item(None, true).is_none());
     }
 }

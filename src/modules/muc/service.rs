@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use jid::{BareJid, FullJid, Jid};
@@ -21,8 +22,20 @@ use crate::server::Server;
 use crate::session::SessionEntry;
 use crate::xml::{self, ns};
 
-/// Commands a room's inbox holds before senders get `resource-constraint`.
-pub const ROOM_INBOX: usize = 256;
+/// How often a sender waiting for room in a busy room's queue checks that its session is
+/// still wanted.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// What a sender's wait for room in a busy room's queue came to.
+enum Slot<'a> {
+    Free(mpsc::Permit<'a, RoomCmd>),
+    /// The room ended meanwhile.
+    Closed,
+    /// The sender's session is being closed.
+    SenderGone,
+    /// Full for all of `[muc] room_queue_wait_ms`.
+    StillFull,
+}
 
 /// What the directory knows of a room without asking its task (disco#items).
 #[derive(Debug, Clone, Default)]
@@ -78,7 +91,7 @@ struct DormantRooms {
 
 impl Service {
     /// Everything addressed to the service domain or one of its JIDs.
-    pub fn handle(self: &Arc<Self>, server: &Arc<Server>, from: FullJid, stanza: Element) {
+    pub async fn handle(self: &Arc<Self>, server: &Arc<Server>, from: FullJid, stanza: Element) {
         let to = match stanza.attr("to").map(Jid::new) {
             Some(Ok(to)) => to,
             _ => return router::bounce(server, &stanza, StanzaError::jid_malformed()),
@@ -87,46 +100,152 @@ impl Service {
             return self.handle_domain(server, &from, stanza);
         };
         if stanza.name() == "presence" {
+            let kind = stanza.attr("type");
             if to.resource().is_none() {
-                // §7.2.1: entering needs a nickname.
-                if stanza.attr("type").is_none() {
-                    router::bounce(
+                match kind {
+                    // §7.2.1: entering needs a nickname.
+                    None => router::bounce(
                         server,
                         &stanza,
                         StanzaError::jid_malformed().text("a nickname is required"),
-                    );
+                    ),
+                    // §7.14 (as ejabberd and Prosody accept it) and §15.5: leaving, or a
+                    // bounce, sent to the bare room; only a room already running has
+                    // occupants to remove.
+                    Some("unavailable") | Some("error") if self.rooms.contains_key(&node) => {
+                        self.track(server, &from, &node, false);
+                        self.send_paced(server, &node, from, stanza, false).await;
+                    }
+                    _ => {}
                 }
                 return;
             }
-            self.track(server, &from, &node, stanza.attr("type").is_none());
+            match kind {
+                None => self.track(server, &from, &node, true),
+                Some("unavailable") | Some("error") => self.track(server, &from, &node, false),
+                // A probe or a subscription changes nothing of where the session is.
+                _ => {}
+            }
         }
         // Any stanza starts the room's task: a persistent room is loaded from SQL, and a
         // missing one answers `item-not-found` (only a join creates it).
-        self.dispatch(server, &node, RoomCmd::Stanza(from, stanza), true);
+        self.send_paced(server, &node, from, stanza, true).await;
     }
 
-    /// Sends `cmd` to the room `node`, starting the room when `create` (a join).
+    /// The running room `node`, started when `create` (a join). `Ok(None)`: a command that
+    /// starts no room (the room is not running).
+    fn room_for(
+        self: &Arc<Self>,
+        server: &Arc<Server>,
+        node: &str,
+        cmd: &RoomCmd,
+        create: bool,
+    ) -> Result<Option<RoomHandle>, StanzaError> {
+        // Cloned out at once: no map guard is held past this statement.
+        let running = self.rooms.get(node).map(|h| h.clone());
+        match running {
+            Some(h) => Ok(Some(h)),
+            None if create => self.create(server, node, cmd),
+            None => Err(StanzaError::item_not_found()),
+        }
+    }
+
+    /// A session's stanza for the room `node`. A room that cannot keep up slows its senders
+    /// down instead of refusing them: while its queue is full the sender waits for room, and
+    /// since the session awaits its routing, its reads pause meanwhile. Only a sender still
+    /// over the limit after `[muc] room_queue_wait_ms` gets `resource-constraint`.
+    async fn send_paced(
+        self: &Arc<Self>,
+        server: &Arc<Server>,
+        node: &str,
+        from: FullJid,
+        stanza: Element,
+        create: bool,
+    ) {
+        let mut cmd = RoomCmd::Stanza(from, stanza);
+        // Twice at most: a room that just shut down is replaced by a new one.
+        for _ in 0..2 {
+            let handle = match self.room_for(server, node, &cmd, create) {
+                Ok(Some(h)) => h,
+                Ok(None) => continue,
+                Err(e) => return reject(server, cmd, e),
+            };
+            cmd = match handle.tx.try_send(cmd) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(c)) => {
+                    crate::metrics::muc_sender_wait();
+                    match self.wait_for_slot(server, &handle, &c).await {
+                        Slot::Free(permit) => return permit.send(c),
+                        Slot::Closed => {
+                            self.rooms.remove_if(node, |_, h| h.id == handle.id);
+                            c
+                        }
+                        // The session is being closed: nobody waits for this stanza.
+                        Slot::SenderGone => return,
+                        Slot::StillFull => {
+                            crate::metrics::muc_overload_bounce();
+                            tracing::warn!(room = node, "room queue still full: a stanza was refused");
+                            return reject(
+                                server,
+                                c,
+                                StanzaError::resource_constraint().text("the room is too busy"),
+                            );
+                        }
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(c)) => {
+                    self.rooms.remove_if(node, |_, h| h.id == handle.id);
+                    c
+                }
+            };
+        }
+        reject(server, cmd, StanzaError::internal_server_error())
+    }
+
+    /// Waits up to `[muc] room_queue_wait_ms` for a slot in `handle`'s queue, in short slices
+    /// so that a sender kicked meanwhile (its session closing) stops waiting at once.
+    async fn wait_for_slot<'a>(&self, server: &Server, handle: &'a RoomHandle, cmd: &RoomCmd) -> Slot<'a> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(server.config().muc.room_queue_wait_ms);
+        let sender = match cmd {
+            RoomCmd::Stanza(from, _) => server.sessions.get(from),
+            _ => None,
+        };
+        loop {
+            let slice = deadline.min(tokio::time::Instant::now() + WAIT_SLICE);
+            match tokio::time::timeout_at(slice, handle.tx.reserve()).await {
+                Ok(Ok(permit)) => return Slot::Free(permit),
+                Ok(Err(_closed)) => return Slot::Closed,
+                Err(_) if tokio::time::Instant::now() >= deadline => return Slot::StillFull,
+                Err(_) if sender.as_ref().is_some_and(|s| s.is_kicked()) => return Slot::SenderGone,
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Sends the server's own `cmd` (a session ended, an administrator's destroy, a stanza
+    /// handed on by a room that ended) to the room `node`, starting the room when `create`.
+    /// Never waits: a full queue gets the command from a task that waits for room, so the
+    /// caller (a session ending, a room ending) is not held up and nothing is lost.
     pub fn dispatch(self: &Arc<Self>, server: &Arc<Server>, node: &str, cmd: RoomCmd, create: bool) {
         let mut cmd = cmd;
         // Twice at most: a room that just shut down is replaced by a new one.
         for _ in 0..2 {
-            let handle = match self.rooms.get(node) {
-                Some(h) => h.clone(),
-                None if create => match self.create(server, node, &cmd) {
-                    Ok(Some(h)) => h,
-                    Ok(None) => continue,
-                    Err(e) => return reject(server, cmd, e),
-                },
-                None => return reject(server, cmd, StanzaError::item_not_found()),
+            let handle = match self.room_for(server, node, &cmd, create) {
+                Ok(Some(h)) => h,
+                Ok(None) => continue,
+                Err(e) => return reject(server, cmd, e),
             };
             match handle.tx.try_send(cmd) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(c)) => {
-                    return reject(
-                        server,
-                        c,
-                        StanzaError::resource_constraint().text("the room is too busy"),
-                    );
+                    let server = server.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = handle.tx.send(c).await {
+                            reject(&server, e.0, StanzaError::service_unavailable());
+                        }
+                    });
+                    return;
                 }
                 Err(mpsc::error::TrySendError::Closed(c)) => {
                     self.rooms.remove_if(node, |_, h| h.id == handle.id);
@@ -160,7 +279,7 @@ impl Service {
         let handle = match entry {
             dashmap::Entry::Occupied(o) => o.get().clone(),
             dashmap::Entry::Vacant(v) => {
-                let (tx, rx) = mpsc::channel(ROOM_INBOX);
+                let (tx, rx) = mpsc::channel(muc.room_queue_length.max(1));
                 let handle = RoomHandle {
                     id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
                     tx,
