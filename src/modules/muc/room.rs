@@ -996,8 +996,13 @@ impl Room {
                 );
             }
             self.subject = Some((Some(nick), text));
-            self.dirty = self.config.persistent;
-            self.send_all(&out);
+            if self.config.persistent {
+                // Announced once saved, so whoever saw it finds it after a restart.
+                self.dirty = true;
+                self.held.push(out);
+            } else {
+                self.send_all(&out);
+            }
             return;
         }
         let limit = self.config.history_length;
