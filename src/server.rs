@@ -2,7 +2,7 @@
 //! the module registry and the limiters. One `Arc<Server>` per process.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -39,6 +39,9 @@ pub struct Server {
     pub tls: ArcSwap<TlsContext>,
     /// Keys the deterministic fake SCRAM salt of unknown users, so probing cannot tell them apart.
     pub fake_salt_secret: Vec<u8>,
+    /// The iteration count most stored SCRAM credentials have (0: none stored yet), which
+    /// unknown users' stand-in credentials copy: see [`Server::fake_iterations`].
+    pub(crate) typical_iterations: AtomicU32,
     pub auth_failures_by_ip: WindowLimiter,
     pub auth_failures_by_account: WindowLimiter,
     pub registrations_by_ip: WindowLimiter,
@@ -80,7 +83,25 @@ impl Server {
             .set_max(config.registration.per_ip_per_hour);
         self.subscriptions_by_account.set_max(l.subscriptions_per_minute);
         self.connections
-            .set_limits(l.connections_per_ip, l.max_connections);
+            .set_limits(l.connections_per_ip, l.unauthenticated_per_ip, l.max_connections);
+    }
+
+    /// Iterations for the stand-in SCRAM credentials of an unknown user: what most real
+    /// accounts have, so the challenge does not single out unknown names after
+    /// `auth.scram_iterations` changed; the configured count while no account exists.
+    pub fn fake_iterations(&self) -> u32 {
+        match self.typical_iterations.load(Ordering::Relaxed) {
+            0 => self.config().auth.scram_iterations,
+            n => n,
+        }
+    }
+
+    /// Reads again from storage which iteration count most credentials have.
+    pub async fn refresh_typical_iterations(&self) {
+        match self.storage.most_common_iterations().await {
+            Ok(n) => self.typical_iterations.store(n.unwrap_or(0), Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "cannot read the usual SCRAM iteration count"),
+        }
     }
 
     /// Remembers the file the configuration came from, for reloads. Set once.

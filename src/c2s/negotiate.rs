@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jid::FullJid;
 use minidom::Element;
@@ -12,6 +13,7 @@ use crate::accounts::Account;
 use crate::c2s::auth::{self, AuthOutcome};
 use crate::c2s::stream::{Conn, ReadError, XmppStream};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
+use crate::limits::ConnectionSlot;
 use crate::sasl::ChannelBindings;
 use crate::server::Server;
 use crate::session::{BindOutcome, SessionLink};
@@ -57,6 +59,16 @@ pub fn session_limits(server: &Server) -> ParserLimits {
     }
 }
 
+/// How long negotiation may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// From the connection to the bound session.
+    pub total: Duration,
+    /// For each header or element (and the STARTTLS handshake): a connection that sends
+    /// (almost) nothing is let go long before `total`.
+    pub idle: Duration,
+}
+
 /// Negotiates a stream on `conn`. `None` when the stream ended (errors were already sent).
 pub async fn negotiate(
     server: &Arc<Server>,
@@ -65,9 +77,10 @@ pub async fn negotiate(
     ip: IpAddr,
     require_encryption: bool,
     conn_id: u64,
-    timeout: std::time::Duration,
+    deadlines: Deadlines,
+    slot: &mut ConnectionSlot,
 ) -> Option<Bound> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + deadlines.total;
     let cb = channel_bindings(tls, &conn);
     let mut state = State {
         ip,
@@ -80,6 +93,7 @@ pub async fn negotiate(
         tls: tls.clone(),
     };
     let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
+    stream.set_event_timeout(Some(deadlines.idle));
     loop {
         let Ok(result) = tokio::time::timeout_at(deadline, step(server, &mut stream, &mut state)).await
         else {
@@ -92,13 +106,31 @@ pub async fn negotiate(
             return None;
         };
         match result {
-            Ok(Step::Restart) => continue,
+            Ok(Step::Restart) => {
+                // Authenticated: the connection now counts among its address's sessions.
+                if let Err(refusal) = slot.authenticate(&server.connections) {
+                    tracing::info!(%ip, ?refusal, "authenticated connection refused: too many");
+                    stream
+                        .fail(&StreamError::with_text(
+                            StreamErrorCondition::PolicyViolation,
+                            "too many sessions from your address",
+                        ))
+                        .await;
+                    return None;
+                }
+                continue;
+            }
             Ok(Step::StartTls) => {
-                stream = tokio::time::timeout_at(deadline, starttls(server, stream, &mut state))
+                let handshake = deadline.min(tokio::time::Instant::now() + deadlines.idle);
+                stream = tokio::time::timeout_at(handshake, starttls(server, stream, &mut state))
                     .await
                     .ok()??;
+                stream.set_event_timeout(Some(deadlines.idle));
             }
-            Ok(Step::Bound(jid, link)) => return Some(Bound { stream, jid, link }),
+            Ok(Step::Bound(jid, link)) => {
+                stream.set_event_timeout(None);
+                return Some(Bound { stream, jid, link });
+            }
             Err(ReadError::Stream(e)) => {
                 tracing::debug!(%ip, error = %e, "negotiation failed");
                 stream.fail(&e).await;
@@ -314,9 +346,10 @@ fn features(server: &Server, tls: bool, state: &State) -> Element {
     if server.config().registration.enabled {
         f.append_child(Element::bare("register", ns::REGISTER_FEATURE));
     }
+    // Before authentication the server closes a connection silent for this long.
     f.append_child(stream_limits(
         server.config().limits.max_stanza_size_preauth,
-        server.config().limits.negotiation_timeout_secs,
+        server.config().limits.negotiation_idle_secs,
     ));
     f
 }
