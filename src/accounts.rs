@@ -2,8 +2,8 @@
 //! validation, credential derivation, and the storage calls.
 
 use crate::config::Config;
-use crate::server::Server;
 use crate::sasl::{self, HashAlg};
+use crate::server::Server;
 use crate::storage::{Storage, StorageError};
 
 /// Why an account operation failed; the messages are shown to users and admins as they are.
@@ -136,7 +136,11 @@ pub async fn delete(storage: &Storage, account: &Account) -> Result<(), AccountE
 /// An unknown account costs the same as a known one: the same two lookups, then the same
 /// key derivation, against stand-in credentials with the iteration count most accounts have
 /// (so the time of the answer does not tell whether the account exists).
-pub async fn check_password(server: &Server, account: &Account, password: &str) -> Result<bool, StorageError> {
+pub async fn check_password(
+    server: &Server,
+    account: &Account,
+    password: &str,
+) -> Result<bool, StorageError> {
     let storage = &server.storage;
     let sha256 = storage
         .get_credentials(&account.domain, &account.user, HashAlg::Sha256)
@@ -151,7 +155,7 @@ pub async fn check_password(server: &Server, account: &Account, password: &str) 
                 HashAlg::Sha256,
                 &server.fake_salt_secret,
                 &account.user,
-                server.fake_iterations(),
+                server.fake_iterations().await,
             ),
             false,
         ),

@@ -85,21 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         caps_ver,
     };
     server.apply_limits(&config);
-    server.refresh_typical_iterations().await;
     Ok(Arc::new(server))
-}
-
-/// Keeps the iteration count of unknown users' stand-in credentials following the accounts
-/// (new ones get `auth.scram_iterations`, old ones keep theirs until their password changes).
-async fn refresh_typical_iterations(server: Arc<Server>, mut stop: watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(Duration::from_secs(600));
-    every.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = every.tick() => server.refresh_typical_iterations().await,
-        }
-    }
 }
 
 /// Server-wide shutdown request (the admin shutdown command); `run` drains as on a signal.
@@ -145,7 +131,6 @@ pub async fn run(
         });
     }
     drop(done_tx);
-    accept_tasks.push(tokio::spawn(refresh_typical_iterations(server.clone(), stop_rx.clone())));
     tokio::select! {
         () = shutdown => {}
         () = SHUTDOWN.notified() => {}

@@ -338,7 +338,11 @@ mod tests {
             allowed += a;
         }
         seen.sort_unstable();
-        assert_eq!(seen, (1..=4000).collect::<Vec<u32>>(), "every caller got its own position");
+        assert_eq!(
+            seen,
+            (1..=4000).collect::<Vec<u32>>(),
+            "every caller got its own position"
+        );
         assert_eq!(allowed, 5, "try_record let exactly the limit through");
     }
 
@@ -350,7 +354,10 @@ mod tests {
         let _b = l.acquire(ip).unwrap();
         assert_eq!(l.acquire(ip).err(), Some(Refusal::PerIp));
         let _c = l.acquire("127.0.0.2".parse().unwrap()).unwrap();
-        assert_eq!(l.acquire("127.0.0.3".parse().unwrap()).err(), Some(Refusal::Total));
+        assert_eq!(
+            l.acquire("127.0.0.3".parse().unwrap()).err(),
+            Some(Refusal::Total)
+        );
         drop(a);
         let _d = l.acquire(ip).expect("a released slot is free again");
         assert_eq!(l.open_connections(), 3);
@@ -361,19 +368,33 @@ mod tests {
         let l = ConnectionLimiter::new(2, 1, 100);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let mut a = l.acquire(ip).unwrap();
-        assert_eq!(l.acquire(ip).err(), Some(Refusal::PerIp), "one negotiating at a time");
+        assert_eq!(
+            l.acquire(ip).err(),
+            Some(Refusal::PerIp),
+            "one negotiating at a time"
+        );
         a.authenticate(&l).unwrap();
-        let mut b = l.acquire(ip).expect("the authenticated one no longer counts as negotiating");
+        let mut b = l
+            .acquire(ip)
+            .expect("the authenticated one no longer counts as negotiating");
         b.authenticate(&l).unwrap();
         let mut c = l.acquire(ip).unwrap();
-        assert_eq!(c.authenticate(&l), Err(Refusal::PerIp), "two authenticated at most");
+        assert_eq!(
+            c.authenticate(&l),
+            Err(Refusal::PerIp),
+            "two authenticated at most"
+        );
         drop(c);
         drop(a);
         let mut d = l.acquire(ip).unwrap();
-        d.authenticate(&l).expect("a released authenticated place is free again");
+        d.authenticate(&l)
+            .expect("a released authenticated place is free again");
         drop((b, d));
         assert_eq!(l.open_connections(), 0);
-        assert!(l.open.is_empty(), "no entry left for an address without connections");
+        assert!(
+            l.open.is_empty(),
+            "no entry left for an address without connections"
+        );
     }
 
     #[test]
@@ -385,7 +406,11 @@ mod tests {
         l.set_limits(10, 2, 10);
         let _b = l.acquire(ip).expect("raised per-IP limit");
         l.set_limits(10, 2, 2);
-        assert_eq!(l.acquire("127.0.0.2".parse().unwrap()).err(), Some(Refusal::Total), "total lowered");
+        assert_eq!(
+            l.acquire("127.0.0.2".parse().unwrap()).err(),
+            Some(Refusal::Total),
+            "total lowered"
+        );
     }
 
     fn close(a: Duration, b: Duration) -> bool {

@@ -450,6 +450,20 @@ impl TestServer {
         c
     }
 
+    /// Raw socket to the c2s port from the local address `ip` (e.g. `127.0.0.2`).
+    pub async fn raw_from(&self, ip: &str) -> RawClient {
+        let ip = ip.parse().expect("an IP address");
+        RawClient::connect_from(self.c2s, ip, self.tls_config(), DOMAIN).await
+    }
+
+    /// [`Self::raw_starttls`] from the local address `ip`.
+    pub async fn raw_starttls_from(&self, ip: &str) -> RawClient {
+        let mut c = self.raw_from(ip).await;
+        c.open_stream().await;
+        c.starttls().await;
+        c
+    }
+
     /// Raw client on the c2s port after STARTTLS, SCRAM-SHA-1 login and bind.
     pub async fn raw_login(&self, user: &str, password: &str, resource: Option<&str>) -> RawClient {
         let mut c = self.raw().await;

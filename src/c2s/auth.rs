@@ -209,7 +209,8 @@ async fn exchange(
         None => None,
     };
     // Unknown users get stand-in credentials with the iteration count most accounts have.
-    let server_first = scram.server_first(creds, &server.fake_salt_secret, server.fake_iterations());
+    let iterations = server.fake_iterations().await;
+    let server_first = scram.server_first(creds, &server.fake_salt_secret, iterations);
     let client_final = match challenge(stream, &server_first).await? {
         Ok(data) => data,
         Err(f) => return Ok(Attempt::early(f)),
