@@ -28,7 +28,7 @@ pub struct Bound {
 }
 
 /// Where negotiation stands.
-struct State {
+struct State<'a> {
     ip: IpAddr,
     require_encryption: bool,
     cb: ChannelBindings,
@@ -38,6 +38,8 @@ struct State {
     conn_id: u64,
     /// The certificate snapshot this connection uses (STARTTLS, channel binding).
     tls: Arc<TlsContext>,
+    /// The connection's place under the limits; moves to the authenticated count at login.
+    slot: &'a mut ConnectionSlot,
 }
 
 /// Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5).
@@ -91,6 +93,7 @@ pub async fn negotiate(
         failed_auths: 0,
         conn_id,
         tls: tls.clone(),
+        slot,
     };
     let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
     stream.set_event_timeout(Some(deadlines.idle));
@@ -106,20 +109,7 @@ pub async fn negotiate(
             return None;
         };
         match result {
-            Ok(Step::Restart) => {
-                // Authenticated: the connection now counts among its address's sessions.
-                if let Err(refusal) = slot.authenticate(&server.connections) {
-                    tracing::info!(%ip, ?refusal, "authenticated connection refused: too many");
-                    stream
-                        .fail(&StreamError::with_text(
-                            StreamErrorCondition::PolicyViolation,
-                            "too many sessions from your address",
-                        ))
-                        .await;
-                    return None;
-                }
-                continue;
-            }
+            Ok(Step::Restart) => continue,
             Ok(Step::StartTls) => {
                 let handshake = deadline.min(tokio::time::Instant::now() + deadlines.idle);
                 stream = tokio::time::timeout_at(handshake, starttls(server, stream, &mut state))
@@ -149,7 +139,11 @@ enum Step {
 }
 
 /// Runs one stream: header, features, then elements until the stream restarts or binds.
-async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) -> Result<Step, ReadError> {
+async fn step(
+    server: &Arc<Server>,
+    stream: &mut XmppStream,
+    state: &mut State<'_>,
+) -> Result<Step, ReadError> {
     let header = match stream.next_event().await? {
         StreamEvent::Header(h) => h,
         _ => {
@@ -208,6 +202,16 @@ async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) 
             .await?
             {
                 AuthOutcome::Success(account) => {
+                    // Authenticated: the connection now counts among its address's sessions,
+                    // unless they are already as many as allowed.
+                    if state.slot.authenticate(&server.connections).is_err() {
+                        tracing::info!(ip = %state.ip, jid = %account, "login refused: too many sessions from the address");
+                        stream.discard_queued();
+                        return Err(ReadError::Stream(StreamError::with_text(
+                            StreamErrorCondition::PolicyViolation,
+                            "too many sessions from your address",
+                        )));
+                    }
                     state.account = Some(account);
                     stream.flush().await.map_err(|_| ReadError::Io)?;
                     stream.restart(session_limits(server));
@@ -253,7 +257,7 @@ async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) 
 fn accept_header(
     server: &Server,
     stream: &mut XmppStream,
-    state: &mut State,
+    state: &mut State<'_>,
     header: &StreamHeader,
 ) -> Result<(), ReadError> {
     let fail = |c, t: &str| Err(ReadError::Stream(StreamError::with_text(c, t)));
@@ -300,7 +304,7 @@ fn accept_header(
 }
 
 /// The `<stream:features/>` for the current stage.
-fn features(server: &Server, tls: bool, state: &State) -> Element {
+fn features(server: &Server, tls: bool, state: &State<'_>) -> Element {
     let mut f = Element::bare("features", ns::STREAM);
     let limits = server.config().limits.max_stanza_size;
     if state.account.is_some() {
@@ -383,7 +387,7 @@ fn caps(server: &Server) -> Element {
 async fn negotiation_iq(
     server: &Arc<Server>,
     stream: &mut XmppStream,
-    state: &mut State,
+    state: &mut State<'_>,
     iq: &Element,
 ) -> Result<Option<Step>, ReadError> {
     let Some(account) = state.account.clone() else {
@@ -468,7 +472,7 @@ fn generated_resource() -> String {
 }
 
 /// Upgrades the socket to TLS after `<proceed/>` and starts a fresh stream on it.
-async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State) -> Option<XmppStream> {
+async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State<'_>) -> Option<XmppStream> {
     let domain = stream.domain.clone();
     let Conn::Plain(tcp) = stream.into_conn() else {
         return None;

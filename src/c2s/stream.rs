@@ -214,6 +214,11 @@ impl XmppStream {
         std::mem::take(&mut self.bytes_read)
     }
 
+    /// Drops what was queued and not yet flushed (an answer that must not go out after all).
+    pub fn discard_queued(&mut self) {
+        self.out.clear();
+    }
+
     /// Buffers raw XML for the next flush.
     pub fn queue_raw(&mut self, data: &str) {
         self.out.extend_from_slice(data.as_bytes());
