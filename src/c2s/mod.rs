@@ -70,9 +70,12 @@ pub async fn serve(
         &tls,
         conn,
         peer.ip(),
-        require_encryption,
         conn_id,
-        negotiate::Deadlines { total: timeout, idle },
+        negotiate::Rules {
+            require_encryption,
+            total: timeout,
+            idle,
+        },
         &mut slot,
     ))
     .await

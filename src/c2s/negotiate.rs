@@ -61,9 +61,11 @@ pub fn session_limits(server: &Server) -> ParserLimits {
     }
 }
 
-/// How long negotiation may take.
+/// What the listener and the limits ask of a negotiation.
 #[derive(Debug, Clone, Copy)]
-pub struct Deadlines {
+pub struct Rules {
+    /// Refuse authentication before TLS.
+    pub require_encryption: bool,
     /// From the connection to the bound session.
     pub total: Duration,
     /// For each header or element (and the STARTTLS handshake): a connection that sends
@@ -77,16 +79,15 @@ pub async fn negotiate(
     tls: &Arc<TlsContext>,
     conn: Conn,
     ip: IpAddr,
-    require_encryption: bool,
     conn_id: u64,
-    deadlines: Deadlines,
+    rules: Rules,
     slot: &mut ConnectionSlot,
 ) -> Option<Bound> {
-    let deadline = tokio::time::Instant::now() + deadlines.total;
+    let deadline = tokio::time::Instant::now() + rules.total;
     let cb = channel_bindings(tls, &conn);
     let mut state = State {
         ip,
-        require_encryption,
+        require_encryption: rules.require_encryption,
         cb,
         account: None,
         domain: server.default_domain().to_string(),
@@ -96,7 +97,7 @@ pub async fn negotiate(
         slot,
     };
     let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
-    stream.set_event_timeout(Some(deadlines.idle));
+    stream.set_event_timeout(Some(rules.idle));
     loop {
         let Ok(result) = tokio::time::timeout_at(deadline, step(server, &mut stream, &mut state)).await
         else {
@@ -111,11 +112,11 @@ pub async fn negotiate(
         match result {
             Ok(Step::Restart) => continue,
             Ok(Step::StartTls) => {
-                let handshake = deadline.min(tokio::time::Instant::now() + deadlines.idle);
+                let handshake = deadline.min(tokio::time::Instant::now() + rules.idle);
                 stream = tokio::time::timeout_at(handshake, starttls(server, stream, &mut state))
                     .await
                     .ok()??;
-                stream.set_event_timeout(Some(deadlines.idle));
+                stream.set_event_timeout(Some(rules.idle));
             }
             Ok(Step::Bound(jid, link)) => {
                 stream.set_event_timeout(None);
