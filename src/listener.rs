@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing::Instrument;
 
 use tokio::net::TcpListener;
@@ -58,6 +59,7 @@ pub async fn accept_c2s(
     let require_encryption = bound.config.require_encryption;
     let index = bound.index;
     let mut stop = shutdown.clone();
+    let draining = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             _ = stop.changed() => break,
@@ -76,7 +78,7 @@ pub async fn accept_c2s(
             Ok(slot) => slot,
             Err(refusal) => {
                 tracing::warn!(%peer, ?refusal, "connection refused: too many connections");
-                refuse(tcp, refusal, direct_tls);
+                refuse(tcp, refusal, direct_tls, &draining);
                 continue;
             }
         };
@@ -117,16 +119,28 @@ fn refusal_error(refusal: Refusal) -> &'static str {
     }
 }
 
+/// Refused connections being drained at most at once (per listener); past it a refused
+/// client still gets its error, but the socket is closed at once.
+const MAX_DRAINING: usize = 1024;
+
 /// Tells a refused client why, cheaply: one non-blocking write of a fixed string into the
 /// empty socket buffer, then a short task that drains what the client sends until it closes
 /// (closing with unread input would reset the connection and could destroy the error in
 /// flight). A direct-TLS client cannot read plaintext: it is just closed.
-fn refuse(tcp: tokio::net::TcpStream, refusal: Refusal, direct_tls: bool) {
+fn refuse(tcp: tokio::net::TcpStream, refusal: Refusal, direct_tls: bool, draining: &Arc<AtomicUsize>) {
     if direct_tls {
         return;
     }
     let _ = tcp.try_write(refusal_error(refusal).as_bytes());
-    tokio::spawn(drain_and_close(tcp));
+    if draining.fetch_add(1, Ordering::AcqRel) >= MAX_DRAINING {
+        draining.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let draining = draining.clone();
+    tokio::spawn(async move {
+        drain_and_close(tcp).await;
+        draining.fetch_sub(1, Ordering::AcqRel);
+    });
 }
 
 /// Reads and discards for at most two seconds (and 64 KiB), after closing our side.
