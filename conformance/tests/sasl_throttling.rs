@@ -19,10 +19,14 @@ use conformance::{ChannelBindingMode, RawClient, SaslFailure, ScramHash, TestSer
 
 /// The longest answer delay of the policy, and what a test allows on top for a loaded machine.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-const SLACK: Duration = Duration::from_millis(700);
+const SLACK: Duration = Duration::from_secs(1);
+/// The backoff's first step: an answer faster than this was not held back.
+const FIRST_STEP: Duration = Duration::from_millis(250);
 
+/// A server with alice. The fewest PBKDF2 iterations RFC 7677 allows keep a PLAIN check
+/// (its key derivation, in a debug build) well under the backoff's first step.
 async fn with_alice() -> TestServer {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|c| c.extra_toml = "[auth]\nscram_iterations = 4096\n".into()).await;
     server.add_user("alice", "secret").await;
     server
 }
@@ -250,7 +254,7 @@ async fn rfc6120_13_9_simultaneous_guesses_counted_atomically() {
         took.push(d);
     }
     took.sort();
-    let early = took.iter().filter(|d| **d < Duration::from_millis(240)).count();
+    let early = took.iter().filter(|d| **d < FIRST_STEP).count();
     assert!(
         early <= 5,
         "{early} of 20 simultaneous guesses passed as free: {took:?}"
@@ -301,7 +305,7 @@ async fn rfc6120_6_4_5_refusals_without_password_check_not_counted() {
             let (cond, took) = timed_refusal(&mut c, mechanism, payload).await;
             assert_eq!(cond, expected, "{mechanism} {payload:?}");
             assert!(
-                took < Duration::from_millis(240),
+                took < FIRST_STEP,
                 "round {round}: {mechanism} refused after {took:?}: held back"
             );
         }
@@ -313,14 +317,14 @@ async fn rfc6120_6_4_5_refusals_without_password_check_not_counted() {
         c.send(format!("<abort xmlns='{}'/>", ns::SASL)).await;
         let e = c.expect_element().await;
         assert!(e.is("failure", ns::SASL) && e.has_child("aborted", ns::SASL));
-        assert!(started.elapsed() < Duration::from_millis(240), "abort held back");
+        assert!(started.elapsed() < FIRST_STEP, "abort held back");
     }
     let mut g = Guesser::new("127.0.0.7");
     for i in 0..4 {
         let (r, t) = g.guess(&server, "alice", "typo").await;
         assert_wrong(&r, "typo");
         assert!(
-            t < Duration::from_millis(240),
+            t < FIRST_STEP,
             "wrong password {} held back ({t:?}): refusals were counted",
             i + 1
         );
@@ -328,8 +332,5 @@ async fn rfc6120_6_4_5_refusals_without_password_check_not_counted() {
     let mut c = server.raw_starttls_from("127.0.0.7").await;
     let (r, t) = timed_plain(&mut c, "alice", "secret").await;
     r.expect("right password");
-    assert!(
-        t < Duration::from_millis(240),
-        "the right password was held back ({t:?})"
-    );
+    assert!(t < FIRST_STEP, "the right password was held back ({t:?})");
 }

@@ -269,7 +269,11 @@ async fn reopen_keeps_data(db: &TestDb) {
 
 async fn most_common_iterations(db: &TestDb) {
     let s = db.open().await;
-    assert_eq!(s.most_common_iterations().await.unwrap(), None, "no credentials yet");
+    assert_eq!(
+        s.most_common_iterations().await.unwrap(),
+        None,
+        "no credentials yet"
+    );
     // creds(_, seed) has 4096 + seed iterations: two accounts with seed 1 (four rows), one
     // with seed 9 (two rows).
     for user in ["alice", "bob"] {
