@@ -56,6 +56,7 @@ async fn rfc6120_13_9_plain_unknown_user_takes_as_long_as_known() {
     }
     let (k, u) = (median(known.clone()), median(unknown.clone()));
     let ratio = u.as_secs_f64() / k.as_secs_f64();
+    eprintln!("PLAIN median: existing account {k:?}, unknown user {u:?} (ratio {ratio:.2})");
     assert!(
         (1.0 / 1.6..=1.6).contains(&ratio),
         "median answer for an unknown user {u:?} vs an existing one {k:?} (ratio {ratio:.2}): \
