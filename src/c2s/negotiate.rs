@@ -110,7 +110,9 @@ pub async fn negotiate(
             return None;
         };
         match result {
-            Ok(Step::Restart) => continue,
+            // Authenticated: the idle limit for unauthenticated connections no longer applies
+            // (XEP-0478 now advertises the session's idle time); the overall deadline does.
+            Ok(Step::Restart) => stream.set_event_timeout(None),
             Ok(Step::StartTls) => {
                 let handshake = deadline.min(tokio::time::Instant::now() + rules.idle);
                 stream = tokio::time::timeout_at(handshake, starttls(server, stream, &mut state))
