@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::sasl::{self, HashAlg};
+use crate::server::Server;
 use crate::storage::{Storage, StorageError};
 
 /// Why an account operation failed; the messages are shown to users and admins as they are.
@@ -70,12 +71,18 @@ impl Account {
     }
 }
 
-fn credentials_for(password: &str, config: &Config) -> Result<Vec<sasl::ScramCredentials>, AccountError> {
+/// Whether `password` may be set: long enough, and SASLprep accepts it.
+pub fn validate_password(password: &str, config: &Config) -> Result<(), AccountError> {
     let min = config.registration.min_password_length;
     if password.chars().count() < min {
         return Err(AccountError::WeakPassword(min));
     }
     sasl::prepare_password(password).map_err(|_| AccountError::InvalidPassword)?;
+    Ok(())
+}
+
+fn credentials_for(password: &str, config: &Config) -> Result<Vec<sasl::ScramCredentials>, AccountError> {
+    validate_password(password, config)?;
     let iterations = config.auth.scram_iterations;
     Ok(HashAlg::ALL
         .iter()
@@ -125,18 +132,34 @@ pub async fn delete(storage: &Storage, account: &Account) -> Result<(), AccountE
 }
 
 /// Checks a plaintext password against the stored SCRAM credentials (for SASL PLAIN).
+///
+/// An unknown account costs the same as a known one: the same two lookups, then the same
+/// key derivation, against stand-in credentials with the iteration count most accounts have
+/// (so the time of the answer does not tell whether the account exists).
 pub async fn check_password(
-    storage: &Storage,
+    server: &Server,
     account: &Account,
     password: &str,
 ) -> Result<bool, StorageError> {
-    for alg in [HashAlg::Sha256, HashAlg::Sha1] {
-        if let Some(creds) = storage
-            .get_credentials(&account.domain, &account.user, alg)
-            .await?
-        {
-            return Ok(sasl::verify_password(&creds, password));
-        }
-    }
-    Ok(false)
+    let storage = &server.storage;
+    let sha256 = storage
+        .get_credentials(&account.domain, &account.user, HashAlg::Sha256)
+        .await?;
+    let sha1 = storage
+        .get_credentials(&account.domain, &account.user, HashAlg::Sha1)
+        .await?;
+    let (creds, known) = match sha256.or(sha1) {
+        Some(c) => (c, true),
+        None => (
+            sasl::fake_credentials(
+                HashAlg::Sha256,
+                &server.fake_salt_secret,
+                &account.user,
+                server.fake_iterations().await,
+            ),
+            false,
+        ),
+    };
+    // Stand-in keys are random, so this is false for them; `known` only makes it certain.
+    Ok(sasl::verify_password(&creds, password) & known)
 }

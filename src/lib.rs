@@ -69,7 +69,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         auth_failures_by_account: WindowLimiter::new(0, minute),
         registrations_by_ip: WindowLimiter::new(0, hour),
         subscriptions_by_account: WindowLimiter::new(0, minute),
-        connections: ConnectionLimiter::new(0, 0),
+        connections: ConnectionLimiter::new(0, 0, 0),
         sessions: session::SessionTable::new(),
         domains: config.domains.clone(),
         live_config: arc_swap::ArcSwap::from_pointee(config.clone()),
@@ -80,6 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         registry,
         tls: arc_swap::ArcSwap::from_pointee(tls),
         fake_salt_secret,
+        typical_iterations: Default::default(),
         started: Instant::now(),
         caps_ver,
     };

@@ -47,28 +47,41 @@ impl WindowLimiter {
         }
     }
 
-    /// Counts one event for `key`.
-    pub fn record(&self, key: &str) {
+    /// Counts one event for `key`; returns the count including it. Atomic: concurrent
+    /// callers each get their own position, so none can slip under a limit together.
+    pub fn record(&self, key: &str) -> u32 {
+        self.update(key, |_| true)
+    }
+
+    /// Counts one event for `key` if it is still allowed; `false` when over the limit.
+    /// The check and the count are one step (under the key's lock).
+    pub fn try_record(&self, key: &str) -> bool {
+        let max = self.max();
+        let mut allowed = false;
+        self.update(key, |n| {
+            allowed = n < max;
+            allowed
+        });
+        allowed
+    }
+
+    /// Increments `key`'s count when `add` (given the current count) says so; the new count.
+    fn update(&self, key: &str, add: impl FnOnce(u32) -> bool) -> u32 {
         let now = Instant::now();
         let mut entry = self.counts.entry(key.to_string()).or_insert((now, 0));
         if entry.0.elapsed() >= self.period {
             *entry = (now, 0);
         }
-        entry.1 = entry.1.saturating_add(1);
+        if add(entry.1) {
+            entry.1 = entry.1.saturating_add(1);
+        }
+        let n = entry.1;
         drop(entry);
         // Keep the map small without a background task: sweep expired keys now and then.
         if self.counts.len() > 10_000 {
             self.counts.retain(|_, (start, _)| start.elapsed() < self.period);
         }
-    }
-
-    /// Counts one event for `key` if it is still allowed; `false` when over the limit.
-    pub fn try_record(&self, key: &str) -> bool {
-        if !self.allowed(key) {
-            return false;
-        }
-        self.record(key);
-        true
+        n
     }
 
     /// Forgets `key` (a successful login clears the account's failures).
@@ -77,62 +90,112 @@ impl WindowLimiter {
     }
 }
 
-/// Counts open connections per IP address and in all.
+/// Why a connection was refused (its stream error says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its address has as many connections of that kind as it may.
+    PerIp,
+    /// The server has as many connections as it may.
+    Total,
+}
+
+/// Connections of one address: still negotiating, and authenticated.
+#[derive(Debug, Default, Clone, Copy)]
+struct PerIp {
+    pending: usize,
+    authenticated: usize,
+}
+
+/// Counts open connections: in all, and per IP address separately for those still
+/// negotiating and those authenticated, so slow unauthenticated connections from an address
+/// cannot take the places of its logged-in users (nor the reverse).
 pub struct ConnectionLimiter {
+    /// Authenticated connections per address.
     per_ip: AtomicUsize,
+    /// Unauthenticated (negotiating) connections per address.
+    pending_per_ip: AtomicUsize,
     total: AtomicUsize,
-    open: Arc<DashMap<IpAddr, usize>>,
+    open: Arc<DashMap<IpAddr, PerIp>>,
     count: Arc<AtomicUsize>,
 }
 
-/// Held for the life of a connection; releases its slot when dropped.
+/// Held for the life of a connection; releases its place when dropped.
 pub struct ConnectionSlot {
     ip: IpAddr,
-    open: Arc<DashMap<IpAddr, usize>>,
+    authenticated: bool,
+    open: Arc<DashMap<IpAddr, PerIp>>,
     count: Arc<AtomicUsize>,
+}
+
+impl ConnectionSlot {
+    /// Moves the connection from its address's negotiating ones to its authenticated ones,
+    /// or refuses when the address already has as many authenticated connections as allowed
+    /// (the connection then stays counted as negotiating until it closes).
+    pub fn authenticate(&mut self, limiter: &ConnectionLimiter) -> Result<(), Refusal> {
+        if self.authenticated {
+            return Ok(());
+        }
+        let max = limiter.per_ip.load(Ordering::Relaxed);
+        let mut n = self.open.entry(self.ip).or_default();
+        if n.authenticated >= max {
+            return Err(Refusal::PerIp);
+        }
+        n.pending = n.pending.saturating_sub(1);
+        n.authenticated += 1;
+        self.authenticated = true;
+        Ok(())
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::AcqRel);
+        let authenticated = self.authenticated;
         self.open.remove_if_mut(&self.ip, |_, n| {
-            *n -= 1;
-            *n == 0
+            if authenticated {
+                n.authenticated = n.authenticated.saturating_sub(1);
+            } else {
+                n.pending = n.pending.saturating_sub(1);
+            }
+            n.pending == 0 && n.authenticated == 0
         });
     }
 }
 
 impl ConnectionLimiter {
-    pub fn new(per_ip: usize, total: usize) -> Self {
+    pub fn new(per_ip: usize, pending_per_ip: usize, total: usize) -> Self {
         ConnectionLimiter {
             per_ip: AtomicUsize::new(per_ip),
+            pending_per_ip: AtomicUsize::new(pending_per_ip),
             total: AtomicUsize::new(total),
             open: Arc::new(DashMap::new()),
             count: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Changes both limits. Connections already open stay, even when now over a limit.
-    pub fn set_limits(&self, per_ip: usize, total: usize) {
+    /// Changes the limits. Connections already open stay, even when now over a limit.
+    pub fn set_limits(&self, per_ip: usize, pending_per_ip: usize, total: usize) {
         self.per_ip.store(per_ip, Ordering::Relaxed);
+        self.pending_per_ip.store(pending_per_ip, Ordering::Relaxed);
         self.total.store(total, Ordering::Relaxed);
     }
 
-    /// Takes a slot for `ip`, or `None` when it or the server is at its limit.
-    pub fn acquire(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+    /// Takes a place for a new (unauthenticated) connection from `ip`.
+    pub fn acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
         if self.count.fetch_add(1, Ordering::AcqRel) >= self.total.load(Ordering::Relaxed) {
             self.count.fetch_sub(1, Ordering::AcqRel);
-            return None;
+            return Err(Refusal::Total);
         }
-        let mut n = self.open.entry(ip).or_insert(0);
-        if *n >= self.per_ip.load(Ordering::Relaxed) {
+        let mut n = self.open.entry(ip).or_default();
+        if n.pending >= self.pending_per_ip.load(Ordering::Relaxed) {
             drop(n);
             self.count.fetch_sub(1, Ordering::AcqRel);
-            return None;
+            return Err(Refusal::PerIp);
         }
-        *n += 1;
-        Some(ConnectionSlot {
+        n.pending += 1;
+        Ok(ConnectionSlot {
             ip,
+            authenticated: false,
             open: self.open.clone(),
             count: self.count.clone(),
         })
@@ -255,29 +318,99 @@ mod tests {
     }
 
     #[test]
+    fn window_counts_are_atomic_under_contention() {
+        let l = Arc::new(WindowLimiter::new(5, Duration::from_secs(60)));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let l = l.clone();
+                std::thread::spawn(move || {
+                    let counts: Vec<u32> = (0..500).map(|_| l.record("k")).collect();
+                    let allowed = (0..50).filter(|_| l.try_record("t")).count();
+                    (counts, allowed)
+                })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        let mut allowed = 0;
+        for t in threads {
+            let (counts, a) = t.join().unwrap();
+            seen.extend(counts);
+            allowed += a;
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (1..=4000).collect::<Vec<u32>>(),
+            "every caller got its own position"
+        );
+        assert_eq!(allowed, 5, "try_record let exactly the limit through");
+    }
+
+    #[test]
     fn connection_slots_are_released_on_drop() {
-        let l = ConnectionLimiter::new(2, 3);
+        let l = ConnectionLimiter::new(10, 2, 3);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let a = l.acquire(ip).unwrap();
         let _b = l.acquire(ip).unwrap();
-        assert!(l.acquire(ip).is_none());
+        assert_eq!(l.acquire(ip).err(), Some(Refusal::PerIp));
         let _c = l.acquire("127.0.0.2".parse().unwrap()).unwrap();
-        assert!(l.acquire("127.0.0.3".parse().unwrap()).is_none());
+        assert_eq!(
+            l.acquire("127.0.0.3".parse().unwrap()).err(),
+            Some(Refusal::Total)
+        );
         drop(a);
         let _d = l.acquire(ip).expect("a released slot is free again");
         assert_eq!(l.open_connections(), 3);
     }
 
     #[test]
+    fn authenticated_connections_leave_the_negotiating_count() {
+        let l = ConnectionLimiter::new(2, 1, 100);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut a = l.acquire(ip).unwrap();
+        assert_eq!(
+            l.acquire(ip).err(),
+            Some(Refusal::PerIp),
+            "one negotiating at a time"
+        );
+        a.authenticate(&l).unwrap();
+        let mut b = l
+            .acquire(ip)
+            .expect("the authenticated one no longer counts as negotiating");
+        b.authenticate(&l).unwrap();
+        let mut c = l.acquire(ip).unwrap();
+        assert_eq!(
+            c.authenticate(&l),
+            Err(Refusal::PerIp),
+            "two authenticated at most"
+        );
+        drop(c);
+        drop(a);
+        let mut d = l.acquire(ip).unwrap();
+        d.authenticate(&l)
+            .expect("a released authenticated place is free again");
+        drop((b, d));
+        assert_eq!(l.open_connections(), 0);
+        assert!(
+            l.open.is_empty(),
+            "no entry left for an address without connections"
+        );
+    }
+
+    #[test]
     fn connection_limits_change_live() {
-        let l = ConnectionLimiter::new(1, 10);
+        let l = ConnectionLimiter::new(10, 1, 10);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let _a = l.acquire(ip).unwrap();
-        assert!(l.acquire(ip).is_none());
-        l.set_limits(2, 10);
+        assert!(l.acquire(ip).is_err());
+        l.set_limits(10, 2, 10);
         let _b = l.acquire(ip).expect("raised per-IP limit");
-        l.set_limits(2, 2);
-        assert!(l.acquire("127.0.0.2".parse().unwrap()).is_none(), "total lowered");
+        l.set_limits(10, 2, 2);
+        assert_eq!(
+            l.acquire("127.0.0.2".parse().unwrap()).err(),
+            Some(Refusal::Total),
+            "total lowered"
+        );
     }
 
     fn close(a: Duration, b: Duration) -> bool {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
 
@@ -39,6 +39,10 @@ pub struct Server {
     pub tls: ArcSwap<TlsContext>,
     /// Keys the deterministic fake SCRAM salt of unknown users, so probing cannot tell them apart.
     pub fake_salt_secret: Vec<u8>,
+    /// The iteration count most stored SCRAM credentials have (0: none seen) and when it was
+    /// read, for unknown users' stand-in credentials: see [`Server::fake_iterations`].
+    /// Never held across an await.
+    pub(crate) typical_iterations: std::sync::RwLock<(u32, Option<Instant>)>,
     pub auth_failures_by_ip: WindowLimiter,
     pub auth_failures_by_account: WindowLimiter,
     pub registrations_by_ip: WindowLimiter,
@@ -80,7 +84,35 @@ impl Server {
             .set_max(config.registration.per_ip_per_hour);
         self.subscriptions_by_account.set_max(l.subscriptions_per_minute);
         self.connections
-            .set_limits(l.connections_per_ip, l.max_connections);
+            .set_limits(l.connections_per_ip, l.unauthenticated_per_ip, l.max_connections);
+    }
+
+    /// Iterations for the stand-in SCRAM credentials of an unknown user: what most real
+    /// accounts have, so the challenge does not single out unknown names after
+    /// `auth.scram_iterations` changed (new accounts get the new count, old ones keep
+    /// theirs). Read from storage again when older than ten minutes, and while no account
+    /// was seen (accounts are also added by the CLI, another process); the configured count
+    /// while none exists.
+    pub async fn fake_iterations(&self) -> u32 {
+        const MAX_AGE: Duration = Duration::from_secs(600);
+        let fresh = self
+            .typical_iterations
+            .read()
+            .is_ok_and(|t| t.0 != 0 && t.1.is_some_and(|at| at.elapsed() < MAX_AGE));
+        if !fresh {
+            match self.storage.most_common_iterations().await {
+                Ok(n) => {
+                    if let Ok(mut t) = self.typical_iterations.write() {
+                        *t = (n.unwrap_or(0), Some(Instant::now()));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the usual SCRAM iteration count"),
+            }
+        }
+        match self.typical_iterations.read().map(|t| t.0).unwrap_or(0) {
+            0 => self.config().auth.scram_iterations,
+            n => n,
+        }
     }
 
     /// Remembers the file the configuration came from, for reloads. Set once.

@@ -376,6 +376,7 @@ per_ip_per_hour = 100000000
 min_password_length = 1
 [limits]
 connections_per_ip = 1000000
+unauthenticated_per_ip = 1000000
 max_connections = 1000000
 [auth]
 failures_per_ip_per_minute = 1000000

@@ -191,6 +191,26 @@ impl RawClient {
         Self::from_conn(Conn::Plain(tcp), tls_config, domain)
     }
 
+    /// Plain TCP connection from a chosen local address: on Linux every 127.x.y.z is a
+    /// loopback address of its own, so tests can play several clients' IP addresses.
+    pub async fn connect_from(
+        addr: SocketAddr,
+        local: std::net::IpAddr,
+        tls_config: Arc<ClientConfig>,
+        domain: &str,
+    ) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .unwrap_or_else(|e| panic!("bind {local}: {e}"));
+        let tcp = socket
+            .connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr} from {local}: {e}"));
+        tcp.set_nodelay(true).ok();
+        Self::from_conn(Conn::Plain(tcp), tls_config, domain)
+    }
+
     /// TCP + immediate TLS handshake (XEP-0368 direct TLS).
     pub async fn connect_direct_tls(addr: SocketAddr, tls_config: Arc<ClientConfig>, domain: &str) -> Self {
         let tcp = TcpStream::connect(addr)

@@ -40,6 +40,8 @@ pub struct Config {
     pub admins: Vec<String>,
     /// Raw TOML lines placed inside the `[limits]` table (e.g. `throttle_disconnect_secs = 2`).
     pub limits_toml: String,
+    /// Raw TOML lines placed inside the `[registration]` table (e.g. `per_ip_per_hour = 2`).
+    pub registration_toml: String,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             extra_toml: String::new(),
             admins: Vec::new(),
             limits_toml: String::new(),
+            registration_toml: String::new(),
         }
     }
 }
@@ -94,6 +97,7 @@ address = "127.0.0.1:0"
 
 [registration]
 enabled = {reg}
+{registration}
 
 [limits]
 max_stanza_size = {max}
@@ -111,6 +115,7 @@ level = {level}
             reg = self.registration,
             max = self.max_stanza_size,
             limits = self.limits_toml,
+            registration = self.registration_toml,
             level = q(&self.log_level),
             extra = self.extra_toml,
         )
@@ -445,6 +450,20 @@ impl TestServer {
     /// (features after TLS in `.features`), not authenticated.
     pub async fn raw_starttls(&self) -> RawClient {
         let mut c = self.raw().await;
+        c.open_stream().await;
+        c.starttls().await;
+        c
+    }
+
+    /// Raw socket to the c2s port from the local address `ip` (e.g. `127.0.0.2`).
+    pub async fn raw_from(&self, ip: &str) -> RawClient {
+        let ip = ip.parse().expect("an IP address");
+        RawClient::connect_from(self.c2s, ip, self.tls_config(), DOMAIN).await
+    }
+
+    /// [`Self::raw_starttls`] from the local address `ip`.
+    pub async fn raw_starttls_from(&self, ip: &str) -> RawClient {
+        let mut c = self.raw_from(ip).await;
         c.open_stream().await;
         c.starttls().await;
         c

@@ -1,7 +1,7 @@
 //! RFC 6120 §13.12 (denial of service): stanza size and nesting limits
 //! enforced with <policy-violation/> (§4.9.3.18), before and after auth.
 
-use conformance::{Incoming, SILENCE, TestServer, ns, xml};
+use conformance::{SILENCE, TestServer, ns, xml};
 
 // Before authentication the server uses a small limit (10000 bytes): a 20 kB
 // element is refused with <policy-violation/>.
@@ -32,7 +32,8 @@ async fn rfc6120_13_12_pre_auth_size_limit_unterminated() {
     e.assert_condition(&["policy-violation"]);
 }
 
-// An oversized stream header (before anything is negotiated) is refused.
+// An oversized stream header (before anything is negotiated) is refused with a stream error,
+// <policy-violation/> (RFC 6120 §4.9.3.18), not a bare close: our header, the error, the end.
 #[tokio::test]
 async fn rfc6120_13_12_oversized_stream_header() {
     let server = TestServer::start().await;
@@ -44,22 +45,8 @@ async fn rfc6120_13_12_oversized_stream_header() {
             "y".repeat(30_000)
         ))
         .await;
-    loop {
-        match c.next().await {
-            Incoming::Header(_) => continue,
-            Incoming::Element(e) if e.is("error", ns::STREAM) => {
-                assert_eq!(
-                    xml::stream_error_condition(&e).as_deref(),
-                    Some("policy-violation"),
-                    "{}",
-                    xml::to_string(&e)
-                );
-                break;
-            }
-            Incoming::Element(e) => panic!("oversized header accepted: {}", xml::to_string(&e)),
-            Incoming::StreamEnd | Incoming::Closed => break,
-        }
-    }
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["policy-violation"]);
 }
 
 // After authentication `limits.max_stanza_size` applies: a stanza under the
@@ -127,8 +114,24 @@ async fn rfc6120_13_12_deep_nesting() {
     e.assert_condition(&["policy-violation"]);
 }
 
-// XEP-0478: stream limits advertised in the features match what is enforced:
-// 10000 bytes before authentication, `max_stanza_size` after.
+/// `(max-bytes, idle-seconds)` of the XEP-0478 `<limits/>` in `features`, both required.
+fn stream_limits(features: &conformance::Element, stage: &str) -> (u64, u64) {
+    let limits = features
+        .get_child("limits", "urn:xmpp:stream-limits:0")
+        .unwrap_or_else(|| panic!("no XEP-0478 <limits/> {stage}: {}", xml::to_string(features)));
+    let number = |name: &str| -> u64 {
+        limits
+            .get_child(name, "urn:xmpp:stream-limits:0")
+            .and_then(|e| e.text().trim().parse().ok())
+            .unwrap_or_else(|| panic!("no <{name}/> {stage}: {}", xml::to_string(limits)))
+    };
+    (number("max-bytes"), number("idle-seconds"))
+}
+
+// XEP-0478: stream limits advertised in the features match what is enforced: 10000 bytes
+// before authentication and `max_stanza_size` after; idle-seconds is the silence after which
+// a connection is closed before login (`negotiation_idle_secs`), and after login the silence
+// after which the server checks the connection with a ping (`idle_ping_secs`).
 #[tokio::test]
 async fn xep0478_stream_limits_advertised() {
     let server = TestServer::start_with(|c| c.max_stanza_size = 50_000).await;
@@ -144,24 +147,57 @@ async fn xep0478_stream_limits_advertised() {
     .await
     .expect("login");
     let post = c.restart_stream().await;
-    let max_bytes = |f: &conformance::Element| -> Option<u64> {
-        f.get_child("limits", "urn:xmpp:stream-limits:0")?
-            .get_child("max-bytes", "urn:xmpp:stream-limits:0")?
-            .text()
-            .trim()
-            .parse()
-            .ok()
-    };
-    let (Some(pre_max), Some(post_max)) = (max_bytes(&pre), max_bytes(&post)) else {
-        // XEP-0478 is optional; without it there is nothing to compare.
-        assert!(
-            max_bytes(&pre).is_none() && max_bytes(&post).is_none(),
-            "limits advertised on only one of the streams"
-        );
-        return;
-    };
+    let (pre_max, pre_idle) = stream_limits(&pre, "before authentication");
+    let (post_max, post_idle) = stream_limits(&post, "after authentication");
     assert_eq!(pre_max, 10_000, "pre-auth limit");
     assert_eq!(post_max, 50_000, "post-auth limit must be limits.max_stanza_size");
+    assert_eq!(pre_idle, 10, "before login: negotiation_idle_secs");
+    assert_eq!(post_idle, 300, "after login: idle_ping_secs");
+}
+
+// XEP-0478 idle-seconds before login is enforced: a connection that keeps talking stays
+// (here an <abort/> every 0.7 s, answered each time, for well over the advertised time), and
+// one that falls silent is closed with <connection-timeout/> (RFC 6120 §4.9.3.4) about
+// idle-seconds later, long before the whole negotiation's deadline.
+#[tokio::test]
+async fn xep0478_idle_seconds_before_login_enforced() {
+    let server = TestServer::start_with(|c| c.limits_toml = "negotiation_idle_secs = 2".into()).await;
+    let mut c = server.raw_starttls().await;
+    let (_, idle) = stream_limits(c.features.as_ref().unwrap(), "before authentication");
+    assert_eq!(idle, 2);
+    let idle = std::time::Duration::from_secs(idle);
+    let started = std::time::Instant::now();
+    while started.elapsed() < idle * 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        c.send(format!("<abort xmlns='{}'/>", ns::SASL)).await;
+        let e = c.expect_element().await;
+        assert!(e.is("failure", ns::SASL), "{}", xml::to_string(&e));
+    }
+    let silent = std::time::Instant::now();
+    c.timeout = idle * 4;
+    let e = c.expect_stream_error().await;
+    let after = silent.elapsed();
+    e.assert_condition(&["connection-timeout"]);
+    assert!(
+        after >= idle - std::time::Duration::from_millis(300) && after <= idle * 2,
+        "closed {after:?} after the last activity; idle-seconds is {idle:?}"
+    );
+}
+
+// A connection that never even sends its stream header is let go after the same idle time,
+// with our header and <connection-timeout/>.
+#[tokio::test]
+async fn rfc6120_4_9_3_4_silent_connection_let_go_after_idle_seconds() {
+    let server = TestServer::start_with(|c| c.limits_toml = "negotiation_idle_secs = 1".into()).await;
+    let mut c = server.raw().await;
+    let started = std::time::Instant::now();
+    let e = c.expect_stream_error().await;
+    e.assert_condition(&["connection-timeout"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "closed after {:?}",
+        started.elapsed()
+    );
 }
 
 /// `n` chat messages to `to` in one write.

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -44,18 +45,23 @@ pub async fn authenticate(
     cb: &ChannelBindings,
     encryption_ok: bool,
 ) -> Result<AuthOutcome, ReadError> {
-    let result = exchange(server, stream, auth, domain, ip, cb, encryption_ok).await?;
+    let Attempt { result, checked } = exchange(server, stream, auth, domain, ip, cb, encryption_ok).await?;
+    // Only an exchange that tried a password is counted and held back, and its answer,
+    // right or wrong, waits as long as a wrong one would: the timing tells nothing.
+    if let Some(account_key) = &checked {
+        let delay = hold_back(server, ip, account_key, result.is_ok());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
     // A disabled or blacklisted account (XEP-0133) is refused only after its credentials
     // were proven.
     let result = match result {
-        Ok((account, _)) if disabled(server, &account).await => {
-            Err((SaslFailure::AccountDisabled, Some(account.to_string())))
-        }
+        Ok((account, _)) if disabled(server, &account).await => Err(SaslFailure::AccountDisabled),
         other => other,
     };
     match result {
         Ok((account, additional)) => {
-            server.auth_failures_by_account.clear(&account.to_string());
             let mut success = Element::bare("success", ns::SASL);
             if let Some(data) = additional {
                 success.append_text(B64.encode(data));
@@ -65,30 +71,9 @@ pub async fn authenticate(
             tracing::info!(jid = %account, %ip, "authenticated");
             Ok(AuthOutcome::Success(account))
         }
-        Err((failure, account)) => {
-            if !matches!(
-                failure,
-                SaslFailure::Aborted | SaslFailure::TemporaryAuthFailure | SaslFailure::AccountDisabled
-            ) {
-                server.auth_failures_by_ip.record(&ip.to_string());
-                if let Some(a) = &account {
-                    server.auth_failures_by_account.record(a);
-                }
-            }
-            // Backoff: from the third recent failure of this IP or account on, each answer
-            // comes later, which slows guessing far more than it slows a mistyping user.
-            if !matches!(failure, SaslFailure::Aborted) {
-                let ip_failures = server.auth_failures_by_ip.count(&ip.to_string());
-                let account_failures = account
-                    .as_deref()
-                    .map_or(0, |a| server.auth_failures_by_account.count(a));
-                let delay = backoff(ip_failures.max(account_failures));
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-            }
+        Err(failure) => {
             crate::metrics::auth_failure(auth.attr("mechanism").unwrap_or_default());
-            tracing::info!(%ip, account = account.as_deref().unwrap_or("-"), condition = failure.condition(), "authentication failed");
+            tracing::info!(%ip, account = checked.as_deref().unwrap_or("-"), condition = failure.condition(), "authentication failed");
             let el = Element::builder("failure", ns::SASL)
                 .append(Element::bare(failure.condition(), ns::SASL))
                 .build();
@@ -98,14 +83,30 @@ pub async fn authenticate(
     }
 }
 
-/// How long to hold back the answer to a failed authentication after `failures` recent ones:
-/// nothing for the first two, then 250 ms doubling up to 2 s.
-fn backoff(failures: u32) -> std::time::Duration {
-    if failures < 3 {
-        return std::time::Duration::ZERO;
+/// How long the answer to a password check waits. A wrong password is counted for the
+/// address and the account in one atomic step each, which also gives it its position, so
+/// simultaneous guesses cannot all pass as "early". A right one is not counted and waits
+/// what the next wrong one would: the owner gets in within the longest backoff (2 s) however
+/// long an attack goes on, and an attacker cannot tell a hit by its speed.
+fn hold_back(server: &Server, ip: IpAddr, account_key: &str, password_ok: bool) -> Duration {
+    let (by_ip, by_account) = (&server.auth_failures_by_ip, &server.auth_failures_by_account);
+    let ip_key = ip.to_string();
+    let (ip_nth, account_nth) = if password_ok {
+        (by_ip.count(&ip_key) + 1, by_account.count(account_key) + 1)
+    } else {
+        (by_ip.record(&ip_key), by_account.record(account_key))
+    };
+    backoff(ip_nth, by_ip.max()).max(backoff(account_nth, by_account.max()))
+}
+
+/// The wait for the `nth` wrong password in a window where `free` are answered at once:
+/// nothing up to `free`, then 250 ms doubling up to 2 s.
+fn backoff(nth: u32, free: u32) -> Duration {
+    if nth <= free {
+        return Duration::ZERO;
     }
-    let ms = 250u64 << (failures - 3).min(3);
-    std::time::Duration::from_millis(ms.min(2000))
+    let ms = 250u64 << (nth - free - 1).min(3);
+    Duration::from_millis(ms.min(2000))
 }
 
 /// Disabled (XEP-0133 §4.3) or blacklisted (§4.11, the account or its domain).
@@ -125,7 +126,26 @@ async fn disabled(server: &Server, account: &Account) -> bool {
         })
 }
 
-type Exchange = Result<(Account, Option<Vec<u8>>), (SaslFailure, Option<String>)>;
+type Verified = Result<(Account, Option<Vec<u8>>), SaslFailure>;
+
+/// How an exchange ended, before throttling.
+struct Attempt {
+    result: Verified,
+    /// The account (or, for an unknown one, the name) whose password was tried. `None` when
+    /// the exchange failed before any password was checked: malformed or unsupported
+    /// requests, channel-binding types we lack, a downgrade, an abort.
+    checked: Option<String>,
+}
+
+impl Attempt {
+    /// A failure that checked no password.
+    fn early(failure: SaslFailure) -> Self {
+        Attempt {
+            result: Err(failure),
+            checked: None,
+        }
+    }
+}
 
 async fn exchange(
     server: &Arc<Server>,
@@ -135,53 +155,47 @@ async fn exchange(
     ip: IpAddr,
     cb: &ChannelBindings,
     encryption_ok: bool,
-) -> Result<Exchange, ReadError> {
+) -> Result<Attempt, ReadError> {
     let tls = stream.conn().is_tls();
     if !encryption_ok {
-        return Ok(Err((SaslFailure::EncryptionRequired, None)));
+        return Ok(Attempt::early(SaslFailure::EncryptionRequired));
     }
     let offered = offered_mechanisms(tls, cb);
     let mechanism = match auth.attr("mechanism").and_then(Mechanism::from_name) {
         Some(m) if offered.contains(&m) => m,
-        Some(Mechanism::Plain) => return Ok(Err((SaslFailure::EncryptionRequired, None))),
-        _ => return Ok(Err((SaslFailure::InvalidMechanism, None))),
+        Some(Mechanism::Plain) => return Ok(Attempt::early(SaslFailure::EncryptionRequired)),
+        _ => return Ok(Attempt::early(SaslFailure::InvalidMechanism)),
     };
-    if !server.auth_failures_by_ip.allowed(&ip.to_string()) {
-        return Ok(Err((SaslFailure::TemporaryAuthFailure, None)));
-    }
     // RFC 6120 §6.4.2: no text = no initial response; "=" = an empty one.
     let initial = match decode(&auth.text()) {
         Ok(v) => v,
-        Err(f) => return Ok(Err((f, None))),
+        Err(f) => return Ok(Attempt::early(f)),
     };
     let initial = match initial {
         Some(data) => data,
         None => match challenge(stream, b"").await? {
             Ok(data) => data,
-            Err(f) => return Ok(Err((f, None))),
+            Err(f) => return Ok(Attempt::early(f)),
         },
     };
     if mechanism == Mechanism::Plain {
-        return Ok(plain(server, domain, &initial).await);
+        return Ok(plain(server, domain, ip, &initial).await);
     }
     let mut scram = ScramServer::new(mechanism, cb.clone(), offered.iter().any(|m| m.is_plus()));
     let first = match scram.handle_client_first(&initial) {
         Ok(first) => first,
-        Err(f) => return Ok(Err((f, None))),
+        Err(f) => return Ok(Attempt::early(f)),
     };
     let account = Account::from_parts(&first.username, domain, &server.config()).ok();
     let account_key = account
         .as_ref()
         .map(|a| a.to_string())
         .unwrap_or_else(|| first.username.clone());
-    if !server.auth_failures_by_account.allowed(&account_key) {
-        return Ok(Err((SaslFailure::TemporaryAuthFailure, Some(account_key))));
-    }
     // An authzid may only name the authenticating account itself.
     if let Some(authzid) = &first.authzid
         && Account::parse(authzid, &server.config()).ok() != account
     {
-        return Ok(Err((SaslFailure::InvalidAuthzid, Some(account_key))));
+        return Ok(Attempt::early(SaslFailure::InvalidAuthzid));
     }
     let hash = mechanism.hash().expect("SCRAM mechanisms have a hash");
     let creds = match &account {
@@ -189,50 +203,58 @@ async fn exchange(
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "storage error during authentication");
-                return Ok(Err((SaslFailure::TemporaryAuthFailure, None)));
+                return Ok(Attempt::early(SaslFailure::TemporaryAuthFailure));
             }
         },
         None => None,
     };
-    let server_first = scram.server_first(
-        creds,
-        &server.fake_salt_secret,
-        server.config().auth.scram_iterations,
-    );
+    // Unknown users get stand-in credentials with the iteration count most accounts have.
+    let iterations = server.fake_iterations().await;
+    let server_first = scram.server_first(creds, &server.fake_salt_secret, iterations);
     let client_final = match challenge(stream, &server_first).await? {
         Ok(data) => data,
-        Err(f) => return Ok(Err((f, Some(account_key)))),
+        Err(f) => return Ok(Attempt::early(f)),
     };
-    match (scram.handle_client_final(&client_final), account) {
-        (Ok(server_final), Some(account)) => Ok(Ok((account, Some(server_final)))),
-        (Ok(_), None) => Ok(Err((SaslFailure::NotAuthorized, Some(account_key)))),
-        (Err(f), _) => Ok(Err((f, Some(account_key)))),
-    }
+    let result = match (scram.handle_client_final(&client_final), account) {
+        (Ok(server_final), Some(account)) => Ok((account, Some(server_final))),
+        (Ok(_), None) => Err(SaslFailure::NotAuthorized),
+        (Err(f), _) => Err(f),
+    };
+    Ok(Attempt {
+        result,
+        checked: scram.proof_checked().then_some(account_key),
+    })
 }
 
-async fn plain(server: &Arc<Server>, domain: &str, data: &[u8]) -> Exchange {
-    let msg = crate::sasl::parse_plain(data).map_err(|f| (f, None))?;
-    let account = Account::from_parts(&msg.authcid, domain, &server.config())
-        .map_err(|_| (SaslFailure::NotAuthorized, Some(msg.authcid.clone())))?;
-    let key = account.to_string();
-    if !server.auth_failures_by_account.allowed(&key) {
-        return Err((SaslFailure::TemporaryAuthFailure, Some(key)));
-    }
+async fn plain(server: &Arc<Server>, domain: &str, ip: IpAddr, data: &[u8]) -> Attempt {
+    let msg = match crate::sasl::parse_plain(data) {
+        Ok(msg) => msg,
+        Err(f) => return Attempt::early(f),
+    };
+    // A name that cannot be an account is refused at once: no password was tried, and
+    // nothing is learned that the name itself does not tell.
+    let Ok(account) = Account::from_parts(&msg.authcid, domain, &server.config()) else {
+        return Attempt::early(SaslFailure::NotAuthorized);
+    };
     if let Some(authzid) = &msg.authzid
         && Account::parse(authzid, &server.config()).ok().as_ref() != Some(&account)
     {
-        return Err((SaslFailure::InvalidAuthzid, Some(key)));
+        return Attempt::early(SaslFailure::InvalidAuthzid);
     }
-    match accounts::check_password(&server.storage, &account, &msg.password).await {
+    let key = account.to_string();
+    let result = match accounts::check_password(server, &account, &msg.password).await {
         Ok(true) => Ok((account, None)),
-        Ok(false) => Err((SaslFailure::NotAuthorized, Some(key))),
+        Ok(false) => Err(SaslFailure::NotAuthorized),
         Err(e) => {
-            tracing::error!(error = %e, "storage error during authentication");
-            Err((SaslFailure::TemporaryAuthFailure, None))
+            tracing::error!(%ip, error = %e, "storage error during authentication");
+            return Attempt::early(SaslFailure::TemporaryAuthFailure);
         }
+    };
+    Attempt {
+        result,
+        checked: Some(key),
     }
 }
-
 /// Base64 payload of `<auth/>` or `<response/>`: `None` when absent.
 fn decode(text: &str) -> Result<Option<Vec<u8>>, SaslFailure> {
     let text = text.trim();
@@ -283,11 +305,13 @@ mod tests {
 
     #[test]
     fn rfc6120_6_4_5_failures_back_off_up_to_two_seconds() {
-        assert_eq!(backoff(0), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::ZERO);
-        assert_eq!(backoff(3), Duration::from_millis(250));
-        assert_eq!(backoff(4), Duration::from_millis(500));
-        assert_eq!(backoff(6), Duration::from_millis(2000));
-        assert_eq!(backoff(1000), Duration::from_millis(2000));
+        assert_eq!(backoff(0, 5), Duration::ZERO);
+        assert_eq!(backoff(5, 5), Duration::ZERO);
+        assert_eq!(backoff(6, 5), Duration::from_millis(250));
+        assert_eq!(backoff(7, 5), Duration::from_millis(500));
+        assert_eq!(backoff(8, 5), Duration::from_millis(1000));
+        assert_eq!(backoff(9, 5), Duration::from_millis(2000));
+        assert_eq!(backoff(1000, 5), Duration::from_millis(2000));
+        assert_eq!(backoff(1, 0), Duration::from_millis(250));
     }
 }

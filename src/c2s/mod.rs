@@ -14,27 +14,44 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::limits::ConnectionSlot;
 use crate::server::Server;
 use stream::Conn;
+
+/// An accepted client socket and its place under the connection limits.
+pub struct Accepted {
+    pub tcp: TcpStream,
+    pub peer: SocketAddr,
+    /// Released when the connection ends; moves to the authenticated count at SASL success.
+    pub slot: ConnectionSlot,
+}
 
 /// Serves one accepted client connection until it ends.
 pub async fn serve(
     server: Arc<Server>,
-    tcp: TcpStream,
-    peer: SocketAddr,
+    accepted: Accepted,
     listener: usize,
     direct_tls: bool,
     require_encryption: bool,
     shutdown: watch::Receiver<bool>,
 ) {
+    let Accepted { tcp, peer, mut slot } = accepted;
     let _ = tcp.set_nodelay(true);
-    let timeout = Duration::from_secs(server.config().limits.negotiation_timeout_secs);
+    let (timeout, idle) = {
+        let limits = &server.config().limits;
+        (
+            Duration::from_secs(limits.negotiation_timeout_secs),
+            Duration::from_secs(limits.negotiation_idle_secs),
+        )
+    };
     // One certificate snapshot for the whole connection, so a reload between the handshake
     // and SASL cannot mismatch the channel binding.
     let tls = server.tls.load_full();
     let conn = if direct_tls {
         let acceptor = TlsAcceptor::from(tls.server_config.clone());
-        match tokio::time::timeout(timeout, Box::pin(acceptor.accept(tcp))).await {
+        // A handshake is a few round trips: one that takes longer than the idle limit is a
+        // client that sends (almost) nothing.
+        match tokio::time::timeout(idle, Box::pin(acceptor.accept(tcp))).await {
             Ok(Ok(tls)) => Conn::Tls(Box::new(tls)),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -53,9 +70,13 @@ pub async fn serve(
         &tls,
         conn,
         peer.ip(),
-        require_encryption,
         conn_id,
-        timeout,
+        negotiate::Rules {
+            require_encryption,
+            total: timeout,
+            idle,
+        },
+        &mut slot,
     ))
     .await
     else {

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jid::FullJid;
 use minidom::Element;
@@ -12,6 +13,7 @@ use crate::accounts::Account;
 use crate::c2s::auth::{self, AuthOutcome};
 use crate::c2s::stream::{Conn, ReadError, XmppStream};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
+use crate::limits::ConnectionSlot;
 use crate::sasl::ChannelBindings;
 use crate::server::Server;
 use crate::session::{BindOutcome, SessionLink};
@@ -26,7 +28,7 @@ pub struct Bound {
 }
 
 /// Where negotiation stands.
-struct State {
+struct State<'a> {
     ip: IpAddr,
     require_encryption: bool,
     cb: ChannelBindings,
@@ -36,6 +38,8 @@ struct State {
     conn_id: u64,
     /// The certificate snapshot this connection uses (STARTTLS, channel binding).
     tls: Arc<TlsContext>,
+    /// The connection's place under the limits; moves to the authenticated count at login.
+    slot: &'a mut ConnectionSlot,
 }
 
 /// Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5).
@@ -57,29 +61,43 @@ pub fn session_limits(server: &Server) -> ParserLimits {
     }
 }
 
+/// What the listener and the limits ask of a negotiation.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// Refuse authentication before TLS.
+    pub require_encryption: bool,
+    /// From the connection to the bound session.
+    pub total: Duration,
+    /// For each header or element (and the STARTTLS handshake): a connection that sends
+    /// (almost) nothing is let go long before `total`.
+    pub idle: Duration,
+}
+
 /// Negotiates a stream on `conn`. `None` when the stream ended (errors were already sent).
 pub async fn negotiate(
     server: &Arc<Server>,
     tls: &Arc<TlsContext>,
     conn: Conn,
     ip: IpAddr,
-    require_encryption: bool,
     conn_id: u64,
-    timeout: std::time::Duration,
+    rules: Rules,
+    slot: &mut ConnectionSlot,
 ) -> Option<Bound> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + rules.total;
     let cb = channel_bindings(tls, &conn);
     let mut state = State {
         ip,
-        require_encryption,
+        require_encryption: rules.require_encryption,
         cb,
         account: None,
         domain: server.default_domain().to_string(),
         failed_auths: 0,
         conn_id,
         tls: tls.clone(),
+        slot,
     };
     let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
+    stream.set_event_timeout(Some(rules.idle));
     loop {
         let Ok(result) = tokio::time::timeout_at(deadline, step(server, &mut stream, &mut state)).await
         else {
@@ -92,13 +110,20 @@ pub async fn negotiate(
             return None;
         };
         match result {
-            Ok(Step::Restart) => continue,
+            // Authenticated: the idle limit for unauthenticated connections no longer applies
+            // (XEP-0478 now advertises the session's idle time); the overall deadline does.
+            Ok(Step::Restart) => stream.set_event_timeout(None),
             Ok(Step::StartTls) => {
-                stream = tokio::time::timeout_at(deadline, starttls(server, stream, &mut state))
+                let handshake = deadline.min(tokio::time::Instant::now() + rules.idle);
+                stream = tokio::time::timeout_at(handshake, starttls(server, stream, &mut state))
                     .await
                     .ok()??;
+                stream.set_event_timeout(Some(rules.idle));
             }
-            Ok(Step::Bound(jid, link)) => return Some(Bound { stream, jid, link }),
+            Ok(Step::Bound(jid, link)) => {
+                stream.set_event_timeout(None);
+                return Some(Bound { stream, jid, link });
+            }
             Err(ReadError::Stream(e)) => {
                 tracing::debug!(%ip, error = %e, "negotiation failed");
                 stream.fail(&e).await;
@@ -117,7 +142,11 @@ enum Step {
 }
 
 /// Runs one stream: header, features, then elements until the stream restarts or binds.
-async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) -> Result<Step, ReadError> {
+async fn step(
+    server: &Arc<Server>,
+    stream: &mut XmppStream,
+    state: &mut State<'_>,
+) -> Result<Step, ReadError> {
     let header = match stream.next_event().await? {
         StreamEvent::Header(h) => h,
         _ => {
@@ -176,6 +205,16 @@ async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) 
             .await?
             {
                 AuthOutcome::Success(account) => {
+                    // Authenticated: the connection now counts among its address's sessions,
+                    // unless they are already as many as allowed.
+                    if state.slot.authenticate(&server.connections).is_err() {
+                        tracing::info!(ip = %state.ip, jid = %account, "login refused: too many sessions from the address");
+                        stream.discard_queued();
+                        return Err(ReadError::Stream(StreamError::with_text(
+                            StreamErrorCondition::PolicyViolation,
+                            "too many sessions from your address",
+                        )));
+                    }
                     state.account = Some(account);
                     stream.flush().await.map_err(|_| ReadError::Io)?;
                     stream.restart(session_limits(server));
@@ -221,7 +260,7 @@ async fn step(server: &Arc<Server>, stream: &mut XmppStream, state: &mut State) 
 fn accept_header(
     server: &Server,
     stream: &mut XmppStream,
-    state: &mut State,
+    state: &mut State<'_>,
     header: &StreamHeader,
 ) -> Result<(), ReadError> {
     let fail = |c, t: &str| Err(ReadError::Stream(StreamError::with_text(c, t)));
@@ -268,7 +307,7 @@ fn accept_header(
 }
 
 /// The `<stream:features/>` for the current stage.
-fn features(server: &Server, tls: bool, state: &State) -> Element {
+fn features(server: &Server, tls: bool, state: &State<'_>) -> Element {
     let mut f = Element::bare("features", ns::STREAM);
     let limits = server.config().limits.max_stanza_size;
     if state.account.is_some() {
@@ -314,9 +353,10 @@ fn features(server: &Server, tls: bool, state: &State) -> Element {
     if server.config().registration.enabled {
         f.append_child(Element::bare("register", ns::REGISTER_FEATURE));
     }
+    // Before authentication the server closes a connection silent for this long.
     f.append_child(stream_limits(
         server.config().limits.max_stanza_size_preauth,
-        server.config().limits.negotiation_timeout_secs,
+        server.config().limits.negotiation_idle_secs,
     ));
     f
 }
@@ -350,7 +390,7 @@ fn caps(server: &Server) -> Element {
 async fn negotiation_iq(
     server: &Arc<Server>,
     stream: &mut XmppStream,
-    state: &mut State,
+    state: &mut State<'_>,
     iq: &Element,
 ) -> Result<Option<Step>, ReadError> {
     let Some(account) = state.account.clone() else {
@@ -435,7 +475,7 @@ fn generated_resource() -> String {
 }
 
 /// Upgrades the socket to TLS after `<proceed/>` and starts a fresh stream on it.
-async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State) -> Option<XmppStream> {
+async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State<'_>) -> Option<XmppStream> {
     let domain = stream.domain.clone();
     let Conn::Plain(tcp) = stream.into_conn() else {
         return None;

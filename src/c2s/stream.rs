@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use crate::error::StreamError;
+use crate::error::{StreamError, StreamErrorCondition};
 use crate::session::SharedStanza;
 use crate::xml::{self, ParserLimits, StreamEvent, StreamParser};
 
@@ -92,6 +92,9 @@ pub struct XmppStream {
     pub domain: String,
     /// Bytes read from the socket since [`XmppStream::take_bytes_read`] last ran.
     bytes_read: u64,
+    /// During negotiation: how long the client may take to complete its next header or
+    /// element before the stream ends with `connection-timeout`.
+    event_timeout: Option<Duration>,
 }
 
 impl XmppStream {
@@ -106,7 +109,13 @@ impl XmppStream {
             stream_id: String::new(),
             domain,
             bytes_read: 0,
+            event_timeout: None,
         }
+    }
+
+    /// Sets (or with `None` lifts) the time allowed for each header or element.
+    pub fn set_event_timeout(&mut self, timeout: Option<Duration>) {
+        self.event_timeout = timeout;
     }
 
     pub fn conn(&self) -> &Conn {
@@ -131,6 +140,19 @@ impl XmppStream {
 
     /// The next header, element or close. Cancel-safe.
     pub async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
+        let Some(limit) = self.event_timeout else {
+            return self.read_event().await;
+        };
+        match tokio::time::timeout(limit, self.read_event()).await {
+            Ok(result) => result,
+            Err(_) => Err(ReadError::Stream(StreamError::with_text(
+                StreamErrorCondition::ConnectionTimeout,
+                "nothing received in time",
+            ))),
+        }
+    }
+
+    async fn read_event(&mut self) -> Result<StreamEvent, ReadError> {
         let mut parsed = Vec::new();
         loop {
             if let Some(ev) = self.events.pop_front() {
@@ -190,6 +212,11 @@ impl XmppStream {
     /// Bytes read since the last call (what the rate limit charges).
     pub fn take_bytes_read(&mut self) -> u64 {
         std::mem::take(&mut self.bytes_read)
+    }
+
+    /// Drops what was queued and not yet flushed (an answer that must not go out after all).
+    pub fn discard_queued(&mut self) {
+        self.out.clear();
     }
 
     /// Buffers raw XML for the next flush.

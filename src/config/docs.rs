@@ -103,7 +103,8 @@ pub static KEYS: &[Key] = &[
     ),
     k(
         "registration.per_ip_per_hour",
-        "Accounts one IP address may register per hour.",
+        "Registration attempts one IP address may make per hour that get as far as creating\n\
+         the account: a taken name counts too, since each answer tells whether it exists.",
     ),
     k(
         "registration.min_password_length",
@@ -125,12 +126,29 @@ pub static KEYS: &[Key] = &[
     k("limits.max_depth", "Element nesting depth inside a stanza."),
     k(
         "limits.connections_per_ip",
-        "Simultaneous connections from one IP address.",
+        "Simultaneous authenticated connections from one IP address; one more is refused\n\
+         with policy-violation after authentication.",
     ),
-    k("limits.max_connections", "Simultaneous connections in all."),
+    k(
+        "limits.unauthenticated_per_ip",
+        "Simultaneous connections from one IP address that have not authenticated yet,\n\
+         counted apart from the authenticated ones; one more is refused with\n\
+         policy-violation at once. It also bounds how many password guesses one address\n\
+         can have waiting at a time (see auth).",
+    ),
+    k(
+        "limits.max_connections",
+        "Simultaneous connections in all; one more is refused with resource-constraint.",
+    ),
     k(
         "limits.negotiation_timeout_secs",
         "Seconds a client has to finish TLS, authentication and resource binding.",
+    ),
+    k(
+        "limits.negotiation_idle_secs",
+        "Seconds a connection that has not authenticated may stay silent (no complete stream\n\
+         header or element, no finished TLS handshake) before it is closed with\n\
+         connection-timeout; advertised as XEP-0478 idle-seconds before authentication.",
     ),
     k(
         "limits.idle_ping_secs",
@@ -220,9 +238,12 @@ pub static KEYS: &[Key] = &[
     ),
     k(
         "auth.failures_per_ip_per_minute",
-        "Failed logins allowed per minute per IP address and per account; past them further\n\
-         attempts get temporary-auth-failure. From the third failure on, each failure is also\n\
-         answered later and later (backoff, at most 2 s).",
+        "Wrong passwords per minute per IP address and per account answered at once; past\n\
+         either, every answer from that address or for that account, a success too, is held\n\
+         back: 250 ms, doubling up to 2 s. Nothing is refused unchecked, so the owner of an\n\
+         account under attack still logs in (within 2 s). Failures that never checked a\n\
+         password (malformed, unsupported channel binding, downgrade, abort) are not\n\
+         counted and never delayed.",
     ),
     k("auth.failures_per_account_per_minute", ""),
     k("muc", "XEP-0045 multi-user chat."),

@@ -237,7 +237,8 @@ pub struct RegistrationConfig {
     /// Let anyone create an account from their client. Off by default.
     #[serde(default)]
     pub enabled: bool,
-    /// Accounts one IP address may register per hour.
+    /// Registration attempts one IP address may make per hour that get as far as creating
+    /// the account (a taken name counts too: each answer tells whether it exists).
     #[serde(default = "default_registrations_per_hour")]
     pub per_ip_per_hour: u32,
     /// Shortest password accepted at registration and password change.
@@ -258,15 +259,26 @@ pub struct LimitsConfig {
     /// Element nesting depth inside a stanza.
     #[serde(default = "default_max_depth")]
     pub max_depth: usize,
-    /// Simultaneous connections from one IP address.
+    /// Simultaneous authenticated connections from one IP address; one more is refused
+    /// with `policy-violation` after authentication.
     #[serde(default = "default_connections_per_ip")]
     pub connections_per_ip: usize,
-    /// Simultaneous connections in all.
+    /// Simultaneous connections from one IP address that have not authenticated yet
+    /// (counted apart from the authenticated ones); one more is refused with
+    /// `policy-violation` at once.
+    #[serde(default = "default_unauthenticated_per_ip")]
+    pub unauthenticated_per_ip: usize,
+    /// Simultaneous connections in all; one more is refused with `resource-constraint`.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Seconds a client has to finish TLS, authentication and resource binding.
     #[serde(default = "default_negotiation_timeout")]
     pub negotiation_timeout_secs: u64,
+    /// Seconds a connection that has not authenticated may stay silent (no complete stream
+    /// header or element, no finished TLS handshake) before it is closed with
+    /// `connection-timeout`; advertised as XEP-0478 `idle-seconds` before authentication.
+    #[serde(default = "default_negotiation_idle")]
+    pub negotiation_idle_secs: u64,
     /// Seconds without traffic before the server pings a client (XEP-0199).
     #[serde(default = "default_idle_ping")]
     pub idle_ping_secs: u64,
@@ -341,11 +353,12 @@ pub struct AuthConfig {
     /// PBKDF2 iterations for new SCRAM credentials (RFC 7677 asks for at least 4096).
     #[serde(default = "default_iterations")]
     pub scram_iterations: u32,
-    /// Failed authentications allowed per IP address per minute before further attempts are
-    /// refused with `temporary-auth-failure`.
+    /// Wrong passwords per IP address per minute answered at once; past it every answer to
+    /// that address (a success too) is held back, 250 ms doubling up to 2 s. Nothing is
+    /// refused without checking the password.
     #[serde(default = "default_failures_per_ip")]
     pub failures_per_ip_per_minute: u32,
-    /// Failed authentications allowed per account per minute.
+    /// The same per account.
     #[serde(default = "default_failures_per_account")]
     pub failures_per_account_per_minute: u32,
 }
@@ -413,6 +426,12 @@ fn default_max_depth() -> usize {
 }
 fn default_connections_per_ip() -> usize {
     64
+}
+fn default_unauthenticated_per_ip() -> usize {
+    8
+}
+fn default_negotiation_idle() -> u64 {
+    10
 }
 fn default_max_connections() -> usize {
     20_000
@@ -632,7 +651,11 @@ impl Config {
         if l.session_queue < 16 {
             return Err(("session_queue", "must be at least 16".into()));
         }
-        if l.connections_per_ip == 0 || l.max_connections == 0 || l.max_resources_per_user == 0 {
+        if l.connections_per_ip == 0
+            || l.unauthenticated_per_ip == 0
+            || l.max_connections == 0
+            || l.max_resources_per_user == 0
+        {
             return Err((
                 "limits",
                 "connection and resource limits must be at least 1".into(),
@@ -644,6 +667,12 @@ impl Config {
             return Err((
                 "domain",
                 format!("'{d}' is not a valid MUC domain (nor may it be hosted)"),
+            ));
+        }
+        if l.negotiation_idle_secs == 0 || l.negotiation_idle_secs > l.negotiation_timeout_secs {
+            return Err((
+                "negotiation_idle_secs",
+                "must be between 1 and negotiation_timeout_secs".into(),
             ));
         }
         if l.throttle_disconnect_secs == 0 {

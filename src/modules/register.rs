@@ -93,17 +93,18 @@ async fn create(server: &Arc<Server>, ip: IpAddr, domain: &str, iq: &Element) ->
     let (Some(user), Some(password)) = (field(query, "username"), field(query, "password")) else {
         return Err(StanzaError::not_acceptable().text("username and password are required"));
     };
-    let key = ip.to_string();
-    if !server.registrations_by_ip.allowed(&key) {
+    let account = Account::from_parts(&user, domain, &server.config())
+        .map_err(|_| StanzaError::jid_malformed().text("the username is not valid"))?;
+    accounts::validate_password(&password, &server.config()).map_err(account_error)?;
+    // Every attempt that learns whether the name is taken counts, taken or not, and the
+    // check and the count are one step: the limit also bounds probing for accounts.
+    if !server.registrations_by_ip.try_record(&ip.to_string()) {
         return Err(
             StanzaError::resource_constraint().text("too many registrations from your address; try later")
         );
     }
-    let account = Account::from_parts(&user, domain, &server.config())
-        .map_err(|_| StanzaError::jid_malformed().text("the username is not valid"))?;
     match accounts::create(&server.storage, &server.config(), &account, &password).await {
         Ok(()) => {
-            server.registrations_by_ip.record(&key);
             tracing::info!(jid = %account, %ip, "account registered in-band");
             Ok(())
         }

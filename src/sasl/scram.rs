@@ -38,6 +38,8 @@ pub struct ScramServer {
     cb: ChannelBindings,
     plus_offered: bool,
     state: State,
+    /// Whether a client proof was compared with the credentials (a password was tried).
+    proof_checked: bool,
     #[cfg(test)]
     forced_nonce: Option<String>,
 }
@@ -71,6 +73,7 @@ impl ScramServer {
             cb,
             plus_offered,
             state: State::Start,
+            proof_checked: false,
             #[cfg(test)]
             forced_nonce: None,
         }
@@ -83,6 +86,13 @@ impl ScramServer {
     /// True once the client's proof has been accepted.
     pub fn is_success(&self) -> bool {
         matches!(self.state, State::Done)
+    }
+
+    /// Whether the exchange got as far as comparing the client's proof, i.e. tried a
+    /// password. Failures before that (syntax, channel binding, downgrade, nonce) did not:
+    /// they say nothing about the password, so they are neither counted nor slowed down.
+    pub fn proof_checked(&self) -> bool {
+        self.proof_checked
     }
 
     /// Test hook: use this server nonce instead of a random one (RFC example exchanges).
@@ -209,6 +219,7 @@ impl ScramServer {
         if m.nonce != nonce || !bool::from(crypto::ct_eq(&m.cb_data, &expected_cb)) {
             return Err(SaslFailure::NotAuthorized);
         }
+        self.proof_checked = true;
         let auth_message = format!("{auth_prefix},{}", m.without_proof);
         let client_signature = crypto::hmac(alg, &creds.stored_key, auth_message.as_bytes());
         let client_key = crypto::xor(&m.proof, &client_signature);

@@ -145,6 +145,16 @@ impl Storage {
         }))
     }
 
+    /// The iteration count most stored credentials have (ties: the higher), if any.
+    pub async fn most_common_iterations(&self) -> Result<Option<u32>, StorageError> {
+        const SQL: &str = "SELECT iterations FROM credentials GROUP BY iterations \
+                           ORDER BY COUNT(*) DESC, iterations DESC LIMIT 1";
+        let n: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar(SQL).fetch_optional(pool).await?
+        });
+        Ok(n.and_then(|n| u32::try_from(n).ok()))
+    }
+
     pub async fn user_exists(&self, host: &str, username: &str) -> Result<bool, StorageError> {
         const SQL: &str = "SELECT 1 FROM accounts WHERE host = $1 AND username = $2";
         // Selecting a constant avoids decoding EXISTS(), a bool on PostgreSQL but

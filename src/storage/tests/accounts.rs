@@ -16,6 +16,7 @@ backend_tests!(
     hosts_are_independent,
     concurrent_create_race,
     reopen_keeps_data,
+    most_common_iterations,
 );
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -264,4 +265,29 @@ async fn reopen_keeps_data(db: &TestDb) {
         s.get_credentials("example.org", "alice", Sha256).await.unwrap(),
         Some(creds(Sha256, 7))
     );
+}
+
+async fn most_common_iterations(db: &TestDb) {
+    let s = db.open().await;
+    assert_eq!(
+        s.most_common_iterations().await.unwrap(),
+        None,
+        "no credentials yet"
+    );
+    // creds(_, seed) has 4096 + seed iterations: two accounts with seed 1 (four rows), one
+    // with seed 9 (two rows).
+    for user in ["alice", "bob"] {
+        s.create_user("a.example", user, &[creds(Sha1, 1), creds(Sha256, 1)])
+            .await
+            .unwrap();
+    }
+    s.create_user("a.example", "carol", &[creds(Sha1, 9), creds(Sha256, 9)])
+        .await
+        .unwrap();
+    assert_eq!(s.most_common_iterations().await.unwrap(), Some(4097));
+    // A tie goes to the higher count.
+    s.set_credentials("a.example", "alice", &[creds(Sha1, 9), creds(Sha256, 9)])
+        .await
+        .unwrap();
+    assert_eq!(s.most_common_iterations().await.unwrap(), Some(4105));
 }
