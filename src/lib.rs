@@ -1,8 +1,11 @@
 //! # switchboard: an XMPP server
 //!
 //! # Layout
+//! - [`server`]: the state one running server shares (live config, storage, sessions,
+//!   registry, limiters, the admin list and blacklist in [`server::policy`]), and applying a
+//!   reload to it ([`server::reload`]).
 //! - [`config`]: the one TOML file, as a struct with defaults and validation; its documented
-//!   keys and the generated example ([`config::docs`]); reload ([`config::reload`]).
+//!   keys and the generated example ([`config::docs`]); what a reload keeps ([`config::reload`]).
 //! - [`listener`]: accept loops with connection limits; [`http`] serves `/health` and
 //!   `/metrics` (names in [`metrics`]).
 //! - [`tls`]: rustls configuration, the self-signed first-start certificate, channel binding.
@@ -82,35 +85,16 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         fake_salt_secret,
         started: Instant::now(),
         caps_ver,
+        admins: Default::default(),
+        blacklist: Default::default(),
+        stop: Default::default(),
     };
     server.apply_limits(&config);
     Ok(Arc::new(server))
 }
 
-/// Server-wide shutdown request (the admin shutdown command); `run` drains as on a signal.
-static SHUTDOWN: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-/// Asks the running server to shut down gracefully.
-pub fn trigger_shutdown() {
-    SHUTDOWN.notify_one();
-}
-
-/// Set by the admin restart command: after `run` drains, the binary executes itself again.
-static RESTART: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Drains like [`trigger_shutdown`], then asks `main` to start the process again.
-pub fn trigger_restart() {
-    RESTART.store(true, std::sync::atomic::Ordering::SeqCst);
-    SHUTDOWN.notify_one();
-}
-
-/// Whether a restart was asked for (checked by `main` once `run` returned).
-pub fn restart_requested() -> bool {
-    RESTART.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Serves on already-bound listeners until `shutdown` resolves (or [`trigger_shutdown`] is
-/// called), then drains: every stream gets `system-shutdown` after its queued stanzas, and we
+/// Serves on already-bound listeners until `shutdown` resolves (or the server asks itself to
+/// stop, [`server::Stop`]), then drains: every stream gets `system-shutdown` after its queued stanzas, and we
 /// wait (bounded) for connections to end.
 pub async fn run(
     server: Arc<Server>,
@@ -132,11 +116,11 @@ pub async fn run(
     drop(done_tx);
     tokio::select! {
         () = shutdown => {}
-        () = SHUTDOWN.notified() => {}
+        () = server.stop.requested() => {}
     }
     tracing::info!(sessions = server.sessions.session_count(), "shutting down");
     // Rooms remove their occupants with status 332 (XEP-0045) before streams close.
-    modules::muc::removal::announce_shutdown().await;
+    modules::muc::removal::announce_shutdown(&server).await;
     let _ = stop_tx.send(true);
     for task in accept_tasks {
         let _ = task.await;

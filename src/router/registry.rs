@@ -142,6 +142,8 @@ pub struct Registry {
     disco_nodes: Vec<DiscoNode>,
     /// Component domains answered by modules (MUC...).
     services: Vec<Service>,
+    /// Module state other parts of the server reach by type (see [`Registry::provide`]).
+    provided: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     pub hooks: Hooks,
 }
 
@@ -268,6 +270,20 @@ impl Registry {
 
     pub fn identities(&self) -> &[Identity] {
         &self.identities
+    }
+
+    /// Publishes a module's state to the rest of the server by its type (the MUC service for
+    /// the admin commands and the shutdown announcement), instead of a process-global.
+    pub fn provide<T: Send + Sync + 'static>(&mut self, state: Arc<T>) {
+        self.provided.push(state);
+    }
+
+    /// The state a module published with [`Registry::provide`], if it is registered. Not for
+    /// the hot path: a short scan.
+    pub fn provided<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.provided
+            .iter()
+            .find_map(|state| state.clone().downcast::<T>().ok())
     }
 
     pub fn module_names(&self) -> &[&'static str] {

@@ -858,11 +858,13 @@ async fn stop(ctx: Ctx, kind: Stop) -> Result<Done, String> {
             let _ = s.deliver(headline(&domain, &s.jid.to_string(), None, &text));
         }
     }
+    let server = std::sync::Arc::downgrade(&ctx.server);
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+        let Some(server) = server.upgrade() else { return };
         match kind {
-            Stop::Restart => crate::trigger_restart(),
-            Stop::Shutdown => crate::trigger_shutdown(),
+            Stop::Restart => server.stop.restart(),
+            Stop::Shutdown => server.stop.shutdown(),
         }
     });
     Ok(Done::note(format!(
@@ -973,7 +975,7 @@ async fn debug_log(ctx: Ctx) -> Result<Done, String> {
 /// error is the command's answer.
 async fn reload_config(ctx: Ctx) -> Result<Done, String> {
     tracing::info!(admin = %ctx.requester, "admin requested a configuration reload");
-    let outcome = crate::config::reload::reload(&ctx.server)
+    let outcome = crate::server::reload::reload(&ctx.server)
         .map_err(|e| format!("the configuration was not reloaded: {e}"))?;
     Ok(Done::note(outcome.summary()))
 }
@@ -996,7 +998,7 @@ fn edit_admin_form(server: &Server) -> Form {
         vec![
             Field::new("adminjids", Kind::JidMulti, "The admins")
                 .required()
-                .values(super::admins(server).iter().map(|j| j.to_string())),
+                .values(server.admins().iter().map(|j| j.to_string())),
         ],
     );
     form.instructions = "The change lasts until the server restarts or a reload changes \
@@ -1019,7 +1021,7 @@ async fn edit_admin(ctx: Ctx) -> Result<Done, String> {
     }
     let shown: Vec<String> = list.iter().map(|j| j.to_string()).collect();
     tracing::info!(admin = %ctx.requester, admins = %shown.join(","), "admin edited the admin list (until restart or an admins reload)");
-    super::set_admins(list);
+    ctx.server.admins.replace(list);
     Ok(Done::note(format!(
         "Admins until restart or a reload that changes `admins`: {}",
         shown.join(", ")
@@ -1060,7 +1062,7 @@ async fn edit_blacklist(ctx: Ctx) -> Result<Done, String> {
         .set_blacklist(&list)
         .await
         .map_err(|e| e.to_string())?;
-    crate::modules::blacklist::set_cache(&list);
+    ctx.server.blacklist.set(&list);
     tracing::info!(admin = %ctx.requester, blacklist = %list.join(","), "admin edited the blacklist");
     let mut ended = 0;
     for s in ctx.server.sessions.all_sessions() {

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use jid::{BareJid, FullJid};
+use jid::FullJid;
 use minidom::Element;
 
 use crate::error::{ErrorType, StanzaError};
@@ -182,38 +182,10 @@ impl Default for AdHoc {
     }
 }
 
-/// The admin list as edited at runtime (XEP-0133 edit-admin); `None` = the configuration's
-/// `admins`. Not persisted: a restart goes back to the configuration, and a reload that
-/// changes `admins` replaces it. One server per process.
-static RUNTIME_ADMINS: std::sync::RwLock<Option<Vec<BareJid>>> = std::sync::RwLock::new(None);
-
-/// The current admins: the runtime list if edited, else the configuration's `admins`.
-pub fn admins(server: &Server) -> Vec<BareJid> {
-    if let Some(list) = RUNTIME_ADMINS.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        return list.clone();
-    }
-    server
-        .config()
-        .admins
-        .iter()
-        .filter_map(|a| BareJid::new(a).ok())
-        .collect()
-}
-
-/// Replaces the admin list until the next restart or a reload that changes `admins`.
-pub fn set_admins(list: Vec<BareJid>) {
-    *RUNTIME_ADMINS.write().unwrap_or_else(|e| e.into_inner()) = Some(list);
-}
-
-/// Whether `jid` is an admin (see [`admins`]).
-pub fn is_admin(server: &Server, jid: &BareJid) -> bool {
-    admins(server).contains(jid)
-}
-
 fn allowed(server: &Server, cmd: &Command, who: &FullJid) -> bool {
     (cmd.enabled)(server)
         && match cmd.access {
-            Access::Admin => is_admin(server, &who.to_bare()),
+            Access::Admin => server.is_admin(&who.to_bare()),
             Access::User => server.config().hosts(who.domain().as_str()),
         }
 }

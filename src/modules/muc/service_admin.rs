@@ -1,8 +1,8 @@
 //! What the server's admin commands need from the MUC service: the list of rooms (live and
 //! stored) and destroying a room as its owner would (§10.9, `RoomCmd::AdminDestroy`).
 //!
-//! The admin commands live in another module, so the running service is published here
-//! (`install`, at registration). One server per process, like the runtime admin list.
+//! The admin commands live in another module, so the running service is published on the
+//! registry (`Registry::provide`, at registration).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use super::room::RoomCmd;
 use super::service::{JoinedRooms, Service};
 use crate::server::Server;
 
-fn service() -> Option<Arc<Service>> {
-    super::running_service()
+fn service(server: &Server) -> Option<Arc<Service>> {
+    super::running_service(server)
 }
 
 /// One room as the admin sees it.
@@ -59,7 +59,7 @@ pub async fn list_rooms(server: &Server) -> Result<Vec<RoomInfo>, String> {
         .map_err(|e| e.to_string())?;
     let joined = joined_sessions(server);
     let mut rooms: BTreeMap<String, RoomInfo> = BTreeMap::new();
-    if let Some(service) = service() {
+    if let Some(service) = service(server) {
         for r in service.rooms.iter() {
             let name = r.summary.lock().unwrap_or_else(|e| e.into_inner()).name.clone();
             rooms.insert(
@@ -109,7 +109,7 @@ pub async fn destroy_room(
         .muc
         .service_domain(&config.domains)
         .ok_or("multi-user chat is not enabled")?;
-    let service = service().ok_or("multi-user chat is not running")?;
+    let service = service(server).ok_or("multi-user chat is not running")?;
     let room_jid = format!("{node}@{domain}");
     let live = service.rooms.contains_key(node);
     // Only a stored room may be loaded for this: starting a room that does not exist would
