@@ -16,6 +16,8 @@
 //!   registry (IQ handlers, disco features, services such as MUC) lives in
 //!   [`router::registry`], the typed hook points where modules meet in [`router::hooks`].
 //! - [`session`]: the session table, each session reached through a bounded mailbox.
+//! - [`command`]: the contract of an ad-hoc command (XEP-0050) that modules register, and
+//!   XEP-0004 forms.
 //! - [`modules`]: features, one file or folder each: disco, ping, version, time, register,
 //!   roster (subscriptions, presence, last activity, notes), offline, carbons, vcard, private,
 //!   blocking (XEP-0191, XEP-0016, our ignore lists), muc, adhoc (XEP-0050/0133).
@@ -25,6 +27,7 @@
 
 pub mod accounts;
 pub mod c2s;
+pub mod command;
 pub mod config;
 pub mod error;
 pub mod http;

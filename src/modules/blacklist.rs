@@ -16,8 +16,11 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
 use jid::{BareJid, Jid};
 
+use crate::command::form::{Field, Form, Kind};
+use crate::command::{Access, Command, Ctx, Done, StageCtx, admin_form, always};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router::hooks::{Flow, Routed, SessionEvent};
 use crate::router::registry::{Module, Registry};
@@ -41,6 +44,16 @@ pub fn covers(entry: &str, bare: &BareJid) -> bool {
 
 pub struct Blacklist;
 
+/// XEP-0133 §4.11.
+static EDIT: Command = Command {
+    node: "http://jabber.org/protocol/admin#edit-blacklist",
+    name: "Edit the blacklist",
+    access: Access::Admin,
+    enabled: always,
+    stages: &[|c| edit_blacklist_form(c).boxed()],
+    run: |c| edit_blacklist(c).boxed(),
+};
+
 fn wants_outbound(server: &Server, routed: &Routed) -> bool {
     routed
         .to
@@ -58,6 +71,7 @@ impl Module for Blacklist {
     }
 
     fn register(self: Arc<Self>, r: &mut Registry) {
+        r.command(&EDIT);
         // First of the session_opened hooks. The others still run (their session_closed
         // counterparts expect them to); the kick ends the stream before anything is read.
         r.hooks
@@ -86,6 +100,60 @@ impl Module for Blacklist {
                 Flow::Handled
             });
     }
+}
+
+async fn edit_blacklist_form(c: StageCtx) -> Form {
+    let current = c.server.storage.blacklist().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the blacklist");
+        Vec::new()
+    });
+    let mut form = admin_form(
+        "Editing the blacklist",
+        vec![Field::new("blacklistjids", Kind::JidMulti, "The blacklist").values(current)],
+    );
+    form.instructions = "Bare JIDs and domains the service refuses to communicate with: their \
+                         accounts here cannot log in, and what local users send them is refused"
+        .into();
+    form
+}
+
+/// §4.11: the submitted list replaces the stored one; listed local accounts are disconnected.
+async fn edit_blacklist(ctx: Ctx) -> Result<Done, String> {
+    let mut list: Vec<String> = Vec::new();
+    for j in ctx.values.get("blacklistjids").into_iter().flatten() {
+        let entry = parse_entry(j)?;
+        // An admin locking themselves out would need the database to undo it.
+        if covers(&entry, &ctx.requester.to_bare()) {
+            return Err(format!("'{entry}' would blacklist your own account"));
+        }
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
+    list.sort();
+    ctx.server
+        .storage
+        .set_blacklist(&list)
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.server.blacklist.set(&list);
+    tracing::info!(admin = %ctx.requester, blacklist = %list.join(","), "admin edited the blacklist");
+    let mut ended = 0;
+    for s in ctx.server.sessions.all_sessions() {
+        let bare = s.jid.to_bare();
+        if list.iter().any(|e| covers(e, &bare)) {
+            s.kick(StreamError::with_text(
+                StreamErrorCondition::NotAuthorized,
+                "account blacklisted",
+            ));
+            ended += 1;
+        }
+    }
+    Ok(Done::note(format!(
+        "The blacklist has {} entr{}; {ended} session(s) ended",
+        list.len(),
+        if list.len() == 1 { "y" } else { "ies" }
+    )))
 }
 
 #[cfg(test)]

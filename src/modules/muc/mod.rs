@@ -86,6 +86,9 @@ impl Module for Muc {
 
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.provide(self.service.clone());
+        for command in service_admin::COMMANDS {
+            r.command(command);
+        }
         let me = self.clone();
         r.service(
             "Chatrooms",

@@ -95,6 +95,7 @@ impl Module for Roster {
     }
 
     fn register(self: Arc<Self>, r: &mut Registry) {
+        r.command(&notes::ROTATE_COMMAND);
         r.stream_feature(Element::bare("ver", NS_ROSTERVER));
         r.stream_feature(Element::bare("sub", NS_PREAPPROVAL));
         r.feature(last::NS);
