@@ -37,6 +37,23 @@ macro_rules! with_pool {
     };
 }
 
+/// Locks an account's row for the rest of transaction `$tx`, as its first statement, and
+/// evaluates to whether the account exists (errors are `?`-returned). A no-op write rather
+/// than a SELECT: it holds PostgreSQL's row lock against a concurrent store or delete of the
+/// account, and takes SQLite's write lock up front, so SQLite never has to upgrade a read
+/// snapshot that went stale and nothing read after it can change under the transaction.
+macro_rules! lock_account_row {
+    ($tx:expr, $host:expr, $username:expr) => {
+        sqlx::query("UPDATE accounts SET disabled = disabled WHERE host = $1 AND username = $2")
+            .bind($host)
+            .bind($username)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+            != 0
+    };
+}
+
 mod accounts;
 mod admin;
 mod blacklist;
