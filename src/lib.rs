@@ -20,7 +20,9 @@
 //!   XEP-0004 forms.
 //! - [`modules`]: features, one file or folder each: disco, ping, version, time, register,
 //!   roster (subscriptions, presence, last activity, notes), offline, carbons, vcard, private,
-//!   blocking (XEP-0191, XEP-0016, our ignore lists), muc, adhoc (XEP-0050/0133).
+//!   blocking (XEP-0191, XEP-0016, our ignore lists), blacklist, muc, motd, admin (XEP-0133)
+//!   and account_commands (the commands they offer), adhoc (XEP-0050: runs every module's
+//!   registered commands).
 //! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
 //! - [`accounts`]: account creation, passwords and removal for the CLI and in-band use.
 //! - [`limits`], [`error`]: counters and the stream/stanza error values.

@@ -1,4 +1,5 @@
-//! Feature modules. Each registers its IQ handlers and disco features; none imports another.
+//! Feature modules. Each registers its IQ handlers, disco features and ad-hoc commands; none
+//! imports another.
 
 pub mod account_commands;
 pub mod adhoc;
