@@ -136,6 +136,16 @@ pub struct StanzaError {
 }
 
 impl StanzaError {
+    /// For `map_err` on a storage call: the cause is logged (an error of ours, with `what`
+    /// saying which feature or operation) and the requester gets a bare
+    /// `internal-server-error`, nothing of the cause.
+    pub fn storage<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> StanzaError {
+        move |e| {
+            tracing::error!(error = %e, "{what}");
+            StanzaError::internal_server_error()
+        }
+    }
+
     pub const fn new(kind: ErrorType, condition: &'static str) -> Self {
         StanzaError {
             kind,

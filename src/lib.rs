@@ -1,8 +1,11 @@
 //! # switchboard: an XMPP server
 //!
 //! # Layout
+//! - [`server`]: the state one running server shares (live config, storage, sessions,
+//!   registry, limiters, the admin list and blacklist in [`server::policy`]), and applying a
+//!   reload to it ([`server::reload`]).
 //! - [`config`]: the one TOML file, as a struct with defaults and validation; its documented
-//!   keys and the generated example ([`config::docs`]); reload ([`config::reload`]).
+//!   keys and the generated example ([`config::docs`]); what a reload keeps ([`config::reload`]).
 //! - [`listener`]: accept loops with connection limits; [`http`] serves `/health` and
 //!   `/metrics` (names in [`metrics`]).
 //! - [`tls`]: rustls configuration, the self-signed first-start certificate, channel binding.
@@ -13,15 +16,20 @@
 //!   registry (IQ handlers, disco features, services such as MUC) lives in
 //!   [`router::registry`], the typed hook points where modules meet in [`router::hooks`].
 //! - [`session`]: the session table, each session reached through a bounded mailbox.
+//! - [`command`]: the contract of an ad-hoc command (XEP-0050) that modules register, and
+//!   XEP-0004 forms.
 //! - [`modules`]: features, one file or folder each: disco, ping, version, time, register,
 //!   roster (subscriptions, presence, last activity, notes), offline, carbons, vcard, private,
-//!   blocking (XEP-0191, XEP-0016, our ignore lists), muc, adhoc (XEP-0050/0133).
+//!   blocking (XEP-0191, XEP-0016, our ignore lists), blacklist, muc, motd, admin (XEP-0133)
+//!   and account_commands (the commands they offer), adhoc (XEP-0050: runs every module's
+//!   registered commands).
 //! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
 //! - [`accounts`]: account creation, passwords and removal for the CLI and in-band use.
 //! - [`limits`], [`error`]: counters and the stream/stanza error values.
 
 pub mod accounts;
 pub mod c2s;
+pub mod command;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -83,35 +91,16 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         typical_iterations: Default::default(),
         started: Instant::now(),
         caps_ver,
+        admins: Default::default(),
+        blacklist: Default::default(),
+        stop: Default::default(),
     };
     server.apply_limits(&config);
     Ok(Arc::new(server))
 }
 
-/// Server-wide shutdown request (the admin shutdown command); `run` drains as on a signal.
-static SHUTDOWN: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-/// Asks the running server to shut down gracefully.
-pub fn trigger_shutdown() {
-    SHUTDOWN.notify_one();
-}
-
-/// Set by the admin restart command: after `run` drains, the binary executes itself again.
-static RESTART: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Drains like [`trigger_shutdown`], then asks `main` to start the process again.
-pub fn trigger_restart() {
-    RESTART.store(true, std::sync::atomic::Ordering::SeqCst);
-    SHUTDOWN.notify_one();
-}
-
-/// Whether a restart was asked for (checked by `main` once `run` returned).
-pub fn restart_requested() -> bool {
-    RESTART.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Serves on already-bound listeners until `shutdown` resolves (or [`trigger_shutdown`] is
-/// called), then drains: every stream gets `system-shutdown` after its queued stanzas, and we
+/// Serves on already-bound listeners until `shutdown` resolves (or the server asks itself to
+/// stop, [`server::Stop`]), then drains: every stream gets `system-shutdown` after its queued stanzas, and we
 /// wait (bounded) for connections to end.
 pub async fn run(
     server: Arc<Server>,
@@ -133,11 +122,11 @@ pub async fn run(
     drop(done_tx);
     tokio::select! {
         () = shutdown => {}
-        () = SHUTDOWN.notified() => {}
+        () = server.stop.requested() => {}
     }
     tracing::info!(sessions = server.sessions.session_count(), "shutting down");
     // Rooms remove their occupants with status 332 (XEP-0045) before streams close.
-    modules::muc::removal::announce_shutdown().await;
+    modules::muc::removal::announce_shutdown(&server).await;
     let _ = stop_tx.send(true);
     for task in accept_tasks {
         let _ = task.await;

@@ -109,10 +109,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut restart_requested = false;
     let result = match cli.command {
         Command::Serve { ports_file } => {
             let set_level = init_logging(&config, None);
-            runtime.block_on(serve(config, &cli.config, set_level, ports_file))
+            runtime
+                .block_on(serve(config, &cli.config, set_level, ports_file))
+                .map(|restart| restart_requested = restart)
         }
         Command::User(cmd) => {
             let _ = init_logging(&config, Some("warn"));
@@ -132,7 +135,7 @@ fn main() -> ExitCode {
         }
         Command::Config(_) => Ok(()),
     };
-    if result.is_ok() && switchboard::restart_requested() {
+    if result.is_ok() && restart_requested {
         return restart();
     }
     match result {
@@ -233,17 +236,17 @@ async fn serve(
     config_path: &Path,
     set_level: switchboard::server::LogLevelSetter,
     ports_file: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let listeners = switchboard::listener::bind_all(&config.listen).await?;
     let server = switchboard::start(config).await?;
     server.set_config_path(config_path);
     server.set_log_level_setter(set_level);
-    tokio::spawn(switchboard::config::reload::reload_on_sighup(server.clone()));
+    tokio::spawn(switchboard::server::reload::reload_on_sighup(server.clone()));
     if let Some(path) = ports_file {
         write_ports_file(&path, &listeners)?;
     }
-    switchboard::run(server, listeners, shutdown_signal()).await;
-    Ok(())
+    switchboard::run(server.clone(), listeners, shutdown_signal()).await;
+    Ok(server.stop.restart_requested())
 }
 
 /// Writes `{"kind": "addr", ...}` (first listener of each kind) atomically.

@@ -112,7 +112,7 @@ fn backoff(nth: u32, free: u32) -> Duration {
 /// Disabled (XEP-0133 §4.3) or blacklisted (§4.11, the account or its domain).
 async fn disabled(server: &Server, account: &Account) -> bool {
     if let Ok(bare) = jid::BareJid::new(&account.to_string())
-        && crate::modules::blacklist::account_listed(server, &bare).await
+        && server.blacklist.account_listed(&server.storage, &bare).await
     {
         return true;
     }

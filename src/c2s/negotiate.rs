@@ -408,17 +408,7 @@ async fn negotiation_iq(
             "authenticate first",
         )));
     };
-    let reply = |payload: Option<Element>| {
-        let mut r = Element::bare("iq", ns::CLIENT);
-        xml::set_attr(&mut r, "type", "result");
-        if let Some(id) = iq.attr("id") {
-            xml::set_attr(&mut r, "id", id);
-        }
-        if let Some(p) = payload {
-            r.append_child(p);
-        }
-        r
-    };
+    let reply = |payload: Option<Element>| xml::iq_result(iq, payload);
     let child = iq.children().next();
     if iq.attr("type") == Some("set") && child.is_some_and(|c| c.is("bind", ns::BIND)) {
         let bind = child.expect("checked");

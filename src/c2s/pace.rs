@@ -44,7 +44,7 @@ pub fn rate_for(config: &Config, listener: usize, admin: bool) -> &RateConfig {
 
 impl Pacer {
     pub fn new(server: &Server, listener: usize, jid: &FullJid) -> Pacer {
-        let admin = crate::modules::adhoc::is_admin(server, &jid.to_bare());
+        let admin = server.is_admin(&jid.to_bare());
         let generation = server.config_generation();
         let config = server.config();
         let r = rate_for(&config, listener, admin);
@@ -68,7 +68,7 @@ impl Pacer {
             return;
         }
         self.generation = generation;
-        self.admin = crate::modules::adhoc::is_admin(server, &jid.to_bare());
+        self.admin = server.is_admin(&jid.to_bare());
         let config = server.config();
         let r = rate_for(&config, self.listener, self.admin);
         let l = &config.limits;

@@ -1,4 +1,5 @@
-//! The documentation of every configuration key, and `config/example.toml` generated from it
+//! The documentation of every configuration key (its one source: the fields of [`Config`]
+//! carry no doc comments of their own), and `config/example.toml` generated from it
 //! with the defaults of [`Config`]. A test fails when a key of `Config` has no entry here, an
 //! entry names a key `Config` does not have, or the shipped example is stale.
 
@@ -169,7 +170,7 @@ pub static KEYS: &[Key] = &[
     k(
         "limits.max_roster_items",
         "Items one roster may hold (RFC 6121 §2); also caps the subscription requests waiting\n\
-         for one user's answer.",
+         for one user's answer. Adding more is refused with not-allowed.",
     ),
     k(
         "limits.max_offline_messages",
@@ -343,7 +344,8 @@ pub static KEYS: &[Key] = &[
     ),
     with_example(
         "roster_notes.keys",
-        "Key id -> base64 of 32 random bytes (`openssl rand -base64 32`). The environment\n\
+        "Key id -> base64 of 32 random bytes (`openssl rand -base64 32`). Several keys may be\n\
+         listed (for rotation); a key may be removed only when no note uses it. The environment\n\
          variable SWITCHBOARD_NOTE_KEYS=\"id=base64,id=base64\" replaces this table, so the\n\
          secrets need not sit in this file.",
         "{ \"1\" = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\" }",

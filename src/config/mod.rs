@@ -1,4 +1,6 @@
-//! The one configuration file: a serde struct whose doc comments are the documentation.
+//! The one configuration file as a serde struct. Every key is documented once, in
+//! [`docs::KEYS`] (which also generates `config/example.toml` and marks the keys a reload
+//! cannot change); the fields here carry no doc comments of their own.
 //!
 //! Unknown keys are errors (a typo must not silently fall back to a default), and every
 //! error names the file and line. `config/example.toml` lists every key with its default.
@@ -15,17 +17,13 @@ pub mod reload;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The XMPP domains this server hosts (virtual hosts). Users are `user@domain`.
     pub domains: Vec<String>,
-    /// Admin accounts (bare JIDs); they may run administrative commands.
     #[serde(default)]
     pub admins: Vec<String>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
     pub tls: TlsConfig,
-    /// Listening sockets. Default: c2s on 5222 (STARTTLS required), direct TLS on 5223,
-    /// HTTP on 127.0.0.1:5280.
     #[serde(default = "default_listeners")]
     pub listen: Vec<ListenerConfig>,
     #[serde(default)]
@@ -48,56 +46,36 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MucConfig {
-    /// Run the service.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// The service's domain. Default: `conference.` followed by the first of `domains`.
     #[serde(default)]
     pub domain: Option<String>,
-    /// Who may create rooms: `anyone` (every local user) or `admins` (those in `admins`).
     #[serde(default)]
     pub creators: MucCreators,
-    /// Occupants one room may hold (the room's `maxusers` cannot exceed it).
     #[serde(default = "default_muc_max_occupants")]
     pub max_occupants: usize,
-    /// Messages of discussion history a new room keeps and sends on join.
     #[serde(default = "default_muc_history")]
     pub history_default: usize,
-    /// The most history a room owner may configure.
     #[serde(default = "default_muc_max_history")]
     pub max_history: usize,
-    /// Rooms one user may have created and that still exist. 0: no limit.
     #[serde(default = "default_muc_rooms_per_user")]
     pub rooms_per_user: usize,
-    /// Who may make a room persistent (`muc#roomconfig_persistentroom`): `anyone` (the
-    /// room's owners) or `admins`.
     #[serde(default)]
     pub persistent_creators: MucCreators,
-    /// Characters in a new room's address (its localpart).
     #[serde(default = "default_muc_max_room_address")]
     pub max_room_address_length: usize,
-    /// Characters in a room's name (`muc#roomconfig_roomname`).
     #[serde(default = "default_muc_max_room_name")]
     pub max_room_name_length: usize,
-    /// Characters in a room's description (`muc#roomconfig_roomdesc`).
     #[serde(default = "default_muc_max_description")]
     pub max_description_length: usize,
-    /// Characters in an occupant's nickname.
     #[serde(default = "default_muc_max_nick")]
     pub max_nick_length: usize,
-    /// Rooms in one page of the service's disco#items when the client asks for none or more
-    /// (XEP-0059 `<max/>`).
     #[serde(default = "default_muc_items_page")]
     pub max_items_per_page: usize,
-    /// Seconds an empty persistent room stays loaded before it is unloaded.
     #[serde(default = "default_muc_idle_unload")]
     pub idle_unload_secs: u64,
-    /// Stanzas a room's queue holds. A sender finding it full waits for room (its session's
-    /// reads pause) instead of being refused.
     #[serde(default = "default_muc_room_queue")]
     pub room_queue_length: usize,
-    /// Milliseconds a sender may wait for room in a full room queue; still full after that,
-    /// its stanza is refused with `resource-constraint`.
     #[serde(default = "default_muc_room_queue_wait")]
     pub room_queue_wait_ms: u64,
 }
@@ -168,9 +146,6 @@ impl MucConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `sqlite://path/to/file.db` (created with its directory on first start) or
-    /// `postgres://user:password@host/db`. The environment variable
-    /// `SWITCHBOARD_DATABASE_URL` overrides it, so a password need not sit in this file.
     #[serde(default = "default_db_url")]
     pub url: String,
 }
@@ -179,14 +154,10 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    /// PEM certificate chain.
     #[serde(default = "default_cert")]
     pub cert: PathBuf,
-    /// PEM private key.
     #[serde(default = "default_key")]
     pub key: PathBuf,
-    /// When both files are missing, generate a self-signed certificate for the domains there
-    /// (and reuse it on later starts). Meant for development; production sets real files.
     #[serde(default = "yes")]
     pub generate_self_signed: bool,
 }
@@ -218,14 +189,9 @@ impl ListenerKind {
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     pub kind: ListenerKind,
-    /// `ip:port`; port 0 picks a free port (see `serve --ports-file`).
     pub address: SocketAddr,
-    /// c2s only: refuse authentication before STARTTLS. Turn off only on trusted networks
-    /// (for example a loopback benchmark).
     #[serde(default = "yes")]
     pub require_encryption: bool,
-    /// c2s only: the per-session rate limits of ordinary users on this listener, replacing
-    /// `limits.session_rate` (admins keep `limits.admin_session_rate`).
     #[serde(default)]
     pub session_rate: Option<RateConfig>,
 }
@@ -234,14 +200,10 @@ pub struct ListenerConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationConfig {
-    /// Let anyone create an account from their client. Off by default.
     #[serde(default)]
     pub enabled: bool,
-    /// Registration attempts one IP address may make per hour that get as far as creating
-    /// the account (a taken name counts too: each answer tells whether it exists).
     #[serde(default = "default_registrations_per_hour")]
     pub per_ip_per_hour: u32,
-    /// Shortest password accepted at registration and password change.
     #[serde(default = "default_min_password")]
     pub min_password_length: usize,
 }
@@ -250,80 +212,48 @@ pub struct RegistrationConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Bytes a stanza may have after authentication (XEP-0478 advertises it).
     #[serde(default = "default_max_stanza")]
     pub max_stanza_size: usize,
-    /// Bytes a stanza may have before authentication.
     #[serde(default = "default_max_stanza_preauth")]
     pub max_stanza_size_preauth: usize,
-    /// Element nesting depth inside a stanza.
     #[serde(default = "default_max_depth")]
     pub max_depth: usize,
-    /// Simultaneous authenticated connections from one IP address; one more is refused
-    /// with `policy-violation` after authentication.
     #[serde(default = "default_connections_per_ip")]
     pub connections_per_ip: usize,
-    /// Simultaneous connections from one IP address that have not authenticated yet
-    /// (counted apart from the authenticated ones); one more is refused with
-    /// `policy-violation` at once.
     #[serde(default = "default_unauthenticated_per_ip")]
     pub unauthenticated_per_ip: usize,
-    /// Simultaneous connections in all; one more is refused with `resource-constraint`.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Seconds a client has to finish TLS, authentication and resource binding.
     #[serde(default = "default_negotiation_timeout")]
     pub negotiation_timeout_secs: u64,
-    /// Seconds a connection that has not authenticated may stay silent (no complete stream
-    /// header or element, no finished TLS handshake) before it is closed with
-    /// `connection-timeout`; advertised as XEP-0478 `idle-seconds` before authentication.
     #[serde(default = "default_negotiation_idle")]
     pub negotiation_idle_secs: u64,
-    /// Seconds without traffic before the server pings a client (XEP-0199).
     #[serde(default = "default_idle_ping")]
     pub idle_ping_secs: u64,
-    /// Seconds to wait for the answer to that ping before closing the stream.
     #[serde(default = "default_ping_timeout")]
     pub ping_timeout_secs: u64,
-    /// Stanzas queued for one session before it is judged too slow and disconnected.
     #[serde(default = "default_mailbox")]
     pub session_queue: usize,
-    /// Resources (sessions) one account may have at once.
     #[serde(default = "default_max_resources")]
     pub max_resources_per_user: usize,
-    /// Items one roster may hold (RFC 6121 §2); also caps the subscription requests waiting
-    /// for one user's answer. Adding more is refused with `not-allowed`.
     #[serde(default = "default_max_roster_items")]
     pub max_roster_items: usize,
-    /// Messages kept for one account while it is offline (XEP-0160); past it senders get
-    /// `service-unavailable`. 0 turns offline storage off.
     #[serde(default = "default_max_offline")]
     pub max_offline_messages: usize,
-    /// Bytes one account's vCard (XEP-0054) may take, as stored; larger ones are refused.
     #[serde(default = "default_max_vcard")]
     pub max_vcard_size: usize,
-    /// Bytes of private XML (XEP-0049) one account may store per namespace.
     #[serde(default = "default_max_private")]
     pub max_private_size: usize,
-    /// Seconds a session may stay over its rate limit (its reads held back all along) before
-    /// it is disconnected with `policy-violation`.
     #[serde(default = "default_throttle_disconnect")]
     pub throttle_disconnect_secs: u64,
-    /// Presence broadcasts (presence without `to`) one session may send per second, and the
-    /// burst allowed; past them the presence is refused with `policy-violation`.
     #[serde(default = "default_presence_rate")]
     pub presence_per_second: u32,
     #[serde(default = "default_presence_burst")]
     pub presence_burst: u32,
-    /// Subscription requests (`subscribe`) one account may send per minute; past it they are
-    /// refused with `policy-violation`.
     #[serde(default = "default_subscriptions")]
     pub subscriptions_per_minute: u32,
-    /// What one ordinary user's session may send. Reads are held back (the client is slowed)
-    /// while over it.
     #[serde(default)]
     pub session_rate: RateConfig,
-    /// Same for sessions of accounts in `admins`; unset: as `session_rate`.
     #[serde(default)]
     pub admin_session_rate: Option<RateConfig>,
 }
@@ -332,16 +262,12 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateConfig {
-    /// Stanzas per second, sustained.
     #[serde(default = "default_stanza_rate")]
     pub stanzas_per_second: u32,
-    /// Stanzas allowed at once after a quiet period.
     #[serde(default = "default_stanza_burst")]
     pub stanza_burst: u32,
-    /// Bytes per second, sustained.
     #[serde(default = "default_byte_rate")]
     pub bytes_per_second: u32,
-    /// Bytes allowed at once after a quiet period.
     #[serde(default = "default_byte_burst")]
     pub bytes_burst: u32,
 }
@@ -350,15 +276,10 @@ pub struct RateConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// PBKDF2 iterations for new SCRAM credentials (RFC 7677 asks for at least 4096).
     #[serde(default = "default_iterations")]
     pub scram_iterations: u32,
-    /// Wrong passwords per IP address per minute answered at once; past it every answer to
-    /// that address (a success too) is held back, 250 ms doubling up to 2 s. Nothing is
-    /// refused without checking the password.
     #[serde(default = "default_failures_per_ip")]
     pub failures_per_ip_per_minute: u32,
-    /// The same per account.
     #[serde(default = "default_failures_per_account")]
     pub failures_per_account_per_minute: u32,
 }
@@ -367,11 +288,8 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive. `RUST_LOG`
-    /// overrides it. Never `trace` in production: it logs raw traffic.
     #[serde(default = "default_log_level")]
     pub level: String,
-    /// `human` or `json`.
     #[serde(default)]
     pub format: LogFormat,
 }
@@ -742,16 +660,10 @@ pub type DecodedNoteKey = (String, zeroize::Zeroizing<[u8; 32]>);
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RosterNotesConfig {
-    /// Key id -> base64 of 32 random bytes (`openssl rand -base64 32`). Several keys may be
-    /// listed (for rotation); a key may be removed only when no note uses it. The
-    /// environment variable `SWITCHBOARD_NOTE_KEYS` (`id=base64,id=base64`) replaces this
-    /// table, so the secrets need not sit in this file.
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, String>,
-    /// Id of the key new and rotated notes are encrypted with; must be in `keys`.
     #[serde(default)]
     pub active_key: Option<String>,
-    /// Longest note accepted, in characters.
     #[serde(default = "default_max_note")]
     pub max_length: usize,
 }

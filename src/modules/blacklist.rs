@@ -1,6 +1,6 @@
 //! XEP-0133 §4.11: the service-wide blacklist of bare JIDs and whole domains the service
 //! refuses to communicate with. Stored in SQL (`service_blacklist`), edited by the
-//! `edit-blacklist` admin command, cached here.
+//! `edit-blacklist` admin command.
 //!
 //! Enforcement (XEP-0133 leaves the behaviour to the service):
 //! - a local account that is listed, or whose domain is listed, is turned away as its session
@@ -10,73 +10,21 @@
 //!   `<not-allowed/>` (type cancel: the service's policy, retrying will not help); errors and
 //!   IQ results to them are dropped.
 //!
-//! Traffic pays nothing while the list is empty: both hooks have a synchronous `wants` check
-//! reading one atomic flag.
+//! The cached list is server state (`server::policy::Blacklist`, also read by the SASL
+//! login check). Traffic pays nothing while the list is empty: both hooks have a synchronous
+//! `wants` check reading one atomic flag.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use futures::FutureExt;
 use jid::{BareJid, Jid};
 
+use crate::command::form::{Field, Form, Kind};
+use crate::command::{Access, Command, Ctx, Done, StageCtx, admin_form, always};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router::hooks::{Flow, Routed, SessionEvent};
 use crate::router::registry::{Module, Registry};
 use crate::server::Server;
-
-/// The cached list; `None` until first read from SQL. One server per process, like the
-/// runtime admin list.
-static LIST: RwLock<Option<Arc<HashSet<String>>>> = RwLock::new(None);
-/// Whether the cached list has entries: the hot-path check.
-static NONEMPTY: AtomicBool = AtomicBool::new(false);
-/// Whether the cache was filled (from SQL or by an edit).
-static LOADED: AtomicBool = AtomicBool::new(false);
-
-fn cached() -> Option<Arc<HashSet<String>>> {
-    LIST.read().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-/// Replaces the cache (after the stored list changed).
-pub fn set_cache(list: &[String]) {
-    let set: HashSet<String> = list.iter().cloned().collect();
-    NONEMPTY.store(!set.is_empty(), Ordering::Release);
-    *LIST.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(set));
-    LOADED.store(true, Ordering::Release);
-}
-
-/// Fills the cache from SQL unless it already is.
-async fn ensure_loaded(server: &Server) {
-    if LOADED.load(Ordering::Acquire) {
-        return;
-    }
-    match server.storage.blacklist().await {
-        Ok(list) => {
-            // An edit that raced this read is newer: keep it.
-            if !LOADED.load(Ordering::Acquire) {
-                set_cache(&list);
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot read the blacklist"),
-    }
-}
-
-/// Whether `jid` (any form) is listed, by its bare JID or its domain.
-pub fn is_listed(jid: &Jid) -> bool {
-    if !NONEMPTY.load(Ordering::Acquire) {
-        return false;
-    }
-    let Some(list) = cached() else {
-        return false;
-    };
-    list.contains(jid.domain().as_str()) || list.contains(jid.to_bare().as_str())
-}
-
-/// Whether the account `bare` is listed (itself or its domain), reading SQL once if the cache
-/// is not filled yet. For a login check (SASL `account-disabled`, RFC 6120 §6.5.1).
-pub async fn account_listed(server: &Server, bare: &BareJid) -> bool {
-    ensure_loaded(server).await;
-    is_listed(&Jid::from(bare.clone()))
-}
 
 /// Parses one entry of the edit form: a bare JID or a domain, normalised.
 pub fn parse_entry(text: &str) -> Result<String, String> {
@@ -96,12 +44,25 @@ pub fn covers(entry: &str, bare: &BareJid) -> bool {
 
 pub struct Blacklist;
 
-fn wants_outbound(_: &Server, routed: &Routed) -> bool {
-    routed.to.as_ref().is_some_and(is_listed)
+/// XEP-0133 §4.11.
+static EDIT: Command = Command {
+    node: "http://jabber.org/protocol/admin#edit-blacklist",
+    name: "Edit the blacklist",
+    access: Access::Admin,
+    enabled: always,
+    stages: &[|c| edit_blacklist_form(c).boxed()],
+    run: |c| edit_blacklist(c).boxed(),
+};
+
+fn wants_outbound(server: &Server, routed: &Routed) -> bool {
+    routed
+        .to
+        .as_ref()
+        .is_some_and(|to| server.blacklist.is_listed(to))
 }
 
-fn wants_session(_: &Server, event: &SessionEvent) -> bool {
-    !LOADED.load(Ordering::Acquire) || is_listed(&Jid::from(event.entry.jid.clone()))
+fn wants_session(server: &Server, event: &SessionEvent) -> bool {
+    !server.blacklist.is_loaded() || server.blacklist.is_listed(&Jid::from(event.entry.jid.clone()))
 }
 
 impl Module for Blacklist {
@@ -110,13 +71,14 @@ impl Module for Blacklist {
     }
 
     fn register(self: Arc<Self>, r: &mut Registry) {
+        r.command(&EDIT);
         // First of the session_opened hooks. The others still run (their session_closed
         // counterparts expect them to); the kick ends the stream before anything is read.
         r.hooks
             .session_opened
             .add_for(1000, "blacklist", wants_session, |server, event| async move {
-                ensure_loaded(&server).await;
-                if !is_listed(&Jid::from(event.entry.jid.clone())) {
+                server.blacklist.ensure_loaded(&server.storage).await;
+                if !server.blacklist.is_listed(&Jid::from(event.entry.jid.clone())) {
                     return Flow::Continue(event);
                 }
                 tracing::info!(jid = %event.entry.jid, "blacklisted account refused");
@@ -138,6 +100,60 @@ impl Module for Blacklist {
                 Flow::Handled
             });
     }
+}
+
+async fn edit_blacklist_form(c: StageCtx) -> Form {
+    let current = c.server.storage.blacklist().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the blacklist");
+        Vec::new()
+    });
+    let mut form = admin_form(
+        "Editing the blacklist",
+        vec![Field::new("blacklistjids", Kind::JidMulti, "The blacklist").values(current)],
+    );
+    form.instructions = "Bare JIDs and domains the service refuses to communicate with: their \
+                         accounts here cannot log in, and what local users send them is refused"
+        .into();
+    form
+}
+
+/// §4.11: the submitted list replaces the stored one; listed local accounts are disconnected.
+async fn edit_blacklist(ctx: Ctx) -> Result<Done, String> {
+    let mut list: Vec<String> = Vec::new();
+    for j in ctx.values.get("blacklistjids").into_iter().flatten() {
+        let entry = parse_entry(j)?;
+        // An admin locking themselves out would need the database to undo it.
+        if covers(&entry, &ctx.requester.to_bare()) {
+            return Err(format!("'{entry}' would blacklist your own account"));
+        }
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
+    list.sort();
+    ctx.server
+        .storage
+        .set_blacklist(&list)
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.server.blacklist.set(&list);
+    tracing::info!(admin = %ctx.requester, blacklist = %list.join(","), "admin edited the blacklist");
+    let mut ended = 0;
+    for s in ctx.server.sessions.all_sessions() {
+        let bare = s.jid.to_bare();
+        if list.iter().any(|e| covers(e, &bare)) {
+            s.kick(StreamError::with_text(
+                StreamErrorCondition::NotAuthorized,
+                "account blacklisted",
+            ));
+            ended += 1;
+        }
+    }
+    Ok(Done::note(format!(
+        "The blacklist has {} entr{}; {ended} session(s) ended",
+        list.len(),
+        if list.len() == 1 { "y" } else { "ies" }
+    )))
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
-//! Feature modules. Each registers its IQ handlers and disco features; none imports another.
+//! Feature modules. Each registers its IQ handlers, disco features and ad-hoc commands; none
+//! imports another.
 
+pub mod account_commands;
 pub mod adhoc;
+pub mod admin;
 pub mod blacklist;
 pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod legacy_session;
+pub mod motd;
 pub mod muc;
 pub mod offline;
 pub mod ping;
@@ -23,6 +27,10 @@ use crate::router::registry::Module;
 /// Every module, in registration order. Config decides which are enabled as they gain options.
 pub fn all() -> Vec<Arc<dyn Module>> {
     vec![
+        // The service-wide commands first: disco lists commands in registration order
+        // (administrative ones before the users'), so these lead, the features' follow.
+        Arc::new(admin::Admin),
+        Arc::new(account_commands::AccountCommands),
         Arc::new(disco::Disco),
         Arc::new(legacy_session::LegacySession),
         Arc::new(ping::Ping),
@@ -35,8 +43,10 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(offline::Offline::default()),
         Arc::new(carbons::Carbons),
         Arc::new(muc::Muc::new()),
-        Arc::new(adhoc::AdHoc::default()),
+        Arc::new(motd::Motd),
         Arc::new(blocking::Blocking::new()),
         Arc::new(blacklist::Blacklist),
+        // Last: it offers the commands every module above registered.
+        Arc::new(adhoc::AdHoc::default()),
     ]
 }

@@ -375,10 +375,8 @@ fn own_account(req: &IqRequest) -> Result<(String, String), StanzaError> {
     account_of(&req.server, &req.to).ok_or_else(StanzaError::internal_server_error)
 }
 
-fn storage_error(e: crate::storage::StorageError) -> StanzaError {
-    tracing::error!(error = %e, "offline storage error");
-    StanzaError::internal_server_error()
-}
+/// What an offline storage failure is logged as (`StanzaError::storage`).
+const STORAGE: &str = "offline storage error";
 
 /// XEP-0013 §2.2: the number of messages, as extended disco#info on the offline node.
 async fn node_info(req: IqRequest) -> IqResult {
@@ -389,7 +387,7 @@ async fn node_info(req: IqRequest) -> IqResult {
         .storage
         .offline_count(&host, &user)
         .await
-        .map_err(storage_error)?;
+        .map_err(StanzaError::storage(STORAGE))?;
     Ok(IqResponse::with(count_info(count)))
 }
 
@@ -432,7 +430,7 @@ async fn node_items(req: IqRequest) -> IqResult {
         .storage
         .offline_headers(&host, &user)
         .await
-        .map_err(storage_error)?;
+        .map_err(StanzaError::storage(STORAGE))?;
     let mut query = Element::bare("query", NS_ITEMS);
     xml::set_attr(&mut query, "node", NS_OFFLINE);
     let jid = req.to.to_string();
@@ -477,7 +475,7 @@ async fn view_or_fetch(req: IqRequest) -> IqResult {
         let all = storage
             .offline_load(&host, &user, 0, limit)
             .await
-            .map_err(storage_error)?;
+            .map_err(StanzaError::storage(STORAGE))?;
         if all.len() > budget {
             return Err(StanzaError::resource_constraint()
                 .text("too many offline messages to fetch at once; view them in smaller sets"));
@@ -493,7 +491,7 @@ async fn view_or_fetch(req: IqRequest) -> IqResult {
         let found = storage
             .offline_get(&host, &user, &seqs)
             .await
-            .map_err(storage_error)?;
+            .map_err(StanzaError::storage(STORAGE))?;
         if found.len() != seqs.len() {
             return Err(StanzaError::item_not_found());
         }
@@ -526,7 +524,10 @@ async fn remove_or_purge(req: IqRequest) -> IqResult {
     let storage = &req.server.storage;
     let offline = req.payload();
     if offline.has_child("purge", NS_OFFLINE) {
-        storage.offline_purge(&host, &user).await.map_err(storage_error)?;
+        storage
+            .offline_purge(&host, &user)
+            .await
+            .map_err(StanzaError::storage(STORAGE))?;
         return Ok(IqResponse::empty());
     }
     let mut seqs = requested_seqs(offline, "remove")?;
@@ -536,14 +537,14 @@ async fn remove_or_purge(req: IqRequest) -> IqResult {
     let found = storage
         .offline_get(&host, &user, &seqs)
         .await
-        .map_err(storage_error)?;
+        .map_err(StanzaError::storage(STORAGE))?;
     if found.len() != seqs.len() {
         return Err(StanzaError::item_not_found());
     }
     storage
         .offline_delete(&host, &user, &seqs)
         .await
-        .map_err(storage_error)?;
+        .map_err(StanzaError::storage(STORAGE))?;
     Ok(IqResponse::empty())
 }
 

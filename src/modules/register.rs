@@ -10,7 +10,7 @@ use crate::accounts::{self, Account, AccountError};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
-use crate::xml::{self, ns, text_element};
+use crate::xml::{self, text_element};
 
 pub const NS: &str = "jabber:iq:register";
 
@@ -54,17 +54,7 @@ pub async fn preauth(server: &Arc<Server>, ip: IpAddr, domain: &str, iq: &Elemen
         _ => Err(StanzaError::bad_request()),
     };
     match result {
-        Ok(payload) => {
-            let mut reply = Element::bare("iq", ns::CLIENT);
-            xml::set_attr(&mut reply, "type", "result");
-            if let Some(id) = iq.attr("id") {
-                xml::set_attr(&mut reply, "id", id);
-            }
-            if let Some(p) = payload {
-                reply.append_child(p);
-            }
-            reply
-        }
+        Ok(payload) => xml::iq_result(iq, payload),
         Err(e) => e.reply_to(iq),
     }
 }
@@ -122,10 +112,7 @@ fn account_error(e: AccountError) -> StanzaError {
             StanzaError::jid_malformed().text(e.to_string())
         }
         AccountError::NotFound(_) => StanzaError::item_not_found(),
-        AccountError::Storage(err) => {
-            tracing::error!(error = %err, "storage error in registration");
-            StanzaError::internal_server_error()
-        }
+        AccountError::Storage(err) => StanzaError::storage("storage error in registration")(err),
     }
 }
 

@@ -191,11 +191,7 @@ async fn route_iq(server: &Arc<Server>, from: &FullJid, iq: Element, dest: Desti
 
 /// An empty `<iq type='result'/>` answering `iq`, addressed back to its sender.
 fn result_skeleton(iq: &Element) -> Element {
-    let mut reply = Element::bare("iq", ns::CLIENT);
-    xml::set_attr(&mut reply, "type", "result");
-    if let Some(id) = iq.attr("id") {
-        xml::set_attr(&mut reply, "id", id);
-    }
+    let mut reply = xml::iq_result(iq, None);
     if let Some(from) = iq.attr("from") {
         xml::set_attr(&mut reply, "to", from);
     }

@@ -9,6 +9,7 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 
 use super::hooks::Hooks;
+use crate::command::Command;
 use crate::config::Config;
 use crate::error::{StanzaError, StreamError};
 use crate::server::Server;
@@ -142,6 +143,10 @@ pub struct Registry {
     disco_nodes: Vec<DiscoNode>,
     /// Component domains answered by modules (MUC...).
     services: Vec<Service>,
+    /// Ad-hoc commands (XEP-0050) offered by modules, in registration order.
+    commands: Vec<&'static Command>,
+    /// Module state other parts of the server reach by type (see [`Registry::provide`]).
+    provided: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     pub hooks: Hooks,
 }
 
@@ -268,6 +273,30 @@ impl Registry {
 
     pub fn identities(&self) -> &[Identity] {
         &self.identities
+    }
+
+    /// Offers an ad-hoc command (XEP-0050): the ad-hoc module lists, describes and runs it.
+    pub fn command(&mut self, command: &'static Command) {
+        self.commands.push(command);
+    }
+
+    /// Every registered command, in registration order.
+    pub fn commands(&self) -> &[&'static Command] {
+        &self.commands
+    }
+
+    /// Publishes a module's state to the rest of the server by its type (the MUC service for
+    /// the admin commands and the shutdown announcement), instead of a process-global.
+    pub fn provide<T: Send + Sync + 'static>(&mut self, state: Arc<T>) {
+        self.provided.push(state);
+    }
+
+    /// The state a module published with [`Registry::provide`], if it is registered. Not for
+    /// the hot path: a short scan.
+    pub fn provided<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.provided
+            .iter()
+            .find_map(|state| state.clone().downcast::<T>().ok())
     }
 
     pub fn module_names(&self) -> &[&'static str] {

@@ -86,18 +86,8 @@ impl Storage {
     ) -> Result<bool, StorageError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            // A no-op write rather than a SELECT: it locks the account row
-            // against a concurrent delete_user (PostgreSQL) and takes the write
-            // lock first, so SQLite never has to upgrade a stale read snapshot.
-            let found = sqlx::query(
-                "UPDATE accounts SET disabled = disabled WHERE host = $1 AND username = $2",
-            )
-            .bind(host)
-            .bind(username)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if found == 0 {
+            // Against a concurrent delete_user.
+            if !lock_account_row!(tx, host, username) {
                 tx.rollback().await?;
                 return Ok(false);
             }

@@ -37,6 +37,33 @@ macro_rules! with_pool {
     };
 }
 
+/// Locks an account's row for the rest of transaction `$tx`, as its first statement, and
+/// evaluates to whether the account exists (errors are `?`-returned). A no-op write rather
+/// than a SELECT: it holds PostgreSQL's row lock against a concurrent store or delete of the
+/// account, and takes SQLite's write lock up front, so SQLite never has to upgrade a read
+/// snapshot that went stale and nothing read after it can change under the transaction.
+/// A feature with a per-account row of its own passes the statement that writes it (bound to
+/// host and username, touching no row when the account does not exist).
+macro_rules! lock_account_row {
+    ($tx:expr, $host:expr, $username:expr) => {
+        lock_account_row!(
+            $tx,
+            $host,
+            $username,
+            "UPDATE accounts SET disabled = disabled WHERE host = $1 AND username = $2"
+        )
+    };
+    ($tx:expr, $host:expr, $username:expr, $statement:expr) => {
+        sqlx::query($statement)
+            .bind($host)
+            .bind($username)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+            != 0
+    };
+}
+
 mod accounts;
 mod admin;
 mod blacklist;

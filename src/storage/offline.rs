@@ -70,18 +70,8 @@ impl Storage {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let outcome = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            // A no-op write first (as in set_credentials): it tells whether the account
-            // exists, locks its row against a concurrent store or delete (PostgreSQL), and
-            // takes SQLite's write lock up front, so the count below cannot go stale.
-            let found = sqlx::query(
-                "UPDATE accounts SET disabled = disabled WHERE host = $1 AND username = $2",
-            )
-            .bind(host)
-            .bind(username)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if found == 0 {
+            // So the count below cannot go stale.
+            if !lock_account_row!(tx, host, username) {
                 tx.rollback().await?;
                 OfflineStored::NoAccount
             } else {

@@ -54,6 +54,7 @@ enum ListChange<'a> {
     },
 }
 
+/// Creates the account's privacy row if needed, as a write (`lock_account_row!`).
 const ENSURE_USER: &str = "INSERT INTO privacy_users (host, username, default_list, counter) \
                            SELECT host, username, NULL, 0 FROM accounts WHERE host = $1 AND username = $2 \
                            ON CONFLICT (host, username) DO UPDATE SET counter = privacy_users.counter";
@@ -162,14 +163,7 @@ impl Storage {
     ) -> Result<PrivacyWrite, StorageError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            // Writes first: takes SQLite's write lock and PostgreSQL's row lock for the account.
-            let touched = sqlx::query(ENSURE_USER)
-                .bind(host)
-                .bind(username)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if touched == 0 {
+            if !lock_account_row!(tx, host, username, ENSURE_USER) {
                 tx.rollback().await?;
                 return Ok(PrivacyWrite::NoAccount);
             }
@@ -254,13 +248,7 @@ impl Storage {
     ) -> Result<bool, StorageError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let touched = sqlx::query(ENSURE_USER)
-                .bind(host)
-                .bind(username)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if touched == 0 {
+            if !lock_account_row!(tx, host, username, ENSURE_USER) {
                 tx.rollback().await?;
                 return Ok(false);
             }

@@ -91,6 +91,21 @@ pub fn remove_attr(el: &mut Element, name: &str) {
     el.attrs_mut().remove(&rxml::Namespace::NONE, &ncname(name));
 }
 
+/// The `<iq type='result'/>` answering `iq` (same `id`), carrying `payload` if any.
+/// Addressing is the caller's: the router answers from the addressee back to the sender,
+/// a service from its own JID, pre-bind negotiation with neither.
+pub fn iq_result(iq: &Element, payload: Option<Element>) -> Element {
+    let mut reply = Element::bare("iq", ns::CLIENT);
+    set_attr(&mut reply, "type", "result");
+    if let Some(id) = iq.attr("id") {
+        set_attr(&mut reply, "id", id);
+    }
+    if let Some(payload) = payload {
+        reply.append_child(payload);
+    }
+    reply
+}
+
 /// Swaps `from` and `to`, for replies.
 pub fn swap_addresses(el: &mut Element) {
     let from = el.attr("from").map(str::to_owned);

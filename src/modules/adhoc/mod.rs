@@ -1,7 +1,8 @@
-//! XEP-0050 ad-hoc commands: discovery, multi-stage sessions (execute, next, prev, complete,
-//! cancel) driven by XEP-0004 forms, and the command tables: `commands.rs` (XEP-0133 and our
-//! own, for admins) and `user.rs` (every user, on their own account). Each command is data: its node, name, who may run it, the forms it asks in order and
-//! the function that acts on the answers. Invalid answers bring the same form back with an
+//! XEP-0050 ad-hoc commands: discovery and multi-stage sessions (execute, next, prev, complete,
+//! cancel) driven by XEP-0004 forms. A small dispatcher: the commands are data
+//! (`crate::command::Command`: node, name, who may run it, the forms it asks in order and
+//! the function that acts on the answers) that the modules owning them register (`admin`,
+//! `account_commands`, `motd`, `blacklist`, `muc`, `roster`). Invalid answers bring the same form back with an
 //! error note; the session stays open.
 //!
 //! Protocol errors carry the XEP-0050 §4.6 specific conditions: `malformed-action` (an
@@ -11,24 +12,20 @@
 //! submission). `bad-locale` is never sent: commands speak English, and a request in another
 //! language gets English rather than an error.
 
-pub mod commands;
-pub mod form;
-pub mod user;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
-use jid::{BareJid, FullJid};
+use jid::FullJid;
 use minidom::Element;
 
+use crate::command::form::{self, Form, Values};
+use crate::command::{Access, Command, Ctx, StageCtx};
 use crate::error::{ErrorType, StanzaError};
 use crate::modules::disco::{NS_INFO, NS_ITEMS};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
 use crate::xml;
-use form::{Form, Values};
 
 pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
 /// An abandoned session is forgotten after this long without a request.
@@ -37,71 +34,6 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_SESSIONS_PER_USER: usize = 8;
 /// Ended sessions remembered (to answer `session-expired` rather than `bad-sessionid`).
 const MAX_ENDED: usize = 4096;
-
-/// Who may run a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Accounts listed in the configuration's `admins`.
-    Admin,
-    /// Any local account, acting on itself.
-    User,
-}
-
-/// What a stage's form is built from.
-pub struct StageCtx {
-    pub server: Arc<Server>,
-    pub domain: String,
-    /// The answers of the earlier stages.
-    pub values: Values,
-}
-
-/// A form stage: built from the server and the answers so far.
-pub type StageFn = fn(StageCtx) -> BoxFuture<'static, Form>;
-/// Acts on all answers. `Err` is shown to the requester as an error note on the last form.
-pub type RunFn = fn(Ctx) -> BoxFuture<'static, Result<Done, String>>;
-
-/// One entry of the command table.
-pub struct Command {
-    pub node: &'static str,
-    pub name: &'static str,
-    pub access: Access,
-    /// Whether the command is offered at all (a feature may be switched off in config).
-    pub enabled: fn(&Server) -> bool,
-    /// Forms asked in order; none = the command completes on `execute`.
-    pub stages: &'static [StageFn],
-    pub run: RunFn,
-}
-
-/// What a command's run function receives.
-pub struct Ctx {
-    pub server: Arc<Server>,
-    pub requester: FullJid,
-    /// The hosted domain the command was sent to.
-    pub domain: String,
-    pub values: Values,
-}
-
-/// A completed command: an info note and/or a result form.
-#[derive(Default)]
-pub struct Done {
-    pub note: Option<String>,
-    pub result: Option<Form>,
-}
-
-impl Done {
-    pub fn note(text: impl Into<String>) -> Done {
-        Done {
-            note: Some(text.into()),
-            result: None,
-        }
-    }
-    pub fn result(form: Form) -> Done {
-        Done {
-            note: None,
-            result: Some(form),
-        }
-    }
-}
 
 struct Session {
     node: &'static str,
@@ -166,54 +98,25 @@ impl Sessions {
     }
 }
 
-/// The ad-hoc commands module and its open sessions.
+/// The ad-hoc commands module and its open sessions. The commands themselves are registered
+/// by the modules that own them (`Registry::command`).
+#[derive(Default)]
 pub struct AdHoc {
-    /// The administrative commands, then those for every user (the order disco lists them).
-    commands: Vec<&'static Command>,
     sessions: Mutex<Sessions>,
 }
 
-impl Default for AdHoc {
-    fn default() -> Self {
-        AdHoc {
-            commands: commands::TABLE.iter().chain(user::TABLE).collect(),
-            sessions: Mutex::new(Sessions::default()),
-        }
-    }
-}
-
-/// The admin list as edited at runtime (XEP-0133 edit-admin); `None` = the configuration's
-/// `admins`. Not persisted: a restart goes back to the configuration, and a reload that
-/// changes `admins` replaces it. One server per process.
-static RUNTIME_ADMINS: std::sync::RwLock<Option<Vec<BareJid>>> = std::sync::RwLock::new(None);
-
-/// The current admins: the runtime list if edited, else the configuration's `admins`.
-pub fn admins(server: &Server) -> Vec<BareJid> {
-    if let Some(list) = RUNTIME_ADMINS.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        return list.clone();
-    }
-    server
-        .config()
-        .admins
-        .iter()
-        .filter_map(|a| BareJid::new(a).ok())
-        .collect()
-}
-
-/// Replaces the admin list until the next restart or a reload that changes `admins`.
-pub fn set_admins(list: Vec<BareJid>) {
-    *RUNTIME_ADMINS.write().unwrap_or_else(|e| e.into_inner()) = Some(list);
-}
-
-/// Whether `jid` is an admin (see [`admins`]).
-pub fn is_admin(server: &Server, jid: &BareJid) -> bool {
-    admins(server).contains(jid)
+/// The registered commands in the order disco lists them: the administrative ones, then those
+/// for every user.
+fn commands(server: &Server) -> impl Iterator<Item = &'static Command> + '_ {
+    let all = server.registry.commands();
+    let by = move |access| all.iter().copied().filter(move |c: &&Command| c.access == access);
+    by(Access::Admin).chain(by(Access::User))
 }
 
 fn allowed(server: &Server, cmd: &Command, who: &FullJid) -> bool {
     (cmd.enabled)(server)
         && match cmd.access {
-            Access::Admin => is_admin(server, &who.to_bare()),
+            Access::Admin => server.is_admin(&who.to_bare()),
             Access::User => server.config().hosts(who.domain().as_str()),
         }
 }
@@ -251,7 +154,8 @@ impl Module for AdHoc {
                 async move { Ok(IqResponse::with(me.list(&req))) }
             },
         );
-        for &cmd in &self.commands {
+        // Registered last (`modules::all`), so every module's commands are known here.
+        for cmd in r.commands().to_vec() {
             r.disco_node(
                 cmd.node,
                 &[IqTarget::Server],
@@ -285,7 +189,6 @@ impl Module for AdHoc {
                 },
             );
         }
-        commands::register_hooks(r);
     }
 }
 
@@ -375,11 +278,7 @@ impl AdHoc {
         let mut q = Element::bare("query", NS_ITEMS);
         xml::set_attr(&mut q, "node", NS_COMMANDS);
         let domain = req.to.to_string();
-        for cmd in self
-            .commands
-            .iter()
-            .filter(|c| allowed(&req.server, c, &req.from))
-        {
+        for cmd in commands(&req.server).filter(|c| allowed(&req.server, c, &req.from)) {
             let mut item = Element::bare("item", NS_ITEMS);
             xml::set_attr(&mut item, "jid", &domain);
             xml::set_attr(&mut item, "node", cmd.node);
@@ -436,10 +335,7 @@ impl AdHoc {
         let node = payload
             .attr("node")
             .ok_or_else(|| StanzaError::bad_request().text("no command node"))?;
-        let cmd: &'static Command = self
-            .commands
-            .iter()
-            .copied()
+        let cmd: &'static Command = commands(&req.server)
             .find(|c| c.node == node && (c.enabled)(&req.server))
             .ok_or_else(StanzaError::item_not_found)?;
         if !allowed(&req.server, cmd, &req.from) {
@@ -734,8 +630,21 @@ mod tests {
     }
 
     #[test]
-    fn the_table_has_unique_nodes() {
-        let mut nodes: Vec<&str> = AdHoc::default().commands.iter().map(|c| c.node).collect();
+    fn every_registered_command_has_a_unique_node_and_a_disco_node() {
+        let registry = Registry::build(crate::modules::all());
+        let mut nodes: Vec<&str> = registry.commands().iter().map(|c| c.node).collect();
+        assert!(
+            nodes.len() > 30,
+            "the modules' commands are registered: {nodes:?}"
+        );
+        for node in &nodes {
+            assert!(
+                registry
+                    .disco_node_handler(node, IqTarget::Server, false)
+                    .is_some(),
+                "{node} has no disco#info (registered after the ad-hoc module?)"
+            );
+        }
         let n = nodes.len();
         nodes.sort();
         nodes.dedup();

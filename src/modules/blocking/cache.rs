@@ -136,10 +136,8 @@ pub struct Cache {
     write: tokio::sync::Mutex<()>,
 }
 
-fn storage_error(e: impl std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "privacy storage error");
-    StanzaError::internal_server_error()
-}
+/// What a privacy storage failure is logged as (`StanzaError::storage`).
+const STORAGE: &str = "privacy storage error";
 
 impl Cache {
     /// The account's state, from the cache or storage.
@@ -154,7 +152,7 @@ impl Cache {
             .storage
             .privacy_load(user.domain().as_str(), node.as_str())
             .await
-            .map_err(storage_error)?;
+            .map_err(StanzaError::storage(STORAGE))?;
         let mut lists = HashMap::new();
         for l in stored.lists {
             let items = l.items.iter().filter_map(Item::from_stored).collect();
@@ -202,7 +200,7 @@ impl Cache {
                 .storage
                 .roster_load(user.domain().as_str(), node.as_str())
                 .await
-                .map_err(storage_error)?;
+                .map_err(StanzaError::storage(STORAGE))?;
             let facts: RosterFacts = roster
                 .items
                 .into_iter()
@@ -330,7 +328,7 @@ impl Cache {
                     .await
             }
         }
-        .map_err(storage_error)?;
+        .map_err(StanzaError::storage(STORAGE))?;
         let version = match written {
             PrivacyWrite::Done(v) => v,
             PrivacyWrite::Conflict(v) => {
@@ -362,7 +360,7 @@ impl Cache {
                 .storage
                 .privacy_set_default(host, username, Some(name))
                 .await
-                .map_err(storage_error)?;
+                .map_err(StanzaError::storage(STORAGE))?;
             after.default_list = Some(name.to_owned());
         }
         let after = Arc::new(after);
@@ -401,7 +399,7 @@ impl Cache {
             .storage
             .privacy_set_default(user.domain().as_str(), node.as_str(), name)
             .await
-            .map_err(storage_error)?;
+            .map_err(StanzaError::storage(STORAGE))?;
         let mut after = (*before).clone();
         after.default_list = name.map(str::to_owned);
         let after = Arc::new(after);

@@ -20,7 +20,7 @@ use crate::router::hooks::{Flow, Routed};
 use crate::router::registry::{IqRequest, IqTarget, IqType};
 use crate::router::{bounce, deliver_to_full};
 use crate::server::Server;
-use crate::xml::{self, ns};
+use crate::xml;
 
 /// XEP-0054.
 pub const NS_VCARD: &str = "vcard-temp";
@@ -152,14 +152,7 @@ async fn deliver(server: &Arc<Server>, d: Delivery) {
                 return;
             };
             let mut reply = match answer {
-                Ok(payload) => {
-                    let mut r = Element::bare("iq", ns::CLIENT);
-                    xml::set_attr(&mut r, "type", "result");
-                    if let Some(p) = payload {
-                        r.append_child(p);
-                    }
-                    r
-                }
+                Ok(payload) => xml::iq_result(&original, payload),
                 Err(e) => e.reply_to(&original),
             };
             xml::set_attr(&mut reply, "from", &target);

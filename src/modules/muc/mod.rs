@@ -38,7 +38,7 @@ pub mod service;
 pub mod service_admin;
 pub mod voice;
 
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::Arc;
 
 use crate::router::hooks::Flow;
 use crate::router::registry::{Module, Registry};
@@ -54,16 +54,10 @@ pub const NS_DELAY: &str = "urn:xmpp:delay";
 pub const NS_OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
 pub const NS_CONFERENCE: &str = "jabber:x:conference";
 
-/// The running service, for callers that hold no module: the admin commands and the
-/// shutdown announcement in `run`.
-static RUNNING: RwLock<Option<Weak<service::Service>>> = RwLock::new(None);
-
-pub(crate) fn running_service() -> Option<Arc<service::Service>> {
-    RUNNING
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()?
-        .upgrade()
+/// The running service, for callers that hold no module (the admin commands, the shutdown
+/// announcement in `run`): published on the registry.
+pub(crate) fn running_service(server: &crate::server::Server) -> Option<Arc<service::Service>> {
+    server.registry.provided::<service::Service>()
 }
 
 /// The MUC module: registers the service domain and the session-end hook.
@@ -91,7 +85,10 @@ impl Module for Muc {
     }
 
     fn register(self: Arc<Self>, r: &mut Registry) {
-        *RUNNING.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&self.service));
+        r.provide(self.service.clone());
+        for command in service_admin::COMMANDS {
+            r.command(command);
+        }
         let me = self.clone();
         r.service(
             "Chatrooms",

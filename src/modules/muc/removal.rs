@@ -104,8 +104,8 @@ pub fn session_lost(service: &Arc<Service>, server: &Arc<Server>, entry: &Sessio
 /// Before streams close on shutdown: every live room removes its occupants with 332. Waits
 /// (bounded) until each room has queued its presence, so it goes out before
 /// `system-shutdown`.
-pub async fn announce_shutdown() {
-    let Some(service) = super::running_service() else {
+pub async fn announce_shutdown(server: &crate::server::Server) {
+    let Some(service) = super::running_service(server) else {
         return;
     };
     let mut acks = Vec::new();

@@ -20,7 +20,7 @@ use crate::modules::disco::{NS_INFO, NS_ITEMS};
 use crate::router;
 use crate::server::Server;
 use crate::session::SessionEntry;
-use crate::xml::{self, ns};
+use crate::xml;
 
 /// How often a sender waiting for room in a busy room's queue checks that its session is
 /// still wanted.
@@ -461,10 +461,11 @@ impl Service {
                 return Ok(rooms.clone());
             }
             let before = self.dormant.changes.load(Ordering::Relaxed);
-            let rows = server.storage.muc_room_configs(domain).await.map_err(|e| {
-                tracing::error!(error = %e, "cannot list stored rooms");
-                StanzaError::internal_server_error()
-            })?;
+            let rows = server
+                .storage
+                .muc_room_configs(domain)
+                .await
+                .map_err(StanzaError::storage("cannot list stored rooms"))?;
             let muc = &server.config().muc;
             let read: BTreeMap<String, Summary> = rows
                 .into_iter()
@@ -507,18 +508,11 @@ pub fn feature(var: &str) -> Element {
 pub fn reply(server: &Arc<Server>, to: &FullJid, iq: &Element, answer: Result<Option<Element>, StanzaError>) {
     match answer {
         Ok(payload) => {
-            let mut r = Element::bare("iq", ns::CLIENT);
-            xml::set_attr(&mut r, "type", "result");
-            if let Some(id) = iq.attr("id") {
-                xml::set_attr(&mut r, "id", id);
-            }
+            let mut r = xml::iq_result(iq, payload);
             if let Some(from) = iq.attr("to") {
                 xml::set_attr(&mut r, "from", from);
             }
             xml::set_attr(&mut r, "to", &to.to_string());
-            if let Some(payload) = payload {
-                r.append_child(payload);
-            }
             router::deliver_to_full(server, to, r);
         }
         Err(e) => router::bounce(server, iq, e),

@@ -1,8 +1,9 @@
-//! What the server's admin commands need from the MUC service: the list of rooms (live and
+//! The service's admin commands (list and destroy rooms, registered by the MUC module) and
+//! what they need from the MUC service: the list of rooms (live and
 //! stored) and destroying a room as its owner would (§10.9, `RoomCmd::AdminDestroy`).
 //!
-//! The admin commands live in another module, so the running service is published here
-//! (`install`, at registration). One server per process, like the runtime admin list.
+//! The admin commands live in another module, so the running service is published on the
+//! registry (`Registry::provide`, at registration).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,10 +14,34 @@ use tokio::sync::oneshot;
 
 use super::room::RoomCmd;
 use super::service::{JoinedRooms, Service};
+use futures::FutureExt;
+
+use crate::command::form::{Field, Form, Kind, one};
+use crate::command::{Access, Command, Ctx, Done, admin_form, now};
 use crate::server::Server;
 
-fn service() -> Option<Arc<Service>> {
-    super::running_service()
+/// Registered by the MUC module (`Registry::command`).
+pub static COMMANDS: &[Command] = &[
+    Command {
+        node: "https://github.com/switchboard-xmpp/switchboard#list-muc-rooms",
+        name: "List chat rooms",
+        access: Access::Admin,
+        enabled: muc_enabled,
+        stages: &[],
+        run: |c| list_rooms_command(c).boxed(),
+    },
+    Command {
+        node: "https://github.com/switchboard-xmpp/switchboard#destroy-muc-room",
+        name: "Destroy a chat room",
+        access: Access::Admin,
+        enabled: muc_enabled,
+        stages: &[|c| now(destroy_room_form(&c.server))],
+        run: |c| destroy_room_command(c).boxed(),
+    },
+];
+
+fn service(server: &Server) -> Option<Arc<Service>> {
+    super::running_service(server)
 }
 
 /// One room as the admin sees it.
@@ -59,7 +84,7 @@ pub async fn list_rooms(server: &Server) -> Result<Vec<RoomInfo>, String> {
         .map_err(|e| e.to_string())?;
     let joined = joined_sessions(server);
     let mut rooms: BTreeMap<String, RoomInfo> = BTreeMap::new();
-    if let Some(service) = service() {
+    if let Some(service) = service(server) {
         for r in service.rooms.iter() {
             let name = r.summary.lock().unwrap_or_else(|e| e.into_inner()).name.clone();
             rooms.insert(
@@ -109,7 +134,7 @@ pub async fn destroy_room(
         .muc
         .service_domain(&config.domains)
         .ok_or("multi-user chat is not enabled")?;
-    let service = service().ok_or("multi-user chat is not running")?;
+    let service = service(server).ok_or("multi-user chat is not running")?;
     let room_jid = format!("{node}@{domain}");
     let live = service.rooms.contains_key(node);
     // Only a stored room may be loaded for this: starting a room that does not exist would
@@ -139,4 +164,68 @@ pub async fn destroy_room(
         Ok(Ok(false)) | Ok(Err(_)) => Err(format!("there is no room {room_jid}")),
         Err(_) => Err(format!("the room {room_jid} did not answer in time")),
     }
+}
+
+fn muc_enabled(s: &Server) -> bool {
+    let config = s.config();
+    config.muc.service_domain(&config.domains).is_some()
+}
+
+async fn list_rooms_command(ctx: Ctx) -> Result<Done, String> {
+    let rooms = list_rooms(&ctx.server).await?;
+    tracing::info!(admin = %ctx.requester, rooms = rooms.len(), "admin listed chat rooms");
+    let domain = {
+        let config = ctx.server.config();
+        config.muc.service_domain(&config.domains).unwrap_or_default()
+    };
+    let lines = rooms.iter().map(|r| {
+        format!(
+            "{}@{domain} occupants={} persistent={} loaded={} name={}",
+            r.node, r.occupants, r.persistent, r.live, r.name
+        )
+    });
+    Ok(Done::result(admin_form(
+        "Chat rooms",
+        vec![
+            Field::new("roomsnum", Kind::TextSingle, "Number of rooms").value(rooms.len().to_string()),
+            Field::new(
+                "rooms",
+                Kind::TextMulti,
+                "Rooms (occupants = sessions joined; loaded = running now)",
+            )
+            .values(lines),
+        ],
+    )))
+}
+
+fn destroy_room_form(server: &Server) -> Form {
+    let config = server.config();
+    let domain = config.muc.service_domain(&config.domains).unwrap_or_default();
+    let mut form = admin_form(
+        "Destroying a chat room",
+        vec![
+            Field::new("roomjid", Kind::JidSingle, "The room's address").required(),
+            Field::new("reason", Kind::TextSingle, "Reason told to the occupants"),
+        ],
+    );
+    form.instructions = format!("A room of {domain}; its occupants are told, a stored room is deleted");
+    form
+}
+
+/// XEP-0045 §10.9 on the admin's behalf.
+async fn destroy_room_command(ctx: Ctx) -> Result<Done, String> {
+    let room = one(&ctx.values, "roomjid").unwrap_or_default();
+    let jid = BareJid::new(room).map_err(|_| format!("'{room}' is not a room address"))?;
+    let domain = {
+        let config = ctx.server.config();
+        config.muc.service_domain(&config.domains).unwrap_or_default()
+    };
+    let node = match jid.node() {
+        Some(n) if jid.domain().as_str() == domain => n.as_str().to_owned(),
+        _ => return Err(format!("'{room}' is not a room of {domain}")),
+    };
+    let reason = one(&ctx.values, "reason").unwrap_or_default();
+    destroy_room(&ctx.server, &node, reason, &ctx.requester.to_bare()).await?;
+    tracing::info!(admin = %ctx.requester, room = %jid, reason, "admin destroyed a chat room");
+    Ok(Done::note(format!("The room {jid} was destroyed")))
 }

@@ -35,7 +35,7 @@ impl Roster {
                 .cache
                 .lock(server, account)
                 .await
-                .map_err(super::storage_error)?
+                .map_err(StanzaError::storage(super::STORAGE))?
                 .roster()
                 .entry(&requester)
                 .state
@@ -68,7 +68,7 @@ impl Roster {
                 Ok(IqResponse::with(answer(seconds.unsigned_abs(), &status)))
             }
             Ok(None) => Err(StanzaError::item_not_found().text("no activity recorded yet")),
-            Err(e) => Err(super::storage_error(e)),
+            Err(e) => Err(StanzaError::storage(super::STORAGE)(e)),
         }
     }
 }

@@ -43,7 +43,6 @@ use crate::router::hooks::Flow;
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
 use crate::session::SessionEntry;
-use crate::storage::StorageError;
 use crate::xml::{self, ns};
 use item::{Item, SetRequest};
 use store_cache::{Change, RosterCache};
@@ -95,6 +94,7 @@ impl Module for Roster {
     }
 
     fn register(self: Arc<Self>, r: &mut Registry) {
+        r.command(&notes::ROTATE_COMMAND);
         r.stream_feature(Element::bare("ver", NS_ROSTERVER));
         r.stream_feature(Element::bare("sub", NS_PREAPPROVAL));
         r.feature(last::NS);
@@ -184,10 +184,8 @@ fn check_note(config: &crate::config::RosterNotesConfig, text: &str) -> Result<n
     Ok(keys)
 }
 
-fn storage_error(e: StorageError) -> StanzaError {
-    tracing::error!(error = %e, "roster storage error");
-    StanzaError::internal_server_error()
-}
+/// What a roster storage failure is logged as (`StanzaError::storage`).
+const STORAGE: &str = "roster storage error";
 
 /// Whether `jid` is an account on a domain hosted here.
 pub fn is_local_account(server: &Server, jid: &BareJid) -> bool {
@@ -212,7 +210,11 @@ impl Roster {
         // Opt-in to private notes: ignored when notes are disabled (not advertised).
         let with_notes =
             server.config().roster_notes.enabled() && req.payload().get_child("notes", notes::NS).is_some();
-        let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
+        let mut g = self
+            .cache
+            .lock(server, &user)
+            .await
+            .map_err(StanzaError::storage(STORAGE))?;
         // Interested from now on, under the lock: every later change is pushed.
         if let Some(session) = server.sessions.get(&req.from) {
             let state = session.extension::<SessionState>();
@@ -255,7 +257,11 @@ impl Roster {
                     None => None,
                     Some(text) => Some(check_note(&server.config().roster_notes, text)?),
                 };
-                let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
+                let mut g = self
+                    .cache
+                    .lock(server, &user)
+                    .await
+                    .map_err(StanzaError::storage(STORAGE))?;
                 let old = g.roster().item(&jid).cloned();
                 let max = server.config().limits.max_roster_items;
                 if old.is_none() && g.roster().item_count() >= max {
@@ -273,7 +279,7 @@ impl Roster {
                     let written = g
                         .write(&jid, Change::Set(new.clone()), Change::Keep)
                         .await
-                        .map_err(storage_error)?;
+                        .map_err(StanzaError::storage(STORAGE))?;
                     changed = matches!(written, Some(Some(_)));
                 }
                 let mut result = Ok(IqResponse::empty());
@@ -281,7 +287,7 @@ impl Roster {
                     match g.write_note(&keys, &jid, text).await {
                         Ok(c) => changed |= c,
                         // The item change (if any) is stored: still pushed below.
-                        Err(e) => result = Err(storage_error(e)),
+                        Err(e) => result = Err(StanzaError::storage(STORAGE)(e)),
                     }
                 }
                 if changed {
@@ -292,7 +298,11 @@ impl Roster {
                 result
             }
             SetRequest::Remove(jid) => {
-                let mut g = self.cache.lock(server, &user).await.map_err(storage_error)?;
+                let mut g = self
+                    .cache
+                    .lock(server, &user)
+                    .await
+                    .map_err(StanzaError::storage(STORAGE))?;
                 if g.roster().item(&jid).is_none() {
                     // §2.5.3.
                     return Err(StanzaError::item_not_found().text("no such item in your roster"));
@@ -305,7 +315,7 @@ impl Roster {
                 };
                 g.write(&jid, Change::Remove, pending)
                     .await
-                    .map_err(storage_error)?;
+                    .map_err(StanzaError::storage(STORAGE))?;
                 let version = g.get().version;
                 self.push(server, &user, version, item::removed_element(&jid), None);
                 drop(g);

@@ -243,6 +243,26 @@ pub async fn load(
     Ok(out)
 }
 
+/// The admin command that runs [`rotate`] (registered by the roster module).
+pub static ROTATE_COMMAND: crate::command::Command = crate::command::Command {
+    node: "https://github.com/switchboard-xmpp/switchboard#rotate-roster-note-keys",
+    name: "Re-encrypt roster notes under the active key",
+    access: crate::command::Access::Admin,
+    enabled: |s| s.config().roster_notes.enabled(),
+    stages: &[],
+    run: |c| Box::pin(rotate_notes(c)),
+};
+
+async fn rotate_notes(ctx: crate::command::Ctx) -> Result<crate::command::Done, String> {
+    tracing::info!(admin = %ctx.requester, "admin started roster note key rotation");
+    let p = rotate(&ctx.server, |_| {}).await.map_err(|e| e.to_string())?;
+    tracing::info!(admin = %ctx.requester, total = p.total, done = p.done, skipped = p.skipped, "roster note key rotation finished");
+    Ok(crate::command::Done::note(format!(
+        "Re-encrypted {} of {} note(s); {} changed meanwhile and were skipped",
+        p.done, p.total, p.skipped
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,13 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::form::{Field, Form, Kind, one};
-use super::{Access, Command, Ctx, Done, StageCtx};
+use std::sync::Arc;
+
 use crate::accounts::{self, Account};
+use crate::command::form::{Field, Form, Kind, one};
+use crate::command::{Access, Command, Ctx, Done, StageCtx};
 use crate::error::{StreamError, StreamErrorCondition};
+use crate::router::registry::{Module, Registry};
 
 macro_rules! own {
     ($name:literal) => {
@@ -19,6 +22,20 @@ macro_rules! own {
 pub const PING: &str = own!("ping");
 pub const CHANGE_PASSWORD: &str = own!("change-my-password");
 pub const END_OTHER_SESSIONS: &str = own!("end-my-other-sessions");
+
+pub struct AccountCommands;
+
+impl Module for AccountCommands {
+    fn name(&self) -> &'static str {
+        "account_commands"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        for command in TABLE {
+            r.command(command);
+        }
+    }
+}
 
 pub static TABLE: &[Command] = &[
     Command {

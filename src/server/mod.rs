@@ -1,8 +1,13 @@
 //! The state every connection and module shares: configuration, storage, the session table,
-//! the module registry and the limiters. One `Arc<Server>` per process.
+//! the module registry, the limiters, the admin list and blacklist ([`policy`]) and the
+//! shutdown request ([`Stop`]). One `Arc<Server>` per running server; nothing of it is
+//! process-global, so tests may run several in one process.
+
+pub mod policy;
+pub mod reload;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -19,7 +24,7 @@ use crate::tls::TlsContext;
 pub type LogLevelSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 pub struct Server {
-    /// The live configuration: replaced whole by a reload (`config::reload`), read with
+    /// The live configuration: replaced whole by a reload (`server::reload`), read with
     /// [`Server::config`]. Keys that need a restart keep their startup values in use.
     pub(crate) live_config: ArcSwap<Config>,
     /// Bumped by every [`Server::replace_config`], so a session notices a reload with one
@@ -52,6 +57,43 @@ pub struct Server {
     pub started: Instant,
     /// XEP-0115 verification string of the server's disco#info, computed once from the registry.
     pub caps_ver: String,
+    /// The admin list (configuration or runtime edit): see [`Server::is_admin`].
+    pub admins: policy::Admins,
+    /// The cached service blacklist (XEP-0133 §4.11).
+    pub blacklist: policy::Blacklist,
+    /// A shutdown or restart asked for from inside (the admin commands).
+    pub stop: Stop,
+}
+
+/// A graceful stop asked for from inside the server: `run` drains as on a signal, and for a
+/// restart `main` executes the binary again once it returned.
+#[derive(Default)]
+pub struct Stop {
+    requested: tokio::sync::Notify,
+    restart: AtomicBool,
+}
+
+impl Stop {
+    /// Asks the running server to shut down gracefully.
+    pub fn shutdown(&self) {
+        self.requested.notify_one();
+    }
+
+    /// Drains like [`Stop::shutdown`], then asks `main` to start the process again.
+    pub fn restart(&self) {
+        self.restart.store(true, Ordering::SeqCst);
+        self.requested.notify_one();
+    }
+
+    /// Whether a restart was asked for (checked once `run` returned).
+    pub fn restart_requested(&self) -> bool {
+        self.restart.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once a shutdown or restart is asked for.
+    pub async fn requested(&self) {
+        self.requested.notified().await
+    }
 }
 
 impl Server {
@@ -135,6 +177,16 @@ impl Server {
             Some(set) => set(level),
             None => Ok(()),
         }
+    }
+
+    /// The current admins: the runtime list if edited, else the configuration's `admins`.
+    pub fn admins(&self) -> Vec<jid::BareJid> {
+        self.admins.list(&self.config())
+    }
+
+    /// Whether `jid` is an admin (see [`Server::admins`]).
+    pub fn is_admin(&self, jid: &jid::BareJid) -> bool {
+        self.admins.contains(&self.config(), jid)
     }
 
     /// The domain to use when a stream header names none: the first configured one.

@@ -1,21 +1,17 @@
-//! The command table: XEP-0133 service administration and our own commands.
+//! The command table: XEP-0133 service administration and our own admin commands.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use jid::{BareJid, Jid};
-use minidom::Element;
 
-use super::form::{Field, Form, Kind, Values, one};
-use super::{Access, Command, Ctx, Done, StageCtx};
 use crate::accounts::{self, Account};
 use crate::c2s::session::TraceTraffic;
+use crate::command::form::{Field, Form, Kind, one};
+use crate::command::{
+    Access, Command, Ctx, Done, StageCtx, admin_form, always, body, headline, message_form, now,
+};
 use crate::error::{StreamError, StreamErrorCondition};
-use crate::router::hooks::Flow;
-use crate::router::registry::Registry;
 use crate::server::Server;
-use crate::xml::{self, ns};
-
-pub const FORM_ADMIN: &str = "http://jabber.org/protocol/admin";
 
 macro_rules! node {
     ($name:literal) => {
@@ -105,14 +101,6 @@ pub static TABLE: &[Command] = &[
         run: |c| user_stats(c).boxed(),
     },
     Command {
-        node: node!("edit-blacklist"),
-        name: "Edit the blacklist",
-        access: Access::Admin,
-        enabled: always,
-        stages: &[|c| edit_blacklist_form(c).boxed()],
-        run: |c| edit_blacklist(c).boxed(),
-    },
-    Command {
         node: node!("get-registered-users-num"),
         name: "Get the number of registered users",
         access: Access::Admin,
@@ -185,30 +173,6 @@ pub static TABLE: &[Command] = &[
         run: |c| announce(c).boxed(),
     },
     Command {
-        node: node!("set-motd"),
-        name: "Set the message of the day",
-        access: Access::Admin,
-        enabled: always,
-        stages: &[message_form],
-        run: |c| set_motd(c).boxed(),
-    },
-    Command {
-        node: node!("edit-motd"),
-        name: "Edit the message of the day",
-        access: Access::Admin,
-        enabled: always,
-        stages: &[|c| edit_motd_form(c).boxed()],
-        run: |c| set_motd(c).boxed(),
-    },
-    Command {
-        node: node!("delete-motd"),
-        name: "Delete the message of the day",
-        access: Access::Admin,
-        enabled: always,
-        stages: &[],
-        run: |c| delete_motd(c).boxed(),
-    },
-    Command {
         node: node!("edit-admin"),
         name: "Edit the admin list (until restart or an admins reload)",
         access: Access::Admin,
@@ -256,49 +220,7 @@ pub static TABLE: &[Command] = &[
         stages: &[],
         run: |c| reload_config(c).boxed(),
     },
-    Command {
-        node: own!("rotate-roster-note-keys"),
-        name: "Re-encrypt roster notes under the active key",
-        access: Access::Admin,
-        enabled: |s| s.config().roster_notes.enabled(),
-        stages: &[],
-        run: |c| rotate_notes(c).boxed(),
-    },
-    Command {
-        node: own!("list-muc-rooms"),
-        name: "List chat rooms",
-        access: Access::Admin,
-        enabled: muc_enabled,
-        stages: &[],
-        run: |c| list_rooms(c).boxed(),
-    },
-    Command {
-        node: own!("destroy-muc-room"),
-        name: "Destroy a chat room",
-        access: Access::Admin,
-        enabled: muc_enabled,
-        stages: &[|c| now(destroy_room_form(&c.server))],
-        run: |c| destroy_room(c).boxed(),
-    },
 ];
-
-fn always(_: &Server) -> bool {
-    true
-}
-
-fn muc_enabled(s: &Server) -> bool {
-    let config = s.config();
-    config.muc.service_domain(&config.domains).is_some()
-}
-
-fn admin_form(title: &str, fields: Vec<Field>) -> Form {
-    Form {
-        title: title.into(),
-        instructions: String::new(),
-        form_type: Some(FORM_ADMIN),
-        fields,
-    }
-}
 
 fn add_user_form(_: StageCtx) -> BoxFuture<'static, Form> {
     now(admin_form(
@@ -340,34 +262,6 @@ fn change_password_form(_: StageCtx) -> BoxFuture<'static, Form> {
     ))
 }
 
-fn message_form(_: StageCtx) -> BoxFuture<'static, Form> {
-    now(admin_form(
-        "Message",
-        vec![
-            Field::new("subject", Kind::TextSingle, "Subject"),
-            Field::new("body", Kind::TextMulti, "Message").required(),
-        ],
-    ))
-}
-
-async fn edit_motd_form(c: StageCtx) -> Form {
-    let mut form = admin_form(
-        "Editing the message of the day",
-        vec![
-            Field::new("subject", Kind::TextSingle, "Subject"),
-            Field::new("body", Kind::TextMulti, "Message").required(),
-        ],
-    );
-    if let Ok(Some(stored)) = c.server.storage.motd(&c.domain).await {
-        let (subject, text) = stored.split_once('\n').unwrap_or(("", stored.as_str()));
-        if !subject.is_empty() {
-            form.fields[0].values = vec![subject.to_string()];
-        }
-        form.fields[1].values = text.lines().map(str::to_owned).collect();
-    }
-    form
-}
-
 /// The result form of a "number of ..." command (§4.13-§4.17).
 fn count_result(title: &str, var: &str, label: &str, n: impl ToString) -> Done {
     Done::result(admin_form(
@@ -382,10 +276,6 @@ fn list_result(title: &str, var: &str, label: &str, jids: Vec<String>) -> Done {
         title,
         vec![Field::new(var, Kind::JidMulti, label).values(jids)],
     ))
-}
-
-fn now(form: Form) -> BoxFuture<'static, Form> {
-    futures::future::ready(form).boxed()
 }
 
 fn account(ctx: &Ctx, jid: &str) -> Result<Account, String> {
@@ -714,23 +604,6 @@ async fn online_list(ctx: Ctx) -> Result<Done, String> {
     ))
 }
 
-/// The body of a message form (text-multi lines joined).
-fn body(values: &Values) -> String {
-    values.get("body").map(|v| v.join("\n")).unwrap_or_default()
-}
-
-fn headline(from: &str, to: &str, subject: Option<&str>, body: &str) -> Element {
-    let mut m = Element::bare("message", ns::CLIENT);
-    xml::set_attr(&mut m, "from", from);
-    xml::set_attr(&mut m, "to", to);
-    xml::set_attr(&mut m, "type", "headline");
-    if let Some(s) = subject.filter(|s| !s.is_empty()) {
-        m.append_child(xml::text_element("subject", ns::CLIENT, s));
-    }
-    m.append_child(xml::text_element("body", ns::CLIENT, body));
-    m
-}
-
 async fn announce(ctx: Ctx) -> Result<Done, String> {
     let text = body(&ctx.values);
     let subject = one(&ctx.values, "subject");
@@ -747,52 +620,6 @@ async fn announce(ctx: Ctx) -> Result<Done, String> {
     }
     tracing::info!(admin = %ctx.requester, sessions = sent, "admin sent an announcement");
     Ok(Done::note(format!("Sent to {sent} session(s)")))
-}
-
-/// Stored as the subject line (may be empty), a newline, and the body.
-async fn set_motd(ctx: Ctx) -> Result<Done, String> {
-    let subject = one(&ctx.values, "subject").unwrap_or_default();
-    let text = format!("{subject}\n{}", body(&ctx.values));
-    ctx.server
-        .storage
-        .set_motd(&ctx.domain, Some(&text))
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(admin = %ctx.requester, domain = %ctx.domain, "admin set the message of the day");
-    Ok(Done::note("The message of the day was set"))
-}
-
-async fn delete_motd(ctx: Ctx) -> Result<Done, String> {
-    ctx.server
-        .storage
-        .set_motd(&ctx.domain, None)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(admin = %ctx.requester, domain = %ctx.domain, "admin deleted the message of the day");
-    Ok(Done::note("The message of the day was deleted"))
-}
-
-/// The message of the day as a headline to a session that just opened.
-pub fn register_hooks(r: &mut Registry) {
-    r.hooks
-        .session_opened
-        .add(0, "adhoc", |server, event| async move {
-            let domain = event.entry.jid.domain().to_string();
-            match server.storage.motd(&domain).await {
-                Ok(Some(stored)) => {
-                    let (subject, text) = stored.split_once('\n').unwrap_or(("", stored.as_str()));
-                    let _ = event.entry.deliver(headline(
-                        &domain,
-                        &event.entry.jid.to_string(),
-                        Some(subject),
-                        text,
-                    ));
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not read the message of the day"),
-            }
-            Flow::Continue(event)
-        });
 }
 
 /// Delays offered before a shutdown or restart, in seconds.
@@ -858,11 +685,13 @@ async fn stop(ctx: Ctx, kind: Stop) -> Result<Done, String> {
             let _ = s.deliver(headline(&domain, &s.jid.to_string(), None, &text));
         }
     }
+    let server = std::sync::Arc::downgrade(&ctx.server);
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+        let Some(server) = server.upgrade() else { return };
         match kind {
-            Stop::Restart => crate::trigger_restart(),
-            Stop::Shutdown => crate::trigger_shutdown(),
+            Stop::Restart => server.stop.restart(),
+            Stop::Shutdown => server.stop.shutdown(),
         }
     });
     Ok(Done::note(format!(
@@ -951,7 +780,7 @@ async fn debug_log_form(c: StageCtx) -> Form {
 async fn debug_log(ctx: Ctx) -> Result<Done, String> {
     let a = account(&ctx, one(&ctx.values, "accountjid").unwrap_or_default())?;
     let resource = one(&ctx.values, "resource").unwrap_or("*");
-    let enable = super::form::flag(&ctx.values, "enable");
+    let enable = crate::command::form::flag(&ctx.values, "enable");
     let mut n = 0;
     for s in ctx.server.sessions.sessions_of(&bare(&a)) {
         if resource == "*" || s.jid.resource().as_str() == resource {
@@ -973,21 +802,9 @@ async fn debug_log(ctx: Ctx) -> Result<Done, String> {
 /// error is the command's answer.
 async fn reload_config(ctx: Ctx) -> Result<Done, String> {
     tracing::info!(admin = %ctx.requester, "admin requested a configuration reload");
-    let outcome = crate::config::reload::reload(&ctx.server)
+    let outcome = crate::server::reload::reload(&ctx.server)
         .map_err(|e| format!("the configuration was not reloaded: {e}"))?;
     Ok(Done::note(outcome.summary()))
-}
-
-async fn rotate_notes(ctx: Ctx) -> Result<Done, String> {
-    tracing::info!(admin = %ctx.requester, "admin started roster note key rotation");
-    let p = crate::modules::roster::notes::rotate(&ctx.server, |_| {})
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(admin = %ctx.requester, total = p.total, done = p.done, skipped = p.skipped, "roster note key rotation finished");
-    Ok(Done::note(format!(
-        "Re-encrypted {} of {} note(s); {} changed meanwhile and were skipped",
-        p.done, p.total, p.skipped
-    )))
 }
 
 fn edit_admin_form(server: &Server) -> Form {
@@ -996,7 +813,7 @@ fn edit_admin_form(server: &Server) -> Form {
         vec![
             Field::new("adminjids", Kind::JidMulti, "The admins")
                 .required()
-                .values(super::admins(server).iter().map(|j| j.to_string())),
+                .values(server.admins().iter().map(|j| j.to_string())),
         ],
     );
     form.instructions = "The change lasts until the server restarts or a reload changes \
@@ -1019,64 +836,10 @@ async fn edit_admin(ctx: Ctx) -> Result<Done, String> {
     }
     let shown: Vec<String> = list.iter().map(|j| j.to_string()).collect();
     tracing::info!(admin = %ctx.requester, admins = %shown.join(","), "admin edited the admin list (until restart or an admins reload)");
-    super::set_admins(list);
+    ctx.server.admins.replace(list);
     Ok(Done::note(format!(
         "Admins until restart or a reload that changes `admins`: {}",
         shown.join(", ")
-    )))
-}
-
-async fn edit_blacklist_form(c: StageCtx) -> Form {
-    let current = c.server.storage.blacklist().await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read the blacklist");
-        Vec::new()
-    });
-    let mut form = admin_form(
-        "Editing the blacklist",
-        vec![Field::new("blacklistjids", Kind::JidMulti, "The blacklist").values(current)],
-    );
-    form.instructions = "Bare JIDs and domains the service refuses to communicate with: their \
-                         accounts here cannot log in, and what local users send them is refused"
-        .into();
-    form
-}
-
-/// §4.11: the submitted list replaces the stored one; listed local accounts are disconnected.
-async fn edit_blacklist(ctx: Ctx) -> Result<Done, String> {
-    let mut list: Vec<String> = Vec::new();
-    for j in ctx.values.get("blacklistjids").into_iter().flatten() {
-        let entry = crate::modules::blacklist::parse_entry(j)?;
-        // An admin locking themselves out would need the database to undo it.
-        if crate::modules::blacklist::covers(&entry, &ctx.requester.to_bare()) {
-            return Err(format!("'{entry}' would blacklist your own account"));
-        }
-        if !list.contains(&entry) {
-            list.push(entry);
-        }
-    }
-    list.sort();
-    ctx.server
-        .storage
-        .set_blacklist(&list)
-        .await
-        .map_err(|e| e.to_string())?;
-    crate::modules::blacklist::set_cache(&list);
-    tracing::info!(admin = %ctx.requester, blacklist = %list.join(","), "admin edited the blacklist");
-    let mut ended = 0;
-    for s in ctx.server.sessions.all_sessions() {
-        let bare = s.jid.to_bare();
-        if list.iter().any(|e| crate::modules::blacklist::covers(e, &bare)) {
-            s.kick(StreamError::with_text(
-                StreamErrorCondition::NotAuthorized,
-                "account blacklisted",
-            ));
-            ended += 1;
-        }
-    }
-    Ok(Done::note(format!(
-        "The blacklist has {} entr{}; {ended} session(s) ended",
-        list.len(),
-        if list.len() == 1 { "y" } else { "ies" }
     )))
 }
 
@@ -1130,64 +893,4 @@ async fn active_list(ctx: Ctx) -> Result<Done, String> {
         "The list of active users (online, or logged in within 30 days)",
         users,
     ))
-}
-
-async fn list_rooms(ctx: Ctx) -> Result<Done, String> {
-    let rooms = crate::modules::muc::service_admin::list_rooms(&ctx.server).await?;
-    tracing::info!(admin = %ctx.requester, rooms = rooms.len(), "admin listed chat rooms");
-    let domain = {
-        let config = ctx.server.config();
-        config.muc.service_domain(&config.domains).unwrap_or_default()
-    };
-    let lines = rooms.iter().map(|r| {
-        format!(
-            "{}@{domain} occupants={} persistent={} loaded={} name={}",
-            r.node, r.occupants, r.persistent, r.live, r.name
-        )
-    });
-    Ok(Done::result(admin_form(
-        "Chat rooms",
-        vec![
-            Field::new("roomsnum", Kind::TextSingle, "Number of rooms").value(rooms.len().to_string()),
-            Field::new(
-                "rooms",
-                Kind::TextMulti,
-                "Rooms (occupants = sessions joined; loaded = running now)",
-            )
-            .values(lines),
-        ],
-    )))
-}
-
-fn destroy_room_form(server: &Server) -> Form {
-    let config = server.config();
-    let domain = config.muc.service_domain(&config.domains).unwrap_or_default();
-    let mut form = admin_form(
-        "Destroying a chat room",
-        vec![
-            Field::new("roomjid", Kind::JidSingle, "The room's address").required(),
-            Field::new("reason", Kind::TextSingle, "Reason told to the occupants"),
-        ],
-    );
-    form.instructions = format!("A room of {domain}; its occupants are told, a stored room is deleted");
-    form
-}
-
-/// XEP-0045 §10.9 on the admin's behalf.
-async fn destroy_room(ctx: Ctx) -> Result<Done, String> {
-    let room = one(&ctx.values, "roomjid").unwrap_or_default();
-    let jid = BareJid::new(room).map_err(|_| format!("'{room}' is not a room address"))?;
-    let domain = {
-        let config = ctx.server.config();
-        config.muc.service_domain(&config.domains).unwrap_or_default()
-    };
-    let node = match jid.node() {
-        Some(n) if jid.domain().as_str() == domain => n.as_str().to_owned(),
-        _ => return Err(format!("'{room}' is not a room of {domain}")),
-    };
-    let reason = one(&ctx.values, "reason").unwrap_or_default();
-    crate::modules::muc::service_admin::destroy_room(&ctx.server, &node, reason, &ctx.requester.to_bare())
-        .await?;
-    tracing::info!(admin = %ctx.requester, room = %jid, reason, "admin destroyed a chat room");
-    Ok(Done::note(format!("The room {jid} was destroyed")))
 }
