@@ -10,12 +10,12 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::{Recipient, SessionEntry, SessionRecord};
 
 /// A synchronous verdict on presence a module hands to a session itself (roster broadcasts,
 /// probe answers, initial presence): `from` the sending resource, `to` the receiving session.
 /// `false`: not delivered.
-pub type PresenceFilterFn = Arc<dyn Fn(&Server, &FullJid, &SessionEntry, &Element) -> bool + Send + Sync>;
+pub type PresenceFilterFn = Arc<dyn Fn(&Server, &FullJid, &SessionRecord, &Element) -> bool + Send + Sync>;
 
 /// The presence filters (privacy and blocking). Synchronous, so that fan-out stays a loop
 /// over the session table: a filter decides from what it has in memory. Empty: everything
@@ -29,7 +29,7 @@ impl PresenceFilters {
     /// Adds a filter; `module` names it in logs.
     pub fn add<F>(&mut self, module: &'static str, f: F)
     where
-        F: Fn(&Server, &FullJid, &SessionEntry, &Element) -> bool + Send + Sync + 'static,
+        F: Fn(&Server, &FullJid, &SessionRecord, &Element) -> bool + Send + Sync + 'static,
     {
         self.entries.push((module, Arc::new(f)));
     }
@@ -40,7 +40,7 @@ impl PresenceFilters {
 
     /// Whether every filter lets presence `stanza` from `from` reach session `to`.
     #[inline]
-    pub fn allows(&self, server: &Server, from: &FullJid, to: &SessionEntry, stanza: &Element) -> bool {
+    pub fn allows(&self, server: &Server, from: &FullJid, to: &SessionRecord, stanza: &Element) -> bool {
         self.entries.iter().all(|(_, f)| f(server, from, to, stanza))
     }
 }
@@ -185,6 +185,13 @@ pub struct Delivered {
 /// A session's lifecycle event.
 pub struct SessionEvent {
     pub entry: Arc<SessionEntry>,
+}
+
+impl SessionEvent {
+    /// The session's handle, to hand stanzas for it to the router.
+    pub fn recipient(&self) -> Recipient {
+        Recipient::local_session(self.entry.clone())
+    }
 }
 
 /// Every hook point.

@@ -1,7 +1,8 @@
 //! Routing: classify a stanza's destination and apply RFC 6120 §10 / RFC 6121 §8.
 //!
 //! This file transcribes the routing table in ARCHITECTURE.md, one arm per row. Nothing here
-//! touches a socket: delivery goes through the session table's mailboxes.
+//! touches a socket: delivery goes through the session directory's recipients, and this is the
+//! only way a stanza reaches a session (`deliver`, `push`, `deliver_tracked`, `deliver_shared`).
 
 pub mod hooks;
 pub mod registry;
@@ -13,7 +14,7 @@ use minidom::Element;
 
 use crate::error::StanzaError;
 use crate::server::Server;
-use crate::session::{DeliveryError, SessionEntry};
+use crate::session::{DeliveryError, Recipient, SharedStanza};
 use crate::xml::{self, ns};
 use hooks::{Delivered, Flow, Routed};
 use registry::{IqRequest, IqTarget, IqType};
@@ -267,12 +268,9 @@ async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg:
         return bounce(server, &msg, StanzaError::service_unavailable());
     }
     let sessions = server.sessions.sessions_of(&to);
-    let eligible: Vec<&Arc<SessionEntry>> = sessions
-        .iter()
-        .filter(|s| s.is_available() && s.priority() >= 0)
-        .collect();
+    let eligible: Vec<&Recipient> = sessions.iter().filter(|s| s.is_eligible()).collect();
     if !eligible.is_empty() {
-        let targets: Vec<&Arc<SessionEntry>> = if mtype == "headline" {
+        let targets: Vec<&Recipient> = if mtype == "headline" {
             eligible
         } else {
             // Chat and normal go to the most available resource(s): the highest priority.
@@ -410,7 +408,10 @@ pub fn deliver_to_full(server: &Arc<Server>, to: &FullJid, stanza: Element) {
     }
 }
 
-fn deliver(server: &Arc<Server>, session: &SessionEntry, stanza: Element) {
+/// Hands `stanza` to one recipient. When it cannot take it, the sender is answered
+/// (`resource-constraint` for a recipient too slow to read, `recipient-unavailable` for one
+/// that just left).
+pub fn deliver(server: &Arc<Server>, session: &Recipient, stanza: Element) {
     match session.deliver(stanza) {
         Ok(()) => {}
         Err((DeliveryError::Overloaded, stanza)) => {
@@ -427,6 +428,27 @@ fn deliver(server: &Arc<Server>, session: &SessionEntry, stanza: Element) {
     }
 }
 
+/// Hands the server's own stanza (a push, a copy, an answer) to one recipient, best effort:
+/// a recipient that cannot take it is already being disconnected or gone, and nobody is to
+/// be told. Returns whether it was queued.
+pub fn push(session: &Recipient, stanza: Element) -> bool {
+    session.deliver(stanza).is_ok()
+}
+
+/// Hands `stanza` to one recipient and learns when its session wrote it to the socket (offline
+/// storage deletes a message only then). On failure the stanza comes back.
+pub fn deliver_tracked(
+    session: &Recipient,
+    stanza: Element,
+) -> Result<tokio::sync::oneshot::Receiver<()>, (DeliveryError, Element)> {
+    session.deliver_tracked(stanza)
+}
+
+/// Hands one copy of a stanza serialized for many (a room's broadcast) to one recipient.
+pub fn deliver_shared(session: &Recipient, stanza: &Arc<SharedStanza>) -> Result<(), DeliveryError> {
+    session.deliver_shared(stanza)
+}
+
 /// Answers a stanza with an error (RFC 6120 §8.3), unless it is an error or IQ result itself.
 pub fn bounce(server: &Arc<Server>, stanza: &Element, error: StanzaError) {
     if matches!(stanza.attr("type"), Some("error") | Some("result")) {
@@ -439,5 +461,46 @@ pub fn bounce(server: &Arc<Server>, stanza: &Element, error: StanzaError) {
     if let Some(session) = server.sessions.get(&from) {
         // Never bounce a bounce: a failed error delivery is dropped.
         let _ = session.deliver(reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Modules hand stanzas to the router (`deliver`, `push`, `deliver_tracked`,
+    /// `deliver_shared`); only the session and router layers put them in a mailbox. A method
+    /// call named like a delivery in `src/modules` is a module reaching past the router.
+    #[test]
+    fn modules_reach_sessions_only_through_the_router() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/modules");
+        let mut files = vec![root];
+        let mut offenders = Vec::new();
+        let mut scanned = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    files.push(entry.unwrap().path());
+                }
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            scanned += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let direct = [".deliver(", ".deliver_tracked(", ".deliver_shared(", "Outbound::"]
+                    .iter()
+                    .any(|p| line.contains(p));
+                if direct {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(scanned > 20, "the modules were not found ({scanned} files)");
+        assert!(
+            offenders.is_empty(),
+            "direct session delivery:\n{}",
+            offenders.join("\n")
+        );
     }
 }

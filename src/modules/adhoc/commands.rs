@@ -739,9 +739,7 @@ async fn announce(ctx: Ctx) -> Result<Done, String> {
         if s.jid.domain().as_str() != ctx.domain {
             continue;
         }
-        if s.deliver(headline(&ctx.domain, &s.jid.to_string(), subject, &text))
-            .is_ok()
-        {
+        if crate::router::push(&s, headline(&ctx.domain, &s.jid.to_string(), subject, &text)) {
             sent += 1;
         }
     }
@@ -781,12 +779,10 @@ pub fn register_hooks(r: &mut Registry) {
             match server.storage.motd(&domain).await {
                 Ok(Some(stored)) => {
                     let (subject, text) = stored.split_once('\n').unwrap_or(("", stored.as_str()));
-                    let _ = event.entry.deliver(headline(
-                        &domain,
-                        &event.entry.jid.to_string(),
-                        Some(subject),
-                        text,
-                    ));
+                    crate::router::push(
+                        &event.recipient(),
+                        headline(&domain, &event.entry.jid.to_string(), Some(subject), text),
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "could not read the message of the day"),
@@ -855,7 +851,7 @@ async fn stop(ctx: Ctx, kind: Stop) -> Result<Done, String> {
     if !text.is_empty() {
         for s in ctx.server.sessions.all_sessions() {
             let domain = s.jid.domain().to_string();
-            let _ = s.deliver(headline(&domain, &s.jid.to_string(), None, &text));
+            crate::router::push(&s, headline(&domain, &s.jid.to_string(), None, &text));
         }
     }
     tokio::spawn(async move {
@@ -954,7 +950,9 @@ async fn debug_log(ctx: Ctx) -> Result<Done, String> {
     let enable = super::form::flag(&ctx.values, "enable");
     let mut n = 0;
     for s in ctx.server.sessions.sessions_of(&bare(&a)) {
-        if resource == "*" || s.jid.resource().as_str() == resource {
+        if let Some(s) = s.local()
+            && (resource == "*" || s.jid.resource().as_str() == resource)
+        {
             s.extension::<TraceTraffic>()
                 .0
                 .store(enable, std::sync::atomic::Ordering::Relaxed);

@@ -22,7 +22,6 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
 use super::Blocking;
-use super::cache::SessionPrivacy;
 use super::model::{self, List, PeerFacts};
 use super::xep0191::NS_ERRORS;
 use crate::error::StanzaError;
@@ -30,7 +29,7 @@ use crate::router::hooks::{Delivered, Flow, Routed};
 use crate::router::registry::Registry;
 use crate::router::{bounce, deliver_to_full};
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::{Recipient, SessionRecord};
 
 /// Higher than roster (0) and carbons (-100): a stopped stanza is neither processed nor copied.
 const PRIORITY: i32 = 100;
@@ -195,7 +194,7 @@ impl Blocking {
         &self,
         server: &Server,
         from: &FullJid,
-        to: &SessionEntry,
+        to: &SessionRecord,
         stanza: &Element,
     ) -> bool {
         let sender = from.to_bare();
@@ -318,15 +317,11 @@ impl Blocking {
             return None;
         }
         let sessions = server.sessions.sessions_of(owner);
-        let candidates: Vec<&Arc<SessionEntry>> = sessions
+        let candidates: Vec<&Recipient> = sessions
             .iter()
             .filter(|s| s.is_available() && (!eligible_only || s.priority() >= 0))
             .collect();
-        if candidates.is_empty()
-            || candidates
-                .iter()
-                .all(|s| s.extension::<SessionPrivacy>().active().is_none())
-        {
+        if candidates.is_empty() || candidates.iter().all(|s| !s.has_privacy_list()) {
             return None;
         }
         let state = self.cache.get(server, owner).await.ok()?;
@@ -347,7 +342,7 @@ impl Blocking {
                 .is_some_and(|list| list.denies(&peer, sel, peer_facts));
             if denies {
                 denied.push(s.jid.clone());
-            } else if candidates.iter().any(|c| Arc::ptr_eq(c, s)) {
+            } else if candidates.iter().any(|c| c.same(s)) {
                 allowed.push(s);
             }
         }

@@ -203,7 +203,7 @@ async fn deliver(server: &Arc<Server>, d: Delivery) {
             let mut delivered = false;
             for session in server.sessions.sessions_of(&to) {
                 if session.is_available() {
-                    deliver_to_full(server, &session.jid, out.clone());
+                    crate::router::deliver(server, &session, out.clone());
                     delivered = true;
                 }
             }

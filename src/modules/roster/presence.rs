@@ -18,7 +18,7 @@ use super::store_cache::storage_key;
 use super::{Roster, SessionState, is_local_account, send};
 use crate::router::hooks::Routed;
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::{Recipient, SessionEntry, SessionRecord};
 use crate::xml::{self, ns};
 
 /// Directed-presence recipients remembered per resource; beyond this, no more are tracked.
@@ -31,7 +31,10 @@ impl Roster {
         let Routed { from, stanza, .. } = routed;
         let user = from.to_bare();
         let session = server.sessions.get(&from);
-        let state = session.as_ref().map(|s| s.extension::<SessionState>());
+        let state = session
+            .as_ref()
+            .and_then(|s| s.local())
+            .map(|s| s.extension::<SessionState>());
         if stanza.attr("type").is_none() {
             // Only the first available presence of a resource is initial presence (§4.2).
             let initial = state
@@ -109,7 +112,7 @@ impl Roster {
     /// §4.2.2-§4.2.3 (and §3.1.3): what a resource learns when it becomes available. Probes
     /// to local contacts are answered here from the session table (§4.3.2: the last presence
     /// of each available resource; nothing for offline contacts).
-    async fn initial_presence(&self, server: &Arc<Server>, session: &Arc<SessionEntry>) {
+    async fn initial_presence(&self, server: &Arc<Server>, session: &Recipient) {
         let user = session.jid.to_bare();
         let (subscriptions, pending) = match self.cache.lock(server, &user).await {
             Ok(mut g) => {
@@ -158,7 +161,7 @@ impl Roster {
             // The user's own resources get its broadcasts anyway.
             return;
         }
-        let Some(session) = server.sessions.get(from) else {
+        let Some(session) = server.sessions.local(from) else {
             return;
         };
         let state = session.extension::<SessionState>();
@@ -215,12 +218,12 @@ impl Roster {
 }
 
 /// Queues a copy of `stanza` addressed to `to`.
-fn send_to(session: &SessionEntry, stanza: &Element, to: &str) {
+fn send_to(session: &Recipient, stanza: &Element, to: &str) {
     send_addressed(session, stanza.clone(), to);
 }
 
 /// Queues `stanza` addressed to `to`.
-fn send_addressed(session: &SessionEntry, mut stanza: Element, to: &str) {
+fn send_addressed(session: &Recipient, mut stanza: Element, to: &str) {
     crate::metrics::presence_fanout(1);
     xml::set_attr(&mut stanza, "to", to);
     send(session, stanza);
@@ -230,7 +233,7 @@ fn send_addressed(session: &SessionEntry, mut stanza: Element, to: &str) {
 /// presence filters (privacy lists and blocking, which do not see presence this module
 /// delivers itself) decide, except between resources of one account. Free when no module
 /// registered a filter.
-pub(super) fn allowed(server: &Server, from: &FullJid, to: &SessionEntry, stanza: &Element) -> bool {
+pub(super) fn allowed(server: &Server, from: &FullJid, to: &SessionRecord, stanza: &Element) -> bool {
     let filters = &server.registry.hooks.presence_filter;
     if filters.is_empty() || (from.node() == to.jid.node() && from.domain() == to.jid.domain()) {
         return true;
@@ -266,11 +269,7 @@ pub fn deliver_to_eligible(server: &Server, to: &BareJid, stanza: &Element) {
 /// §3.3.3).
 pub fn deliver_to_interested(server: &Server, to: &BareJid, stanza: &Element) {
     for session in server.sessions.sessions_of(to) {
-        if session
-            .extension::<SessionState>()
-            .interested
-            .load(Ordering::Acquire)
-        {
+        if session.wants_roster_pushes() {
             send(&session, stanza.clone());
         }
     }
