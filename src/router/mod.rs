@@ -14,7 +14,7 @@ use minidom::Element;
 
 use crate::error::StanzaError;
 use crate::server::Server;
-use crate::session::{DeliveryError, Recipient, SharedStanza};
+use crate::session::{DeliveryError, Recipient, SessionRecord, SharedStanza};
 use crate::xml::{self, ns};
 use hooks::{Delivered, Flow, Routed};
 use registry::{IqRequest, IqTarget, IqType};
@@ -268,15 +268,14 @@ async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg:
         return bounce(server, &msg, StanzaError::service_unavailable());
     }
     let sessions = server.sessions.sessions_of(&to);
-    let eligible: Vec<&Recipient> = sessions.iter().filter(|s| s.is_eligible()).collect();
-    if !eligible.is_empty() {
-        let targets: Vec<&Recipient> = if mtype == "headline" {
-            eligible
-        } else {
-            // Chat and normal go to the most available resource(s): the highest priority.
-            let top = eligible.iter().map(|s| s.priority()).max().unwrap_or(0);
-            eligible.into_iter().filter(|s| s.priority() == top).collect()
-        };
+    // Chat and normal go to the most available resource(s): the highest priority.
+    let rule = if mtype == "headline" {
+        AccountRule::Eligible
+    } else {
+        AccountRule::Top
+    };
+    let targets = rule.pick(&sessions);
+    if !targets.is_empty() {
         if !server.registry.hooks.message_delivered.is_empty() && sessions.len() > targets.len() {
             let recipients = targets.iter().map(|s| s.jid.clone()).collect();
             notify_delivered(server, from, &msg, recipients).await;
@@ -334,10 +333,8 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
             };
             // Default: directed presence to an account reaches every available resource.
             if matches!(ptype, None | Some("unavailable")) {
-                for session in server.sessions.sessions_of(&bare) {
-                    if session.is_available() {
-                        deliver(server, &session, presence.clone());
-                    }
+                for session in AccountRule::Available.pick(&server.sessions.sessions_of(&bare)) {
+                    deliver(server, session, presence.clone());
                 }
             }
         }
@@ -386,6 +383,103 @@ async fn broadcast_own_presence(
             deliver(server, session, copy);
         }
     }
+}
+
+/// Which of an account's resources a stanza for the account reaches (RFC 6121 §8.5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountRule {
+    /// Every available resource: presence (§8.5.2.1.1, §4.2.2, §4.5.2).
+    Available,
+    /// Available with a non-negative priority: headlines, subscription requests (§3.1.3).
+    Eligible,
+    /// The eligible resources of the highest priority (all of them if tied): chat and normal
+    /// messages (§8.5.2.1.1).
+    Top,
+    /// The resources that asked for the roster: roster pushes and subscription answers
+    /// (§2.1.6, §3.1.6).
+    RosterPushes,
+}
+
+impl AccountRule {
+    /// The resources among `sessions` (one account's) this rule picks, in directory order.
+    pub fn pick(self, sessions: &[Recipient]) -> Vec<&Recipient> {
+        match self {
+            AccountRule::Available => sessions.iter().filter(|s| s.is_available()).collect(),
+            AccountRule::Eligible => sessions.iter().filter(|s| s.is_eligible()).collect(),
+            AccountRule::Top => {
+                let top = sessions
+                    .iter()
+                    .filter(|s| s.is_eligible())
+                    .map(|s| s.priority())
+                    .max();
+                sessions
+                    .iter()
+                    .filter(|s| s.is_eligible() && Some(s.priority()) == top)
+                    .collect()
+            }
+            AccountRule::RosterPushes => sessions.iter().filter(|s| s.wants_roster_pushes()).collect(),
+        }
+    }
+}
+
+/// How the copies of a stanza delivered to an account are addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// As they are.
+    AsIs,
+    /// To the account's bare JID (presence from a contact, RFC 6121 §4.2.2).
+    Bare,
+    /// Each to its recipient's full JID (the account's own broadcasts).
+    EachResource,
+}
+
+/// Delivers a copy of the server's `stanza` (a presence broadcast, a probe answer, a
+/// subscription stanza the roster forwards, a push) from `from` to the resources of `to`
+/// that `rule` picks. Presence notifications (`AccountRule::Available`) from another account
+/// reach only the resources the recipient filter lets them reach (privacy lists, blocking:
+/// routed stanzas were already judged by `inbound`). Failures are not bounced: these are
+/// state the next one supersedes. Returns how many copies were queued.
+pub fn deliver_to_account(
+    server: &Server,
+    from: &FullJid,
+    to: &BareJid,
+    stanza: &Element,
+    rule: AccountRule,
+    addressing: Addressing,
+) -> usize {
+    let sessions = server.sessions.sessions_of(to);
+    if sessions.is_empty() {
+        return 0;
+    }
+    let filtered = rule == AccountRule::Available;
+    let mut queued = 0;
+    for session in rule.pick(&sessions) {
+        if filtered && !recipient_allows(server, from, session, stanza) {
+            continue;
+        }
+        let mut copy = stanza.clone();
+        match addressing {
+            Addressing::AsIs => {}
+            Addressing::Bare => xml::set_attr(&mut copy, "to", to.as_str()),
+            Addressing::EachResource => xml::set_attr(&mut copy, "to", &session.jid.to_string()),
+        }
+        if rule == AccountRule::Available {
+            crate::metrics::presence_fanout(1);
+        }
+        queued += usize::from(push(session, copy));
+    }
+    queued
+}
+
+/// The per-recipient filter (`Hooks::recipient_filter`, where privacy lists and blocking
+/// decide) on presence `stanza` from `from` to the resource `to`. Between the resources of
+/// one account everything passes; free when no module registered a filter.
+pub fn recipient_allows(server: &Server, from: &FullJid, to: &SessionRecord, stanza: &Element) -> bool {
+    let filters = &server.registry.hooks.recipient_filter;
+    if filters.is_empty() || (from.node() == to.jid.node() && from.domain() == to.jid.domain()) {
+        return true;
+    }
+    filters.allows(server, from, to, stanza)
 }
 
 /// Availability and priority announced by a broadcast presence (RFC 6121 §4.7.2.3).

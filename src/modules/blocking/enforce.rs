@@ -8,7 +8,7 @@
 //! read only for lists with group or subscription items.
 //!
 //! Presence the roster module delivers itself (broadcasts, probe answers, initial presence)
-//! never passes those hooks: the registry's synchronous `presence_filter` judges it instead,
+//! never passes those hooks: the registry's synchronous `recipient_filter` judges it instead,
 //! from the cache alone (`presence_allowed`), which holds every account with a session
 //! (loaded in `session_opened`) and, for accounts whose lists have group or subscription
 //! items, their roster facts (`Cache::facts`, kept current by `Cache::roster_changed`).
@@ -84,7 +84,7 @@ pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
         });
     let m = me.clone();
     r.hooks
-        .presence_filter
+        .recipient_filter
         .add("blocking", move |server, from, to, stanza| {
             m.presence_allowed(server, from, to, stanza)
         });
@@ -185,7 +185,7 @@ impl Blocking {
         item.is_some_and(|i| !i.allow)
     }
 
-    /// The `presence_filter`: presence from `from` (a resource of another account) to session
+    /// The `recipient_filter`: presence from `from` (a resource of another account) to session
     /// `to`, judged as presence-out by the sender's effective list (its session's active
     /// list, else its default list) and as presence-in by the receiving session's effective
     /// list. Synchronous, from the cache: an account not in it (no session) has no list

@@ -18,7 +18,8 @@
 //! Blocking and privacy lists (XEP-0191, XEP-0016) are not here: that module judges routed
 //! stanzas in its `outbound` and `inbound` hooks, and presence this module hands to sessions
 //! itself (broadcasts, unavailable presence, probe answers, contacts' presence on initial
-//! presence) only after the registry's `presence_filter` allowed it (`presence::allowed`).
+//! presence) through the router's account rules (`router::deliver_to_account`), where the
+//! registry's `recipient_filter` decides per recipient.
 //!
 //! Remote contacts: without s2s, a subscription request to a remote JID is bounced by the
 //! router (`remote-server-not-found`) and changes nothing; the other subscription stanzas

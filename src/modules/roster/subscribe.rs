@@ -384,7 +384,7 @@ impl Roster {
             if session.jid != *requester
                 && session.is_available()
                 && let Some(mut p) = session.last_presence()
-                && super::presence::allowed(server, &session.jid, &target, &p)
+                && crate::router::recipient_allows(server, &session.jid, &target, &p)
             {
                 xml::set_attr(&mut p, "to", &to);
                 send(&target, p);
