@@ -65,13 +65,10 @@ enum Kind {
 }
 
 /// Routes one stanza from a local, bound session. `stanza` already carries the stamped `from`.
+/// The sender's side (`outbound`: its privacy lists, carbons of what it sent) runs here, then
+/// the recipient's side as for any stanza that arrives (`arrived`).
 pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
     let _timer = crate::metrics::RouteTimer::start(stanza.name());
-    let kind = match stanza.name() {
-        "message" => Kind::Message,
-        "presence" => Kind::Presence,
-        _ => Kind::Iq,
-    };
     let to = match stanza.attr("to").map(Jid::new).transpose() {
         Ok(to) => to,
         Err(_) => return bounce(server, &stanza, StanzaError::jid_malformed()),
@@ -89,6 +86,19 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
             Flow::Continue(r) => (r.to, r.stanza),
             Flow::Handled => return,
         }
+    };
+    arrived(server, from, to, stanza).await;
+}
+
+/// Routes a stanza whose sender's side was already handled where it was sent (another node
+/// of a cluster, later a component): `from` is trusted as it is, and only the recipient's
+/// side runs (services, `inbound`, the routing table). `to` is the stanza's parsed `to`.
+pub async fn arrived(server: &Arc<Server>, from: &FullJid, to: Option<Jid>, stanza: Element) {
+    let hooks = &server.registry.hooks;
+    let kind = match stanza.name() {
+        "message" => Kind::Message,
+        "presence" => Kind::Presence,
+        _ => Kind::Iq,
     };
     let dest = classify(server, to.as_ref());
     if let Destination::Service(domain) = &dest {
