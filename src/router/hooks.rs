@@ -173,6 +173,10 @@ pub struct Routed {
     pub from: FullJid,
     pub to: Option<Jid>,
     pub stanza: Element,
+    /// Resources of the recipient account an `inbound` handler ruled out (a privacy list of
+    /// their own denies it): the router's account rules pick among the others, and they get
+    /// no carbon either. Empty (no allocation) for nearly every stanza.
+    pub excluded: Vec<FullJid>,
 }
 
 /// A message and the local resources it is being delivered to.

@@ -81,6 +81,7 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
             from: from.clone(),
             to,
             stanza,
+            excluded: Vec::new(),
         };
         match hooks.outbound.run(server, routed).await {
             Flow::Continue(r) => (r.to, r.stanza),
@@ -107,24 +108,25 @@ pub async fn arrived(server: &Arc<Server>, from: &FullJid, to: Option<Jid>, stan
         }
         return;
     }
-    let stanza = match &dest {
+    let (stanza, excluded) = match &dest {
         Destination::Bare(_) | Destination::Full(_) if !hooks.inbound.is_empty() => {
             let routed = Routed {
                 from: from.clone(),
                 to,
                 stanza,
+                excluded: Vec::new(),
             };
             match hooks.inbound.run(server, routed).await {
-                Flow::Continue(r) => r.stanza,
+                Flow::Continue(r) => (r.stanza, r.excluded),
                 Flow::Handled => return,
             }
         }
-        _ => stanza,
+        _ => (stanza, Vec::new()),
     };
     match kind {
         Kind::Iq => route_iq(server, from, stanza, dest).await,
-        Kind::Message => route_message(server, from, stanza, dest).await,
-        Kind::Presence => route_presence(server, from, stanza, dest).await,
+        Kind::Message => route_message(server, from, stanza, dest, &excluded).await,
+        Kind::Presence => route_presence(server, from, stanza, dest, &excluded).await,
     }
 }
 
@@ -216,7 +218,13 @@ fn result_skeleton(iq: &Element) -> Element {
     reply
 }
 
-async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest: Destination) {
+async fn route_message(
+    server: &Arc<Server>,
+    from: &FullJid,
+    msg: Element,
+    dest: Destination,
+    excluded: &[FullJid],
+) {
     // A static str: `msg` moves on while the type is still needed.
     let mtype = match xml::stanza_type(&msg) {
         None => "normal",
@@ -226,8 +234,8 @@ async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest:
     };
     match dest {
         // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
-        Destination::Unaddressed => message_to_bare(server, from, from.to_bare(), msg, mtype).await,
-        Destination::Bare(bare) => message_to_bare(server, from, bare, msg, mtype).await,
+        Destination::Unaddressed => message_to_bare(server, from, from.to_bare(), msg, mtype, excluded).await,
+        Destination::Bare(bare) => message_to_bare(server, from, bare, msg, mtype, excluded).await,
         Destination::Full(full) => match server.sessions.get(&full) {
             Some(session) => {
                 if !server.registry.hooks.message_delivered.is_empty()
@@ -240,7 +248,9 @@ async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest:
             }
             // RFC 6121 §8.5.3.2.1: resource not connected.
             None => match mtype {
-                "normal" | "chat" => message_to_bare(server, from, full.to_bare(), msg, mtype).await,
+                "normal" | "chat" => {
+                    message_to_bare(server, from, full.to_bare(), msg, mtype, excluded).await
+                }
                 "groupchat" => bounce(server, &msg, StanzaError::service_unavailable()),
                 _ => {} // headline, error: silently ignored
             },
@@ -270,7 +280,15 @@ async fn notify_delivered(server: &Arc<Server>, from: &FullJid, msg: &Element, r
 }
 
 /// RFC 6121 §8.5.2: a message to a local bare JID.
-async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg: Element, mtype: &str) {
+/// `excluded`: resources an `inbound` handler ruled out; the rule picks among the others.
+async fn message_to_bare(
+    server: &Arc<Server>,
+    from: &FullJid,
+    to: BareJid,
+    msg: Element,
+    mtype: &str,
+    excluded: &[FullJid],
+) {
     if mtype == "error" {
         return;
     }
@@ -284,10 +302,15 @@ async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg:
     } else {
         AccountRule::Top
     };
-    let targets = rule.pick(&sessions);
+    let targets = rule.pick_except(&sessions, excluded);
     if !targets.is_empty() {
         if !server.registry.hooks.message_delivered.is_empty() && sessions.len() > targets.len() {
-            let recipients = targets.iter().map(|s| s.jid.clone()).collect();
+            // The excluded resources count as recipients: they get no carbon either.
+            let recipients = targets
+                .iter()
+                .map(|s| s.jid.clone())
+                .chain(excluded.iter().cloned())
+                .collect();
             notify_delivered(server, from, &msg, recipients).await;
         }
         let last = targets.len() - 1;
@@ -310,13 +333,20 @@ async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg:
         from: from.clone(),
         to: Some(Jid::from(to)),
         stanza: msg,
+        excluded: Vec::new(),
     };
     if let Flow::Continue(routed) = server.registry.hooks.message_offline.run(server, routed).await {
         bounce(server, &routed.stanza, StanzaError::service_unavailable());
     }
 }
 
-async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element, dest: Destination) {
+async fn route_presence(
+    server: &Arc<Server>,
+    from: &FullJid,
+    presence: Element,
+    dest: Destination,
+    excluded: &[FullJid],
+) {
     let ptype = xml::stanza_type(&presence);
     match dest {
         Destination::Unaddressed => broadcast_own_presence(server, from, presence, ptype).await,
@@ -335,6 +365,7 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
                     from: from.clone(),
                     to: Some(Jid::from(bare.clone())),
                     stanza: presence,
+                    excluded: Vec::new(),
                 };
                 match hooks.run(server, routed).await {
                     Flow::Continue(r) => r.stanza,
@@ -343,7 +374,8 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
             };
             // Default: directed presence to an account reaches every available resource.
             if matches!(ptype, None | Some("unavailable")) {
-                for session in AccountRule::Available.pick(&server.sessions.sessions_of(&bare)) {
+                let sessions = server.sessions.sessions_of(&bare);
+                for session in AccountRule::Available.pick_except(&sessions, excluded) {
                     deliver(server, session, presence.clone());
                 }
             }
@@ -379,6 +411,7 @@ async fn broadcast_own_presence(
             from: from.clone(),
             to: None,
             stanza: presence,
+            excluded: Vec::new(),
         };
         match hooks.run(server, routed).await {
             Flow::Continue(r) => r.stanza,
@@ -413,21 +446,26 @@ pub enum AccountRule {
 impl AccountRule {
     /// The resources among `sessions` (one account's) this rule picks, in directory order.
     pub fn pick(self, sessions: &[Recipient]) -> Vec<&Recipient> {
+        self.pick_except(sessions, &[])
+    }
+
+    /// Like `pick`, among the resources not in `excluded` (ruled out by `inbound`: the
+    /// highest priority is then the highest among those left).
+    pub fn pick_except<'a>(self, sessions: &'a [Recipient], excluded: &[FullJid]) -> Vec<&'a Recipient> {
+        let open = |s: &&Recipient| excluded.is_empty() || !excluded.contains(&s.jid);
+        let candidates = sessions.iter().filter(open);
         match self {
-            AccountRule::Available => sessions.iter().filter(|s| s.is_available()).collect(),
-            AccountRule::Eligible => sessions.iter().filter(|s| s.is_eligible()).collect(),
+            AccountRule::Available => candidates.filter(|s| s.is_available()).collect(),
+            AccountRule::Eligible => candidates.filter(|s| s.is_eligible()).collect(),
             AccountRule::Top => {
-                let top = sessions
-                    .iter()
-                    .filter(|s| s.is_eligible())
-                    .map(|s| s.priority())
-                    .max();
-                sessions
-                    .iter()
-                    .filter(|s| s.is_eligible() && Some(s.priority()) == top)
+                let eligible: Vec<&Recipient> = candidates.filter(|s| s.is_eligible()).collect();
+                let top = eligible.iter().map(|s| s.priority()).max();
+                eligible
+                    .into_iter()
+                    .filter(|s| Some(s.priority()) == top)
                     .collect()
             }
-            AccountRule::RosterPushes => sessions.iter().filter(|s| s.wants_roster_pushes()).collect(),
+            AccountRule::RosterPushes => candidates.filter(|s| s.wants_roster_pushes()).collect(),
         }
     }
 }

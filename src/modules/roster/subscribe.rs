@@ -412,6 +412,7 @@ impl Roster {
                 from: from.clone(),
                 to: Some(contact.clone().into()),
                 stanza: presence(&user, contact, Kind::Unsubscribe),
+                excluded: Vec::new(),
             };
             route_local(server, routed).await;
         }
@@ -423,6 +424,7 @@ impl Roster {
                 from: from.clone(),
                 to: Some(contact.clone().into()),
                 stanza: presence(&user, contact, Kind::Unsubscribed),
+                excluded: Vec::new(),
             };
             route_local(server, routed).await;
         }
