@@ -2,13 +2,16 @@
 //! session's effective list (active, else default); the `inbound` hook judges what reaches a
 //! local user by the list of the resource it reaches (XEP-0016 §3 rules 1-2: the addressed
 //! resource's effective list; for a stanza to the bare JID that the router hands to resources,
-//! each candidate resource's effective list, see `per_resource`; the default list when it
+//! each candidate resource's effective list, see `per_resource`: the resources it denies are
+//! named in `Routed::excluded` and the router's account rules leave them out; the default
+//! list when it
 //! reaches no resource: IQs the server answers for the account, offline storage,
 //! subscription stanzas). A JID-only list decides with four hash lookups; roster facts are
 //! read only for lists with group or subscription items.
 //!
-//! Presence the roster module delivers itself (broadcasts, probe answers, initial presence)
-//! never passes those hooks: the registry's synchronous `recipient_filter` judges it instead,
+//! Presence the roster module fans out through the router's account rules (broadcasts, probe
+//! answers, initial presence) never passes those hooks: the registry's synchronous
+//! `recipient_filter` judges each recipient instead,
 //! from the cache alone (`presence_allowed`), which holds every account with a session
 //! (loaded in `session_opened`) and, for accounts whose lists have group or subscription
 //! items, their roster facts (`Cache::facts`, kept current by `Cache::roster_changed`).

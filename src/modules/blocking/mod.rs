@@ -2,7 +2,7 @@
 //! incremental ignore-list protocol (`urn:switchboard:ignore:0`, xep/xep-ignore-list.md),
 //! three views over ONE model (`model`), cached per account (`cache`) and enforced by the
 //! router's `outbound` and `inbound` hooks, `presence_to_account` for subscription stanzas
-//! and the synchronous `recipient_filter` for presence the roster module delivers (`enforce`).
+//! and the synchronous `recipient_filter` for presence the router fans out (`enforce`).
 //!
 //! Every change, whichever view makes it, goes through `Cache::modify` and then `notify`,
 //! which tells each view's interested resources what changed in that view's terms
