@@ -78,7 +78,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         registrations_by_ip: WindowLimiter::new(0, hour),
         subscriptions_by_account: WindowLimiter::new(0, minute),
         connections: ConnectionLimiter::new(0, 0, 0),
-        sessions: session::SessionTable::new(),
+        sessions: Box::new(session::LocalDirectory::new()),
         domains: config.domains.clone(),
         live_config: arc_swap::ArcSwap::from_pointee(config.clone()),
         config_generation: Default::default(),

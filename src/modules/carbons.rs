@@ -15,7 +15,6 @@
 //! `<private/>` element is left in place (§8 only says SHOULD remove).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use jid::{BareJid, FullJid};
 use minidom::Element;
@@ -32,12 +31,6 @@ const NS_HINTS: &str = "urn:xmpp:hints";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 
 pub struct Carbons;
-
-/// Per-session state.
-#[derive(Default)]
-struct CarbonsState {
-    enabled: AtomicBool,
-}
 
 impl Module for Carbons {
     fn name(&self) -> &'static str {
@@ -94,10 +87,7 @@ fn set_enabled(req: &IqRequest, enabled: bool) -> IqResult {
         .sessions
         .get(&req.from)
         .ok_or_else(StanzaError::internal_server_error)?;
-    session
-        .extension::<CarbonsState>()
-        .enabled
-        .store(enabled, Ordering::Release);
+    session.set_wants_carbons(enabled);
     Ok(IqResponse::empty())
 }
 
@@ -136,17 +126,12 @@ pub fn wrap(direction: &str, account: &BareJid, to: &FullJid, original: &Element
 /// in `skip`.
 fn copy_to_account(server: &Server, direction: &str, account: &BareJid, skip: &[&FullJid], msg: &Element) {
     for session in server.sessions.sessions_of(account) {
-        if skip.contains(&&session.jid)
-            || !session
-                .extension::<CarbonsState>()
-                .enabled
-                .load(Ordering::Acquire)
-        {
+        if skip.contains(&&session.jid) || !session.wants_carbons() {
             continue;
         }
         // A copy is best effort: a full mailbox already disconnects that session, and nobody
         // is to be told about a lost carbon.
-        let _ = session.deliver(wrap(direction, account, &session.jid, msg));
+        crate::router::push(&session, wrap(direction, account, &session.jid, msg));
     }
 }
 

@@ -63,12 +63,10 @@ impl Module for Motd {
             match server.storage.motd(&domain).await {
                 Ok(Some(stored)) => {
                     let (subject, text) = stored.split_once('\n').unwrap_or(("", stored.as_str()));
-                    let _ = event.entry.deliver(headline(
-                        &domain,
-                        &event.entry.jid.to_string(),
-                        Some(subject),
-                        text,
-                    ));
+                    crate::router::push(
+                        &event.recipient(),
+                        headline(&domain, &event.entry.jid.to_string(), Some(subject), text),
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "could not read the message of the day"),

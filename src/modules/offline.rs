@@ -13,7 +13,7 @@
 //! # Delivering
 //! When a session becomes available with a non-negative priority (`presence_broadcast`), a
 //! task sends it the stored messages in order, in chunks, each tracked by
-//! `SessionEntry::deliver_tracked`; a row is deleted only once the session's writer flushed
+//! `router::deliver_tracked`; a row is deleted only once the session's writer flushed
 //! it to the socket. Remaining window: a connection that dies after the kernel accepted the
 //! bytes but before the client read them loses those messages (only XEP-0198 acknowledgements
 //! could close it); a session that ends with messages queued keeps them stored, and a stanza
@@ -37,7 +37,7 @@ use crate::error::StanzaError;
 use crate::router::hooks::{Flow, Routed};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::Recipient;
 use crate::storage::offline::{OfflineMessage, OfflineStored};
 use crate::xml::{self, ns};
 
@@ -199,7 +199,7 @@ fn restore(m: &OfflineMessage, domain: &str) -> Option<Element> {
 
 impl Offline {
     /// Runs `deliver_locked` with the account's delivery lock held.
-    async fn deliver(self: Arc<Self>, server: Arc<Server>, entry: Arc<SessionEntry>) {
+    async fn send_stored(self: Arc<Self>, server: Arc<Server>, entry: Recipient) {
         let bare = entry.jid.to_bare();
         // Cloned under the map's shard lock, so the count below sees every waiter.
         let lock: DeliveryLock = self.delivery.entry(bare.clone()).or_default().clone();
@@ -264,13 +264,13 @@ impl Offline {
         let ready = sessions
             .iter()
             .filter(|s| {
-                s.extension::<OfflineSession>().eligible.load(Ordering::Acquire)
-                    && s.is_available()
-                    && s.priority() >= 0
+                s.local()
+                    .is_some_and(|l| l.extension::<OfflineSession>().eligible.load(Ordering::Acquire))
+                    && s.is_eligible()
             })
             .max_by_key(|s| s.priority());
         if let Some(entry) = ready {
-            tokio::spawn(self.deliver(server.clone(), entry.clone()));
+            tokio::spawn(self.send_stored(server.clone(), entry.clone()));
         }
     }
 
@@ -280,7 +280,9 @@ impl Offline {
         let Some(entry) = server.sessions.get(&routed.from) else {
             return;
         };
-        let state = entry.extension::<OfflineSession>();
+        let Some(state) = entry.local().map(|l| l.extension::<OfflineSession>()) else {
+            return;
+        };
         let eligible = entry.is_available() && entry.priority() >= 0;
         let was = state.eligible.swap(eligible, Ordering::AcqRel);
         if !eligible || was {
@@ -289,13 +291,13 @@ impl Offline {
         if any_flexible(&server.sessions.sessions_of(&routed.from.to_bare())) {
             return;
         }
-        tokio::spawn(self.deliver(server.clone(), entry));
+        tokio::spawn(self.send_stored(server.clone(), entry));
     }
 }
 
 /// Sends the account's stored messages to `entry`, oldest first, deleting each once it was
 /// written to the client's socket.
-async fn deliver_locked(server: &Server, entry: &SessionEntry) {
+async fn deliver_locked(server: &Server, entry: &Recipient) {
     let bare = entry.jid.to_bare();
     let Some((host, user)) = account_of(server, &bare) else {
         return;
@@ -325,7 +327,7 @@ async fn deliver_locked(server: &Server, entry: &SessionEntry) {
             let Some(el) = restore(m, &host) else {
                 continue;
             };
-            match entry.deliver_tracked(el) {
+            match crate::router::deliver_tracked(entry, el) {
                 Ok(written) => pending.push((m.seq, written)),
                 Err(_) => {
                     stopped = true;
@@ -355,16 +357,18 @@ async fn deliver_locked(server: &Server, entry: &SessionEntry) {
     }
 }
 
-fn any_flexible(sessions: &[Arc<SessionEntry>]) -> bool {
-    sessions
-        .iter()
-        .any(|s| s.extension::<OfflineSession>().flexible.load(Ordering::Acquire))
+fn any_flexible(sessions: &[Recipient]) -> bool {
+    sessions.iter().any(|s| {
+        s.local()
+            .is_some_and(|l| l.extension::<OfflineSession>().flexible.load(Ordering::Acquire))
+    })
 }
 
 /// The requesting session chose XEP-0013: no automatic delivery for it (§2.2, §2.6).
-fn use_flexible(req: &IqRequest) -> Option<Arc<SessionEntry>> {
+fn use_flexible(req: &IqRequest) -> Option<Recipient> {
     let entry = req.server.sessions.get(&req.from)?;
     entry
+        .local()?
         .extension::<OfflineSession>()
         .flexible
         .store(true, Ordering::Release);
@@ -502,7 +506,7 @@ async fn view_or_fetch(req: IqRequest) -> IqResult {
             continue;
         };
         el.append_child(offline_marker(m.seq));
-        if entry.deliver(el).is_err() {
+        if !crate::router::push(&entry, el) {
             // The session is going away (or was just judged too slow): no result either.
             return Err(StanzaError::resource_constraint());
         }

@@ -10,26 +10,26 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::{Recipient, SessionEntry, SessionRecord};
 
-/// A synchronous verdict on presence a module hands to a session itself (roster broadcasts,
-/// probe answers, initial presence): `from` the sending resource, `to` the receiving session.
-/// `false`: not delivered.
-pub type PresenceFilterFn = Arc<dyn Fn(&Server, &FullJid, &SessionEntry, &Element) -> bool + Send + Sync>;
+/// A synchronous verdict on one recipient of presence the router fans out to an account
+/// (`router::deliver_to_account`: roster broadcasts, probe answers, initial presence): `from`
+/// the sending resource, `to` the receiving resource's record. `false`: not delivered.
+pub type RecipientFilterFn = Arc<dyn Fn(&Server, &FullJid, &SessionRecord, &Element) -> bool + Send + Sync>;
 
-/// The presence filters (privacy and blocking). Synchronous, so that fan-out stays a loop
-/// over the session table: a filter decides from what it has in memory. Empty: everything
+/// The per-recipient filters (privacy and blocking). Synchronous, so that fan-out stays a
+/// loop over the directory: a filter decides from what it has in memory. Empty: everything
 /// is allowed, at the cost of one length check.
 #[derive(Default)]
-pub struct PresenceFilters {
-    entries: Vec<(&'static str, PresenceFilterFn)>,
+pub struct RecipientFilters {
+    entries: Vec<(&'static str, RecipientFilterFn)>,
 }
 
-impl PresenceFilters {
+impl RecipientFilters {
     /// Adds a filter; `module` names it in logs.
     pub fn add<F>(&mut self, module: &'static str, f: F)
     where
-        F: Fn(&Server, &FullJid, &SessionEntry, &Element) -> bool + Send + Sync + 'static,
+        F: Fn(&Server, &FullJid, &SessionRecord, &Element) -> bool + Send + Sync + 'static,
     {
         self.entries.push((module, Arc::new(f)));
     }
@@ -40,7 +40,7 @@ impl PresenceFilters {
 
     /// Whether every filter lets presence `stanza` from `from` reach session `to`.
     #[inline]
-    pub fn allows(&self, server: &Server, from: &FullJid, to: &SessionEntry, stanza: &Element) -> bool {
+    pub fn allows(&self, server: &Server, from: &FullJid, to: &SessionRecord, stanza: &Element) -> bool {
         self.entries.iter().all(|(_, f)| f(server, from, to, stanza))
     }
 }
@@ -173,6 +173,10 @@ pub struct Routed {
     pub from: FullJid,
     pub to: Option<Jid>,
     pub stanza: Element,
+    /// Resources of the recipient account an `inbound` handler ruled out (a privacy list of
+    /// their own denies it): the router's account rules pick among the others, and they get
+    /// no carbon either. Empty (no allocation) for nearly every stanza.
+    pub excluded: Vec<FullJid>,
 }
 
 /// A message and the local resources it is being delivered to.
@@ -185,6 +189,13 @@ pub struct Delivered {
 /// A session's lifecycle event.
 pub struct SessionEvent {
     pub entry: Arc<SessionEntry>,
+}
+
+impl SessionEvent {
+    /// The session's handle, to hand stanzas for it to the router.
+    pub fn recipient(&self) -> Recipient {
+        Recipient::local_session(self.entry.clone())
+    }
 }
 
 /// Every hook point.
@@ -215,11 +226,11 @@ pub struct Hooks {
     pub session_opened: HookList<SessionEvent>,
     /// A session ended (after its unavailable presence was routed).
     pub session_closed: HookList<SessionEvent>,
-    /// Presence that a module delivers to another account's session without routing it
-    /// (the roster's broadcasts, unavailable presence, probe answers, contacts' presence on
-    /// initial presence), which `outbound` and `inbound` therefore do not see. Consulted
-    /// before each such delivery; not for the account's own resources.
-    pub presence_filter: PresenceFilters,
+    /// One recipient of presence the router fans out to an account by rule
+    /// (`router::deliver_to_account`: the roster's broadcasts, unavailable presence, probe
+    /// answers, contacts' presence on initial presence), which `outbound` and `inbound` do
+    /// not see. Consulted before each such delivery; not for the account's own resources.
+    pub recipient_filter: RecipientFilters,
     /// A roster item was stored (added, changed, removed): observers only.
     pub roster_changed: RosterObservers,
 }

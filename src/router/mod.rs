@@ -1,7 +1,8 @@
 //! Routing: classify a stanza's destination and apply RFC 6120 §10 / RFC 6121 §8.
 //!
 //! This file transcribes the routing table in ARCHITECTURE.md, one arm per row. Nothing here
-//! touches a socket: delivery goes through the session table's mailboxes.
+//! touches a socket: delivery goes through the session directory's recipients, and this is the
+//! only way a stanza reaches a session (`deliver`, `push`, `deliver_tracked`, `deliver_shared`).
 
 pub mod hooks;
 pub mod registry;
@@ -13,7 +14,7 @@ use minidom::Element;
 
 use crate::error::StanzaError;
 use crate::server::Server;
-use crate::session::{DeliveryError, SessionEntry};
+use crate::session::{DeliveryError, Recipient, SessionRecord, SharedStanza};
 use crate::xml::{self, ns};
 use hooks::{Delivered, Flow, Routed};
 use registry::{IqRequest, IqTarget, IqType};
@@ -64,13 +65,10 @@ enum Kind {
 }
 
 /// Routes one stanza from a local, bound session. `stanza` already carries the stamped `from`.
+/// The sender's side (`outbound`: its privacy lists, carbons of what it sent) runs here, then
+/// the recipient's side as for any stanza that arrives (`arrived`).
 pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
     let _timer = crate::metrics::RouteTimer::start(stanza.name());
-    let kind = match stanza.name() {
-        "message" => Kind::Message,
-        "presence" => Kind::Presence,
-        _ => Kind::Iq,
-    };
     let to = match stanza.attr("to").map(Jid::new).transpose() {
         Ok(to) => to,
         Err(_) => return bounce(server, &stanza, StanzaError::jid_malformed()),
@@ -83,11 +81,25 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
             from: from.clone(),
             to,
             stanza,
+            excluded: Vec::new(),
         };
         match hooks.outbound.run(server, routed).await {
             Flow::Continue(r) => (r.to, r.stanza),
             Flow::Handled => return,
         }
+    };
+    arrived(server, from, to, stanza).await;
+}
+
+/// Routes a stanza whose sender's side was already handled where it was sent (another node
+/// of a cluster, later a component): `from` is trusted as it is, and only the recipient's
+/// side runs (services, `inbound`, the routing table). `to` is the stanza's parsed `to`.
+pub async fn arrived(server: &Arc<Server>, from: &FullJid, to: Option<Jid>, stanza: Element) {
+    let hooks = &server.registry.hooks;
+    let kind = match stanza.name() {
+        "message" => Kind::Message,
+        "presence" => Kind::Presence,
+        _ => Kind::Iq,
     };
     let dest = classify(server, to.as_ref());
     if let Destination::Service(domain) = &dest {
@@ -96,24 +108,25 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
         }
         return;
     }
-    let stanza = match &dest {
+    let (stanza, excluded) = match &dest {
         Destination::Bare(_) | Destination::Full(_) if !hooks.inbound.is_empty() => {
             let routed = Routed {
                 from: from.clone(),
                 to,
                 stanza,
+                excluded: Vec::new(),
             };
             match hooks.inbound.run(server, routed).await {
-                Flow::Continue(r) => r.stanza,
+                Flow::Continue(r) => (r.stanza, r.excluded),
                 Flow::Handled => return,
             }
         }
-        _ => stanza,
+        _ => (stanza, Vec::new()),
     };
     match kind {
         Kind::Iq => route_iq(server, from, stanza, dest).await,
-        Kind::Message => route_message(server, from, stanza, dest).await,
-        Kind::Presence => route_presence(server, from, stanza, dest).await,
+        Kind::Message => route_message(server, from, stanza, dest, &excluded).await,
+        Kind::Presence => route_presence(server, from, stanza, dest, &excluded).await,
     }
 }
 
@@ -201,7 +214,13 @@ fn result_skeleton(iq: &Element) -> Element {
     reply
 }
 
-async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest: Destination) {
+async fn route_message(
+    server: &Arc<Server>,
+    from: &FullJid,
+    msg: Element,
+    dest: Destination,
+    excluded: &[FullJid],
+) {
     // A static str: `msg` moves on while the type is still needed.
     let mtype = match xml::stanza_type(&msg) {
         None => "normal",
@@ -211,8 +230,8 @@ async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest:
     };
     match dest {
         // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
-        Destination::Unaddressed => message_to_bare(server, from, from.to_bare(), msg, mtype).await,
-        Destination::Bare(bare) => message_to_bare(server, from, bare, msg, mtype).await,
+        Destination::Unaddressed => message_to_bare(server, from, from.to_bare(), msg, mtype, excluded).await,
+        Destination::Bare(bare) => message_to_bare(server, from, bare, msg, mtype, excluded).await,
         Destination::Full(full) => match server.sessions.get(&full) {
             Some(session) => {
                 if !server.registry.hooks.message_delivered.is_empty()
@@ -225,7 +244,9 @@ async fn route_message(server: &Arc<Server>, from: &FullJid, msg: Element, dest:
             }
             // RFC 6121 §8.5.3.2.1: resource not connected.
             None => match mtype {
-                "normal" | "chat" => message_to_bare(server, from, full.to_bare(), msg, mtype).await,
+                "normal" | "chat" => {
+                    message_to_bare(server, from, full.to_bare(), msg, mtype, excluded).await
+                }
                 "groupchat" => bounce(server, &msg, StanzaError::service_unavailable()),
                 _ => {} // headline, error: silently ignored
             },
@@ -255,7 +276,15 @@ async fn notify_delivered(server: &Arc<Server>, from: &FullJid, msg: &Element, r
 }
 
 /// RFC 6121 §8.5.2: a message to a local bare JID.
-async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg: Element, mtype: &str) {
+/// `excluded`: resources an `inbound` handler ruled out; the rule picks among the others.
+async fn message_to_bare(
+    server: &Arc<Server>,
+    from: &FullJid,
+    to: BareJid,
+    msg: Element,
+    mtype: &str,
+    excluded: &[FullJid],
+) {
     if mtype == "error" {
         return;
     }
@@ -263,20 +292,21 @@ async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg:
         return bounce(server, &msg, StanzaError::service_unavailable());
     }
     let sessions = server.sessions.sessions_of(&to);
-    let eligible: Vec<&Arc<SessionEntry>> = sessions
-        .iter()
-        .filter(|s| s.is_available() && s.priority() >= 0)
-        .collect();
-    if !eligible.is_empty() {
-        let targets: Vec<&Arc<SessionEntry>> = if mtype == "headline" {
-            eligible
-        } else {
-            // Chat and normal go to the most available resource(s): the highest priority.
-            let top = eligible.iter().map(|s| s.priority()).max().unwrap_or(0);
-            eligible.into_iter().filter(|s| s.priority() == top).collect()
-        };
+    // Chat and normal go to the most available resource(s): the highest priority.
+    let rule = if mtype == "headline" {
+        AccountRule::Eligible
+    } else {
+        AccountRule::Top
+    };
+    let targets = rule.pick_except(&sessions, excluded);
+    if !targets.is_empty() {
         if !server.registry.hooks.message_delivered.is_empty() && sessions.len() > targets.len() {
-            let recipients = targets.iter().map(|s| s.jid.clone()).collect();
+            // The excluded resources count as recipients: they get no carbon either.
+            let recipients = targets
+                .iter()
+                .map(|s| s.jid.clone())
+                .chain(excluded.iter().cloned())
+                .collect();
             notify_delivered(server, from, &msg, recipients).await;
         }
         let last = targets.len() - 1;
@@ -299,13 +329,20 @@ async fn message_to_bare(server: &Arc<Server>, from: &FullJid, to: BareJid, msg:
         from: from.clone(),
         to: Some(Jid::from(to)),
         stanza: msg,
+        excluded: Vec::new(),
     };
     if let Flow::Continue(routed) = server.registry.hooks.message_offline.run(server, routed).await {
         bounce(server, &routed.stanza, StanzaError::service_unavailable());
     }
 }
 
-async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element, dest: Destination) {
+async fn route_presence(
+    server: &Arc<Server>,
+    from: &FullJid,
+    presence: Element,
+    dest: Destination,
+    excluded: &[FullJid],
+) {
     let ptype = xml::stanza_type(&presence);
     match dest {
         Destination::Unaddressed => broadcast_own_presence(server, from, presence, ptype).await,
@@ -324,6 +361,7 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
                     from: from.clone(),
                     to: Some(Jid::from(bare.clone())),
                     stanza: presence,
+                    excluded: Vec::new(),
                 };
                 match hooks.run(server, routed).await {
                     Flow::Continue(r) => r.stanza,
@@ -332,10 +370,9 @@ async fn route_presence(server: &Arc<Server>, from: &FullJid, presence: Element,
             };
             // Default: directed presence to an account reaches every available resource.
             if matches!(ptype, None | Some("unavailable")) {
-                for session in server.sessions.sessions_of(&bare) {
-                    if session.is_available() {
-                        deliver(server, &session, presence.clone());
-                    }
+                let sessions = server.sessions.sessions_of(&bare);
+                for session in AccountRule::Available.pick_except(&sessions, excluded) {
+                    deliver(server, session, presence.clone());
                 }
             }
         }
@@ -370,6 +407,7 @@ async fn broadcast_own_presence(
             from: from.clone(),
             to: None,
             stanza: presence,
+            excluded: Vec::new(),
         };
         match hooks.run(server, routed).await {
             Flow::Continue(r) => r.stanza,
@@ -384,6 +422,108 @@ async fn broadcast_own_presence(
             deliver(server, session, copy);
         }
     }
+}
+
+/// Which of an account's resources a stanza for the account reaches (RFC 6121 §8.5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountRule {
+    /// Every available resource: presence (§8.5.2.1.1, §4.2.2, §4.5.2).
+    Available,
+    /// Available with a non-negative priority: headlines, subscription requests (§3.1.3).
+    Eligible,
+    /// The eligible resources of the highest priority (all of them if tied): chat and normal
+    /// messages (§8.5.2.1.1).
+    Top,
+    /// The resources that asked for the roster: roster pushes and subscription answers
+    /// (§2.1.6, §3.1.6).
+    RosterPushes,
+}
+
+impl AccountRule {
+    /// The resources among `sessions` (one account's) this rule picks, in directory order.
+    pub fn pick(self, sessions: &[Recipient]) -> Vec<&Recipient> {
+        self.pick_except(sessions, &[])
+    }
+
+    /// Like `pick`, among the resources not in `excluded` (ruled out by `inbound`: the
+    /// highest priority is then the highest among those left).
+    pub fn pick_except<'a>(self, sessions: &'a [Recipient], excluded: &[FullJid]) -> Vec<&'a Recipient> {
+        let open = |s: &&Recipient| excluded.is_empty() || !excluded.contains(&s.jid);
+        let candidates = sessions.iter().filter(open);
+        match self {
+            AccountRule::Available => candidates.filter(|s| s.is_available()).collect(),
+            AccountRule::Eligible => candidates.filter(|s| s.is_eligible()).collect(),
+            AccountRule::Top => {
+                let eligible: Vec<&Recipient> = candidates.filter(|s| s.is_eligible()).collect();
+                let top = eligible.iter().map(|s| s.priority()).max();
+                eligible
+                    .into_iter()
+                    .filter(|s| Some(s.priority()) == top)
+                    .collect()
+            }
+            AccountRule::RosterPushes => candidates.filter(|s| s.wants_roster_pushes()).collect(),
+        }
+    }
+}
+
+/// How the copies of a stanza delivered to an account are addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// As they are.
+    AsIs,
+    /// To the account's bare JID (presence from a contact, RFC 6121 §4.2.2).
+    Bare,
+    /// Each to its recipient's full JID (the account's own broadcasts).
+    EachResource,
+}
+
+/// Delivers a copy of the server's `stanza` (a presence broadcast, a probe answer, a
+/// subscription stanza the roster forwards, a push) from `from` to the resources of `to`
+/// that `rule` picks. Presence notifications (`AccountRule::Available`) from another account
+/// reach only the resources the recipient filter lets them reach (privacy lists, blocking:
+/// routed stanzas were already judged by `inbound`). Failures are not bounced: these are
+/// state the next one supersedes. Returns how many copies were queued.
+pub fn deliver_to_account(
+    server: &Server,
+    from: &FullJid,
+    to: &BareJid,
+    stanza: &Element,
+    rule: AccountRule,
+    addressing: Addressing,
+) -> usize {
+    let sessions = server.sessions.sessions_of(to);
+    if sessions.is_empty() {
+        return 0;
+    }
+    let filtered = rule == AccountRule::Available;
+    let mut queued = 0;
+    for session in rule.pick(&sessions) {
+        if filtered && !recipient_allows(server, from, session, stanza) {
+            continue;
+        }
+        let mut copy = stanza.clone();
+        match addressing {
+            Addressing::AsIs => {}
+            Addressing::Bare => xml::set_attr(&mut copy, "to", to.as_str()),
+            Addressing::EachResource => xml::set_attr(&mut copy, "to", &session.jid.to_string()),
+        }
+        if rule == AccountRule::Available {
+            crate::metrics::presence_fanout(1);
+        }
+        queued += usize::from(push(session, copy));
+    }
+    queued
+}
+
+/// The per-recipient filter (`Hooks::recipient_filter`, where privacy lists and blocking
+/// decide) on presence `stanza` from `from` to the resource `to`. Between the resources of
+/// one account everything passes; free when no module registered a filter.
+pub fn recipient_allows(server: &Server, from: &FullJid, to: &SessionRecord, stanza: &Element) -> bool {
+    let filters = &server.registry.hooks.recipient_filter;
+    if filters.is_empty() || (from.node() == to.jid.node() && from.domain() == to.jid.domain()) {
+        return true;
+    }
+    filters.allows(server, from, to, stanza)
 }
 
 /// Availability and priority announced by a broadcast presence (RFC 6121 §4.7.2.3).
@@ -406,7 +546,10 @@ pub fn deliver_to_full(server: &Arc<Server>, to: &FullJid, stanza: Element) {
     }
 }
 
-fn deliver(server: &Arc<Server>, session: &SessionEntry, stanza: Element) {
+/// Hands `stanza` to one recipient. When it cannot take it, the sender is answered
+/// (`resource-constraint` for a recipient too slow to read, `recipient-unavailable` for one
+/// that just left).
+pub fn deliver(server: &Arc<Server>, session: &Recipient, stanza: Element) {
     match session.deliver(stanza) {
         Ok(()) => {}
         Err((DeliveryError::Overloaded, stanza)) => {
@@ -423,6 +566,27 @@ fn deliver(server: &Arc<Server>, session: &SessionEntry, stanza: Element) {
     }
 }
 
+/// Hands the server's own stanza (a push, a copy, an answer) to one recipient, best effort:
+/// a recipient that cannot take it is already being disconnected or gone, and nobody is to
+/// be told. Returns whether it was queued.
+pub fn push(session: &Recipient, stanza: Element) -> bool {
+    session.deliver(stanza).is_ok()
+}
+
+/// Hands `stanza` to one recipient and learns when its session wrote it to the socket (offline
+/// storage deletes a message only then). On failure the stanza comes back.
+pub fn deliver_tracked(
+    session: &Recipient,
+    stanza: Element,
+) -> Result<tokio::sync::oneshot::Receiver<()>, (DeliveryError, Element)> {
+    session.deliver_tracked(stanza)
+}
+
+/// Hands one copy of a stanza serialized for many (a room's broadcast) to one recipient.
+pub fn deliver_shared(session: &Recipient, stanza: &Arc<SharedStanza>) -> Result<(), DeliveryError> {
+    session.deliver_shared(stanza)
+}
+
 /// Answers a stanza with an error (RFC 6120 §8.3), unless it is an error or IQ result itself.
 pub fn bounce(server: &Arc<Server>, stanza: &Element, error: StanzaError) {
     if matches!(stanza.attr("type"), Some("error") | Some("result")) {
@@ -435,5 +599,46 @@ pub fn bounce(server: &Arc<Server>, stanza: &Element, error: StanzaError) {
     if let Some(session) = server.sessions.get(&from) {
         // Never bounce a bounce: a failed error delivery is dropped.
         let _ = session.deliver(reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Modules hand stanzas to the router (`deliver`, `push`, `deliver_tracked`,
+    /// `deliver_shared`); only the session and router layers put them in a mailbox. A method
+    /// call named like a delivery in `src/modules` is a module reaching past the router.
+    #[test]
+    fn modules_reach_sessions_only_through_the_router() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/modules");
+        let mut files = vec![root];
+        let mut offenders = Vec::new();
+        let mut scanned = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    files.push(entry.unwrap().path());
+                }
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            scanned += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let direct = [".deliver(", ".deliver_tracked(", ".deliver_shared(", "Outbound::"]
+                    .iter()
+                    .any(|p| line.contains(p));
+                if direct {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(scanned > 20, "the modules were not found ({scanned} files)");
+        assert!(
+            offenders.is_empty(),
+            "direct session delivery:\n{}",
+            offenders.join("\n")
+        );
     }
 }

@@ -16,7 +16,7 @@ use arc_swap::{ArcSwap, Guard};
 use crate::config::Config;
 use crate::limits::{ConnectionLimiter, WindowLimiter};
 use crate::router::registry::Registry;
-use crate::session::SessionTable;
+use crate::session::SessionDirectory;
 use crate::storage::Storage;
 use crate::tls::TlsContext;
 
@@ -36,7 +36,8 @@ pub struct Server {
     /// Hosted domains, fixed at startup (a new domain needs a restart).
     pub(crate) domains: Vec<String>,
     pub storage: Storage,
-    pub sessions: SessionTable,
+    /// Who is bound where; modules and the router reach sessions only through it.
+    pub sessions: Box<dyn SessionDirectory>,
     pub registry: Registry,
     /// Certificate and key for new TLS connections; a reload swaps in the files read again.
     /// Take one snapshot per connection (`load_full`) so the handshake and channel binding

@@ -1,18 +1,22 @@
-//! The session table: who is connected, as which full JID, and how to reach them.
+//! Sessions: each bound resource's mailbox and lifecycle (this file) and the directory that
+//! finds them (`directory.rs`).
 //!
 //! Each connected resource has a bounded mailbox. Delivery never waits: a full mailbox means
 //! the client cannot keep up, and that session is disconnected instead of growing memory.
-//! This is the single-node table; the cluster issue puts a replicated one beside it.
+//! Only the session and router layers deliver; modules hand stanzas to the router.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use dashmap::DashMap;
-use jid::{BareJid, FullJid};
+use jid::FullJid;
 use minidom::Element;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::{StreamError, StreamErrorCondition};
+
+pub mod directory;
+
+pub use directory::{LocalDirectory, Recipient, SessionDirectory, SessionRecord};
 
 /// What a session's writer receives.
 ///
@@ -98,45 +102,42 @@ pub enum DeliveryError {
     Gone,
 }
 
-/// One bound resource, shared between the table and its connection task.
+/// One resource bound on this node, shared between the directory and its connection task:
+/// its routing record (`Deref`) and what only the local connection has.
 pub struct SessionEntry {
-    pub jid: FullJid,
-    /// Unique per connection, so a replaced session's late unbind cannot remove its successor.
-    pub conn_id: u64,
+    record: SessionRecord,
     tx: mpsc::Sender<Outbound>,
-    /// Set by initial presence (RFC 6121 §4.2); only available resources get bare-JID traffic.
-    available: AtomicBool,
-    priority: AtomicI32,
     kick_reason: std::sync::Mutex<Option<StreamError>>,
     kicked: Notify,
     /// Set once the connection finished closing (unavailable routed, close hooks run).
     ended: AtomicBool,
     ended_notify: Notify,
-    /// The last presence broadcast by this resource (for probes and new resources).
-    presence: std::sync::Mutex<Option<Element>>,
     /// Per-session state owned by modules, one value per type (see `extension`).
     extensions: std::sync::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
+impl std::ops::Deref for SessionEntry {
+    type Target = SessionRecord;
+
+    fn deref(&self) -> &SessionRecord {
+        &self.record
+    }
+}
+
 impl SessionEntry {
-    pub fn is_available(&self) -> bool {
-        self.available.load(Ordering::Acquire)
-    }
-
-    pub fn priority(&self) -> i32 {
-        self.priority.load(Ordering::Acquire)
-    }
-
-    /// Records a broadcast presence: availability, priority and the stanza itself.
-    pub fn set_presence(&self, available: bool, priority: i32, stanza: Option<Element>) {
-        self.priority.store(priority, Ordering::Release);
-        self.available.store(available, Ordering::Release);
-        *self.presence.lock().unwrap_or_else(|e| e.into_inner()) = stanza;
-    }
-
-    /// The last available presence this resource broadcast, if it is available.
-    pub fn last_presence(&self) -> Option<Element> {
-        self.presence.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// A new session and its mailbox of `queue` stanzas.
+    fn new(jid: FullJid, conn_id: u64, queue: usize) -> (Arc<SessionEntry>, mpsc::Receiver<Outbound>) {
+        let (tx, mailbox) = mpsc::channel(queue);
+        let entry = Arc::new(SessionEntry {
+            record: SessionRecord::new(jid, conn_id),
+            tx,
+            kick_reason: std::sync::Mutex::new(None),
+            kicked: Notify::new(),
+            ended: AtomicBool::new(false),
+            ended_notify: Notify::new(),
+            extensions: std::sync::Mutex::new(Vec::new()),
+        });
+        (entry, mailbox)
     }
 
     /// This session's state of type `T`, created on first use. Modules keep their
@@ -156,7 +157,7 @@ impl SessionEntry {
 
     /// Queues a stanza without waiting. A full queue disconnects the slow session. On failure
     /// the stanza comes back, so the caller can answer its sender without a defensive copy.
-    pub fn deliver(&self, stanza: Element) -> Result<(), (DeliveryError, Element)> {
+    pub(crate) fn deliver(&self, stanza: Element) -> Result<(), (DeliveryError, Element)> {
         match self.slot() {
             Ok(slot) => {
                 slot.send(Outbound::Stanza(Box::new(stanza)));
@@ -169,7 +170,7 @@ impl SessionEntry {
     /// Like `deliver`, and the receiver resolves once the stanza was flushed to the client's
     /// socket; it fails (sender dropped) if the session ended before. "Written" means handed
     /// to the kernel: what a connection loses after that, only stream management could tell.
-    pub fn deliver_tracked(
+    pub(crate) fn deliver_tracked(
         &self,
         stanza: Element,
     ) -> Result<oneshot::Receiver<()>, (DeliveryError, Element)> {
@@ -185,7 +186,7 @@ impl SessionEntry {
 
     /// Queues one copy of a shared stanza, addressed to this session (the writer fills in
     /// `to`). Fails like `deliver`.
-    pub fn deliver_shared(&self, stanza: &Arc<SharedStanza>) -> Result<(), DeliveryError> {
+    pub(crate) fn deliver_shared(&self, stanza: &Arc<SharedStanza>) -> Result<(), DeliveryError> {
         self.slot()?.send(Outbound::Shared(stanza.clone()));
         Ok(())
     }
@@ -274,110 +275,6 @@ pub enum BindOutcome {
     TooManyResources,
 }
 
-/// All sessions on this node, keyed by bare JID.
-#[derive(Default)]
-pub struct SessionTable {
-    by_bare: DashMap<BareJid, Vec<Arc<SessionEntry>>>,
-    next_conn_id: AtomicU64,
-}
-
-impl SessionTable {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn next_conn_id(&self) -> u64 {
-        self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Binds `jid`. An existing session with the same full JID is replaced: it is kicked with
-    /// `<conflict/>` (RFC 6120 §7.7.2.2, the "override" policy).
-    pub fn bind(&self, jid: FullJid, conn_id: u64, queue: usize, max_resources: usize) -> BindOutcome {
-        let (tx, mailbox) = mpsc::channel(queue);
-        let entry = Arc::new(SessionEntry {
-            jid: jid.clone(),
-            conn_id,
-            tx,
-            available: AtomicBool::new(false),
-            priority: AtomicI32::new(0),
-            kick_reason: std::sync::Mutex::new(None),
-            kicked: Notify::new(),
-            ended: AtomicBool::new(false),
-            ended_notify: Notify::new(),
-            presence: std::sync::Mutex::new(None),
-            extensions: std::sync::Mutex::new(Vec::new()),
-        });
-        let replaced = {
-            let mut list = self.by_bare.entry(jid.to_bare()).or_default();
-            let existing = list.iter().position(|e| e.jid == jid);
-            match existing {
-                Some(i) => Some(std::mem::replace(&mut list[i], entry.clone())),
-                None if list.len() >= max_resources => return BindOutcome::TooManyResources,
-                None => {
-                    list.push(entry.clone());
-                    None
-                }
-            }
-        };
-        if let Some(old) = replaced {
-            old.kick(StreamError::with_text(
-                StreamErrorCondition::Conflict,
-                "replaced by a new connection with the same resource",
-            ));
-        }
-        BindOutcome::Bound(SessionLink { entry, mailbox })
-    }
-
-    /// Ends the session bound to `jid`, if any, before a new connection binds it (RFC 6120
-    /// §7.7.2.2): the old one is kicked with `<conflict/>` and given `grace` to finish
-    /// closing, so its unavailable presence and close hooks run on its own state and reach
-    /// contacts before anything of its successor. A session that does not finish in time is
-    /// replaced anyway by `bind`.
-    pub async fn take_over(&self, jid: &FullJid, grace: std::time::Duration) {
-        let Some(old) = self.get(jid) else { return };
-        old.kick(StreamError::with_text(
-            StreamErrorCondition::Conflict,
-            "replaced by a new connection with the same resource",
-        ));
-        let _ = tokio::time::timeout(grace, old.ended()).await;
-    }
-
-    /// Removes a session, unless it was already replaced by a newer one.
-    pub fn unbind(&self, jid: &FullJid, conn_id: u64) {
-        let bare = jid.to_bare();
-        self.by_bare.remove_if_mut(&bare, |_, list| {
-            list.retain(|e| !(e.jid == *jid && e.conn_id == conn_id));
-            list.is_empty()
-        });
-    }
-
-    pub fn get(&self, jid: &FullJid) -> Option<Arc<SessionEntry>> {
-        self.by_bare
-            .get(&jid.to_bare())?
-            .iter()
-            .find(|e| e.jid == *jid)
-            .cloned()
-    }
-
-    /// How many sessions an account has bound (no allocation).
-    pub fn count_of(&self, bare: &BareJid) -> usize {
-        self.by_bare.get(bare).map_or(0, |l| l.len())
-    }
-
-    /// All sessions of an account (bound, available or not).
-    pub fn sessions_of(&self, bare: &BareJid) -> Vec<Arc<SessionEntry>> {
-        self.by_bare.get(bare).map(|l| l.clone()).unwrap_or_default()
-    }
-
-    pub fn session_count(&self) -> usize {
-        self.by_bare.iter().map(|l| l.len()).sum()
-    }
-
-    pub fn all_sessions(&self) -> Vec<Arc<SessionEntry>> {
-        self.by_bare.iter().flat_map(|l| l.value().clone()).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,7 +283,7 @@ mod tests {
         FullJid::new(s).unwrap()
     }
 
-    fn bound(t: &SessionTable, j: &str) -> SessionLink {
+    fn bound(t: &LocalDirectory, j: &str) -> SessionLink {
         match t.bind(jid(j), t.next_conn_id(), 16, 4) {
             BindOutcome::Bound(l) => l,
             BindOutcome::TooManyResources => panic!("limit"),
@@ -395,7 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn same_resource_replaces_and_kicks_the_old_session() {
-        let t = SessionTable::new();
+        let t = LocalDirectory::new();
         let old = bound(&t, "a@b/r");
         let new = bound(&t, "a@b/r");
         assert_eq!(old.entry.kicked().await.condition, StreamErrorCondition::Conflict);
@@ -411,7 +308,7 @@ mod tests {
     fn extensions_are_per_type_and_created_once() {
         #[derive(Default)]
         struct Flag(std::sync::atomic::AtomicBool);
-        let t = SessionTable::new();
+        let t = LocalDirectory::new();
         let link = bound(&t, "a@b/r");
         link.entry.extension::<Flag>().0.store(true, Ordering::Relaxed);
         assert!(link.entry.extension::<Flag>().0.load(Ordering::Relaxed));
@@ -473,7 +370,7 @@ mod tests {
 
     #[tokio::test]
     async fn shared_delivery_queues_a_reference_and_fails_like_deliver() {
-        let t = SessionTable::new();
+        let t = LocalDirectory::new();
         let mut link = bound(&t, "a@b/r");
         let shared = Arc::new(SharedStanza::new(Element::bare("message", "jabber:client")).unwrap());
         link.entry.deliver_shared(&shared).unwrap();
@@ -492,7 +389,7 @@ mod tests {
 
     #[test]
     fn resource_limit_is_enforced() {
-        let t = SessionTable::new();
+        let t = LocalDirectory::new();
         let _links: Vec<_> = (0..4).map(|i| bound(&t, &format!("a@b/{i}"))).collect();
         assert!(matches!(
             t.bind(jid("a@b/x"), 99, 16, 4),
@@ -502,7 +399,7 @@ mod tests {
 
     #[tokio::test]
     async fn tracked_delivery_is_acknowledged_by_the_writer_or_cancelled() {
-        let t = SessionTable::new();
+        let t = LocalDirectory::new();
         let mut link = bound(&t, "a@b/r");
         let rx = link
             .entry
@@ -534,7 +431,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_kicks_instead_of_growing() {
-        let t = SessionTable::new();
+        let t = LocalDirectory::new();
         let link = bound(&t, "a@b/r");
         for _ in 0..16 {
             link.entry

@@ -612,9 +612,7 @@ async fn announce(ctx: Ctx) -> Result<Done, String> {
         if s.jid.domain().as_str() != ctx.domain {
             continue;
         }
-        if s.deliver(headline(&ctx.domain, &s.jid.to_string(), subject, &text))
-            .is_ok()
-        {
+        if crate::router::push(&s, headline(&ctx.domain, &s.jid.to_string(), subject, &text)) {
             sent += 1;
         }
     }
@@ -682,7 +680,7 @@ async fn stop(ctx: Ctx, kind: Stop) -> Result<Done, String> {
     if !text.is_empty() {
         for s in ctx.server.sessions.all_sessions() {
             let domain = s.jid.domain().to_string();
-            let _ = s.deliver(headline(&domain, &s.jid.to_string(), None, &text));
+            crate::router::push(&s, headline(&domain, &s.jid.to_string(), None, &text));
         }
     }
     let server = std::sync::Arc::downgrade(&ctx.server);
@@ -783,7 +781,9 @@ async fn debug_log(ctx: Ctx) -> Result<Done, String> {
     let enable = crate::command::form::flag(&ctx.values, "enable");
     let mut n = 0;
     for s in ctx.server.sessions.sessions_of(&bare(&a)) {
-        if resource == "*" || s.jid.resource().as_str() == resource {
+        if let Some(s) = s.local()
+            && (resource == "*" || s.jid.resource().as_str() == resource)
+        {
             s.extension::<TraceTraffic>()
                 .0
                 .store(enable, std::sync::atomic::Ordering::Relaxed);

@@ -2,8 +2,8 @@
 //! every view goes through (so all three views see the same model, spec §5).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use jid::BareJid;
@@ -11,7 +11,7 @@ use jid::BareJid;
 use super::model::{Item, List, PeerFacts};
 use crate::error::StanzaError;
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::SessionRecord;
 use crate::storage::privacy::PrivacyWrite;
 
 /// Entries kept for accounts without sessions before the cache sheds them.
@@ -47,8 +47,8 @@ impl UserPrivacy {
     }
 
     /// The list `session`'s stanzas are judged by: its active list, else the default list.
-    pub fn effective(&self, session: Option<&SessionEntry>) -> Option<&Arc<List>> {
-        if let Some(active) = session.and_then(|s| s.extension::<SessionPrivacy>().active())
+    pub fn effective(&self, session: Option<&SessionRecord>) -> Option<&Arc<List>> {
+        if let Some(active) = session.and_then(|s| s.privacy_list())
             && let Some(list) = self.lists.get(&active)
         {
             return Some(list);
@@ -60,8 +60,6 @@ impl UserPrivacy {
 /// Per-session state (`SessionEntry::extension`).
 #[derive(Default)]
 pub struct SessionPrivacy {
-    /// XEP-0016 active list name.
-    pub active: Mutex<Option<String>>,
     /// The session asked for the blocklist (XEP-0191 §3.1): it gets block/unblock pushes.
     pub wants_blocklist: AtomicBool,
     /// The session used the ignore protocol: it gets delta pushes (spec §6.5).
@@ -71,12 +69,6 @@ pub struct SessionPrivacy {
 }
 
 impl SessionPrivacy {
-    pub fn active(&self) -> Option<String> {
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-    pub fn set_active(&self, name: Option<String>) {
-        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = name;
-    }
     pub fn wants_blocklist(&self) -> bool {
         self.wants_blocklist.load(Ordering::Acquire)
     }
@@ -268,7 +260,7 @@ impl Cache {
         &self,
         server: &Server,
         user: &BareJid,
-        session: Option<&SessionEntry>,
+        session: Option<&SessionRecord>,
     ) -> Result<Option<Arc<List>>, StanzaError> {
         let state = self.get(server, user).await?;
         Ok(state.effective(session).cloned())

@@ -2,13 +2,16 @@
 //! session's effective list (active, else default); the `inbound` hook judges what reaches a
 //! local user by the list of the resource it reaches (XEP-0016 §3 rules 1-2: the addressed
 //! resource's effective list; for a stanza to the bare JID that the router hands to resources,
-//! each candidate resource's effective list, see `per_resource`; the default list when it
+//! each candidate resource's effective list, see `per_resource`: the resources it denies are
+//! named in `Routed::excluded` and the router's account rules leave them out; the default
+//! list when it
 //! reaches no resource: IQs the server answers for the account, offline storage,
 //! subscription stanzas). A JID-only list decides with four hash lookups; roster facts are
 //! read only for lists with group or subscription items.
 //!
-//! Presence the roster module delivers itself (broadcasts, probe answers, initial presence)
-//! never passes those hooks: the registry's synchronous `presence_filter` judges it instead,
+//! Presence the roster module fans out through the router's account rules (broadcasts, probe
+//! answers, initial presence) never passes those hooks: the registry's synchronous
+//! `recipient_filter` judges each recipient instead,
 //! from the cache alone (`presence_allowed`), which holds every account with a session
 //! (loaded in `session_opened`) and, for accounts whose lists have group or subscription
 //! items, their roster facts (`Cache::facts`, kept current by `Cache::roster_changed`).
@@ -22,15 +25,14 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
 use super::Blocking;
-use super::cache::SessionPrivacy;
 use super::model::{self, List, PeerFacts};
 use super::xep0191::NS_ERRORS;
 use crate::error::StanzaError;
-use crate::router::hooks::{Delivered, Flow, Routed};
+use crate::router::hooks::{Flow, Routed};
 use crate::router::registry::Registry;
 use crate::router::{bounce, deliver_to_full};
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::{Recipient, SessionRecord};
 
 /// Higher than roster (0) and carbons (-100): a stopped stanza is neither processed nor copied.
 const PRIORITY: i32 = 100;
@@ -85,7 +87,7 @@ pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
         });
     let m = me.clone();
     r.hooks
-        .presence_filter
+        .recipient_filter
         .add("blocking", move |server, from, to, stanza| {
             m.presence_allowed(server, from, to, stanza)
         });
@@ -132,14 +134,12 @@ pub fn selector(stanza: &Element, outgoing: bool) -> u8 {
     }
 }
 
-/// Where a stanza to a bare JID goes when the router delivers it (RFC 6121 §8.5.2.1): the
-/// candidate resources, and whether only the highest priority among them gets it.
-fn fan_out(stanza: &Element) -> Option<(bool, bool)> {
-    // (needs non-negative priority, highest priority only)
+/// Whether the router hands a stanza to the bare JID to resources by rule (RFC 6121
+/// §8.5.2.1), and whether its candidates need a non-negative priority.
+fn fan_out(stanza: &Element) -> Option<bool> {
     match (stanza.name(), stanza.attr("type")) {
-        ("message", None | Some("normal" | "chat")) => Some((true, true)),
-        ("message", Some("headline")) => Some((true, false)),
-        ("presence", None | Some("unavailable")) => Some((false, false)),
+        ("message", None | Some("normal" | "chat" | "headline")) => Some(true),
+        ("presence", None | Some("unavailable")) => Some(false),
         _ => None,
     }
 }
@@ -186,7 +186,7 @@ impl Blocking {
         item.is_some_and(|i| !i.allow)
     }
 
-    /// The `presence_filter`: presence from `from` (a resource of another account) to session
+    /// The `recipient_filter`: presence from `from` (a resource of another account) to session
     /// `to`, judged as presence-out by the sender's effective list (its session's active
     /// list, else its default list) and as presence-in by the receiving session's effective
     /// list. Synchronous, from the cache: an account not in it (no session) has no list
@@ -195,7 +195,7 @@ impl Blocking {
         &self,
         server: &Server,
         from: &FullJid,
-        to: &SessionEntry,
+        to: &SessionRecord,
         stanza: &Element,
     ) -> bool {
         let sender = from.to_bare();
@@ -267,7 +267,7 @@ impl Blocking {
         Flow::Handled
     }
 
-    async fn on_inbound(&self, server: &Arc<Server>, routed: Routed) -> Flow<Routed> {
+    async fn on_inbound(&self, server: &Arc<Server>, mut routed: Routed) -> Flow<Routed> {
         let Some(to) = routed.to.as_ref() else {
             return Flow::Continue(routed);
         };
@@ -282,12 +282,14 @@ impl Blocking {
             && matches!(routed.stanza.attr("type"), None | Some("chat" | "normal"));
         if session.is_none()
             && (to.try_as_full().is_err() || chat_or_normal)
-            && let Some(all_allowed) = self.per_resource(server, &owner, &routed).await
+            && let Some(verdict) = self.per_resource(server, &owner, &routed).await
         {
-            return if all_allowed {
-                Flow::Continue(routed)
-            } else {
-                Flow::Handled
+            return match verdict {
+                Some(denied) => {
+                    routed.excluded = denied;
+                    Flow::Continue(routed)
+                }
+                None => Flow::Handled,
             };
         }
         let Ok(Some(list)) = self.cache.effective(server, &owner, session.as_deref()).await else {
@@ -307,26 +309,27 @@ impl Blocking {
     /// resource is judged by its effective list (active, else default), never the default
     /// list over an active one. `None` when no resource is a candidate (offline storage or
     /// nothing: the default list judges, as for the account) or none has an active list (the
-    /// default list judges all alike); `Some(true)`: every candidate allows it (the router
-    /// delivers it); `Some(false)`: handled here, denied, or delivered to the resources that
-    /// allow it by the router's rules (RFC 6121 §8.5.2.1: chat/normal to the highest
-    /// priority).
-    async fn per_resource(&self, server: &Arc<Server>, owner: &BareJid, routed: &Routed) -> Option<bool> {
-        let (eligible_only, top_only) = fan_out(&routed.stanza)?;
+    /// default list judges all alike); `Some(None)`: every candidate denies it (answered
+    /// here); `Some(Some(denied))`: the resources whose list denies it (empty: all allow),
+    /// which the router's account rules then leave out (RFC 6121 §8.5.2.1: chat/normal to the
+    /// highest priority among the others), carbons included.
+    async fn per_resource(
+        &self,
+        server: &Arc<Server>,
+        owner: &BareJid,
+        routed: &Routed,
+    ) -> Option<Option<Vec<FullJid>>> {
+        let eligible_only = fan_out(&routed.stanza)?;
         // Most accounts have no list: one map lookup, no session scan.
         if self.cache.cached(owner).is_some_and(|s| s.lists.is_empty()) {
             return None;
         }
         let sessions = server.sessions.sessions_of(owner);
-        let candidates: Vec<&Arc<SessionEntry>> = sessions
+        let candidates: Vec<&Recipient> = sessions
             .iter()
             .filter(|s| s.is_available() && (!eligible_only || s.priority() >= 0))
             .collect();
-        if candidates.is_empty()
-            || candidates
-                .iter()
-                .all(|s| s.extension::<SessionPrivacy>().active().is_none())
-        {
+        if candidates.is_empty() || candidates.iter().all(|s| !s.has_privacy_list()) {
             return None;
         }
         let state = self.cache.get(server, owner).await.ok()?;
@@ -339,7 +342,7 @@ impl Blocking {
             None
         };
         let peer_facts = facts.as_ref().and_then(|f| f.get(&peer.to_bare()));
-        let mut allowed = Vec::with_capacity(candidates.len());
+        let mut allowed = 0;
         let mut denied = Vec::new();
         for s in &sessions {
             let denies = state
@@ -347,44 +350,19 @@ impl Blocking {
                 .is_some_and(|list| list.denies(&peer, sel, peer_facts));
             if denies {
                 denied.push(s.jid.clone());
-            } else if candidates.iter().any(|c| Arc::ptr_eq(c, s)) {
-                allowed.push(s);
+            } else if candidates.iter().any(|c| c.same(s)) {
+                allowed += 1;
             }
         }
-        if allowed.len() == candidates.len() {
-            return Some(true);
+        if allowed == candidates.len() {
+            return Some(Some(Vec::new()));
         }
-        if allowed.is_empty() {
+        if allowed == 0 {
             self.deny_inbound(server, &routed.stanza);
-            return Some(false);
+            return Some(None);
         }
         crate::metrics::module_event("blocking", "inbound_denied_some_resources");
-        if top_only {
-            let top = allowed.iter().map(|s| s.priority()).max().unwrap_or(0);
-            allowed.retain(|s| s.priority() == top);
-        }
-        let stanza = &routed.stanza;
-        if stanza.name() == "message" && !server.registry.hooks.message_delivered.is_empty() {
-            // Carbons for the resources that did not get it, as the router would; the ones
-            // whose list denies it are named too, so that they get no copy either.
-            let mut recipients: Vec<FullJid> = allowed.iter().map(|s| s.jid.clone()).collect();
-            recipients.extend(denied);
-            let delivered = Delivered {
-                from: routed.from.clone(),
-                stanza: stanza.clone(),
-                recipients,
-            };
-            let _ = server
-                .registry
-                .hooks
-                .message_delivered
-                .run(server, delivered)
-                .await;
-        }
-        for s in allowed {
-            deliver_to_full(server, &s.jid, stanza.clone());
-        }
-        Some(false)
+        Some(Some(denied))
     }
 
     /// A stanza denied by the recipient's list.

@@ -209,7 +209,7 @@ impl Blocking {
     /// One request; `Err` is the whole error reply.
     async fn handle(&self, server: &Arc<Server>, from: &FullJid, iq: &Element) -> Result<Element, Element> {
         let payload = iq.children().next().expect("checked");
-        if let Some(session) = server.sessions.get(from) {
+        if let Some(session) = server.sessions.local(from) {
             session
                 .extension::<SessionPrivacy>()
                 .wants_ignore

@@ -2,7 +2,7 @@
 //! incremental ignore-list protocol (`urn:switchboard:ignore:0`, xep/xep-ignore-list.md),
 //! three views over ONE model (`model`), cached per account (`cache`) and enforced by the
 //! router's `outbound` and `inbound` hooks, `presence_to_account` for subscription stanzas
-//! and the synchronous `presence_filter` for presence the roster module delivers (`enforce`).
+//! and the synchronous `recipient_filter` for presence the router fans out (`enforce`).
 //!
 //! Every change, whichever view makes it, goes through `Cache::modify` and then `notify`,
 //! which tells each view's interested resources what changed in that view's terms
@@ -75,27 +75,30 @@ impl Blocking {
         let removed: Vec<String> = old.iter().filter(|j| !new.contains(j)).cloned().collect();
         let sessions = server.sessions.sessions_of(user);
         for session in &sessions {
-            let state = session.extension::<SessionPrivacy>();
+            // Who asked for pushes is the session's own state, kept where it is bound.
+            let Some(state) = session.local().map(|l| l.extension::<SessionPrivacy>()) else {
+                continue;
+            };
             if state.wants_blocklist() {
                 if !added.is_empty() {
                     let p = xep0191::block_payload("block", &added);
-                    let _ = session.deliver(self.push(&session.jid, p));
+                    crate::router::push(session, self.push(&session.jid, p));
                 }
                 if !removed.is_empty() {
                     // All gone: the unblock-all form (XEP-0191 §3.4).
                     let jids: &[String] = if new.is_empty() { &[] } else { &removed };
                     let p = xep0191::block_payload("unblock", jids);
-                    let _ = session.deliver(self.push(&session.jid, p));
+                    crate::router::push(session, self.push(&session.jid, p));
                 }
             }
             if let Some(change) = change {
                 if state.wants_ignore() && Some(&session.jid) != origin {
                     let p = ignore::delta_payload(change);
-                    let _ = session.deliver(self.push(&session.jid, p));
+                    crate::router::push(session, self.push(&session.jid, p));
                 }
                 if state.wants_privacy() {
                     let p = xep0016::push_payload(&change.name);
-                    let _ = session.deliver(self.push(&session.jid, p));
+                    crate::router::push(session, self.push(&session.jid, p));
                 }
             }
         }

@@ -12,6 +12,7 @@ use super::cache::{Edit, SessionPrivacy, WriteError};
 use super::ignore::{item_element, parse_item};
 use crate::error::StanzaError;
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Registry};
+use crate::session::SessionEntry;
 use crate::xml;
 
 pub const NS: &str = "jabber:iq:privacy";
@@ -46,11 +47,12 @@ fn named(name: &str, element: &str) -> Element {
 }
 
 impl Blocking {
-    fn mark(&self, req: &IqRequest) -> Option<Arc<SessionPrivacy>> {
-        let session = req.server.sessions.get(&req.from)?;
+    /// Marks the requesting session as a user of this protocol (it gets pushes from now on).
+    fn mark(&self, req: &IqRequest) -> Option<Arc<SessionEntry>> {
+        let session = req.server.sessions.local(&req.from)?;
         let state = session.extension::<SessionPrivacy>();
         state.wants_privacy.store(true, Ordering::Release);
-        Some(state)
+        Some(session)
     }
 
     /// §2.2 (names), §2.3 (one list).
@@ -62,7 +64,7 @@ impl Blocking {
         let mut q = Element::bare("query", NS);
         match lists.as_slice() {
             [] => {
-                if let Some(active) = session.and_then(|s| s.active()) {
+                if let Some(active) = session.and_then(|s| s.privacy_list()) {
                     q.append_child(named(&active, "active"));
                 }
                 if let Some(default) = &state.default_list {
@@ -107,7 +109,7 @@ impl Blocking {
                     return Err(StanzaError::item_not_found());
                 }
                 if let Some(s) = session {
-                    s.set_active(name.map(str::to_owned));
+                    s.set_privacy_list(name.map(str::to_owned));
                 }
             }
             "default" => {
@@ -131,9 +133,11 @@ impl Blocking {
                 let deleting = items.is_empty();
                 if deleting {
                     // §2.7: a list in use by another resource cannot be removed.
-                    let in_use = server.sessions.sessions_of(&user).iter().any(|s| {
-                        s.jid != req.from && s.extension::<SessionPrivacy>().active().as_deref() == Some(name)
-                    });
+                    let in_use = server
+                        .sessions
+                        .sessions_of(&user)
+                        .iter()
+                        .any(|s| s.jid != req.from && s.privacy_list_is(name));
                     if in_use || state.default_list.as_deref() == Some(name) {
                         return Err(StanzaError::conflict().text("list in use"));
                     }
@@ -163,9 +167,9 @@ impl Blocking {
                 }
                 if deleting
                     && let Some(s) = session
-                    && s.active().as_deref() == Some(name)
+                    && s.privacy_list_is(name)
                 {
-                    s.set_active(None);
+                    s.set_privacy_list(None);
                 }
             }
             _ => return Err(StanzaError::bad_request()),

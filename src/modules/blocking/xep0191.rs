@@ -56,7 +56,7 @@ impl Blocking {
     async fn blocklist(&self, req: IqRequest) -> IqResult {
         let user = req.from.to_bare();
         let state = self.cache.get(&req.server, &user).await?;
-        if let Some(session) = req.server.sessions.get(&req.from) {
+        if let Some(session) = req.server.sessions.local(&req.from) {
             session
                 .extension::<SessionPrivacy>()
                 .wants_blocklist
@@ -166,7 +166,7 @@ pub(super) async fn presence_to_contacts(
                 };
                 xml::set_attr(&mut p, "from", &r.jid.to_string());
                 xml::set_attr(&mut p, "to", &target.jid.to_string());
-                let _ = target.deliver(p);
+                crate::router::push(&target, p);
             }
         }
     }

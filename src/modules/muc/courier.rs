@@ -106,6 +106,7 @@ async fn judged(server: &Arc<Server>, from: FullJid, to: Jid, stanza: Element) -
         from,
         to: Some(to),
         stanza,
+        excluded: Vec::new(),
     };
     match hooks.run(server, routed).await {
         Flow::Continue(r) => Some(r.stanza),
@@ -196,7 +197,7 @@ async fn deliver(server: &Arc<Server>, d: Delivery) {
             let mut delivered = false;
             for session in server.sessions.sessions_of(&to) {
                 if session.is_available() {
-                    deliver_to_full(server, &session.jid, out.clone());
+                    crate::router::deliver(server, &session, out.clone());
                     delivered = true;
                 }
             }
@@ -208,6 +209,7 @@ async fn deliver(server: &Arc<Server>, d: Delivery) {
                 from: by,
                 to: Some(Jid::from(to)),
                 stanza: out,
+                excluded: Vec::new(),
             };
             if let Flow::Continue(_) = server.registry.hooks.message_offline.run(server, routed).await {
                 bounce(server, &original, StanzaError::service_unavailable());

@@ -103,7 +103,7 @@ impl Module for Muc {
         let me = self.clone();
         r.hooks.presence_broadcast.add(50, "muc", move |server, routed| {
             if routed.stanza.attr("type") == Some("unavailable")
-                && let Some(session) = server.sessions.get(&routed.from)
+                && let Some(session) = server.sessions.local(&routed.from)
             {
                 me.service.session_closed(&server, &session);
             }

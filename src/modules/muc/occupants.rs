@@ -10,15 +10,15 @@ use minidom::Element;
 use sha2::{Digest, Sha256};
 
 use super::affiliations::{Affiliation, Role};
-use crate::session::{SessionEntry, SharedStanza};
+use crate::session::{Recipient, SharedStanza};
 
 pub struct Occupant {
     pub nick: String,
     pub bare: BareJid,
     /// The resources sharing this nick, in joining order; the last one is the JID shown.
-    /// Held directly, so a broadcast needs no session-table lookup per recipient; a session
+    /// Their directory handles, held so a broadcast needs no lookup per recipient; a session
     /// that ends leaves the room (`session_closed`), and until then delivery to it fails.
-    pub sessions: Vec<Arc<SessionEntry>>,
+    pub sessions: Vec<Recipient>,
     /// The last presence received from the occupant (its show, status... are reflected).
     presence: Element,
     pub role: Role,
@@ -38,7 +38,7 @@ impl Occupant {
     pub fn new(
         nick: String,
         bare: BareJid,
-        session: Arc<SessionEntry>,
+        session: Recipient,
         presence: Element,
         role: Role,
         occupant_id: String,
@@ -154,7 +154,7 @@ impl Occupants {
     }
 
     /// Adds a session to an existing occupant (multi-session nick).
-    pub fn add_session(&mut self, nick: &str, session: Arc<SessionEntry>) {
+    pub fn add_session(&mut self, nick: &str, session: Recipient) {
         if let Some(o) = self.by_nick.get_mut(nick) {
             o.sessions.retain(|s| s.jid != session.jid);
             self.by_jid.insert(session.jid.clone(), nick.to_string());
@@ -165,7 +165,7 @@ impl Occupants {
 
     /// Points a joined full JID at `session` if a new connection took that JID over (the
     /// replaced one's departure may still be on its way).
-    pub fn refresh_session(&mut self, session: &Arc<SessionEntry>) {
+    pub fn refresh_session(&mut self, session: &Recipient) {
         let Some(nick) = self.by_jid.get(&session.jid) else {
             return;
         };
@@ -221,9 +221,9 @@ pub fn occupant_id(secret: &[u8], room: &BareJid, user: &BareJid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{BindOutcome, SessionTable};
+    use crate::session::{BindOutcome, LocalDirectory, Recipient, SessionDirectory};
 
-    fn occupant(table: &SessionTable, nick: &str) -> Occupant {
+    fn occupant(table: &LocalDirectory, nick: &str) -> Occupant {
         let jid = FullJid::new(&format!("{nick}@example.org/r")).unwrap();
         let BindOutcome::Bound(link) = table.bind(jid.clone(), table.next_conn_id(), 8, 4) else {
             panic!("bound");
@@ -232,7 +232,7 @@ mod tests {
         Occupant::new(
             nick.into(),
             jid.to_bare(),
-            link.entry,
+            Recipient::local_session(link.entry),
             presence,
             Role::Participant,
             "id".into(),
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn xep0045_7_2_3_entering_presence_is_built_once_until_what_it_shows_changes() {
-        let table = SessionTable::new();
+        let table = LocalDirectory::new();
         let mut occupants = Occupants::default();
         occupants.insert(occupant(&table, "a"));
         let builds = std::cell::Cell::new(0);

@@ -43,7 +43,7 @@ impl Room {
             if session.is_available() {
                 let mut copy = m.clone();
                 xml::set_attr(&mut copy, "to", &session.jid.to_string());
-                router::deliver_to_full(&self.server, &session.jid, copy);
+                router::deliver(&self.server, &session, copy);
             }
         }
     }

@@ -26,7 +26,7 @@ use crate::error::{ErrorType, StanzaError};
 use crate::modules::disco::{NS_INFO, NS_ITEMS};
 use crate::router;
 use crate::server::Server;
-use crate::session::{SessionEntry, SharedStanza};
+use crate::session::{Recipient, SharedStanza};
 use crate::storage::muc::{StoredMessage, StoredRoom};
 use crate::xml::{self, ns};
 
@@ -536,7 +536,7 @@ impl Room {
         router::deliver_to_full(&self.server, from, p);
     }
 
-    fn join(&mut self, session: Arc<SessionEntry>, nick: &str, p: Element) {
+    fn join(&mut self, session: Recipient, nick: &str, p: Element) {
         let bare = session.jid.to_bare();
         let creating = self.fresh && bare == self.creator;
         if creating {
@@ -664,11 +664,11 @@ impl Room {
 
     /// What a session entering receives (§7.2.3-7.2.15): the other occupants' presence, its
     /// own (status 110, last), the history, then the subject.
-    fn send_room_state(&self, to: &SessionEntry, nick: &str, codes: &[u16], history: &Request) {
+    fn send_room_state(&self, to: &Recipient, nick: &str, codes: &[u16], history: &Request) {
         let viewer_sees = self.sees_jids(nick);
         for o in self.occupants.iter().filter(|o| o.nick != nick) {
             if let Some(p) = self.entering_presence(o, viewer_sees) {
-                let _ = to.deliver_shared(&p);
+                let _ = router::deliver_shared(to, &p);
             }
         }
         let Some(me) = self.occupants.get(nick) else {
@@ -815,7 +815,7 @@ impl Room {
     /// A session already in the room sends its join again: the others see a presence
     /// update, the session the whole join (§7.2.3-7.2.15: occupants, itself, history,
     /// subject).
-    fn rejoin(&mut self, session: &Arc<SessionEntry>, nick: &str, p: Element) {
+    fn rejoin(&mut self, session: &Recipient, nick: &str, p: Element) {
         let history = Request::from_join(&p);
         if let Some(o) = self.occupants.get_mut(nick) {
             o.set_presence(p);
@@ -1302,11 +1302,11 @@ pub(super) fn is_admin(config: &crate::config::Config, jid: &BareJid) -> bool {
 }
 
 /// Delivers `stanza` to one session, addressed to it.
-fn deliver(to: &SessionEntry, mut stanza: Element) {
+fn deliver(to: &Recipient, mut stanza: Element) {
     xml::set_attr(&mut stanza, "to", &to.jid.to_string());
     // A failed delivery is dropped, as `router::bounce` would: the room sends it, not a
     // session. A full mailbox already disconnects the slow occupant.
-    let _ = to.deliver(stanza);
+    router::push(to, stanza);
 }
 
 /// A broadcast serialized once for all its recipients; `None` (logged) if it cannot be
@@ -1323,7 +1323,7 @@ pub(super) fn share(stanza: Element) -> Option<Arc<SharedStanza>> {
 pub(super) fn send_shared(o: &Occupant, stanza: Option<&Arc<SharedStanza>>) {
     let Some(stanza) = stanza else { return };
     for s in &o.sessions {
-        let _ = s.deliver_shared(stanza);
+        let _ = router::deliver_shared(s, stanza);
     }
 }
 

@@ -337,7 +337,7 @@ impl Service {
 
     /// Remembers which rooms a session sent presence to, for `session_closed`.
     fn track(&self, server: &Server, from: &FullJid, node: &str, available: bool) {
-        let Some(session) = server.sessions.get(from) else {
+        let Some(session) = server.sessions.local(from) else {
             return;
         };
         let joined = session.extension::<JoinedRooms>();

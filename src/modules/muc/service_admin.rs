@@ -61,7 +61,9 @@ pub struct RoomInfo {
 fn joined_sessions(server: &Server) -> BTreeMap<String, Vec<FullJid>> {
     let mut map: BTreeMap<String, Vec<FullJid>> = BTreeMap::new();
     for s in server.sessions.all_sessions() {
-        let joined = s.extension::<JoinedRooms>();
+        let Some(joined) = s.local().map(|l| l.extension::<JoinedRooms>()) else {
+            continue;
+        };
         let rooms = joined.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for node in rooms {
             map.entry(node).or_default().push(s.jid.clone());

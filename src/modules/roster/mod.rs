@@ -18,7 +18,8 @@
 //! Blocking and privacy lists (XEP-0191, XEP-0016) are not here: that module judges routed
 //! stanzas in its `outbound` and `inbound` hooks, and presence this module hands to sessions
 //! itself (broadcasts, unavailable presence, probe answers, contacts' presence on initial
-//! presence) only after the registry's `presence_filter` allowed it (`presence::allowed`).
+//! presence) through the router's account rules (`router::deliver_to_account`), where the
+//! registry's `recipient_filter` decides per recipient.
 //!
 //! Remote contacts: without s2s, a subscription request to a remote JID is bounced by the
 //! router (`remote-server-not-found`) and changes nothing; the other subscription stanzas
@@ -42,7 +43,7 @@ use crate::error::StanzaError;
 use crate::router::hooks::Flow;
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::Recipient;
 use crate::xml::{self, ns};
 use item::{Item, SetRequest};
 use store_cache::{Change, RosterCache};
@@ -55,8 +56,6 @@ pub const NS_PREAPPROVAL: &str = "urn:xmpp:features:pre-approval";
 /// Per-session state of this module (`SessionEntry::extension`).
 #[derive(Default)]
 pub struct SessionState {
-    /// The resource asked for the roster: it gets roster pushes (§2.1.6).
-    pub interested: AtomicBool,
     /// Its last roster get opted in to private notes (`notes.rs`).
     pub notes: AtomicBool,
     /// The resource's available presence was broadcast (initial presence done, §4.2).
@@ -194,8 +193,8 @@ pub fn is_local_account(server: &Server, jid: &BareJid) -> bool {
 
 /// Queues a stanza for a session; failures (a slow or vanished client) are not bounced:
 /// presence and roster pushes are state, the next one supersedes them.
-fn send(session: &SessionEntry, stanza: Element) {
-    let _ = session.deliver(stanza);
+fn send(session: &Recipient, stanza: Element) {
+    crate::router::push(session, stanza);
 }
 
 impl Roster {
@@ -216,10 +215,10 @@ impl Roster {
             .await
             .map_err(StanzaError::storage(STORAGE))?;
         // Interested from now on, under the lock: every later change is pushed.
-        if let Some(session) = server.sessions.get(&req.from) {
+        if let Some(session) = server.sessions.local(&req.from) {
             let state = session.extension::<SessionState>();
             state.notes.store(with_notes, Ordering::Release);
-            state.interested.store(true, Ordering::Release);
+            session.set_wants_roster_pushes(true);
         }
         let roster = g.roster();
         let current = version_string(roster.version, with_notes);
@@ -344,15 +343,13 @@ impl Roster {
         let plain = build(false);
         let noted = build(true);
         for session in server.sessions.sessions_of(user) {
-            let state = session.extension::<SessionState>();
-            if !state.interested.load(Ordering::Acquire) {
+            if !session.wants_roster_pushes() {
                 continue;
             }
-            let mut push = if state.notes.load(Ordering::Acquire) {
-                noted.clone()
-            } else {
-                plain.clone()
-            };
+            let notes = session
+                .local()
+                .is_some_and(|l| l.extension::<SessionState>().notes.load(Ordering::Acquire));
+            let mut push = if notes { noted.clone() } else { plain.clone() };
             let n = self.push_id.fetch_add(1, Ordering::Relaxed);
             xml::set_attr(&mut push, "id", &format!("push{n}"));
             xml::set_attr(&mut push, "to", &session.jid.to_string());

@@ -17,8 +17,9 @@ use minidom::Element;
 use super::store_cache::storage_key;
 use super::{Roster, SessionState, is_local_account, send};
 use crate::router::hooks::Routed;
+use crate::router::{self, AccountRule, Addressing, deliver_to_account};
 use crate::server::Server;
-use crate::session::SessionEntry;
+use crate::session::{Recipient, SessionEntry};
 use crate::xml::{self, ns};
 
 /// Directed-presence recipients remembered per resource; beyond this, no more are tracked.
@@ -31,7 +32,10 @@ impl Roster {
         let Routed { from, stanza, .. } = routed;
         let user = from.to_bare();
         let session = server.sessions.get(&from);
-        let state = session.as_ref().map(|s| s.extension::<SessionState>());
+        let state = session
+            .as_ref()
+            .and_then(|s| s.local())
+            .map(|s| s.extension::<SessionState>());
         if stanza.attr("type").is_none() {
             // Only the first available presence of a resource is initial presence (§4.2).
             let initial = state
@@ -42,11 +46,14 @@ impl Roster {
                 deliver_to_available(server, &from, contact, &stanza);
             }
             // §4.2.2 / §4.4.2: every available resource of the user, the sender included.
-            for own in server.sessions.sessions_of(&user) {
-                if own.is_available() {
-                    send_to(&own, &stanza, &own.jid.to_string());
-                }
-            }
+            deliver_to_account(
+                server,
+                &from,
+                &user,
+                &stanza,
+                AccountRule::Available,
+                Addressing::EachResource,
+            );
             if initial && let Some(session) = &session {
                 self.initial_presence(server, session).await;
             }
@@ -71,11 +78,15 @@ impl Roster {
             deliver_to_available(server, &from, contact, &stanza);
         }
         if was_available {
-            for own in server.sessions.sessions_of(&user) {
-                if own.jid != from && own.is_available() {
-                    send_to(&own, &stanza, &own.jid.to_string());
-                }
-            }
+            // The sender is unavailable by now (checked above), so this is the others.
+            deliver_to_account(
+                server,
+                &from,
+                &user,
+                &stanza,
+                AccountRule::Available,
+                Addressing::EachResource,
+            );
         }
         if let Some(state) = &state {
             // §4.6.3: whoever got directed presence learns it is gone, unless the broadcast
@@ -109,7 +120,7 @@ impl Roster {
     /// §4.2.2-§4.2.3 (and §3.1.3): what a resource learns when it becomes available. Probes
     /// to local contacts are answered here from the session table (§4.3.2: the last presence
     /// of each available resource; nothing for offline contacts).
-    async fn initial_presence(&self, server: &Arc<Server>, session: &Arc<SessionEntry>) {
+    async fn initial_presence(&self, server: &Arc<Server>, session: &Recipient) {
         let user = session.jid.to_bare();
         let (subscriptions, pending) = match self.cache.lock(server, &user).await {
             Ok(mut g) => {
@@ -126,7 +137,7 @@ impl Roster {
             for other in server.sessions.sessions_of(contact) {
                 if other.is_available()
                     && let Some(p) = other.last_presence()
-                    && allowed(server, &other.jid, session, &p)
+                    && router::recipient_allows(server, &other.jid, session, &p)
                 {
                     send_addressed(session, p, &me);
                 }
@@ -158,7 +169,7 @@ impl Roster {
             // The user's own resources get its broadcasts anyway.
             return;
         }
-        let Some(session) = server.sessions.get(from) else {
+        let Some(session) = server.sessions.local(from) else {
             return;
         };
         let state = session.extension::<SessionState>();
@@ -190,11 +201,14 @@ impl Roster {
                 for contact in self.subscribers(server, &user).await.iter() {
                     deliver_to_available(server, &entry.jid, contact, &unavailable);
                 }
-                for own in server.sessions.sessions_of(&user) {
-                    if own.is_available() {
-                        send_to(&own, &unavailable, &own.jid.to_string());
-                    }
-                }
+                deliver_to_account(
+                    server,
+                    &entry.jid,
+                    &user,
+                    &unavailable,
+                    AccountRule::Available,
+                    Addressing::EachResource,
+                );
             }
         }
         let directed = std::mem::take(&mut *state.directed.lock().unwrap_or_else(|e| e.into_inner()));
@@ -215,64 +229,36 @@ impl Roster {
 }
 
 /// Queues a copy of `stanza` addressed to `to`.
-fn send_to(session: &SessionEntry, stanza: &Element, to: &str) {
+fn send_to(session: &Recipient, stanza: &Element, to: &str) {
     send_addressed(session, stanza.clone(), to);
 }
 
 /// Queues `stanza` addressed to `to`.
-fn send_addressed(session: &SessionEntry, mut stanza: Element, to: &str) {
+fn send_addressed(session: &Recipient, mut stanza: Element, to: &str) {
     crate::metrics::presence_fanout(1);
     xml::set_attr(&mut stanza, "to", to);
     send(session, stanza);
 }
 
-/// Whether presence `stanza` from `from` may be handed to session `to`: the registry's
-/// presence filters (privacy lists and blocking, which do not see presence this module
-/// delivers itself) decide, except between resources of one account. Free when no module
-/// registered a filter.
-pub(super) fn allowed(server: &Server, from: &FullJid, to: &SessionEntry, stanza: &Element) -> bool {
-    let filters = &server.registry.hooks.presence_filter;
-    if filters.is_empty() || (from.node() == to.jid.node() && from.domain() == to.jid.domain()) {
-        return true;
-    }
-    filters.allows(server, from, to, stanza)
-}
-
-/// Presence from `from` to a local bare JID: every available resource the presence filters
-/// let it reach (RFC 6121 §8.5.2.1.1), addressed to the bare JID.
+/// Presence from `from` to a local bare JID: every available resource the recipient filter
+/// lets it reach (RFC 6121 §8.5.2.1.1), addressed to the bare JID.
 pub fn deliver_to_available(server: &Server, from: &FullJid, to: &BareJid, stanza: &Element) {
-    let sessions = server.sessions.sessions_of(to);
-    if sessions.is_empty() {
-        return;
-    }
-    let to_text = to.as_str();
-    for session in sessions {
-        if session.is_available() && allowed(server, from, &session, stanza) {
-            send_to(&session, stanza, to_text);
-        }
-    }
+    deliver_to_account(server, from, to, stanza, AccountRule::Available, Addressing::Bare);
 }
 
 /// A subscription request: available resources with non-negative priority (§3.1.3, §8).
+/// Already judged by `inbound` when it was routed: no recipient filter.
 pub fn deliver_to_eligible(server: &Server, to: &BareJid, stanza: &Element) {
-    for session in server.sessions.sessions_of(to) {
-        if session.is_available() && session.priority() >= 0 {
-            send(&session, stanza.clone());
-        }
+    for session in AccountRule::Eligible.pick(&server.sessions.sessions_of(to)) {
+        send(session, stanza.clone());
     }
 }
 
 /// Subscription answers and cancellations: the user's interested resources (§3.1.6, §3.2.3,
 /// §3.3.3).
 pub fn deliver_to_interested(server: &Server, to: &BareJid, stanza: &Element) {
-    for session in server.sessions.sessions_of(to) {
-        if session
-            .extension::<SessionState>()
-            .interested
-            .load(Ordering::Acquire)
-        {
-            send(&session, stanza.clone());
-        }
+    for session in AccountRule::RosterPushes.pick(&server.sessions.sessions_of(to)) {
+        send(session, stanza.clone());
     }
 }
 
@@ -282,7 +268,7 @@ fn deliver_directed(server: &Server, from: &FullJid, target: &Jid, stanza: &Elem
     match target.try_as_full() {
         Ok(full) => {
             if let Some(session) = server.sessions.get(full)
-                && allowed(server, from, &session, stanza)
+                && router::recipient_allows(server, from, &session, stanza)
             {
                 send_to(&session, stanza, full.as_str());
             }

@@ -384,7 +384,7 @@ impl Roster {
             if session.jid != *requester
                 && session.is_available()
                 && let Some(mut p) = session.last_presence()
-                && super::presence::allowed(server, &session.jid, &target, &p)
+                && crate::router::recipient_allows(server, &session.jid, &target, &p)
             {
                 xml::set_attr(&mut p, "to", &to);
                 send(&target, p);
@@ -412,6 +412,7 @@ impl Roster {
                 from: from.clone(),
                 to: Some(contact.clone().into()),
                 stanza: presence(&user, contact, Kind::Unsubscribe),
+                excluded: Vec::new(),
             };
             route_local(server, routed).await;
         }
@@ -423,6 +424,7 @@ impl Roster {
                 from: from.clone(),
                 to: Some(contact.clone().into()),
                 stanza: presence(&user, contact, Kind::Unsubscribed),
+                excluded: Vec::new(),
             };
             route_local(server, routed).await;
         }
