@@ -5,6 +5,7 @@ pub mod negotiate;
 pub mod pace;
 pub mod session;
 pub mod stream;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
