@@ -19,7 +19,7 @@ use crate::c2s::keepalive::{self, Due, Keepalive};
 use crate::c2s::pace::Pacer;
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
-use crate::c2s::writer::{queue_item, write_batch};
+use crate::c2s::writer::{Unacked, queue_item, write_batch};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router;
 use crate::router::hooks::SessionEvent;
@@ -42,6 +42,8 @@ pub struct Session {
     to_attr: String,
     trace: Arc<TraceTraffic>,
     pacer: Pacer,
+    /// What was written and not yet acknowledged; outlives any one transport.
+    unacked: Unacked,
 }
 
 /// How a transport left its session.
@@ -75,6 +77,7 @@ impl Session {
             to_attr,
             trace,
             pacer,
+            unacked: Unacked::default(),
         }
     }
 
@@ -114,7 +117,7 @@ impl Session {
                 out = self.link.mailbox.recv() => {
                     let Some(first) = out else { break None };
                     let traced = self.trace.on().then_some(&self.jid);
-                    if write_batch(stream, &mut self.link.mailbox, first, &self.to_attr, traced).await.is_err() {
+                    if write_batch(stream, &mut self.link.mailbox, first, &self.to_attr, traced, &mut self.unacked).await.is_err() {
                         break None;
                     }
                 }

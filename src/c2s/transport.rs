@@ -56,6 +56,13 @@ pub trait Transport: Send {
     /// Closes our side of the stream and the connection under it.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 
+    /// Whether the client acknowledges what it received (XEP-0198 later). Then tracked
+    /// stanzas count as delivered on its acknowledgement ([`crate::c2s::writer::Unacked`]),
+    /// not when they are written. Over plain TCP the write is the acknowledgement.
+    fn acknowledges_receipt(&self) -> bool {
+        false
+    }
+
     /// Whether the connection is encrypted.
     fn is_secure(&self) -> bool;
 
