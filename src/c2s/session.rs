@@ -89,11 +89,14 @@ impl Session {
         mut shutdown: watch::Receiver<bool>,
     ) -> Detached {
         let server = self.server.clone();
-        let limits = &server.config().limits;
-        let mut keepalive = Keepalive::new(
-            Duration::from_secs(limits.idle_ping_secs),
-            Duration::from_secs(limits.ping_timeout_secs),
-        );
+        // Read once, in a block: the config guard must not live across the loop's awaits.
+        let mut keepalive = {
+            let limits = &server.config().limits;
+            Keepalive::new(
+                Duration::from_secs(limits.idle_ping_secs),
+                Duration::from_secs(limits.ping_timeout_secs),
+            )
+        };
         // While set, the client is over its rate limit and is not read from until then.
         let mut paused_until: Option<Instant> = None;
         stream.take_bytes_read();
