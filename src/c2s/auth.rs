@@ -10,7 +10,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use minidom::Element;
 
 use crate::accounts::{self, Account};
-use crate::c2s::stream::{ReadError, XmppStream};
+use crate::c2s::stream::ReadError;
+use crate::c2s::transport::Transport;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::sasl::{ChannelBindings, Mechanism, SaslFailure, ScramServer};
 use crate::server::Server;
@@ -38,7 +39,7 @@ pub enum AuthOutcome {
 /// Runs one exchange that starts with `auth`. Errors are stream-level: the caller closes.
 pub async fn authenticate(
     server: &Arc<Server>,
-    stream: &mut XmppStream,
+    stream: &mut impl Transport,
     auth: &Element,
     domain: &str,
     ip: IpAddr,
@@ -149,14 +150,14 @@ impl Attempt {
 
 async fn exchange(
     server: &Arc<Server>,
-    stream: &mut XmppStream,
+    stream: &mut impl Transport,
     auth: &Element,
     domain: &str,
     ip: IpAddr,
     cb: &ChannelBindings,
     encryption_ok: bool,
 ) -> Result<Attempt, ReadError> {
-    let tls = stream.conn().is_tls();
+    let tls = stream.is_secure();
     if !encryption_ok {
         return Ok(Attempt::early(SaslFailure::EncryptionRequired));
     }
@@ -270,7 +271,10 @@ fn decode(text: &str) -> Result<Option<Vec<u8>>, SaslFailure> {
 }
 
 /// Sends a challenge and waits for the client's `<response/>` (or `<abort/>`).
-async fn challenge(stream: &mut XmppStream, data: &[u8]) -> Result<Result<Vec<u8>, SaslFailure>, ReadError> {
+async fn challenge(
+    stream: &mut impl Transport,
+    data: &[u8],
+) -> Result<Result<Vec<u8>, SaslFailure>, ReadError> {
     let mut el = Element::bare("challenge", ns::SASL);
     if !data.is_empty() {
         el.append_text(B64.encode(data));

@@ -1,10 +1,16 @@
-//! Client-to-server connections: negotiation (STARTTLS, SASL, bind) then the session loop.
+//! Client-to-server connections: a transport (`transport.rs`; TCP/TLS in `stream.rs`) is
+//! negotiated (STARTTLS, SASL, bind), then attaches to the bound session (`session.rs`).
 
 pub mod auth;
+pub mod inbound;
+pub mod keepalive;
 pub mod negotiate;
 pub mod pace;
 pub mod session;
 pub mod stream;
+pub mod trace;
+pub mod transport;
+pub mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::limits::ConnectionSlot;
 use crate::server::Server;
+use session::Session;
 use stream::Conn;
 
 /// An accepted client socket and its place under the connection limits.
@@ -83,7 +90,16 @@ pub async fn serve(
         return;
     };
     drop(tls);
+    let negotiate::Bound {
+        mut stream,
+        jid,
+        link,
+    } = bound;
     // Every log line of the session carries its JID (the span is opened by the listener).
-    tracing::Span::current().record("jid", tracing::field::display(&bound.jid));
-    session::run(server, bound, listener, shutdown).await;
+    tracing::Span::current().record("jid", tracing::field::display(&jid));
+    let mut session = Session::open(server, jid, link, listener).await;
+    let how = session.attach(&mut stream, shutdown).await;
+    // This transport cannot come back: the session ends with it.
+    drop(stream);
+    session.end(how).await;
 }

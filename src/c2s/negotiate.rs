@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::accounts::Account;
 use crate::c2s::auth::{self, AuthOutcome};
 use crate::c2s::stream::{Conn, ReadError, XmppStream};
+use crate::c2s::transport::Transport;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::limits::ConnectionSlot;
 use crate::sasl::ChannelBindings;
@@ -84,11 +85,10 @@ pub async fn negotiate(
     slot: &mut ConnectionSlot,
 ) -> Option<Bound> {
     let deadline = tokio::time::Instant::now() + rules.total;
-    let cb = channel_bindings(tls, &conn);
     let mut state = State {
         ip,
         require_encryption: rules.require_encryption,
-        cb,
+        cb: ChannelBindings::default(),
         account: None,
         domain: server.default_domain().to_string(),
         failed_auths: 0,
@@ -97,6 +97,7 @@ pub async fn negotiate(
         slot,
     };
     let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
+    state.cb = stream.channel_bindings(tls);
     stream.set_event_timeout(Some(rules.idle));
     loop {
         let Ok(result) = tokio::time::timeout_at(deadline, step(server, &mut stream, &mut state)).await
@@ -156,15 +157,9 @@ async fn step(
         }
     };
     accept_header(server, stream, state, &header)?;
-    stream.queue_header(header.from.as_deref());
-    // Written with the stream prefix as every server does: some older clients match the
-    // qualified name rather than the namespace.
-    let features = features(server, stream.conn().is_tls(), state);
-    stream.queue_raw("<stream:features>");
-    for child in features.children() {
-        stream.queue(child);
-    }
-    stream.queue_raw("</stream:features>");
+    stream.open(header.from.as_deref());
+    let features = features(server, stream.is_secure(), state);
+    stream.queue_features(&features);
     stream.flush().await.map_err(|_| ReadError::Io)?;
     loop {
         let el = match stream.next_event().await? {
@@ -179,7 +174,7 @@ async fn step(
                 )));
             }
         };
-        let tls = stream.conn().is_tls();
+        let tls = stream.is_secure();
         if el.is("starttls", ns::TLS) {
             if tls {
                 return Err(ReadError::Stream(StreamError::with_text(
@@ -187,7 +182,7 @@ async fn step(
                     "TLS is already established",
                 )));
             }
-            stream.queue_raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+            Transport::queue(stream, &Element::bare("proceed", ns::TLS));
             stream.flush().await.map_err(|_| ReadError::Io)?;
             return Ok(Step::StartTls);
         }
@@ -234,7 +229,10 @@ async fn step(
         }
         if el.is("abort", ns::SASL) && state.account.is_none() {
             // An abort outside an exchange still gets its failure (RFC 6120 §6.4.4).
-            stream.queue_raw("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>");
+            let failure = Element::builder("failure", ns::SASL)
+                .append(Element::bare("aborted", ns::SASL))
+                .build();
+            Transport::queue(stream, &failure);
             stream.flush().await.map_err(|_| ReadError::Io)?;
             continue;
         }
@@ -394,7 +392,7 @@ async fn negotiation_iq(
     iq: &Element,
 ) -> Result<Option<Step>, ReadError> {
     let Some(account) = state.account.clone() else {
-        let encryption_ok = stream.conn().is_tls() || !state.require_encryption;
+        let encryption_ok = stream.is_secure() || !state.require_encryption;
         if server.config().registration.enabled
             && encryption_ok
             && crate::modules::register::is_register_iq(iq)
@@ -473,24 +471,13 @@ async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State<'_
     let acceptor = TlsAcceptor::from(state.tls.server_config.clone());
     match acceptor.accept(tcp).await {
         Ok(tls) => {
-            let conn = Conn::Tls(Box::new(tls));
-            state.cb = channel_bindings(&state.tls, &conn);
-            Some(XmppStream::new(conn, preauth_limits(server), domain))
+            let stream = XmppStream::new(Conn::Tls(Box::new(tls)), preauth_limits(server), domain);
+            state.cb = stream.channel_bindings(&state.tls);
+            Some(stream)
         }
         Err(e) => {
             tracing::debug!(ip = %state.ip, error = %e, "TLS handshake failed");
             None
         }
-    }
-}
-
-/// Channel-binding data available on this connection.
-pub fn channel_bindings(tls: &TlsContext, conn: &Conn) -> ChannelBindings {
-    match conn {
-        Conn::Plain(_) => ChannelBindings::default(),
-        Conn::Tls(stream) => ChannelBindings {
-            tls_exporter: crate::tls::exporter_binding(stream.get_ref().1),
-            tls_server_end_point: Some(tls.server_end_point.clone()),
-        },
     }
 }

@@ -220,7 +220,7 @@ impl XmppStream {
     }
 
     /// Buffers raw XML for the next flush.
-    pub fn queue_raw(&mut self, data: &str) {
+    pub(super) fn queue_raw(&mut self, data: &str) {
         self.out.extend_from_slice(data.as_bytes());
     }
 
@@ -278,7 +278,7 @@ impl XmppStream {
     }
 
     /// Queues our stream header (RFC 6120 §4.7) for the current stream.
-    pub fn queue_header(&mut self, to: Option<&str>) {
+    pub(super) fn queue_header(&mut self, to: Option<&str>) {
         self.stream_id = new_stream_id();
         let mut header = String::with_capacity(256);
         header.push_str("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='");
