@@ -70,3 +70,51 @@ pub async fn join_with(c: &mut XmppClient, room_jid: &str, nick: &str, extra: &s
 pub async fn join(c: &mut XmppClient, room_jid: &str, nick: &str) -> Vec<Element> {
     join_with(c, room_jid, nick, "").await
 }
+
+/// Asserts that an IQ answer is a result.
+pub fn ok(r: &Element) {
+    assert_eq!(r.attr("type"), Some("result"), "{}", crate::xml::to_string(r));
+}
+
+/// Whether a join's answers include the self-presence (status 110).
+pub fn joined(got: &[Element]) -> bool {
+    got.iter().any(|e| codes(e).contains(&110))
+}
+
+/// Submits room `name`'s configuration form with `fields` ((var without the
+/// `muc#roomconfig_` prefix, value)); returns the answer.
+pub async fn configure(c: &mut XmppClient, name: &str, fields: &[(&str, &str)]) -> Element {
+    let mut x = String::new();
+    for (var, value) in fields {
+        x.push_str(&format!(
+            "<field var='muc#roomconfig_{var}'><value>{}</value></field>",
+            crate::xml::escape(value)
+        ));
+    }
+    c.iq(
+        "set",
+        Some(&room(name)),
+        &format!(
+            "<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{x}</x></query>"
+        ),
+    )
+    .await
+}
+
+/// Creates room `name` owned by `c` (status 201) and configures it with `fields`.
+pub async fn create(c: &mut XmppClient, name: &str, nick: &str, fields: &[(&str, &str)]) {
+    let got = join(c, &room(name), nick).await;
+    assert!(got.iter().any(|e| codes(e).contains(&201)));
+    ok(&configure(c, name, fields).await);
+}
+
+/// A muc#admin set with `items`; returns the answer.
+pub async fn admin(c: &mut XmppClient, name: &str, items: &str) -> Element {
+    c.iq(
+        "set",
+        Some(&room(name)),
+        &format!("<query xmlns='{NS_ADMIN}'>{items}</query>"),
+    )
+    .await
+}

@@ -16,50 +16,6 @@ const REGISTER: &str = "jabber:iq:register";
 const REQUEST: &str = "http://jabber.org/protocol/muc#request";
 const SHORT: Duration = Duration::from_millis(600);
 
-fn ok(r: &Element) {
-    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(r));
-}
-
-fn joined(got: &[Element]) -> bool {
-    got.iter().any(|e| codes(e).contains(&110))
-}
-
-/// Submits the configuration form with `fields` ((var without prefix, value)).
-async fn configure(c: &mut XmppClient, name: &str, fields: &[(&str, &str)]) -> Element {
-    let mut x = String::new();
-    for (var, value) in fields {
-        x.push_str(&format!(
-            "<field var='muc#roomconfig_{var}'><value>{}</value></field>",
-            xml::escape(value)
-        ));
-    }
-    c.iq(
-        "set",
-        Some(&room(name)),
-        &format!(
-            "<query xmlns='{NS_OWNER}'><x xmlns='{DATA}' type='submit'>\
-             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{x}</x></query>"
-        ),
-    )
-    .await
-}
-
-/// Creates a room owned by `c` and configures it with `fields`.
-async fn create(c: &mut XmppClient, name: &str, nick: &str, fields: &[(&str, &str)]) {
-    let got = join(c, &room(name), nick).await;
-    assert!(got.iter().any(|e| codes(e).contains(&201)));
-    ok(&configure(c, name, fields).await);
-}
-
-async fn admin(c: &mut XmppClient, name: &str, items: &str) -> Element {
-    c.iq(
-        "set",
-        Some(&room(name)),
-        &format!("<query xmlns='{NS_ADMIN}'>{items}</query>"),
-    )
-    .await
-}
-
 async fn member_list(c: &mut XmppClient, name: &str) -> Vec<String> {
     let r = c
         .iq(

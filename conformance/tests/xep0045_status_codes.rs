@@ -12,34 +12,6 @@ const DATA: &str = "jabber:x:data";
 const CMD: &str = "http://jabber.org/protocol/commands";
 const SHORT: Duration = Duration::from_millis(400);
 
-/// Submits the configuration form with `fields` ((var without prefix, value)).
-async fn configure(c: &mut XmppClient, name: &str, fields: &[(&str, &str)]) -> Element {
-    let mut x = String::new();
-    for (var, value) in fields {
-        x.push_str(&format!(
-            "<field var='muc#roomconfig_{var}'><value>{}</value></field>",
-            xml::escape(value)
-        ));
-    }
-    c.iq(
-        "set",
-        Some(&room(name)),
-        &format!(
-            "<query xmlns='{NS_OWNER}'><x xmlns='{DATA}' type='submit'>\
-             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{x}</x></query>"
-        ),
-    )
-    .await
-}
-
-/// Creates a room owned by `c` and configures it with `fields`.
-async fn create(c: &mut XmppClient, name: &str, nick: &str, fields: &[(&str, &str)]) {
-    let got = join(c, &room(name), nick).await;
-    assert!(got.iter().any(|e| codes(e).contains(&201)));
-    let r = configure(c, name, fields).await;
-    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
-}
-
 async fn unavailable_from(c: &mut XmppClient, occupant: &str) -> Element {
     c.wait_for(|e| {
         e.name() == "presence" && e.attr("type") == Some("unavailable") && e.attr("from") == Some(occupant)
