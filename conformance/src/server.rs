@@ -327,6 +327,26 @@ impl TestServer {
     pub fn http_addr(&self) -> SocketAddr {
         self.http
     }
+
+    /// The whole HTTP/1.1 response (status line, headers, body) to a GET of `path` on the
+    /// HTTP listener.
+    pub async fn http_get(&self, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.http)
+            .await
+            .expect("connect http");
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("write the HTTP request");
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .expect("HTTP response within 10s")
+            .expect("read the HTTP response");
+        String::from_utf8_lossy(&buf).into_owned()
+    }
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use conformance::client::tokio_xmpp_sasl_login;
 use conformance::{ChannelBindingMode, Incoming, ScramHash, TestServer, ns, xml};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn registration_server() -> TestServer {
     TestServer::start_with(|c| c.registration = true).await
@@ -229,18 +228,7 @@ async fn xep0077_cancel_registration() {
 #[tokio::test]
 async fn http_health_endpoint() {
     let server = TestServer::start().await;
-    let mut s = tokio::net::TcpStream::connect(server.http_addr())
-        .await
-        .expect("connect http");
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("HTTP response within 10s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf);
+    let text = server.http_get("/health").await;
     let status = text.lines().next().unwrap_or("");
     assert!(
         status.starts_with("HTTP/1.1 200"),

@@ -1,26 +1,12 @@
 //! Prometheus `/metrics` on the HTTP listener: the counters move with real traffic.
 
-use std::time::Duration;
-
 use conformance::TestServer;
 use conformance::client::tokio_xmpp_sasl_login;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PW: &str = "passw0rd";
 
 async fn scrape(server: &TestServer) -> String {
-    let mut s = tokio::net::TcpStream::connect(server.http_addr())
-        .await
-        .expect("connect http");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("HTTP response within 10s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
+    let text = server.http_get("/metrics").await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(
         text.to_ascii_lowercase()

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use conformance::muc::*;
 use conformance::{Element, TestServer, XmppClient, xml};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// Messages each sender floods.
@@ -21,18 +20,7 @@ const FLOOD: usize = 120;
 const SENDERS: [&str; 3] = ["bob", "carol", "dave"];
 
 async fn scrape(server: &TestServer) -> String {
-    let mut s = tokio::net::TcpStream::connect(server.http_addr())
-        .await
-        .expect("connect http");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("HTTP response within 10s")
-        .unwrap();
-    String::from_utf8_lossy(&buf).to_string()
+    server.http_get("/metrics").await
 }
 
 /// The value of an unlabelled counter, 0 if absent.
