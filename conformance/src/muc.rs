@@ -118,3 +118,19 @@ pub async fn admin(c: &mut XmppClient, name: &str, items: &str) -> Element {
     )
     .await
 }
+
+/// Registers with room `name` under `nick` (§7.10, a submitted muc#register form); returns
+/// the answer.
+pub async fn register(c: &mut XmppClient, name: &str, nick: &str) -> Element {
+    c.iq(
+        "set",
+        Some(&room(name)),
+        &format!(
+            "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+             <field var='muc#register_roomnick'><value>{}</value></field></x></query>",
+            crate::xml::escape(nick)
+        ),
+    )
+    .await
+}

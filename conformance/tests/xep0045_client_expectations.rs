@@ -10,7 +10,6 @@ use std::time::Duration;
 use conformance::muc::*;
 use conformance::{Element, XmppClient, ns, xml};
 
-const DATA: &str = "jabber:x:data";
 const INFO: &str = "http://jabber.org/protocol/disco#info";
 const REGISTER: &str = "jabber:iq:register";
 const REQUEST: &str = "http://jabber.org/protocol/muc#request";
@@ -30,19 +29,6 @@ async fn member_list(c: &mut XmppClient, name: &str) -> Vec<String> {
         .children()
         .filter_map(|i| i.attr("jid").map(str::to_owned))
         .collect()
-}
-
-async fn register(c: &mut XmppClient, name: &str, nick: &str) -> Element {
-    c.iq(
-        "set",
-        Some(&room(name)),
-        &format!(
-            "<query xmlns='{REGISTER}'><x xmlns='{DATA}' type='submit'>\
-             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
-             <field var='muc#register_roomnick'><value>{nick}</value></field></x></query>"
-        ),
-    )
-    .await
 }
 
 async fn features(c: &mut XmppClient, name: &str) -> Vec<String> {

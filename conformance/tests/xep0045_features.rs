@@ -148,19 +148,6 @@ async fn xep0045_7_13_voice_request_and_8_6_approval() {
     xml::assert_stanza_error(&message_error(&mut c).await, &["not-allowed"]);
 }
 
-async fn register(c: &mut XmppClient, name: &str, nick: &str) -> Element {
-    c.iq(
-        "set",
-        Some(&room(name)),
-        &format!(
-            "<query xmlns='{REGISTER}'><x xmlns='{DATA}' type='submit'>\
-             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
-             <field var='muc#register_roomnick'><value>{nick}</value></field></x></query>"
-        ),
-    )
-    .await
-}
-
 async fn reserved_nick(c: &mut XmppClient, name: &str) -> Option<String> {
     let r = c
         .iq(
