@@ -6,10 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${CARGO_TARGET_DIR:-target}/slixmpp-venv"
-if ! "$venv/bin/python" -c 'import slixmpp' >/dev/null 2>&1; then
-    echo "test.sh: installing slixmpp into $venv" >&2
+# aiohttp: slixmpp's HTTP upload plugin (xep_0363) needs it.
+if ! "$venv/bin/python" -c 'import slixmpp, aiohttp' >/dev/null 2>&1; then
+    echo "test.sh: installing slixmpp and aiohttp into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet 'slixmpp>=1.8,<2'
+    # `python -m pip`, not bin/pip: a venv copied from another checkout keeps that
+    # checkout's path in its scripts' shebangs.
+    "$venv/bin/python" -m pip install --quiet 'slixmpp>=1.8,<2' aiohttp
 fi
 export SWITCHBOARD_TEST_PYTHON="$PWD/$venv/bin/python"
 

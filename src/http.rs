@@ -19,10 +19,13 @@ async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
 }
 
 pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let local = listener.local_addr().expect("a bound listener has an address");
+    let upload = crate::modules::upload::http::routes(&server, local, shutdown.clone());
     let app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .with_state(server);
+        .with_state(server)
+        .merge(upload);
     let stop = async move {
         let _ = shutdown.changed().await;
     };

@@ -327,6 +327,56 @@ pub static KEYS: &[Key] = &[
     restart("contact.security", "Where to report security issues."),
     restart("contact.status", "Status page or announcements."),
     restart("contact.support", "User support."),
+    k(
+        "upload",
+        "XEP-0363 HTTP file upload: slots requested over XMPP at the service domain, files PUT\n\
+         and fetched over the HTTP listener at signed, expiring URLs, kept on disk.",
+    ),
+    restart("upload.enabled", "Run the service (it needs an HTTP listener)."),
+    with_example(
+        "upload.domain",
+        "The service's domain; default: upload. followed by the first of `domains`.",
+        "\"upload.example.org\"",
+        true,
+    ),
+    restart(
+        "upload.directory",
+        "Where uploaded files are kept (one folder per user and file).",
+    ),
+    with_example(
+        "upload.public_url",
+        "The base URL clients reach the HTTP listener at (a TLS reverse proxy in front of it,\n\
+         typically); default: http:// and the listener's own address.",
+        "\"https://upload.example.org\"",
+        true,
+    ),
+    with_example(
+        "upload.secret",
+        "Key signing the upload and download URLs (16 characters or more); default: a random\n\
+         key generated on first start and kept in the database.",
+        "\"a long random string\"",
+        true,
+    ),
+    k(
+        "upload.max_file_size",
+        "Largest file in bytes; a larger request gets file-too-large with this limit.",
+    ),
+    k(
+        "upload.quota_per_user",
+        "Bytes one user's stored files and open slots may take; past it: resource-constraint.",
+    ),
+    k(
+        "upload.slot_lifetime_secs",
+        "Seconds an upload (PUT) URL stays valid; it can be used once.",
+    ),
+    k(
+        "upload.file_lifetime_secs",
+        "Seconds a file is kept and its download URL valid; then it is deleted.",
+    ),
+    k(
+        "upload.cleanup_interval_secs",
+        "Seconds between two sweeps deleting expired files.",
+    ),
     k("log", "Log output (standard error)."),
     k(
         "log.level",

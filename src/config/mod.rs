@@ -40,6 +40,84 @@ pub struct Config {
     pub contact: ContactConfig,
     #[serde(default)]
     pub roster_notes: RosterNotesConfig,
+    #[serde(default)]
+    pub upload: UploadConfig,
+}
+
+/// XEP-0363 HTTP file upload, served by the HTTP listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default = "default_upload_directory")]
+    pub directory: PathBuf,
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default = "default_upload_max_file_size")]
+    pub max_file_size: u64,
+    #[serde(default = "default_upload_quota")]
+    pub quota_per_user: u64,
+    #[serde(default = "default_upload_slot_lifetime")]
+    pub slot_lifetime_secs: u64,
+    #[serde(default = "default_upload_file_lifetime")]
+    pub file_lifetime_secs: u64,
+    #[serde(default = "default_upload_cleanup_interval")]
+    pub cleanup_interval_secs: u64,
+}
+
+impl UploadConfig {
+    /// The service domain, or `None` when disabled.
+    pub fn service_domain(&self, domains: &[String]) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        Some(match &self.domain {
+            Some(d) => d.clone(),
+            None => format!("upload.{}", domains.first()?),
+        })
+    }
+
+    fn validate(&self, config: &Config) -> Result<(), (&'static str, String)> {
+        if let Some(d) = self.service_domain(&config.domains)
+            && (jid::BareJid::new(&d).map(|j| j.node().is_some()).unwrap_or(true)
+                || config.hosts(&d)
+                || config.muc.service_domain(&config.domains).as_deref() == Some(d.as_str()))
+        {
+            return Err((
+                "domain",
+                format!("'{d}' is not a valid upload domain (nor may it be hosted or the MUC domain)"),
+            ));
+        }
+        if self.enabled && !config.listen.iter().any(|l| l.kind == ListenerKind::Http) {
+            return Err(("enabled", "the upload service needs an http listener".into()));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(("public_url", "must start with http:// or https://".into()));
+        }
+        if self.secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err(("secret", "must be at least 16 characters".into()));
+        }
+        if self.max_file_size == 0 || self.quota_per_user < self.max_file_size {
+            return Err((
+                "max_file_size",
+                "must be at least 1 and at most quota_per_user".into(),
+            ));
+        }
+        if self.slot_lifetime_secs == 0 || self.file_lifetime_secs == 0 || self.cleanup_interval_secs == 0 {
+            return Err((
+                "slot_lifetime_secs",
+                "slot_lifetime_secs, file_lifetime_secs and cleanup_interval_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// XEP-0045 multi-user chat service.
@@ -415,6 +493,24 @@ fn default_failures_per_ip() -> u32 {
 fn default_failures_per_account() -> u32 {
     5
 }
+fn default_upload_directory() -> PathBuf {
+    "data/upload".into()
+}
+fn default_upload_max_file_size() -> u64 {
+    104_857_600
+}
+fn default_upload_quota() -> u64 {
+    1_073_741_824
+}
+fn default_upload_slot_lifetime() -> u64 {
+    300
+}
+fn default_upload_file_lifetime() -> u64 {
+    2_592_000
+}
+fn default_upload_cleanup_interval() -> u64 {
+    3600
+}
 fn default_muc_max_occupants() -> usize {
     200
 }
@@ -476,7 +572,8 @@ defaults_from_serde!(
     AuthConfig,
     LogConfig,
     RosterNotesConfig,
-    RateConfig
+    RateConfig,
+    UploadConfig
 );
 
 /// A configuration error, with the file (and line where known).
@@ -637,6 +734,7 @@ impl Config {
             return Err(("url", "must start with sqlite:// or postgres://".into()));
         }
         self.roster_notes.validate()?;
+        self.upload.validate(self)?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((
                 "level",

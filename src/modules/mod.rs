@@ -17,6 +17,7 @@ pub mod private;
 pub mod register;
 pub mod roster;
 pub mod time;
+pub mod upload;
 pub mod vcard;
 pub mod version;
 
@@ -46,6 +47,7 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(motd::Motd),
         Arc::new(blocking::Blocking::new()),
         Arc::new(blacklist::Blacklist),
+        Arc::new(upload::Upload::default()),
         // Last: it offers the commands every module above registered.
         Arc::new(adhoc::AdHoc::default()),
     ]
