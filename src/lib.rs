@@ -68,6 +68,9 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
     if config.roster_notes.enabled() {
         registry.feature(modules::roster::notes::NS);
     }
+    if modules::extdisco::configured(&config.external_services) {
+        registry.feature(modules::extdisco::NS);
+    }
     let caps_ver = modules::disco::caps_ver(&registry, &config.contact);
     // Built empty; `apply_limits` sets the numbers, as a reload does.
     let hour = Duration::from_secs(3600);

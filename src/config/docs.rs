@@ -377,6 +377,30 @@ pub static KEYS: &[Key] = &[
         "upload.cleanup_interval_secs",
         "Seconds between two sweeps deleting expired files.",
     ),
+    k(
+        "external_services",
+        "XEP-0215 external services: the STUN and TURN servers clients use for calls. None:\n\
+         the feature is not advertised.",
+    ),
+    with_example(
+        "external_services.services",
+        "The servers: type (stun, stuns, turn, turns), host, and optionally port, transport\n\
+         (udp, tcp) and name.",
+        "[{ type = \"turn\", host = \"turn.example.org\", port = 3478, transport = \"udp\" }]",
+        true,
+    ),
+    with_example(
+        "external_services.secret",
+        "The TURN REST shared secret (coturn's static-auth-secret): TURN servers are listed\n\
+         with time-limited credentials, username = expiry:user, password =\n\
+         base64(HMAC-SHA1(secret, username)). Unset: no credentials are handed out.",
+        "\"the secret coturn has\"",
+        false,
+    ),
+    k(
+        "external_services.credential_lifetime_secs",
+        "Seconds TURN credentials stay valid.",
+    ),
     k("log", "Log output (standard error)."),
     k(
         "log.level",
@@ -474,7 +498,7 @@ fn leaf(out: &mut String, key: &Key, value: Option<&Value>, documented: bool, fu
 }
 
 fn is_empty(v: &Value) -> bool {
-    v.as_table().is_some_and(|t| t.is_empty())
+    v.as_table().is_some_and(|t| t.is_empty()) || v.as_array().is_some_and(|a| a.is_empty())
 }
 
 /// The example file. With `full`, the unset keys' examples are written as real keys (used

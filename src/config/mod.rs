@@ -42,6 +42,76 @@ pub struct Config {
     pub roster_notes: RosterNotesConfig,
     #[serde(default)]
     pub upload: UploadConfig,
+    #[serde(default)]
+    pub external_services: ExternalServicesConfig,
+}
+
+/// XEP-0215 external services (STUN and TURN servers for calls).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalServicesConfig {
+    #[serde(default)]
+    pub services: Vec<ExternalService>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default = "default_turn_credential_lifetime")]
+    pub credential_lifetime_secs: u64,
+}
+
+/// One STUN or TURN server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalService {
+    #[serde(rename = "type")]
+    pub kind: ExternalServiceKind,
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub transport: Option<ExternalTransport>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalServiceKind {
+    Stun,
+    Stuns,
+    Turn,
+    Turns,
+}
+
+impl ExternalServiceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExternalServiceKind::Stun => "stun",
+            ExternalServiceKind::Stuns => "stuns",
+            ExternalServiceKind::Turn => "turn",
+            ExternalServiceKind::Turns => "turns",
+        }
+    }
+
+    /// TURN relays take credentials; STUN needs none.
+    pub fn is_turn(self) -> bool {
+        matches!(self, ExternalServiceKind::Turn | ExternalServiceKind::Turns)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalTransport {
+    Udp,
+    Tcp,
+}
+
+impl ExternalTransport {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExternalTransport::Udp => "udp",
+            ExternalTransport::Tcp => "tcp",
+        }
+    }
 }
 
 /// XEP-0363 HTTP file upload, served by the HTTP listener.
@@ -493,6 +563,9 @@ fn default_failures_per_ip() -> u32 {
 fn default_failures_per_account() -> u32 {
     5
 }
+fn default_turn_credential_lifetime() -> u64 {
+    86_400
+}
 fn default_upload_directory() -> PathBuf {
     "data/upload".into()
 }
@@ -573,7 +646,8 @@ defaults_from_serde!(
     LogConfig,
     RosterNotesConfig,
     RateConfig,
-    UploadConfig
+    UploadConfig,
+    ExternalServicesConfig
 );
 
 /// A configuration error, with the file (and line where known).
@@ -735,6 +809,12 @@ impl Config {
         }
         self.roster_notes.validate()?;
         self.upload.validate(self)?;
+        if self.external_services.services.iter().any(|s| s.host.is_empty()) {
+            return Err(("services", "every external service needs a host".into()));
+        }
+        if self.external_services.credential_lifetime_secs == 0 {
+            return Err(("credential_lifetime_secs", "must be at least 1".into()));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((
                 "level",

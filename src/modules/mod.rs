@@ -8,6 +8,7 @@ pub mod blacklist;
 pub mod blocking;
 pub mod carbons;
 pub mod disco;
+pub mod extdisco;
 pub mod legacy_session;
 pub mod motd;
 pub mod muc;
@@ -48,6 +49,7 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(blocking::Blocking::new()),
         Arc::new(blacklist::Blacklist),
         Arc::new(upload::Upload::default()),
+        Arc::new(extdisco::ExternalServices),
         // Last: it offers the commands every module above registered.
         Arc::new(adhoc::AdHoc::default()),
     ]
