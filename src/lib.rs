@@ -20,7 +20,8 @@
 //!   XEP-0004 forms.
 //! - [`modules`]: features, one file or folder each: disco, ping, version, time, register,
 //!   roster (subscriptions, presence, last activity, notes), offline, carbons, vcard, private,
-//!   blocking (XEP-0191, XEP-0016, our ignore lists), blacklist, muc, motd, admin (XEP-0133)
+//!   blocking (XEP-0191, XEP-0016, our ignore lists), blacklist, muc, upload (XEP-0363),
+//!   extdisco (XEP-0215), proxy65 (XEP-0065), motd, admin (XEP-0133)
 //!   and account_commands (the commands they offer), adhoc (XEP-0050: runs every module's
 //!   registered commands).
 //! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
@@ -121,6 +122,9 @@ pub async fn run(
             ListenerKind::Http => tokio::spawn(http::serve(server, bound.listener, stop)),
             _ => tokio::spawn(listener::accept_c2s(server, bound, stop, done_tx.clone())),
         });
+    }
+    if let Some(task) = modules::proxy65::listen(&server, stop_rx.clone()).await {
+        accept_tasks.push(task);
     }
     drop(done_tx);
     tokio::select! {

@@ -401,6 +401,39 @@ pub static KEYS: &[Key] = &[
         "external_services.credential_lifetime_secs",
         "Seconds TURN credentials stay valid.",
     ),
+    k(
+        "proxy65",
+        "XEP-0065 SOCKS5 bytestreams proxy: relays file transfers between clients that cannot\n\
+         reach each other.",
+    ),
+    restart("proxy65.enabled", "Run the service."),
+    with_example(
+        "proxy65.domain",
+        "The service's domain; default: proxy. followed by the first of `domains`.",
+        "\"proxy.example.org\"",
+        true,
+    ),
+    restart("proxy65.address", "Where the SOCKS5 listener binds (ip:port)."),
+    with_example(
+        "proxy65.host",
+        "The host (name or IP) clients are told to connect to; default: the address's IP\n\
+         (required when that is 0.0.0.0 or ::).",
+        "\"proxy.example.org\"",
+        true,
+    ),
+    k(
+        "proxy65.max_transfer_size",
+        "Bytes one transfer may relay (both directions together); then it is cut.",
+    ),
+    k(
+        "proxy65.bytes_per_second",
+        "Rate limit of one transfer, per direction (0: none).",
+    ),
+    k(
+        "proxy65.activation_timeout_secs",
+        "Seconds a connection may wait for its peer and the initiator's activation before it\n\
+         is closed.",
+    ),
     k("log", "Log output (standard error)."),
     k(
         "log.level",

@@ -44,6 +44,68 @@ pub struct Config {
     pub upload: UploadConfig,
     #[serde(default)]
     pub external_services: ExternalServicesConfig,
+    #[serde(default)]
+    pub proxy65: Proxy65Config,
+}
+
+/// XEP-0065 SOCKS5 bytestreams proxy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy65Config {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default = "default_proxy65_address")]
+    pub address: SocketAddr,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_proxy65_max_transfer")]
+    pub max_transfer_size: u64,
+    #[serde(default = "default_proxy65_rate")]
+    pub bytes_per_second: u64,
+    #[serde(default = "default_proxy65_activation_timeout")]
+    pub activation_timeout_secs: u64,
+}
+
+impl Proxy65Config {
+    /// The service domain, or `None` when disabled.
+    pub fn service_domain(&self, domains: &[String]) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        Some(match &self.domain {
+            Some(d) => d.clone(),
+            None => format!("proxy.{}", domains.first()?),
+        })
+    }
+
+    fn validate(&self, config: &Config) -> Result<(), (&'static str, String)> {
+        if let Some(d) = self.service_domain(&config.domains)
+            && (jid::BareJid::new(&d).map(|j| j.node().is_some()).unwrap_or(true)
+                || config.hosts(&d)
+                || config.muc.service_domain(&config.domains).as_deref() == Some(d.as_str())
+                || config.upload.service_domain(&config.domains).as_deref() == Some(d.as_str()))
+        {
+            return Err((
+                "domain",
+                format!("'{d}' is not a valid proxy domain (nor may it be hosted or another service's)"),
+            ));
+        }
+        if self.enabled && self.address.ip().is_unspecified() && self.host.is_none() {
+            return Err((
+                "host",
+                "the proxy listens on every address: say which host clients should connect to".into(),
+            ));
+        }
+        if self.max_transfer_size == 0 || self.activation_timeout_secs == 0 {
+            return Err((
+                "max_transfer_size",
+                "max_transfer_size and activation_timeout_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// XEP-0215 external services (STUN and TURN servers for calls).
@@ -563,6 +625,18 @@ fn default_failures_per_ip() -> u32 {
 fn default_failures_per_account() -> u32 {
     5
 }
+fn default_proxy65_address() -> SocketAddr {
+    "127.0.0.1:7777".parse().expect("valid default address")
+}
+fn default_proxy65_max_transfer() -> u64 {
+    1_073_741_824
+}
+fn default_proxy65_rate() -> u64 {
+    10_485_760
+}
+fn default_proxy65_activation_timeout() -> u64 {
+    60
+}
 fn default_turn_credential_lifetime() -> u64 {
     86_400
 }
@@ -647,7 +721,8 @@ defaults_from_serde!(
     RosterNotesConfig,
     RateConfig,
     UploadConfig,
-    ExternalServicesConfig
+    ExternalServicesConfig,
+    Proxy65Config
 );
 
 /// A configuration error, with the file (and line where known).
@@ -809,6 +884,7 @@ impl Config {
         }
         self.roster_notes.validate()?;
         self.upload.validate(self)?;
+        self.proxy65.validate(self)?;
         if self.external_services.services.iter().any(|s| s.host.is_empty()) {
             return Err(("services", "every external service needs a host".into()));
         }

@@ -15,6 +15,7 @@ pub mod muc;
 pub mod offline;
 pub mod ping;
 pub mod private;
+pub mod proxy65;
 pub mod register;
 pub mod roster;
 pub mod time;
@@ -50,6 +51,7 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(blacklist::Blacklist),
         Arc::new(upload::Upload::default()),
         Arc::new(extdisco::ExternalServices),
+        Arc::new(proxy65::Proxy65::default()),
         // Last: it offers the commands every module above registered.
         Arc::new(adhoc::AdHoc::default()),
     ]
