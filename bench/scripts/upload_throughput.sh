@@ -83,12 +83,18 @@ put_url=$(sed -n 1p "$work/urls")
 get_url=$(sed -n 2p "$work/urls")
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+# utime + stime of every thread, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
 sample() { while :; do rss; sleep 0.02; done > "$work/rss"; }
 rss_before=$(rss)
 sample & sampler=$!
+cpu0=$(cpu)
 put=$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{speed_upload}' -T "$work/file.bin" \
     -H 'Content-Type: application/octet-stream' "$put_url")
+cpu1=$(cpu)
 get=$(curl -s -o "$work/back.bin" -w '%{http_code} %{time_total} %{speed_download}' "$get_url")
+cpu2=$(cpu)
 kill "$sampler"; wait "$sampler" 2>/dev/null || true; sampler=
 rss_max=$(sort -n "$work/rss" | tail -1)
 cmp -s "$work/file.bin" "$work/back.bin" && same=yes || same=NO
@@ -96,6 +102,11 @@ cmp -s "$work/file.bin" "$work/back.bin" && same=yes || same=NO
 read -r put_code put_secs put_speed <<< "$put"
 read -r get_code get_secs get_speed <<< "$get"
 echo "file: $mb MiB; server pinned to core ${CORE:-0}; uploads in $uploads"
-printf 'PUT: HTTP %s, %.3f s, %.0f MB/s\n' "$put_code" "$put_secs" "$(echo "$put_speed / 1000000" | bc -l)"
-printf 'GET: HTTP %s, %.3f s, %.0f MB/s, identical: %s\n' "$get_code" "$get_secs" "$(echo "$get_speed / 1000000" | bc -l)" "$same"
+mbps() { echo "$1 / 1000000" | bc -l; }
+# MB the server moves per second of its own CPU time: the figure a busy machine distorts least.
+per_cpu() { echo "$size / 1000000 / (($2 - $1) / $hz)" | bc -l 2>/dev/null || echo 0; }
+printf 'PUT: HTTP %s, %.3f s, %.0f MB/s; server CPU %.2f s (%.0f MB per CPU second)\n' \
+    "$put_code" "$put_secs" "$(mbps "$put_speed")" "$(echo "($cpu1 - $cpu0) / $hz" | bc -l)" "$(per_cpu "$cpu0" "$cpu1")"
+printf 'GET: HTTP %s, %.3f s, %.0f MB/s; server CPU %.2f s (%.0f MB per CPU second); identical: %s\n' \
+    "$get_code" "$get_secs" "$(mbps "$get_speed")" "$(echo "($cpu2 - $cpu1) / $hz" | bc -l)" "$(per_cpu "$cpu1" "$cpu2")" "$same"
 echo "server RSS: before $((rss_before / 1024)) MiB, peak during the transfers $((rss_max / 1024)) MiB ($(wc -l < "$work/rss") samples)"
