@@ -66,6 +66,7 @@ macro_rules! lock_account_row {
 
 mod accounts;
 mod admin;
+pub mod archive;
 mod blacklist;
 mod connect;
 pub mod muc;

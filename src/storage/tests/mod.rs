@@ -40,6 +40,7 @@ macro_rules! backend_tests {
 
 mod accounts;
 mod admin;
+mod archive;
 mod blacklist;
 mod muc;
 mod notes;

@@ -1,0 +1,235 @@
+//! XEP-0313 archives of accounts, on every backend: batched appends, filters, XEP-0059 pages.
+
+use super::TestDb;
+use crate::storage::Storage;
+use crate::storage::archive::{ArchiveFilter, ArchiveRow, PageFrom};
+
+backend_tests!(
+    archive_pages_forward,
+    archive_pages_backward,
+    archive_exact_page_boundary_is_complete,
+    archive_filters,
+    archive_empty_and_max_zero,
+    archive_skips_unknown_owner_and_goes_with_account,
+    archive_bounds_has_id_purge,
+);
+
+const HOST: &str = "example.org";
+
+fn row(user: &str, id: i64, peer: &str, resource: &str) -> ArchiveRow {
+    ArchiveRow {
+        host: HOST.into(),
+        username: user.into(),
+        id,
+        peer: peer.into(),
+        peer_resource: resource.into(),
+        outgoing: id % 2 == 0,
+        stanza: format!(
+            "<message xmlns='jabber:client' id='m{id}'><body>Ålice “{id}” &amp;</body></message>"
+        ),
+    }
+}
+
+/// alice with messages 1..=n (from bob@example.org/phone).
+async fn filled(db: &TestDb, n: i64) -> Storage {
+    let s = db.open().await;
+    s.create_user(HOST, "alice", &[]).await.unwrap();
+    let rows: Vec<ArchiveRow> = (1..=n)
+        .map(|id| row("alice", id, "bob@example.org", "phone"))
+        .collect();
+    assert_eq!(s.archive_append(&rows).await.unwrap(), u64::try_from(n).unwrap());
+    s
+}
+
+async fn ids(
+    s: &Storage,
+    filter: &ArchiveFilter,
+    from: PageFrom,
+    max: usize,
+) -> (Vec<i64>, u64, Option<u64>, bool) {
+    let page = s.archive_query(HOST, "alice", filter, from, max).await.unwrap();
+    let ids = page.messages.iter().map(|m| m.id).collect();
+    (ids, page.count, page.first_index, page.complete)
+}
+
+async fn archive_pages_forward(db: &TestDb) {
+    let s = filled(db, 5).await;
+    let all = ArchiveFilter::default();
+    assert_eq!(
+        ids(&s, &all, PageFrom::Start, 2).await,
+        (vec![1, 2], 5, Some(0), false)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::After(2), 2).await,
+        (vec![3, 4], 5, Some(2), false)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::After(4), 2).await,
+        (vec![5], 5, Some(4), true)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::After(5), 2).await,
+        (vec![], 5, None, true)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::Index(3), 10).await,
+        (vec![4, 5], 5, Some(3), true)
+    );
+    let page = s
+        .archive_query(HOST, "alice", &all, PageFrom::Start, 1)
+        .await
+        .unwrap();
+    let m = &page.messages[0];
+    assert_eq!(
+        (m.peer.as_str(), m.peer_resource.as_str(), m.outgoing),
+        ("bob@example.org", "phone", false)
+    );
+    assert_eq!(m.stanza, row("alice", 1, "", "").stanza, "stored byte for byte");
+}
+
+async fn archive_pages_backward(db: &TestDb) {
+    let s = filled(db, 5).await;
+    let all = ArchiveFilter::default();
+    assert_eq!(
+        ids(&s, &all, PageFrom::Last, 2).await,
+        (vec![4, 5], 5, Some(3), false)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::Before(4), 2).await,
+        (vec![2, 3], 5, Some(1), false)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::Before(2), 2).await,
+        (vec![1], 5, Some(0), true)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::Last, 50).await,
+        (vec![1, 2, 3, 4, 5], 5, Some(0), true)
+    );
+}
+
+async fn archive_exact_page_boundary_is_complete(db: &TestDb) {
+    let s = filled(db, 4).await;
+    let all = ArchiveFilter::default();
+    assert_eq!(
+        ids(&s, &all, PageFrom::Start, 4).await,
+        (vec![1, 2, 3, 4], 4, Some(0), true)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::After(2), 2).await,
+        (vec![3, 4], 4, Some(2), true)
+    );
+    assert_eq!(
+        ids(&s, &all, PageFrom::Before(3), 2).await,
+        (vec![1, 2], 4, Some(0), true)
+    );
+}
+
+async fn archive_filters(db: &TestDb) {
+    let s = filled(db, 6).await;
+    s.archive_append(&[
+        row("alice", 7, "carol@example.org", ""),
+        row("alice", 8, "bob@example.org", "laptop"),
+    ])
+    .await
+    .unwrap();
+    let f = |peer: Option<(&str, Option<&str>)>| ArchiveFilter {
+        peer: peer.map(|(p, r)| (p.to_string(), r.map(str::to_string))),
+        ..Default::default()
+    };
+    let bob = f(Some(("bob@example.org", None)));
+    assert_eq!(ids(&s, &bob, PageFrom::Start, 50).await.0, [1, 2, 3, 4, 5, 6, 8]);
+    let laptop = f(Some(("bob@example.org", Some("laptop"))));
+    assert_eq!(ids(&s, &laptop, PageFrom::Start, 50).await.0, [8]);
+    assert_eq!(
+        ids(&s, &f(Some(("carol@example.org", None))), PageFrom::Start, 50)
+            .await
+            .0,
+        [7]
+    );
+    let range = ArchiveFilter {
+        start: Some(2),
+        end: Some(5),
+        ..Default::default()
+    };
+    assert_eq!(ids(&s, &range, PageFrom::Start, 50).await.0, [2, 3, 4, 5]);
+    let exclusive = ArchiveFilter {
+        after_id: Some(2),
+        before_id: Some(5),
+        ..Default::default()
+    };
+    assert_eq!(ids(&s, &exclusive, PageFrom::Start, 50).await.0, [3, 4]);
+    let some = ArchiveFilter {
+        ids: Some(vec![8, 3, 99]),
+        ..bob.clone()
+    };
+    assert_eq!(
+        ids(&s, &some, PageFrom::Start, 50).await,
+        (vec![3, 8], 2, Some(0), true)
+    );
+    let none = ArchiveFilter {
+        ids: Some(vec![]),
+        ..Default::default()
+    };
+    assert_eq!(ids(&s, &none, PageFrom::Start, 50).await.1, 0);
+    // Paging inside a filter: indexes count only the filtered set.
+    assert_eq!(
+        ids(&s, &bob, PageFrom::Last, 2).await,
+        (vec![6, 8], 7, Some(5), false)
+    );
+    assert_eq!(
+        ids(&s, &bob, PageFrom::Before(6), 2).await,
+        (vec![4, 5], 7, Some(3), false)
+    );
+}
+
+async fn archive_empty_and_max_zero(db: &TestDb) {
+    let s = db.open().await;
+    s.create_user(HOST, "alice", &[]).await.unwrap();
+    let all = ArchiveFilter::default();
+    assert_eq!(ids(&s, &all, PageFrom::Start, 10).await, (vec![], 0, None, true));
+    assert_eq!(ids(&s, &all, PageFrom::Last, 10).await, (vec![], 0, None, true));
+    assert_eq!(s.archive_bounds(HOST, "alice").await.unwrap(), None);
+    let rows: Vec<ArchiveRow> = (1..=3)
+        .map(|id| row("alice", id, "bob@example.org", ""))
+        .collect();
+    s.archive_append(&rows).await.unwrap();
+    assert_eq!(ids(&s, &all, PageFrom::Start, 0).await, (vec![], 3, None, false));
+}
+
+async fn archive_skips_unknown_owner_and_goes_with_account(db: &TestDb) {
+    let s = filled(db, 2).await;
+    // One batch mixing a known and an unknown owner: the known one is stored.
+    let stored = s
+        .archive_append(&[
+            row("nobody", 10, "bob@example.org", ""),
+            row("alice", 11, "bob@example.org", ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+    assert_eq!(
+        ids(&s, &ArchiveFilter::default(), PageFrom::Start, 50).await.0,
+        [1, 2, 11]
+    );
+    // A duplicate id is ignored, not an error that would lose the batch.
+    assert_eq!(
+        s.archive_append(&[row("alice", 11, "x@example.org", "")])
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(s.delete_user(HOST, "alice").await.unwrap());
+    s.create_user(HOST, "alice", &[]).await.unwrap();
+    assert_eq!(ids(&s, &ArchiveFilter::default(), PageFrom::Start, 50).await.1, 0);
+}
+
+async fn archive_bounds_has_id_purge(db: &TestDb) {
+    let s = filled(db, 3).await;
+    assert_eq!(s.archive_bounds(HOST, "alice").await.unwrap(), Some((1, 3)));
+    assert!(s.archive_has_id(HOST, "alice", 2).await.unwrap());
+    assert!(!s.archive_has_id(HOST, "alice", 4).await.unwrap());
+    assert!(!s.archive_has_id(HOST, "bob", 2).await.unwrap());
+    assert_eq!(s.archive_purge(HOST, "alice").await.unwrap(), 3);
+    assert_eq!(s.archive_bounds(HOST, "alice").await.unwrap(), None);
+}
