@@ -137,6 +137,8 @@ pub async fn run(
     {
         tracing::warn!("some connections did not close in time");
     }
+    // Archived messages still queued for the writer are written before storage closes.
+    modules::mam::flush_on_stop(&server).await;
     server.storage.close().await;
     tracing::info!("stopped");
 }

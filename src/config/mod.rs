@@ -240,6 +240,8 @@ pub struct LimitsConfig {
     pub max_roster_items: usize,
     #[serde(default = "default_max_offline")]
     pub max_offline_messages: usize,
+    #[serde(default = "default_max_archive_page")]
+    pub max_archive_page: usize,
     #[serde(default = "default_max_vcard")]
     pub max_vcard_size: usize,
     #[serde(default = "default_max_private")]
@@ -374,6 +376,9 @@ fn default_max_roster_items() -> usize {
 }
 fn default_max_offline() -> usize {
     500
+}
+fn default_max_archive_page() -> usize {
+    250
 }
 fn default_max_vcard() -> usize {
     65_536

@@ -71,13 +71,20 @@ async fn info(req: IqRequest) -> IqResult {
         // namespace the server answers at the account, disco#items included.
         (IqTarget::OwnAccount, None) => {
             query.append_child(identity_element("account", "registered", None));
-            for var in req.server.registry.namespaces_for(IqTarget::OwnAccount) {
-                query.append_child(feature_element(var));
+            for feature in account_features(&req.server.registry) {
+                query.append_child(feature);
             }
         }
         _ => return Err(StanzaError::item_not_found()),
     }
     Ok(IqResponse::with(query))
+}
+
+/// An account's features: its handlers' namespaces and what modules apply for it, sorted.
+fn account_features(registry: &Registry) -> Vec<Element> {
+    let mut vars = registry.namespaces_for(IqTarget::OwnAccount);
+    vars.extend(registry.account_features().map(|v| -> &str { v }));
+    vars.into_iter().map(feature_element).collect()
 }
 
 async fn items(req: IqRequest) -> IqResult {

@@ -9,6 +9,7 @@ pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod legacy_session;
+pub mod mam;
 pub mod motd;
 pub mod muc;
 pub mod offline;
@@ -42,6 +43,7 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(private::Private),
         Arc::new(offline::Offline::default()),
         Arc::new(carbons::Carbons),
+        Arc::new(mam::Mam::default()),
         Arc::new(muc::Muc::new()),
         Arc::new(motd::Motd),
         Arc::new(blocking::Blocking::new()),

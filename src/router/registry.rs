@@ -135,6 +135,8 @@ pub struct Registry {
     /// Keyed by namespace so a lookup borrows the payload's strings instead of allocating.
     iq: HashMap<String, Vec<IqRoute>>,
     features: BTreeSet<&'static str>,
+    /// Advertised on accounts' bare JIDs beside their handlers' namespaces.
+    account_features: BTreeSet<&'static str>,
     identities: Vec<Identity>,
     modules: Vec<&'static str>,
     /// Offered in stream features after authentication (roster versioning, pre-approval...).
@@ -179,6 +181,16 @@ impl Registry {
     /// Advertises a disco#info feature on the server.
     pub fn feature(&mut self, var: &'static str) {
         self.features.insert(var);
+    }
+
+    /// Advertises a disco#info feature on every account's bare JID (a protocol the server
+    /// applies for the account without an IQ namespace of its own, such as stanza ids).
+    pub fn account_feature(&mut self, var: &'static str) {
+        self.account_features.insert(var);
+    }
+
+    pub fn account_features(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.account_features.iter().copied()
     }
 
     /// Lets a module answer disco#info and disco#items requests for `node` addressed to any of

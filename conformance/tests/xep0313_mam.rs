@@ -1,0 +1,482 @@
+//! XEP-0313 message archive management for accounts, with XEP-0359 stanza ids and XEP-0059
+//! paging: what is archived (both sides, delivered or offline, hints), query filters, every
+//! paging edge in raw XML, metadata, errors, and a graceful stop losing nothing.
+
+use std::time::Duration;
+
+use conformance::{Element, TestServer, XmppClient, ns, xml};
+
+const MAM: &str = "urn:xmpp:mam:2";
+const SID: &str = "urn:xmpp:sid:0";
+const RSM: &str = "http://jabber.org/protocol/rsm";
+const FORWARD: &str = "urn:xmpp:forward:0";
+const DELAY: &str = "urn:xmpp:delay";
+const PW: &str = "passw0rd";
+
+async fn server() -> TestServer {
+    server_with_limits("").await
+}
+
+async fn server_with_limits(limits: &str) -> TestServer {
+    let limits = limits.to_string();
+    let server = TestServer::start_with(|cfg| cfg.limits_toml = limits).await;
+    for user in ["alice", "bob", "carol"] {
+        server.add_user(user, PW).await;
+    }
+    server
+}
+
+async fn online(server: &TestServer, jid: &str) -> XmppClient {
+    let mut c = server.client_jid(jid, PW).await;
+    c.send_presence(0).await;
+    c
+}
+
+/// One archive query: the `<result/>` messages for it (in arrival order) and the IQ answer.
+async fn query(c: &mut XmppClient, inner: &str) -> (Vec<Element>, Element) {
+    let qid = c.id();
+    let iq = c
+        .iq("set", None, &format!("<query xmlns='{MAM}' queryid='{qid}'>{inner}</query>"))
+        .await;
+    // Results are written before the answer; whatever else arrived stays out of the way.
+    let mut results = Vec::new();
+    while let Some(e) = c.recv_within(Duration::from_millis(50)).await {
+        if let Some(r) = e.get_child("result", MAM) {
+            assert_eq!(r.attr("queryid"), Some(qid.as_str()), "{}", xml::to_string(&e));
+            results.push(e);
+        }
+    }
+    (results, iq)
+}
+
+fn form(fields: &str) -> String {
+    format!(
+        "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>\
+         <value>{MAM}</value></field>{fields}</x>"
+    )
+}
+
+fn field(var: &str, value: &str) -> String {
+    format!("<field var='{var}'><value>{}</value></field>", xml::escape(value))
+}
+
+fn set(inner: &str) -> String {
+    format!("<set xmlns='{RSM}'>{inner}</set>")
+}
+
+/// The archived message inside a result, checking the wrapper (§4.2: forwarded + delay).
+fn forwarded(result_msg: &Element) -> &Element {
+    let f = result_msg
+        .get_child("result", MAM)
+        .and_then(|r| r.get_child("forwarded", FORWARD))
+        .unwrap_or_else(|| panic!("not a result: {}", xml::to_string(result_msg)));
+    assert!(f.get_child("delay", DELAY).and_then(|d| d.attr("stamp")).is_some());
+    f.get_child("message", ns::CLIENT).expect("the forwarded message")
+}
+
+fn body(result_msg: &Element) -> String {
+    forwarded(result_msg)
+        .get_child("body", ns::CLIENT)
+        .map(|b| b.text())
+        .unwrap_or_default()
+}
+
+fn bodies(results: &[Element]) -> Vec<String> {
+    results.iter().map(body).collect()
+}
+
+fn result_id(result_msg: &Element) -> String {
+    result_msg.get_child("result", MAM).unwrap().attr("id").unwrap().to_string()
+}
+
+/// `<fin/>` of a result IQ: (complete, first, first index, last, count).
+fn fin(iq: &Element) -> (bool, Option<String>, Option<String>, Option<String>, Option<String>) {
+    assert_eq!(iq.attr("type"), Some("result"), "{}", xml::to_string(iq));
+    let fin = iq.get_child("fin", MAM).unwrap_or_else(|| panic!("no fin: {}", xml::to_string(iq)));
+    let set = fin.get_child("set", RSM).expect("fin has a set");
+    let text = |n: &str| set.get_child(n, RSM).map(|e| e.text());
+    let first = set.get_child("first", RSM);
+    (
+        fin.attr("complete") == Some("true"),
+        first.map(|f| f.text()),
+        first.and_then(|f| f.attr("index")).map(str::to_string),
+        text("last"),
+        text("count"),
+    )
+}
+
+fn error_condition(iq: &Element) -> String {
+    assert_eq!(iq.attr("type"), Some("error"), "{}", xml::to_string(iq));
+    iq.get_child("error", ns::CLIENT)
+        .and_then(|e| e.children().find(|c| c.ns() == ns::STANZAS))
+        .map(|c| c.name().to_string())
+        .unwrap_or_default()
+}
+
+/// alice sends `n` numbered chat messages to bob (online), who receives them all.
+async fn chat(alice: &mut XmppClient, bob: &mut XmppClient, n: usize) -> Vec<Element> {
+    for i in 1..=n {
+        alice.send_message("bob@localhost", &format!("m{i}")).await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..n {
+        got.push(bob.wait_for(|e| e.name() == "message" && e.get_child("body", ns::CLIENT).is_some()).await);
+    }
+    got
+}
+
+// XEP-0359 §3, §4 with XEP-0313 §3.1: the recipient's copy carries exactly one stanza-id by
+// the recipient's bare JID, naming its archive entry; the client's origin-id is kept; a
+// stanza-id the sender wrote claiming our JIDs is removed, another server's kept.
+#[tokio::test]
+async fn xep0359_stanza_id_added_origin_id_kept_forged_removed() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    alice
+        .send_xml(&format!(
+            "<message type='chat' to='bob@localhost' id='x1'><body>hi</body>\
+             <origin-id xmlns='{SID}' id='origin-1'/>\
+             <stanza-id xmlns='{SID}' by='bob@localhost' id='forged-bob'/>\
+             <stanza-id xmlns='{SID}' by='alice@localhost' id='forged-alice'/>\
+             <stanza-id xmlns='{SID}' by='elsewhere.example' id='theirs'/></message>"
+        ))
+        .await;
+    let got = bob.expect_message().await;
+    let ids: Vec<(Option<&str>, Option<&str>)> = got
+        .children()
+        .filter(|c| c.is("stanza-id", SID))
+        .map(|c| (c.attr("by"), c.attr("id")))
+        .collect();
+    let ours: Vec<_> = ids.iter().filter(|(by, _)| *by == Some("bob@localhost")).collect();
+    assert_eq!(ours.len(), 1, "{}", xml::to_string(&got));
+    let id = ours[0].1.unwrap().to_string();
+    assert_ne!(id, "forged-bob");
+    assert!(!ids.iter().any(|(by, _)| *by == Some("alice@localhost")), "{}", xml::to_string(&got));
+    assert!(ids.contains(&(Some("elsewhere.example"), Some("theirs"))), "{}", xml::to_string(&got));
+    let origin = got.get_child("origin-id", SID).and_then(|o| o.attr("id"));
+    assert_eq!(origin, Some("origin-1"));
+    let (results, _) = query(&mut bob, "").await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(result_id(&results[0]), id, "the stanza-id names the archive entry");
+    let archived = forwarded(&results[0]);
+    assert_eq!(archived.get_child("origin-id", SID).and_then(|o| o.attr("id")), Some("origin-1"));
+    assert_eq!(archived.attr("from"), Some("alice@localhost/a"));
+}
+
+// XEP-0313 §3.1 (and §5.1.1): a message between two local accounts is in the sender's
+// archive (outgoing) and the recipient's (incoming), whether delivered or stored offline;
+// the offline copy carries the stanza-id of the recipient's archive.
+#[tokio::test]
+async fn xep0313_3_1_both_archives_delivered_and_offline() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 1).await;
+    alice.send_message("carol@localhost", "to carol offline").await;
+    alice.ping_server().await;
+    let (results, _) = query(&mut alice, "").await;
+    assert_eq!(bodies(&results), ["m1", "to carol offline"]);
+    assert_eq!(forwarded(&results[1]).attr("to"), Some("carol@localhost"));
+    let (results, _) = query(&mut bob, "").await;
+    assert_eq!(bodies(&results), ["m1"]);
+    let mut carol = online(&server, "carol@localhost/c").await;
+    let offline = carol.expect_message().await;
+    let sid = offline
+        .children()
+        .find(|c| c.is("stanza-id", SID) && c.attr("by") == Some("carol@localhost"))
+        .and_then(|c| c.attr("id"))
+        .unwrap_or_else(|| panic!("no stanza-id on the offline copy: {}", xml::to_string(&offline)))
+        .to_string();
+    let (results, _) = query(&mut carol, "").await;
+    assert_eq!(bodies(&results), ["to carol offline"]);
+    assert_eq!(result_id(&results[0]), sid);
+}
+
+// XEP-0313 §5.1.1, XEP-0334 §4: messages without a body (chat states) are not archived
+// unless hinted `<store/>`; `<no-store/>` and `<no-permanent-store/>` are never archived, and
+// get no stanza-id either.
+#[tokio::test]
+async fn xep0313_5_1_1_hints_and_bodyless_messages() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    for inner in [
+        "<active xmlns='http://jabber.org/protocol/chatstates'/>",
+        "<body>secret</body><no-store xmlns='urn:xmpp:hints'/>",
+        "<body>ephemeral</body><no-permanent-store xmlns='urn:xmpp:hints'/>",
+        "<body>kept</body>",
+        "<composing xmlns='http://jabber.org/protocol/chatstates'/><store xmlns='urn:xmpp:hints'/>",
+    ] {
+        alice
+            .send_xml(&format!("<message type='chat' to='bob@localhost'>{inner}</message>"))
+            .await;
+        let got = bob.expect_message().await;
+        let stamped = got.has_child("stanza-id", SID);
+        let kept = inner.contains("kept") || inner.contains("<store");
+        assert_eq!(stamped, kept, "{}", xml::to_string(&got));
+    }
+    let (results, _) = query(&mut bob, "").await;
+    assert_eq!(results.len(), 2);
+    assert_eq!(body(&results[0]), "kept");
+    assert!(forwarded(&results[1]).has_child("composing", "http://jabber.org/protocol/chatstates"));
+    let (results, _) = query(&mut alice, "").await;
+    assert_eq!(results.len(), 2);
+}
+
+// XEP-0313 §4.1.1-4.1.3 and the #extended filters: with (bare and full JID), start/end,
+// after-id/before-id, ids.
+#[tokio::test]
+async fn xep0313_4_1_filters() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    let mut carol = online(&server, "carol@localhost/c").await;
+    chat(&mut alice, &mut bob, 3).await;
+    carol.send_message("bob@localhost", "from carol").await;
+    bob.expect_message().await;
+    let (all, _) = query(&mut bob, "").await;
+    assert_eq!(bodies(&all), ["m1", "m2", "m3", "from carol"]);
+    let ids: Vec<String> = all.iter().map(result_id).collect();
+    let (r, _) = query(&mut bob, &form(&field("with", "alice@localhost"))).await;
+    assert_eq!(bodies(&r), ["m1", "m2", "m3"]);
+    let (r, _) = query(&mut bob, &form(&field("with", "carol@localhost/c"))).await;
+    assert_eq!(bodies(&r), ["from carol"]);
+    let (r, _) = query(&mut bob, &form(&field("with", "carol@localhost/other"))).await;
+    assert!(r.is_empty());
+    let (r, _) = query(&mut bob, &form(&field("after-id", &ids[0]))).await;
+    assert_eq!(bodies(&r), ["m2", "m3", "from carol"]);
+    let (r, _) = query(&mut bob, &form(&(field("after-id", &ids[0]) + &field("before-id", &ids[3])))).await;
+    assert_eq!(bodies(&r), ["m2", "m3"]);
+    let ids_field = format!(
+        "<field var='ids'><value>{}</value><value>{}</value></field>",
+        ids[3], ids[1]
+    );
+    let (r, _) = query(&mut bob, &form(&ids_field)).await;
+    assert_eq!(bodies(&r), ["m2", "from carol"]);
+    // Time: the stamps of the archived messages bound them.
+    let stamp = forwarded_delay;
+    let (r, _) = query(&mut bob, &form(&field("start", &stamp(&all[1])))).await;
+    assert_eq!(bodies(&r), ["m2", "m3", "from carol"]);
+    let (r, _) = query(&mut bob, &form(&field("end", &stamp(&all[1])))).await;
+    assert_eq!(bodies(&r), ["m1", "m2"]);
+    let (r, _) = query(&mut bob, &form(&field("start", "2000-01-01T00:00:00Z"))).await;
+    assert_eq!(r.len(), 4);
+    let (r, _) = query(&mut bob, &form(&field("end", "2000-01-01T00:00:00Z"))).await;
+    assert!(r.is_empty());
+}
+
+fn forwarded_delay(m: &Element) -> String {
+    m.get_child("result", MAM)
+        .and_then(|r| r.get_child("forwarded", FORWARD))
+        .and_then(|f| f.get_child("delay", DELAY))
+        .and_then(|d| d.attr("stamp"))
+        .unwrap()
+        .to_string()
+}
+
+// XEP-0313 §4.3 / XEP-0059 §2.6: an empty archive answers at once, complete, with a count of
+// zero and no first/last.
+#[tokio::test]
+async fn xep0313_4_3_empty_archive_is_complete() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    for inner in ["", &set("<max>10</max>"), &set("<before/>")] {
+        let (r, iq) = query(&mut alice, inner).await;
+        assert!(r.is_empty());
+        assert_eq!(fin(&iq), (true, None, None, None, Some("0".into())), "{inner}");
+    }
+}
+
+// XEP-0059 §2.2 with XEP-0313 §4.3: paging forwards; a page that ends exactly at the end of
+// the archive is complete, the one before is not.
+#[tokio::test]
+async fn xep0313_4_3_exact_page_boundary() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 4).await;
+    let (r, iq) = query(&mut bob, &set("<max>2</max>")).await;
+    assert_eq!(bodies(&r), ["m1", "m2"]);
+    let (complete, first, index, last, count) = fin(&iq);
+    assert_eq!((complete, index.as_deref(), count.as_deref()), (false, Some("0"), Some("4")));
+    assert_eq!(first.as_deref(), Some(result_id(&r[0]).as_str()));
+    assert_eq!(last.as_deref(), Some(result_id(&r[1]).as_str()));
+    let (r, iq) = query(&mut bob, &set(&format!("<max>2</max><after>{}</after>", last.unwrap()))).await;
+    assert_eq!(bodies(&r), ["m3", "m4"]);
+    let (complete, _, index, last, count) = fin(&iq);
+    assert_eq!((complete, index.as_deref(), count.as_deref()), (true, Some("2"), Some("4")));
+    let (r, iq) = query(&mut bob, &set(&format!("<max>2</max><after>{}</after>", last.unwrap()))).await;
+    assert!(r.is_empty());
+    assert_eq!(fin(&iq), (true, None, None, None, Some("4".into())));
+    // The whole archive in one page of exactly its size: complete.
+    let (r, iq) = query(&mut bob, &set("<max>4</max>")).await;
+    assert_eq!(r.len(), 4);
+    assert!(fin(&iq).0);
+}
+
+// XEP-0059 §2.5 with XEP-0313 §4.3: an empty `<before/>` asks for the last page; paging
+// backwards with `<before>first</before>` until the page that reaches the start is complete.
+#[tokio::test]
+async fn xep0313_4_3_last_page_with_empty_before() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 5).await;
+    let (r, iq) = query(&mut bob, &set("<max>2</max><before/>")).await;
+    assert_eq!(bodies(&r), ["m4", "m5"]);
+    let (complete, first, index, _, count) = fin(&iq);
+    assert_eq!((complete, index.as_deref(), count.as_deref()), (false, Some("3"), Some("5")));
+    let (r, iq) = query(&mut bob, &set(&format!("<max>2</max><before>{}</before>", first.unwrap()))).await;
+    assert_eq!(bodies(&r), ["m2", "m3"]);
+    let (complete, first, index, _, _) = fin(&iq);
+    assert_eq!((complete, index.as_deref()), (false, Some("1")));
+    let (r, iq) = query(&mut bob, &set(&format!("<max>2</max><before>{}</before>", first.unwrap()))).await;
+    assert_eq!(bodies(&r), ["m1"]);
+    let (complete, _, index, _, _) = fin(&iq);
+    assert_eq!((complete, index.as_deref()), (true, Some("0")));
+    // XEP-0059 §2.4: a page by index; §2.6: max 0 gives the count only.
+    let (r, iq) = query(&mut bob, &set("<max>2</max><index>2</index>")).await;
+    assert_eq!(bodies(&r), ["m3", "m4"]);
+    assert_eq!(fin(&iq).2.as_deref(), Some("2"));
+    let (r, iq) = query(&mut bob, &set("<max>0</max>")).await;
+    assert!(r.is_empty());
+    assert_eq!(fin(&iq).4.as_deref(), Some("5"));
+}
+
+// XEP-0313 §4.3 flip-page: the page's messages arrive newest first; first/last still name
+// the page's oldest and newest.
+#[tokio::test]
+async fn xep0313_4_3_flip_page() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 3).await;
+    let (r, iq) = query(&mut bob, &(set("<max>2</max><before/>") + "<flip-page/>")).await;
+    assert_eq!(bodies(&r), ["m3", "m2"]);
+    let (_, first, _, last, _) = fin(&iq);
+    assert_eq!(first, Some(result_id(&r[1])));
+    assert_eq!(last, Some(result_id(&r[0])));
+}
+
+// XEP-0313 §4.3 (and §6.1): an id the archive does not hold, as a paging position or an
+// after-id/before-id filter, is item-not-found; malformed queries are bad-request.
+#[tokio::test]
+async fn xep0313_unknown_id_is_item_not_found() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 1).await;
+    // alice's own id is in alice's archive, not in bob's.
+    let (r, _) = query(&mut alice, "").await;
+    let alices = result_id(&r[0]);
+    for inner in [
+        set("<after>12345</after>"),
+        set("<before>12345</before>"),
+        set("<after>not-an-id</after>"),
+        set(&format!("<after>{alices}</after>")),
+        form(&field("after-id", "12345")),
+        form(&field("before-id", "nope")),
+    ] {
+        let (r, iq) = query(&mut bob, &inner).await;
+        assert!(r.is_empty());
+        assert_eq!(error_condition(&iq), "item-not-found", "{inner}");
+    }
+    for inner in [
+        form(&field("colour", "red")),
+        form(&field("start", "yesterday")),
+        set("<max>lots</max>"),
+    ] {
+        let (_, iq) = query(&mut bob, &inner).await;
+        assert_eq!(error_condition(&iq), "bad-request", "{inner}");
+    }
+    // Another user's archive is not offered.
+    let iq = bob
+        .iq("set", Some("alice@localhost"), &format!("<query xmlns='{MAM}'/>"))
+        .await;
+    assert_eq!(error_condition(&iq), "service-unavailable");
+}
+
+// XEP-0313 §4.3: a max above the server's limit (`limits.max_archive_page`) is lowered to
+// it; the page is then not complete and the count tells the client there is more.
+#[tokio::test]
+async fn xep0313_4_3_max_above_limit_is_capped() {
+    let server = server_with_limits("max_archive_page = 3").await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 5).await;
+    let (r, iq) = query(&mut bob, &set("<max>100</max>")).await;
+    assert_eq!(bodies(&r), ["m1", "m2", "m3"]);
+    let (complete, _, _, _, count) = fin(&iq);
+    assert_eq!((complete, count.as_deref()), (false, Some("5")));
+    // No max at all: the default, lowered to the limit too.
+    let (r, _) = query(&mut bob, "").await;
+    assert_eq!(r.len(), 3);
+}
+
+// XEP-0313 §6.1 (metadata), §4.1.1 (form fields) and §3 (discovery on the account).
+#[tokio::test]
+async fn xep0313_metadata_form_and_discovery() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    let md = bob.iq("get", None, &format!("<metadata xmlns='{MAM}'/>")).await;
+    let meta = md.get_child("metadata", MAM).expect("metadata");
+    assert!(meta.children().next().is_none(), "{}", xml::to_string(&md));
+    chat(&mut alice, &mut bob, 3).await;
+    let (all, _) = query(&mut bob, "").await;
+    let md = bob.iq("get", None, &format!("<metadata xmlns='{MAM}'/>")).await;
+    let meta = md.get_child("metadata", MAM).expect("metadata");
+    let start = meta.get_child("start", MAM).expect("start");
+    let end = meta.get_child("end", MAM).expect("end");
+    assert_eq!(start.attr("id"), Some(result_id(&all[0]).as_str()));
+    assert_eq!(end.attr("id"), Some(result_id(&all[2]).as_str()));
+    assert!(start.attr("timestamp").is_some() && end.attr("timestamp").is_some());
+    let f = bob.iq("get", None, &format!("<query xmlns='{MAM}'/>")).await;
+    let vars: Vec<&str> = f
+        .get_child("query", MAM)
+        .and_then(|q| q.get_child("x", "jabber:x:data"))
+        .expect("a form")
+        .children()
+        .filter_map(|c| c.attr("var"))
+        .collect();
+    for var in ["FORM_TYPE", "with", "start", "end", "after-id", "before-id", "ids"] {
+        assert!(vars.contains(&var), "{var} missing from {vars:?}");
+    }
+    let info = bob
+        .iq("get", Some("bob@localhost"), &format!("<query xmlns='{}'/>", ns::DISCO_INFO))
+        .await;
+    let features: Vec<&str> = info
+        .get_child("query", ns::DISCO_INFO)
+        .unwrap()
+        .children()
+        .filter_map(|c| c.attr("var"))
+        .collect();
+    for f in [MAM, "urn:xmpp:mam:2#extended", SID] {
+        assert!(features.contains(&f), "{f} not in {features:?}");
+    }
+}
+
+// The archive writer batches off the routing path; a graceful stop (SIGTERM) writes out
+// everything queued before storage closes, so a burst sent just before is all there.
+#[tokio::test]
+async fn xep0313_graceful_stop_loses_nothing() {
+    let mut server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 200).await;
+    let pid = server.pid();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert!(server.wait_for_log("stopped", 1, Duration::from_secs(20)).await, "{}", server.logs());
+    server.restart().await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    let (r, iq) = query(&mut bob, &set("<max>250</max>")).await;
+    assert_eq!(fin(&iq).4.as_deref(), Some("200"));
+    assert_eq!(r.len(), 200);
+    assert_eq!(body(&r[199]), "m200");
+}

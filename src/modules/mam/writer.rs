@@ -1,0 +1,96 @@
+//! The archive's writer: routing hands it rows through a bounded channel and moves on; one
+//! task writes whatever has queued up, many rows per transaction. So a chat message never
+//! waits for the database, and the database sees one commit per batch, not per message.
+//!
+//! A full channel makes the sender's routing wait for room (back-pressure, as a MUC room's
+//! queue does), never drops. `flush` returns once everything queued before it is written:
+//! archive queries call it so they see the messages just routed, and the server calls it on
+//! a graceful stop before closing storage, so nothing queued is lost.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::storage::Storage;
+use crate::storage::archive::ArchiveRow;
+
+/// Rows waiting for the writer at most; past it senders wait.
+const QUEUE: usize = 8192;
+/// Rows written in one transaction at most.
+const BATCH: usize = 512;
+
+enum Job {
+    Row(ArchiveRow),
+    /// Answered once every job before it is done.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side; the task ends when it is dropped.
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task on `storage`.
+    pub fn start(storage: Storage) -> Writer {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(storage, rx));
+        Writer { tx }
+    }
+
+    /// Queues a row (waits while the queue is full).
+    pub async fn append(&self, row: ArchiveRow) {
+        if self.tx.send(Job::Row(row)).await.is_err() {
+            tracing::error!("archive writer stopped; message not archived");
+        }
+    }
+
+    /// Waits until every row queued before this call is written (or failed).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn run(storage: Storage, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    let mut rows = Vec::with_capacity(BATCH);
+    let mut flushed = Vec::new();
+    while rx.recv_many(&mut jobs, BATCH).await > 0 {
+        for job in jobs.drain(..) {
+            match job {
+                Job::Row(row) => rows.push(row),
+                Job::Flush(done) => flushed.push(done),
+            }
+        }
+        write(&storage, &rows).await;
+        rows.clear();
+        for done in flushed.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// One transaction for the batch; tried a second time after a failure (a busy database),
+/// then given up with an error in the log.
+async fn write(storage: &Storage, rows: &[ArchiveRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    for attempt in 1..=2 {
+        match storage.archive_append(rows).await {
+            Ok(_) => {
+                crate::metrics::module_event("mam", "batch_written");
+                return;
+            }
+            Err(e) if attempt == 1 => {
+                tracing::warn!(error = %e, rows = rows.len(), "archive write failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                crate::metrics::module_event("mam", "batch_lost");
+                tracing::error!(error = %e, rows = rows.len(), "archive write failed; messages lost");
+            }
+        }
+    }
+}
