@@ -59,7 +59,9 @@ impl Archive {
         let now = chrono::Utc::now().timestamp_micros();
         let last = self
             .last_id
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(now.max(last + 1))
+            })
             .unwrap_or(now);
         now.max(last + 1)
     }
@@ -140,11 +142,7 @@ fn ours(server: &Server, by: &str) -> bool {
         return true; // malformed: nobody's, removed
     };
     let domain = jid.domain().as_str();
-    server.hosted_domain(domain).is_some()
-        || server
-            .registry
-            .service_for(&server.config(), domain)
-            .is_some()
+    server.hosted_domain(domain).is_some() || server.registry.service_for(&server.config(), domain).is_some()
 }
 
 /// The sender's side: forged ids removed, the message archived as outgoing.
@@ -229,9 +227,7 @@ async fn run_query(archive: &Archive, req: IqRequest) -> IqResult {
             return Err(StanzaError::item_not_found().text("no message with this id in the archive"));
         }
     }
-    let from = request
-        .from
-        .unwrap_or(crate::storage::archive::PageFrom::Start);
+    let from = request.from.unwrap_or(crate::storage::archive::PageFrom::Start);
     let page = storage
         .archive_query(host, user, &request.filter, from, request.max)
         .await

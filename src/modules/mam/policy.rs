@@ -68,7 +68,9 @@ mod tests {
     use super::*;
 
     fn msg(s: &str) -> Element {
-        format!("<message xmlns='jabber:client' {s}</message>").parse().unwrap()
+        format!("<message xmlns='jabber:client' {s}</message>")
+            .parse()
+            .unwrap()
     }
 
     #[test]
@@ -114,7 +116,10 @@ mod tests {
             .collect();
         assert_eq!(
             ids,
-            [("origin-id".into(), "o1".into()), ("stanza-id".into(), "theirs".into())]
+            [
+                ("origin-id".into(), "o1".into()),
+                ("stanza-id".into(), "theirs".into())
+            ]
         );
         assert!(m.has_child("body", ns::CLIENT));
         assert_eq!(m.attr("type"), Some("chat"));

@@ -64,7 +64,11 @@ pub fn parse(query: &Element, limit: usize) -> Result<Request, StanzaError> {
         index: None,
     });
     req.max = set.max.unwrap_or(DEFAULT_PAGE).min(limit);
-    let after = set.after.filter(|a| !a.is_empty()).map(|a| parse_id(&a)).transpose()?;
+    let after = set
+        .after
+        .filter(|a| !a.is_empty())
+        .map(|a| parse_id(&a))
+        .transpose()?;
     req.positions.extend(after);
     req.from = Some(match (set.before, after) {
         (Some(before), after) => {
@@ -110,7 +114,8 @@ fn read_form(form: &DataForm, req: &mut Request) -> Result<(), StanzaError> {
             }
             ("with" | "start" | "end" | "after-id" | "before-id", None) => {}
             ("with", Some(v)) => {
-                let jid = Jid::new(v).map_err(|_| StanzaError::jid_malformed().text("'with' is not a JID"))?;
+                let jid =
+                    Jid::new(v).map_err(|_| StanzaError::jid_malformed().text("'with' is not a JID"))?;
                 let resource = jid.resource().map(|r| r.to_string());
                 f.peer = Some((jid.to_bare().to_string(), resource));
             }
@@ -244,7 +249,10 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(r.queryid.as_deref(), Some("q1"));
-        assert_eq!(r.filter.peer, Some(("bob@example.org".into(), Some("phone".into()))));
+        assert_eq!(
+            r.filter.peer,
+            Some(("bob@example.org".into(), Some("phone".into())))
+        );
         assert_eq!(r.filter.start, Some(1_275_868_800_000_000));
         assert_eq!(r.filter.end, Some(1_278_509_034_500_000));
         assert_eq!((r.filter.after_id, r.filter.before_id), (Some(10), Some(20)));
@@ -262,18 +270,41 @@ mod tests {
         assert_eq!((r.from, r.positions), (Some(PageFrom::Before(7)), vec![7]));
         let r = q(&set("<after>7</after>")).unwrap();
         assert_eq!((r.from, r.positions), (Some(PageFrom::After(7)), vec![7]));
-        assert_eq!(q(&set("<index>3</index>")).unwrap().from, Some(PageFrom::Index(3)));
+        assert_eq!(
+            q(&set("<index>3</index>")).unwrap().from,
+            Some(PageFrom::Index(3))
+        );
         assert!(q("<flip-page/>").unwrap().flip);
     }
 
     #[test]
     fn xep0313_bad_queries() {
-        let cond = |r: Result<Request, StanzaError>| r.unwrap_err().to_element().children().next().unwrap().name().to_string();
+        let cond = |r: Result<Request, StanzaError>| {
+            r.unwrap_err()
+                .to_element()
+                .children()
+                .next()
+                .unwrap()
+                .name()
+                .to_string()
+        };
         assert_eq!(cond(q(&set("<after>abc</after>"))), "item-not-found");
-        assert_eq!(cond(q(&form("<field var='before-id'><value>-1</value></field>"))), "item-not-found");
-        assert_eq!(cond(q(&form("<field var='colour'><value>red</value></field>"))), "bad-request");
-        assert_eq!(cond(q(&form("<field var='start'><value>yesterday</value></field>"))), "bad-request");
-        assert_eq!(cond(q(&form("<field var='with'><value>@@</value></field>"))), "jid-malformed");
+        assert_eq!(
+            cond(q(&form("<field var='before-id'><value>-1</value></field>"))),
+            "item-not-found"
+        );
+        assert_eq!(
+            cond(q(&form("<field var='colour'><value>red</value></field>"))),
+            "bad-request"
+        );
+        assert_eq!(
+            cond(q(&form("<field var='start'><value>yesterday</value></field>"))),
+            "bad-request"
+        );
+        assert_eq!(
+            cond(q(&form("<field var='with'><value>@@</value></field>"))),
+            "jid-malformed"
+        );
         assert_eq!(cond(q(&set("<max>many</max>"))), "bad-request");
     }
 }

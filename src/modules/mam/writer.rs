@@ -94,3 +94,45 @@ async fn write(storage: &Storage, rows: &[ArchiveRow]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64) -> ArchiveRow {
+        ArchiveRow {
+            host: "example.org".into(),
+            username: "alice".into(),
+            id,
+            peer: "bob@example.org".into(),
+            peer_resource: String::new(),
+            outgoing: false,
+            stanza: format!("<message xmlns='jabber:client'><body>{id}</body></message>"),
+        }
+    }
+
+    /// Queued rows are not written by the time `append` returns (routing does not wait),
+    /// but all of them are once `flush` returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flush_waits_for_every_row_queued_before_it() {
+        let storage = Storage::open("sqlite::memory:").await.unwrap();
+        storage.create_user("example.org", "alice", &[]).await.unwrap();
+        let writer = Writer::start(storage.clone());
+        for id in 1..=3000 {
+            writer.append(row(id)).await;
+        }
+        writer.flush().await;
+        let page = storage
+            .archive_query(
+                "example.org",
+                "alice",
+                &Default::default(),
+                crate::storage::archive::PageFrom::Last,
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.count, 3000);
+        assert_eq!(page.messages[0].id, 3000);
+    }
+}
