@@ -596,3 +596,104 @@ async fn xep0313_graceful_stop_loses_nothing() {
         seen.len()
     );
 }
+
+/// `<prefs/>` of an IQ answer: (default, always, never).
+fn prefs_of(iq: &Element) -> (String, Vec<String>, Vec<String>) {
+    assert_eq!(iq.attr("type"), Some("result"), "{}", xml::to_string(iq));
+    let p = iq.get_child("prefs", MAM).unwrap_or_else(|| panic!("no prefs: {}", xml::to_string(iq)));
+    let list = |name: &str| {
+        p.get_child(name, MAM)
+            .map(|l| l.children().map(|j| j.text()).collect())
+            .unwrap_or_default()
+    };
+    (p.attr("default").unwrap_or_default().to_string(), list("always"), list("never"))
+}
+
+async fn set_prefs(c: &mut XmppClient, default: &str, always: &[&str], never: &[&str]) -> Element {
+    let jids = |l: &[&str]| l.iter().map(|j| format!("<jid>{j}</jid>")).collect::<String>();
+    c.iq(
+        "set",
+        None,
+        &format!(
+            "<prefs xmlns='{MAM}' default='{default}'><always>{}</always><never>{}</never></prefs>",
+            jids(always),
+            jids(never)
+        ),
+    )
+    .await
+}
+
+// XEP-0441 §3: the preferences start as 'always' with empty lists; a set is stored and
+// answered with what is stored; a malformed one is bad-request.
+#[tokio::test]
+async fn xep0441_3_prefs_stored_and_returned() {
+    let server = server().await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    let got = bob.iq("get", None, &format!("<prefs xmlns='{MAM}'/>")).await;
+    assert_eq!(prefs_of(&got), ("always".into(), vec![], vec![]));
+    let set = set_prefs(&mut bob, "never", &["carol@localhost"], &["alice@localhost/spam"]).await;
+    let expected = (
+        "never".to_string(),
+        vec!["carol@localhost".to_string()],
+        vec!["alice@localhost/spam".to_string()],
+    );
+    assert_eq!(prefs_of(&set), expected);
+    let got = bob.iq("get", None, &format!("<prefs xmlns='{MAM}'/>")).await;
+    assert_eq!(prefs_of(&got), expected);
+    let bad = bob
+        .iq("set", None, &format!("<prefs xmlns='{MAM}' default='sometimes'/>"))
+        .await;
+    assert_eq!(error_condition(&bad), "bad-request");
+}
+
+// XEP-0441 §3: default 'never' with an 'always' list: only the listed JID's messages are
+// archived (and stamped), for the recipient online and offline; the sender's own archive
+// follows the sender's preferences.
+#[tokio::test]
+async fn xep0441_3_never_default_with_always_list() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut carol = online(&server, "carol@localhost/c").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    set_prefs(&mut bob, "never", &["carol@localhost"], &[]).await;
+    alice.send_message("bob@localhost", "from alice").await;
+    let got = bob.expect_message().await;
+    assert!(!got.has_child("stanza-id", SID), "{}", xml::to_string(&got));
+    carol.send_message("bob@localhost", "from carol").await;
+    let got = bob.expect_message().await;
+    assert!(got.has_child("stanza-id", SID), "{}", xml::to_string(&got));
+    let (r, _) = query(&mut bob, "").await;
+    assert_eq!(bodies(&r), ["from carol"]);
+    let (r, _) = query(&mut alice, "").await;
+    assert_eq!(bodies(&r), ["from alice"], "alice archives what she sends");
+    // Offline: the preferences are read from storage.
+    bob.close().await;
+    alice.send_message("bob@localhost", "alice offline").await;
+    carol.send_message("bob@localhost", "carol offline").await;
+    alice.ping_server().await;
+    carol.ping_server().await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    let (r, _) = query(&mut bob, "").await;
+    assert_eq!(bodies(&r), ["from carol", "carol offline"]);
+}
+
+// XEP-0441 §3: default 'roster' archives messages with contacts in the roster only, and
+// follows roster changes at once.
+#[tokio::test]
+async fn xep0441_3_roster_default_follows_the_roster() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    set_prefs(&mut bob, "roster", &[], &[]).await;
+    alice.send_message("bob@localhost", "stranger").await;
+    bob.expect_message().await;
+    let r = bob
+        .iq("set", None, "<query xmlns='jabber:iq:roster'><item jid='alice@localhost'/></query>")
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    alice.send_message("bob@localhost", "contact").await;
+    bob.wait_for(|e| e.name() == "message" && e.get_child("body", ns::CLIENT).is_some())
+        .await;
+    let (r, _) = query(&mut bob, "").await;
+    assert_eq!(bodies(&r), ["contact"]);
+}

@@ -289,3 +289,65 @@ impl Storage {
         })
     }
 }
+
+/// XEP-0441 preferences as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPrefs {
+    /// "always", "never" or "roster".
+    pub default_mode: String,
+    pub always: Vec<String>,
+    pub never: Vec<String>,
+}
+
+const PREFS_GET: &str = "SELECT default_mode, always_jids, never_jids FROM archive_prefs \
+                         WHERE host = $1 AND username = $2";
+const PREFS_SET: &str = "INSERT INTO archive_prefs (host, username, default_mode, always_jids, never_jids) \
+                         SELECT $1, $2, $3, $4, $5 \
+                         WHERE EXISTS (SELECT 1 FROM accounts WHERE host = $1 AND username = $2) \
+                         ON CONFLICT (host, username) DO UPDATE SET default_mode = excluded.default_mode, \
+                         always_jids = excluded.always_jids, never_jids = excluded.never_jids";
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+impl Storage {
+    /// The account's archiving preferences, if it ever set them.
+    pub async fn archive_prefs(
+        &self,
+        host: &str,
+        username: &str,
+    ) -> Result<Option<StoredPrefs>, StorageError> {
+        let row: Option<(String, String, String)> = with_pool!(self, pool => {
+            sqlx::query_as(PREFS_GET).bind(host).bind(username).fetch_optional(pool).await?
+        });
+        Ok(row.map(|(default_mode, always, never)| StoredPrefs {
+            default_mode,
+            always: lines(&always),
+            never: lines(&never),
+        }))
+    }
+
+    /// Replaces the account's archiving preferences; false when the account does not exist.
+    pub async fn archive_prefs_set(
+        &self,
+        host: &str,
+        username: &str,
+        prefs: &StoredPrefs,
+    ) -> Result<bool, StorageError> {
+        let always = prefs.always.join("\n");
+        let never = prefs.never.join("\n");
+        let n = with_pool!(self, pool => {
+            sqlx::query(PREFS_SET)
+                .bind(host)
+                .bind(username)
+                .bind(&prefs.default_mode)
+                .bind(&always)
+                .bind(&never)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}

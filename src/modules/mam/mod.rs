@@ -13,10 +13,14 @@
 //! flush it first, so they see everything routed before them; a graceful stop flushes it
 //! ([`flush_on_stop`]).
 //!
-//! Not done here (yet): archiving preferences (XEP-0441), room archives, full-text search,
+//! XEP-0441 preferences decide per owner and peer ([`prefs`]); a message they exclude gets
+//! no stanza-id either.
+//!
+//! Not done here (yet): room archives, full-text search,
 //! retraction, retention. Messages to or from other servers are not archived (no s2s).
 
 pub mod policy;
+pub mod prefs;
 pub mod query;
 pub mod writer;
 
@@ -44,6 +48,7 @@ pub const NS_EXTENDED: &str = "urn:xmpp:mam:2#extended";
 pub struct Archive {
     last_id: AtomicI64,
     writer: OnceLock<writer::Writer>,
+    prefs: prefs::PrefsCache,
 }
 
 impl Archive {
@@ -93,6 +98,48 @@ impl Module for Mam {
         r.iq(IqType::Get, NS, "metadata", &[IqTarget::OwnAccount], move |req| {
             let archive = archive.clone();
             async move { metadata(&archive, req).await }
+        });
+        let archive = self.archive.clone();
+        r.iq(IqType::Get, NS, "prefs", &[IqTarget::OwnAccount], move |req| {
+            let archive = archive.clone();
+            async move {
+                let p = archive.prefs.current(&req.server.storage, &req.to).await?;
+                Ok(IqResponse::with(p.payload().into()))
+            }
+        });
+        let archive = self.archive.clone();
+        r.iq(IqType::Set, NS, "prefs", &[IqTarget::OwnAccount], move |req| {
+            let archive = archive.clone();
+            async move {
+                let payload = xmpp_parsers::mam_prefs::Prefs::try_from(req.payload().clone())
+                    .map_err(|e| StanzaError::bad_request().text(format!("malformed preferences: {e}")))?;
+                let p = archive.prefs.set(&req.server.storage, &req.to, payload).await?;
+                Ok(IqResponse::with(p.payload().into()))
+            }
+        });
+        let archive = self.archive.clone();
+        r.hooks.session_opened.add(0, "mam", move |server, event| {
+            let archive = archive.clone();
+            async move {
+                let owner = event.entry.jid.to_bare();
+                archive.prefs.session_opened(&server.storage, &owner).await;
+                Flow::Continue(event)
+            }
+        });
+        let archive = self.archive.clone();
+        r.hooks.session_closed.add(0, "mam", move |server, event| {
+            let archive = archive.clone();
+            async move {
+                let owner = event.entry.jid.to_bare();
+                if server.sessions.count_of(&owner) == 0 {
+                    archive.prefs.forget(&owner);
+                }
+                Flow::Continue(event)
+            }
+        });
+        let archive = self.archive.clone();
+        r.hooks.roster_changed.add("mam", move |user, contact, item| {
+            archive.prefs.roster_changed(user, contact, item.is_some());
         });
         // After blocking (which may stop the message), before carbons (whose 'sent' copy
         // must not carry a forged id).
@@ -162,12 +209,23 @@ async fn outgoing(server: &Arc<Server>, archive: &Archive, mut routed: Routed) -
     if !local || !policy::archivable(&routed.stanza) {
         return routed;
     }
+    let peer = to.to_bare().to_string();
+    let peer_resource = to.resource().map(|r| r.to_string()).unwrap_or_default();
+    let sender = routed.from.to_bare();
+    if !archive
+        .prefs
+        .get(&server.storage, &sender)
+        .await
+        .allows(&peer, &peer_resource)
+    {
+        return routed;
+    }
     let row = ArchiveRow {
         host: routed.from.domain().to_string(),
         username: routed.from.node().map(|n| n.to_string()).unwrap_or_default(),
         id: archive.next_id(),
-        peer: to.to_bare().to_string(),
-        peer_resource: to.resource().map(|r| r.to_string()).unwrap_or_default(),
+        peer,
+        peer_resource,
         outgoing: true,
         stanza: xml::to_string(&routed.stanza),
     };
@@ -190,14 +248,24 @@ async fn incoming(server: &Arc<Server>, archive: &Archive, mut routed: Routed) -
     if !policy::archivable(&routed.stanza) {
         return routed;
     }
+    let peer = routed.from.to_bare().to_string();
+    let peer_resource = routed.from.resource().to_string();
+    if !archive
+        .prefs
+        .get(&server.storage, &owner)
+        .await
+        .allows(&peer, &peer_resource)
+    {
+        return routed;
+    }
     let id = archive.next_id();
     policy::add_stanza_id(&mut routed.stanza, owner.as_str(), &id.to_string());
     let row = ArchiveRow {
         host: owner.domain().to_string(),
         username,
         id,
-        peer: routed.from.to_bare().to_string(),
-        peer_resource: routed.from.resource().to_string(),
+        peer,
+        peer_resource,
         outgoing: false,
         stanza: xml::to_string(&routed.stanza),
     };

@@ -2,7 +2,7 @@
 
 use super::TestDb;
 use crate::storage::Storage;
-use crate::storage::archive::{ArchiveFilter, ArchiveRow, PageFrom};
+use crate::storage::archive::{ArchiveFilter, ArchiveRow, PageFrom, StoredPrefs};
 
 backend_tests!(
     archive_pages_forward,
@@ -12,6 +12,7 @@ backend_tests!(
     archive_empty_and_max_zero,
     archive_skips_unknown_owner_and_goes_with_account,
     archive_bounds_has_id_purge,
+    archive_prefs_stored_replaced_and_gone_with_account,
 );
 
 const HOST: &str = "example.org";
@@ -232,4 +233,31 @@ async fn archive_bounds_has_id_purge(db: &TestDb) {
     assert!(!s.archive_has_id(HOST, "bob", 2).await.unwrap());
     assert_eq!(s.archive_purge(HOST, "alice").await.unwrap(), 3);
     assert_eq!(s.archive_bounds(HOST, "alice").await.unwrap(), None);
+}
+
+async fn archive_prefs_stored_replaced_and_gone_with_account(db: &TestDb) {
+    let s = db.open().await;
+    s.create_user(HOST, "alice", &[]).await.unwrap();
+    assert_eq!(s.archive_prefs(HOST, "alice").await.unwrap(), None);
+    let prefs = StoredPrefs {
+        default_mode: "roster".into(),
+        always: vec!["bob@example.org".into(), "carol@example.org/phone".into()],
+        never: vec![],
+    };
+    assert!(s.archive_prefs_set(HOST, "alice", &prefs).await.unwrap());
+    assert_eq!(s.archive_prefs(HOST, "alice").await.unwrap(), Some(prefs));
+    let replaced = StoredPrefs {
+        default_mode: "never".into(),
+        always: vec![],
+        never: vec!["mallory@example.org".into()],
+    };
+    assert!(s.archive_prefs_set(HOST, "alice", &replaced).await.unwrap());
+    assert_eq!(
+        s.archive_prefs(HOST, "alice").await.unwrap(),
+        Some(replaced.clone())
+    );
+    assert!(!s.archive_prefs_set(HOST, "nobody", &replaced).await.unwrap());
+    assert!(s.delete_user(HOST, "alice").await.unwrap());
+    s.create_user(HOST, "alice", &[]).await.unwrap();
+    assert_eq!(s.archive_prefs(HOST, "alice").await.unwrap(), None);
 }
