@@ -600,13 +600,19 @@ async fn xep0313_graceful_stop_loses_nothing() {
 /// `<prefs/>` of an IQ answer: (default, always, never).
 fn prefs_of(iq: &Element) -> (String, Vec<String>, Vec<String>) {
     assert_eq!(iq.attr("type"), Some("result"), "{}", xml::to_string(iq));
-    let p = iq.get_child("prefs", MAM).unwrap_or_else(|| panic!("no prefs: {}", xml::to_string(iq)));
+    let p = iq
+        .get_child("prefs", MAM)
+        .unwrap_or_else(|| panic!("no prefs: {}", xml::to_string(iq)));
     let list = |name: &str| {
         p.get_child(name, MAM)
             .map(|l| l.children().map(|j| j.text()).collect())
             .unwrap_or_default()
     };
-    (p.attr("default").unwrap_or_default().to_string(), list("always"), list("never"))
+    (
+        p.attr("default").unwrap_or_default().to_string(),
+        list("always"),
+        list("never"),
+    )
 }
 
 async fn set_prefs(c: &mut XmppClient, default: &str, always: &[&str], never: &[&str]) -> Element {
@@ -641,7 +647,11 @@ async fn xep0441_3_prefs_stored_and_returned() {
     let got = bob.iq("get", None, &format!("<prefs xmlns='{MAM}'/>")).await;
     assert_eq!(prefs_of(&got), expected);
     let bad = bob
-        .iq("set", None, &format!("<prefs xmlns='{MAM}' default='sometimes'/>"))
+        .iq(
+            "set",
+            None,
+            &format!("<prefs xmlns='{MAM}' default='sometimes'/>"),
+        )
         .await;
     assert_eq!(error_condition(&bad), "bad-request");
 }
@@ -688,7 +698,11 @@ async fn xep0441_3_roster_default_follows_the_roster() {
     alice.send_message("bob@localhost", "stranger").await;
     bob.expect_message().await;
     let r = bob
-        .iq("set", None, "<query xmlns='jabber:iq:roster'><item jid='alice@localhost'/></query>")
+        .iq(
+            "set",
+            None,
+            "<query xmlns='jabber:iq:roster'><item jid='alice@localhost'/></query>",
+        )
         .await;
     assert_eq!(r.attr("type"), Some("result"));
     alice.send_message("bob@localhost", "contact").await;
@@ -696,4 +710,64 @@ async fn xep0441_3_roster_default_follows_the_roster() {
         .await;
     let (r, _) = query(&mut bob, "").await;
     assert_eq!(bodies(&r), ["contact"]);
+}
+
+// XEP-0280 §6.1 (`urn:xmpp:carbons:rules:0`, advertised): what an account's archive keeps
+// is also copied to its other resources, with the stanza-id naming the archive entry; a
+// normal message with only an IM payload (a receipt) is copied too.
+#[tokio::test]
+async fn xep0280_6_1_rules_0_carbons_cover_what_is_archived() {
+    let server = server().await;
+    let mut desk = server.client_jid("alice@localhost/desk", PW).await;
+    let mut phone = server.client_jid("alice@localhost/phone", PW).await;
+    desk.send_presence(5).await;
+    phone.send_presence(0).await;
+    for c in [&mut desk, &mut phone] {
+        let r = c.iq("set", None, "<enable xmlns='urn:xmpp:carbons:2'/>").await;
+        assert_eq!(r.attr("type"), Some("result"));
+    }
+    let info = desk
+        .iq(
+            "get",
+            Some("localhost"),
+            &format!("<query xmlns='{}'/>", ns::DISCO_INFO),
+        )
+        .await;
+    let rules = info
+        .get_child("query", ns::DISCO_INFO)
+        .unwrap()
+        .children()
+        .any(|f| f.attr("var") == Some("urn:xmpp:carbons:rules:0"));
+    assert!(rules, "{}", xml::to_string(&info));
+    let mut bob = online(&server, "bob@localhost/b").await;
+    let carbon_of = |m: &Element| -> Element {
+        m.get_child("received", "urn:xmpp:carbons:2")
+            .and_then(|r| r.get_child("forwarded", FORWARD))
+            .and_then(|f| f.get_child("message", ns::CLIENT))
+            .cloned()
+            .unwrap_or_else(|| panic!("not a carbon: {}", xml::to_string(m)))
+    };
+    bob.send_xml(
+        "<message to='alice@localhost/desk' id='s1'><store xmlns='urn:xmpp:hints'/>\
+         <markable xmlns='urn:xmpp:chat-markers:0'/></message>",
+    )
+    .await;
+    desk.wait_for(|m| m.attr("id") == Some("s1")).await;
+    let inner = carbon_of(&phone.expect_message().await);
+    let sid = inner
+        .children()
+        .find(|c| c.is("stanza-id", SID) && c.attr("by") == Some("alice@localhost"))
+        .and_then(|c| c.attr("id"))
+        .expect("the carbon names the archive entry")
+        .to_string();
+    let (r, _) = query(&mut phone, "").await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(result_id(&r[0]), sid);
+    bob.send_xml(
+        "<message to='alice@localhost/desk' id='r1'><received xmlns='urn:xmpp:receipts' id='x'/></message>",
+    )
+    .await;
+    desk.wait_for(|m| m.attr("id") == Some("r1")).await;
+    let inner = carbon_of(&phone.expect_message().await);
+    assert_eq!(inner.attr("id"), Some("r1"));
 }
