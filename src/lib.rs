@@ -19,8 +19,9 @@
 //! - [`command`]: the contract of an ad-hoc command (XEP-0050) that modules register, and
 //!   XEP-0004 forms.
 //! - [`modules`]: features, one file or folder each: disco, ping, version, time, register,
-//!   roster (subscriptions, presence, last activity, notes), offline, carbons, vcard, private,
-//!   blocking (XEP-0191, XEP-0016, our ignore lists), blacklist, muc, motd, admin (XEP-0133)
+//!   roster (subscriptions, presence, last activity, notes), offline, carbons, mam (message
+//!   archives), vcard, private, blocking (XEP-0191, XEP-0016, our ignore lists), blacklist,
+//!   muc, motd, admin (XEP-0133)
 //!   and account_commands (the commands they offer), adhoc (XEP-0050: runs every module's
 //!   registered commands).
 //! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
