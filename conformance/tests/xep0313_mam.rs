@@ -771,3 +771,97 @@ async fn xep0280_6_1_rules_0_carbons_cover_what_is_archived() {
     let inner = carbon_of(&phone.expect_message().await);
     assert_eq!(inner.attr("id"), Some("r1"));
 }
+
+const CMD: &str = "http://jabber.org/protocol/commands";
+
+/// Runs a one-form ad-hoc command to completion with `fields`; returns the info note.
+async fn run_command(c: &mut XmppClient, node: &str, fields: &str) -> String {
+    let r = c
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{node}' action='execute'/>"),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+    let sid = r
+        .get_child("command", CMD)
+        .and_then(|c| c.attr("sessionid"))
+        .expect("a session")
+        .to_string();
+    let r = c
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!(
+                "<command xmlns='{CMD}' node='{node}' sessionid='{sid}' action='complete'>\
+                 <x xmlns='jabber:x:data' type='submit'>{fields}</x></command>"
+            ),
+        )
+        .await;
+    let cmd = r
+        .get_child("command", CMD)
+        .unwrap_or_else(|| panic!("{}", xml::to_string(&r)));
+    assert_eq!(cmd.attr("status"), Some("completed"), "{}", xml::to_string(&r));
+    cmd.get_child("note", CMD).map(|n| n.text()).unwrap_or_default()
+}
+
+// Purges: a user deletes their own archive (XEP-0050 command, confirmed), an admin any
+// account's; the other archives stay.
+#[tokio::test]
+async fn xep0313_purge_own_archive_and_admin_purge() {
+    let server = TestServer::start_with(|cfg| cfg.admins = vec!["carol@localhost".into()]).await;
+    for user in ["alice", "bob", "carol"] {
+        server.add_user(user, PW).await;
+    }
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 3).await;
+    let mine = "https://github.com/switchboard-xmpp/switchboard#purge-my-archive";
+    let note = run_command(
+        &mut bob,
+        mine,
+        "<field var='confirm'><value>false</value></field>",
+    )
+    .await;
+    assert!(note.contains("Nothing deleted"), "{note}");
+    assert_eq!(query(&mut bob, "").await.0.len(), 3);
+    let note = run_command(&mut bob, mine, "<field var='confirm'><value>true</value></field>").await;
+    assert!(note.contains("Deleted 3"), "{note}");
+    assert!(query(&mut bob, "").await.0.is_empty());
+    assert_eq!(query(&mut alice, "").await.0.len(), 3, "alice's archive is hers");
+    let mut carol = online(&server, "carol@localhost/c").await;
+    let user = "https://github.com/switchboard-xmpp/switchboard#purge-user-archive";
+    let note = run_command(
+        &mut carol,
+        user,
+        "<field var='accountjid'><value>alice@localhost</value></field>\
+         <field var='confirm'><value>1</value></field>",
+    )
+    .await;
+    assert!(note.contains("Deleted 3"), "{note}");
+    assert!(query(&mut alice, "").await.0.is_empty());
+    // Not an admin: the admin command is refused.
+    let r = alice
+        .iq(
+            "set",
+            Some("localhost"),
+            &format!("<command xmlns='{CMD}' node='{user}' action='execute'/>"),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("error"), "{}", xml::to_string(&r));
+}
+
+// Retention: messages older than `limits.archive_max_age_secs` are deleted.
+#[tokio::test]
+async fn xep0313_retention_max_age() {
+    let server = server_with_limits("archive_max_age_secs = 2").await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    chat(&mut alice, &mut bob, 2).await;
+    assert_eq!(query(&mut bob, "").await.0.len(), 2);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    chat(&mut alice, &mut bob, 1).await;
+    let (r, _) = query(&mut bob, "").await;
+    assert_eq!(bodies(&r), ["m1"], "only the fresh message is left");
+}

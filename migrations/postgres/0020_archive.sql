@@ -21,3 +21,5 @@ CREATE TABLE archive_messages (
 
 -- The `with` filter.
 CREATE INDEX archive_messages_peer ON archive_messages (host, username, peer, id);
+-- Retention: expiring old messages of every account.
+CREATE INDEX archive_messages_age ON archive_messages (id);

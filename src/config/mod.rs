@@ -242,6 +242,8 @@ pub struct LimitsConfig {
     pub max_offline_messages: usize,
     #[serde(default = "default_max_archive_page")]
     pub max_archive_page: usize,
+    #[serde(default)]
+    pub archive_max_age_secs: u64,
     #[serde(default = "default_max_vcard")]
     pub max_vcard_size: usize,
     #[serde(default = "default_max_private")]

@@ -84,6 +84,7 @@ const INSERT: &str = "INSERT INTO archive_messages \
 const HAS_ID: &str = "SELECT COUNT(*) FROM archive_messages WHERE host = $1 AND username = $2 AND id = $3";
 const BOUNDS: &str = "SELECT MIN(id), MAX(id) FROM archive_messages WHERE host = $1 AND username = $2";
 const PURGE: &str = "DELETE FROM archive_messages WHERE host = $1 AND username = $2";
+const EXPIRE: &str = "DELETE FROM archive_messages WHERE id < $1";
 
 /// A value bound to a placeholder of a query built at runtime.
 enum Bind<'a> {
@@ -199,6 +200,14 @@ impl Storage {
     pub async fn archive_purge(&self, host: &str, username: &str) -> Result<u64, StorageError> {
         let n = with_pool!(self, pool => {
             sqlx::query(PURGE).bind(host).bind(username).execute(pool).await?.rows_affected()
+        });
+        Ok(n)
+    }
+
+    /// Deletes every account's messages older than `before_id` (retention); returns how many.
+    pub async fn archive_expire(&self, before_id: i64) -> Result<u64, StorageError> {
+        let n = with_pool!(self, pool => {
+            sqlx::query(EXPIRE).bind(before_id).execute(pool).await?.rows_affected()
         });
         Ok(n)
     }

@@ -16,12 +16,17 @@
 //! XEP-0441 preferences decide per owner and peer ([`prefs`]); a message they exclude gets
 //! no stanza-id either.
 //!
-//! Not done here (yet): room archives, full-text search,
-//! retraction, retention. Messages to or from other servers are not archived (no s2s).
+//! Retention (`limits.archive_max_age_secs`, [`retention`]) and purges (ad-hoc commands,
+//! [`commands`]) delete from it.
+//!
+//! Not done here (yet): room archives, full-text search, retraction, XEP-0227 export.
+//! Messages to or from other servers are not archived (no s2s).
 
+pub mod commands;
 pub mod policy;
 pub mod prefs;
 pub mod query;
+pub mod retention;
 pub mod writer;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -52,9 +57,12 @@ pub struct Archive {
 }
 
 impl Archive {
-    fn writer(&self, server: &Server) -> &writer::Writer {
-        self.writer
-            .get_or_init(|| writer::Writer::start(server.storage.clone()))
+    /// The writer, started (with the retention task) on first use.
+    fn writer(&self, server: &Arc<Server>) -> &writer::Writer {
+        self.writer.get_or_init(|| {
+            tokio::spawn(retention::run(Arc::downgrade(server)));
+            writer::Writer::start(server.storage.clone())
+        })
     }
 
     /// A new archive id: unix microseconds, bumped past the last one so ids are unique
@@ -86,6 +94,9 @@ impl Module for Mam {
         r.account_feature(NS_EXTENDED);
         r.account_feature(policy::NS_SID);
         r.provide(self.archive.clone());
+        for command in commands::TABLE {
+            r.command(command);
+        }
         let archive = self.archive.clone();
         r.iq(IqType::Set, NS, "query", &[IqTarget::OwnAccount], move |req| {
             let archive = archive.clone();

@@ -231,7 +231,19 @@ async fn archive_bounds_has_id_purge(db: &TestDb) {
     assert!(s.archive_has_id(HOST, "alice", 2).await.unwrap());
     assert!(!s.archive_has_id(HOST, "alice", 4).await.unwrap());
     assert!(!s.archive_has_id(HOST, "bob", 2).await.unwrap());
-    assert_eq!(s.archive_purge(HOST, "alice").await.unwrap(), 3);
+    s.create_user(HOST, "bob", &[]).await.unwrap();
+    s.archive_append(&[
+        row("bob", 1, "alice@example.org", ""),
+        row("bob", 5, "alice@example.org", ""),
+    ])
+    .await
+    .unwrap();
+    // Retention: older than id 2, every account.
+    assert_eq!(s.archive_expire(2).await.unwrap(), 2);
+    assert_eq!(s.archive_bounds(HOST, "alice").await.unwrap(), Some((2, 3)));
+    assert_eq!(s.archive_bounds(HOST, "bob").await.unwrap(), Some((5, 5)));
+    assert_eq!(s.archive_purge(HOST, "alice").await.unwrap(), 2);
+    assert_eq!(s.archive_bounds(HOST, "bob").await.unwrap(), Some((5, 5)));
     assert_eq!(s.archive_bounds(HOST, "alice").await.unwrap(), None);
 }
 
