@@ -865,3 +865,31 @@ async fn xep0313_retention_max_age() {
     let (r, _) = query(&mut bob, "").await;
     assert_eq!(bodies(&r), ["m1"], "only the fresh message is left");
 }
+
+// XEP-0308 §5 with XEP-0313: a correction is archived as sent, a message of its own with
+// its <replace/>, after the original (the archive keeps history; clients apply it).
+#[tokio::test]
+async fn xep0308_corrections_archived_as_sent() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    alice
+        .send_xml("<message type='chat' to='bob@localhost' id='orig1'><body>helo</body></message>")
+        .await;
+    alice
+        .send_xml(
+            "<message type='chat' to='bob@localhost' id='fix1'><body>hello</body>\
+             <replace xmlns='urn:xmpp:message-correct:0' id='orig1'/></message>",
+        )
+        .await;
+    bob.expect_message().await;
+    bob.expect_message().await;
+    for c in [&mut alice, &mut bob] {
+        let (r, _) = query(c, "").await;
+        assert_eq!(bodies(&r), ["helo", "hello"]);
+        let replace = forwarded(&r[1])
+            .get_child("replace", "urn:xmpp:message-correct:0")
+            .and_then(|e| e.attr("id"));
+        assert_eq!(replace, Some("orig1"));
+    }
+}

@@ -57,6 +57,15 @@ pub fn parse(query: &Element, limit: usize) -> Result<Request, StanzaError> {
     if let Some(form) = &query.form {
         read_form(form, &mut req)?;
     }
+    // One placeholder per id: bounded like a page.
+    if req
+        .filter
+        .ids
+        .as_ref()
+        .is_some_and(|ids| ids.len() > limit.max(1))
+    {
+        return Err(StanzaError::policy_violation().text(format!("at most {limit} ids per query")));
+    }
     let set = query.set.unwrap_or(xmpp_parsers::rsm::SetQuery {
         max: None,
         after: None,
@@ -86,7 +95,8 @@ pub fn parse(query: &Element, limit: usize) -> Result<Request, StanzaError> {
         }
         (None, Some(after)) => PageFrom::After(after),
         (None, None) => match set.index {
-            Some(i) => PageFrom::Index(i as u64),
+            // Past the end is an empty page; clamped so the SQL offset stays a valid number.
+            Some(i) => PageFrom::Index((i as u64).min(i64::MAX as u64)),
             None => PageFrom::Start,
         },
     });
@@ -306,5 +316,14 @@ mod tests {
             "jid-malformed"
         );
         assert_eq!(cond(q(&set("<max>many</max>"))), "bad-request");
+        let many: String = (1..=101).map(|i| format!("<value>{i}</value>")).collect();
+        assert_eq!(
+            cond(q(&form(&format!("<field var='ids'>{many}</field>")))),
+            "policy-violation"
+        );
+        assert_eq!(
+            q(&set("<index>18446744073709551615</index>")).unwrap().from,
+            Some(PageFrom::Index(i64::MAX as u64))
+        );
     }
 }
