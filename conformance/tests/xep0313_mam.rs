@@ -539,7 +539,12 @@ async fn xep0313_metadata_form_and_discovery() {
         .children()
         .filter_map(|c| c.attr("var"))
         .collect();
-    for f in [MAM, "urn:xmpp:mam:2#extended", SID] {
+    for f in [
+        MAM,
+        "urn:xmpp:mam:2#extended",
+        SID,
+        "urn:xmpp:message-retract:1#tombstone",
+    ] {
         assert!(features.contains(&f), "{f} not in {features:?}");
     }
 }
@@ -891,5 +896,70 @@ async fn xep0308_corrections_archived_as_sent() {
             .get_child("replace", "urn:xmpp:message-correct:0")
             .and_then(|e| e.attr("id"));
         assert_eq!(replace, Some("orig1"));
+    }
+}
+
+const RETRACT: &str = "urn:xmpp:message-retract:1";
+
+fn retraction(to: &str, origin: &str) -> String {
+    format!(
+        "<message type='chat' to='{to}' id='r-{origin}'><retract xmlns='{RETRACT}' id='{origin}'/>\
+         <fallback xmlns='urn:xmpp:fallback:0' for='{RETRACT}'/><body>/me retracted a message</body>\
+         <store xmlns='urn:xmpp:hints'/></message>"
+    )
+}
+
+// XEP-0424 §4, §5: a retraction reaches the recipient, and both archives keep a tombstone
+// in the retracted message's place (no body, `<retracted/>`), then the retraction itself.
+// Only the sender's own message can be retracted: the other party naming it changes nothing.
+#[tokio::test]
+async fn xep0424_retraction_leaves_tombstones() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    alice
+        .send_xml(&format!(
+            "<message type='chat' to='bob@localhost' id='m1'><body>oops</body><origin-id xmlns='{SID}' id='o1'/></message>"
+        ))
+        .await;
+    alice
+        .send_xml(&format!(
+            "<message type='chat' to='bob@localhost' id='m2'><body>fine</body><origin-id xmlns='{SID}' id='o2'/></message>"
+        ))
+        .await;
+    bob.expect_message().await;
+    bob.expect_message().await;
+    // Bob cannot retract what alice sent.
+    bob.send_xml(&retraction("alice@localhost", "o2")).await;
+    alice.expect_message().await;
+    alice.send_xml(&retraction("bob@localhost", "o1")).await;
+    let notice = bob.expect_message().await;
+    assert_eq!(
+        notice.get_child("retract", RETRACT).and_then(|r| r.attr("id")),
+        Some("o1")
+    );
+    for c in [&mut alice, &mut bob] {
+        let (r, _) = query(c, "").await;
+        assert_eq!(r.len(), 4, "{}", c.jid());
+        let tomb = forwarded(&r[0]);
+        assert!(
+            tomb.get_child("body", ns::CLIENT).is_none(),
+            "{}",
+            xml::to_string(tomb)
+        );
+        assert!(
+            tomb.get_child("retracted", RETRACT)
+                .and_then(|t| t.attr("stamp"))
+                .is_some()
+        );
+        assert_eq!(tomb.attr("id"), Some("m1"));
+        assert_eq!(
+            body(&r[1]),
+            "fine",
+            "{}: only the sender's own message is retracted",
+            c.jid()
+        );
+        assert!(forwarded(&r[2]).has_child("retract", RETRACT));
+        assert!(forwarded(&r[3]).has_child("retract", RETRACT));
     }
 }

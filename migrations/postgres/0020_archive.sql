@@ -14,6 +14,7 @@ CREATE TABLE archive_messages (
     peer          TEXT COLLATE "C" NOT NULL, -- the other party's bare JID
     peer_resource TEXT COLLATE "C" NOT NULL, -- its resource, '' when none
     outgoing      BOOLEAN NOT NULL,
+    origin_id     TEXT    NOT NULL, -- the sender's id for it (origin-id, else 'id'): retractions name it
     stanza        TEXT    NOT NULL, -- the message as XML text, as routed
     PRIMARY KEY (host, username, id),
     FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE

@@ -18,8 +18,22 @@ pub struct ArchiveRow {
     pub peer_resource: String,
     /// Sent by the owner (true) or received.
     pub outgoing: bool,
+    /// The sender's id for the message (its origin-id, else its `id`), which a XEP-0424
+    /// retraction names; empty when none.
+    pub origin_id: String,
     /// The message as XML text.
     pub stanza: String,
+}
+
+/// A XEP-0424 retraction to apply to one owner's archive: the messages with `peer` in
+/// direction `outgoing` whose sender's id is `origin_id` become tombstones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retraction {
+    pub host: String,
+    pub username: String,
+    pub peer: String,
+    pub outgoing: bool,
+    pub origin_id: String,
 }
 
 /// A message read back from an archive.
@@ -77,13 +91,17 @@ pub struct ArchivePage {
 type Row = (i64, String, String, bool, String);
 
 const INSERT: &str = "INSERT INTO archive_messages \
-                      (host, username, id, peer, peer_resource, outgoing, stanza) \
-                      SELECT $1, $2, $3, $4, $5, $6, $7 \
+                      (host, username, id, peer, peer_resource, outgoing, origin_id, stanza) \
+                      SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
                       WHERE EXISTS (SELECT 1 FROM accounts WHERE host = $1 AND username = $2) \
                       ON CONFLICT DO NOTHING";
 const HAS_ID: &str = "SELECT COUNT(*) FROM archive_messages WHERE host = $1 AND username = $2 AND id = $3";
 const BOUNDS: &str = "SELECT MIN(id), MAX(id) FROM archive_messages WHERE host = $1 AND username = $2";
 const PURGE: &str = "DELETE FROM archive_messages WHERE host = $1 AND username = $2";
+const RETRACTED: &str = "SELECT id, stanza FROM archive_messages WHERE host = $1 AND username = $2 \
+                         AND peer = $3 AND outgoing = $4 AND origin_id = $5";
+const TOMBSTONE: &str =
+    "UPDATE archive_messages SET stanza = $4 WHERE host = $1 AND username = $2 AND id = $3";
 const EXPIRE: &str = "DELETE FROM archive_messages WHERE id < $1";
 
 /// A value bound to a placeholder of a query built at runtime.
@@ -165,6 +183,7 @@ impl Storage {
                     .bind(&row.peer)
                     .bind(&row.peer_resource)
                     .bind(row.outgoing)
+                    .bind(&row.origin_id)
                     .bind(&row.stanza)
                     .execute(&mut *tx)
                     .await?
@@ -200,6 +219,45 @@ impl Storage {
     pub async fn archive_purge(&self, host: &str, username: &str) -> Result<u64, StorageError> {
         let n = with_pool!(self, pool => {
             sqlx::query(PURGE).bind(host).bind(username).execute(pool).await?.rows_affected()
+        });
+        Ok(n)
+    }
+
+    /// Applies a retraction: each matching message's text becomes `tombstone(text)` (its
+    /// id and place stay). Returns how many were replaced.
+    pub async fn archive_retract(
+        &self,
+        r: &Retraction,
+        tombstone: impl Fn(&str) -> Option<String>,
+    ) -> Result<u64, StorageError> {
+        if r.origin_id.is_empty() {
+            return Ok(0);
+        }
+        let n = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let rows: Vec<(i64, String)> = sqlx::query_as(RETRACTED)
+                .bind(&r.host)
+                .bind(&r.username)
+                .bind(&r.peer)
+                .bind(r.outgoing)
+                .bind(&r.origin_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut n = 0;
+            for (id, text) in rows {
+                if let Some(replaced) = tombstone(&text) {
+                    n += sqlx::query(TOMBSTONE)
+                        .bind(&r.host)
+                        .bind(&r.username)
+                        .bind(id)
+                        .bind(&replaced)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+            }
+            tx.commit().await?;
+            n
         });
         Ok(n)
     }

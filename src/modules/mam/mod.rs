@@ -19,7 +19,11 @@
 //! Retention (`limits.archive_max_age_secs`, [`retention`]) and purges (ad-hoc commands,
 //! [`commands`]) delete from it.
 //!
-//! Not done here (yet): room archives, full-text search, retraction, XEP-0227 export.
+//! A XEP-0424 retraction turns the sender's message into a tombstone in both archives (only
+//! messages that sender sent: the direction and peer must match).
+//!
+//! Not done here (yet): room archives (so no XEP-0425 moderation), full-text search,
+//! XEP-0227 export.
 //! Messages to or from other servers are not archived (no s2s).
 
 pub mod commands;
@@ -41,7 +45,7 @@ use crate::router::hooks::{Flow, Routed};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::router::{self, Destination};
 use crate::server::Server;
-use crate::storage::archive::ArchiveRow;
+use crate::storage::archive::{ArchiveRow, Retraction};
 use crate::xml;
 
 pub const NS: &str = "urn:xmpp:mam:2";
@@ -93,6 +97,8 @@ impl Module for Mam {
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.account_feature(NS_EXTENDED);
         r.account_feature(policy::NS_SID);
+        // XEP-0424 §2: the archive keeps tombstones of retracted messages.
+        r.account_feature(policy::NS_TOMBSTONE);
         r.provide(self.archive.clone());
         for command in commands::TABLE {
             r.command(command);
@@ -158,10 +164,7 @@ impl Module for Mam {
         r.hooks.outbound.add_for(
             -50,
             "mam",
-            |_, routed| {
-                routed.stanza.name() == "message"
-                    && (policy::has_stanza_id(&routed.stanza) || policy::archivable(&routed.stanza))
-            },
+            |_, routed| routed.stanza.name() == "message" && policy::concerns_archive(&routed.stanza),
             move |server, routed| {
                 let archive = archive.clone();
                 async move { Flow::Continue(outgoing(&server, &archive, routed).await) }
@@ -175,7 +178,7 @@ impl Module for Mam {
             |_, routed| {
                 routed.stanza.name() == "message"
                     && routed.to.is_some()
-                    && (policy::has_stanza_id(&routed.stanza) || policy::archivable(&routed.stanza))
+                    && policy::concerns_archive(&routed.stanza)
             },
             move |server, routed| {
                 let archive = archive.clone();
@@ -217,7 +220,21 @@ async fn outgoing(server: &Arc<Server>, archive: &Archive, mut routed: Routed) -
         Destination::Service(_) => true,
         _ => false,
     };
-    if !local || !policy::archivable(&routed.stanza) {
+    if !local {
+        return routed;
+    }
+    if let Some(retracted) = policy::retracts(&routed.stanza) {
+        // XEP-0424: the sender's own copy of the message it names (outgoing, to this peer).
+        let retraction = Retraction {
+            host: routed.from.domain().to_string(),
+            username: routed.from.node().map(|n| n.to_string()).unwrap_or_default(),
+            peer: to.to_bare().to_string(),
+            outgoing: true,
+            origin_id: retracted.to_string(),
+        };
+        archive.writer(server).retract(retraction).await;
+    }
+    if !policy::archivable(&routed.stanza) {
         return routed;
     }
     let peer = to.to_bare().to_string();
@@ -238,6 +255,7 @@ async fn outgoing(server: &Arc<Server>, archive: &Archive, mut routed: Routed) -
         peer,
         peer_resource,
         outgoing: true,
+        origin_id: policy::origin_id(&routed.stanza),
         stanza: xml::to_string(&routed.stanza),
     };
     archive.writer(server).append(row).await;
@@ -255,6 +273,17 @@ async fn incoming(server: &Arc<Server>, archive: &Archive, mut routed: Routed) -
     };
     if policy::has_stanza_id(&routed.stanza) {
         policy::strip_stanza_ids(&mut routed.stanza, |by| by == owner.as_str());
+    }
+    if let Some(retracted) = policy::retracts(&routed.stanza) {
+        // XEP-0424: only what this sender sent this owner (incoming, from this peer).
+        let retraction = Retraction {
+            host: owner.domain().to_string(),
+            username: username.clone(),
+            peer: routed.from.to_bare().to_string(),
+            outgoing: false,
+            origin_id: retracted.to_string(),
+        };
+        archive.writer(server).retract(retraction).await;
     }
     if !policy::archivable(&routed.stanza) {
         return routed;
@@ -278,6 +307,7 @@ async fn incoming(server: &Arc<Server>, archive: &Archive, mut routed: Routed) -
         peer,
         peer_resource,
         outgoing: false,
+        origin_id: policy::origin_id(&routed.stanza),
         stanza: xml::to_string(&routed.stanza),
     };
     archive.writer(server).append(row).await;

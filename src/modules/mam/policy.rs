@@ -13,6 +13,9 @@ use crate::xml::{self, ns};
 pub const NS_SID: &str = "urn:xmpp:sid:0";
 pub const NS_HINTS: &str = "urn:xmpp:hints";
 const NS_CARBONS: &str = "urn:xmpp:carbons:2";
+/// XEP-0424 message retraction.
+pub const NS_RETRACT: &str = "urn:xmpp:message-retract:1";
+pub const NS_TOMBSTONE: &str = "urn:xmpp:message-retract:1#tombstone";
 
 /// Whether an account's archive keeps `msg` (a `<message/>`).
 pub fn archivable(msg: &Element) -> bool {
@@ -29,6 +32,12 @@ pub fn archivable(msg: &Element) -> bool {
         return false;
     }
     msg.has_child("body", ns::CLIENT) || msg.has_child("store", NS_HINTS)
+}
+
+/// Whether the archive has anything to do with `msg`: keep it, remove a stanza-id from it
+/// or apply the retraction it carries (the hooks' cheap pre-check).
+pub fn concerns_archive(msg: &Element) -> bool {
+    has_stanza_id(msg) || archivable(msg) || msg.has_child("retract", NS_RETRACT)
 }
 
 /// Whether `msg` carries any `<stanza-id/>` (the common case, none, costs one scan).
@@ -53,6 +62,44 @@ pub fn strip_stanza_ids(msg: &mut Element, claims: impl Fn(&str) -> bool) -> usi
         msg.append_child(sid);
     }
     removed
+}
+
+/// The sender's id for `msg`, which a retraction names: its origin-id, else its `id`.
+pub fn origin_id(msg: &Element) -> String {
+    msg.get_child("origin-id", NS_SID)
+        .and_then(|o| o.attr("id"))
+        .or_else(|| msg.attr("id"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The id of the message `msg` retracts (XEP-0424 `<retract id=../>`), if it is a retraction.
+pub fn retracts(msg: &Element) -> Option<&str> {
+    msg.get_child("retract", NS_RETRACT)
+        .and_then(|r| r.attr("id"))
+        .filter(|id| !id.is_empty())
+}
+
+/// XEP-0424 §5 tombstone of an archived message (XML text): the same addresses, type and
+/// ids, its content replaced by `<retracted stamp=../>`. `None` if it does not parse.
+pub fn tombstone(text: &str, stamp: &str) -> Option<String> {
+    let original: Element = text.parse().ok()?;
+    let mut tomb = Element::bare("message", ns::CLIENT);
+    for name in ["from", "to", "type", "id"] {
+        if let Some(value) = original.attr(name) {
+            xml::set_attr(&mut tomb, name, value);
+        }
+    }
+    for keep in original
+        .children()
+        .filter(|c| c.is("origin-id", NS_SID) || c.is("stanza-id", NS_SID))
+    {
+        tomb.append_child(keep.clone());
+    }
+    let mut retracted = Element::bare("retracted", NS_RETRACT);
+    xml::set_attr(&mut retracted, "stamp", stamp);
+    tomb.append_child(retracted);
+    Some(xml::to_string(&tomb))
 }
 
 /// Adds `<stanza-id xmlns='urn:xmpp:sid:0' by=.. id=../>`.
@@ -98,6 +145,27 @@ mod tests {
         for m in not {
             assert!(!archivable(&msg(m)), "{m}");
         }
+    }
+
+    #[test]
+    fn xep0424_retraction_and_tombstone() {
+        let r = msg("type='chat'><retract xmlns='urn:xmpp:message-retract:1' id='o1'/><body>x</body>");
+        assert_eq!(retracts(&r), Some("o1"));
+        assert_eq!(retracts(&msg("><body>x</body>")), None);
+        let original = msg("from='a@x/r' to='b@x' id='m1' type='chat'><body>oops</body>\
+             <origin-id xmlns='urn:xmpp:sid:0' id='o1'/><stanza-id xmlns='urn:xmpp:sid:0' by='b@x' id='7'/>");
+        assert_eq!(origin_id(&original), "o1");
+        assert_eq!(origin_id(&msg("id='m2'><body>x</body>")), "m2");
+        let tomb: Element = tombstone(&xml::to_string(&original), "2026-12-07T00:00:00Z")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!((tomb.attr("from"), tomb.attr("id")), (Some("a@x/r"), Some("m1")));
+        assert!(!tomb.has_child("body", ns::CLIENT));
+        assert!(tomb.has_child("origin-id", NS_SID) && tomb.has_child("stanza-id", NS_SID));
+        let retracted = tomb.get_child("retracted", NS_RETRACT).unwrap();
+        assert_eq!(retracted.attr("stamp"), Some("2026-12-07T00:00:00Z"));
+        assert_eq!(tombstone("not xml", "x"), None);
     }
 
     #[test]

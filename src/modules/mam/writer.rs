@@ -10,7 +10,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::Storage;
-use crate::storage::archive::ArchiveRow;
+use crate::storage::archive::{ArchiveRow, Retraction};
 
 /// Rows waiting for the writer at most; past it senders wait.
 const QUEUE: usize = 8192;
@@ -19,6 +19,8 @@ const BATCH: usize = 512;
 
 enum Job {
     Row(ArchiveRow),
+    /// Applied after the rows queued before it (the message it names is written first).
+    Retract(Retraction),
     /// Answered once every job before it is done.
     Flush(oneshot::Sender<()>),
 }
@@ -43,6 +45,13 @@ impl Writer {
         }
     }
 
+    /// Queues a XEP-0424 retraction (waits while the queue is full).
+    pub async fn retract(&self, retraction: Retraction) {
+        if self.tx.send(Job::Retract(retraction)).await.is_err() {
+            tracing::error!("archive writer stopped; retraction not applied");
+        }
+    }
+
     /// Waits until every row queued before this call is written (or failed).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
@@ -56,18 +65,35 @@ async fn run(storage: Storage, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(BATCH);
     let mut rows = Vec::with_capacity(BATCH);
     let mut flushed = Vec::new();
+    let mut retractions = Vec::new();
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
         for job in jobs.drain(..) {
             match job {
                 Job::Row(row) => rows.push(row),
+                Job::Retract(r) => retractions.push(r),
                 Job::Flush(done) => flushed.push(done),
             }
         }
         write(&storage, &rows).await;
         rows.clear();
+        for r in retractions.drain(..) {
+            retract(&storage, &r).await;
+        }
         for done in flushed.drain(..) {
             let _ = done.send(());
         }
+    }
+}
+
+/// Turns the retracted messages into tombstones stamped now.
+async fn retract(storage: &Storage, r: &Retraction) {
+    let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match storage
+        .archive_retract(r, |text| super::policy::tombstone(text, &stamp))
+        .await
+    {
+        Ok(n) => tracing::debug!(messages = n, "archived messages retracted"),
+        Err(e) => tracing::error!(error = %e, "archive retraction failed"),
     }
 }
 
@@ -107,6 +133,7 @@ mod tests {
             peer: "bob@example.org".into(),
             peer_resource: String::new(),
             outgoing: false,
+            origin_id: String::new(),
             stanza: format!("<message xmlns='jabber:client'><body>{id}</body></message>"),
         }
     }

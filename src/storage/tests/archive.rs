@@ -2,7 +2,7 @@
 
 use super::TestDb;
 use crate::storage::Storage;
-use crate::storage::archive::{ArchiveFilter, ArchiveRow, PageFrom, StoredPrefs};
+use crate::storage::archive::{ArchiveFilter, ArchiveRow, PageFrom, Retraction, StoredPrefs};
 
 backend_tests!(
     archive_pages_forward,
@@ -13,6 +13,7 @@ backend_tests!(
     archive_skips_unknown_owner_and_goes_with_account,
     archive_bounds_has_id_purge,
     archive_prefs_stored_replaced_and_gone_with_account,
+    archive_retraction_replaces_only_the_senders_message,
 );
 
 const HOST: &str = "example.org";
@@ -25,6 +26,7 @@ fn row(user: &str, id: i64, peer: &str, resource: &str) -> ArchiveRow {
         peer: peer.into(),
         peer_resource: resource.into(),
         outgoing: id % 2 == 0,
+        origin_id: format!("o{id}"),
         stanza: format!(
             "<message xmlns='jabber:client' id='m{id}'><body>Ålice “{id}” &amp;</body></message>"
         ),
@@ -272,4 +274,40 @@ async fn archive_prefs_stored_replaced_and_gone_with_account(db: &TestDb) {
     assert!(s.delete_user(HOST, "alice").await.unwrap());
     s.create_user(HOST, "alice", &[]).await.unwrap();
     assert_eq!(s.archive_prefs(HOST, "alice").await.unwrap(), None);
+}
+
+async fn archive_retraction_replaces_only_the_senders_message(db: &TestDb) {
+    // Odd ids are incoming from bob (outgoing = id % 2 == 0).
+    let s = filled(db, 4).await;
+    let retraction = |origin: &str, outgoing: bool| Retraction {
+        host: HOST.into(),
+        username: "alice".into(),
+        peer: "bob@example.org".into(),
+        outgoing,
+        origin_id: origin.into(),
+    };
+    let tomb = |_: &str| Some("<message xmlns='jabber:client'/>".to_string());
+    // Wrong direction, unknown id, wrong peer: nothing.
+    assert_eq!(s.archive_retract(&retraction("o3", true), tomb).await.unwrap(), 0);
+    assert_eq!(
+        s.archive_retract(&retraction("o9", false), tomb).await.unwrap(),
+        0
+    );
+    let other = Retraction {
+        peer: "carol@example.org".into(),
+        ..retraction("o3", false)
+    };
+    assert_eq!(s.archive_retract(&other, tomb).await.unwrap(), 0);
+    assert_eq!(
+        s.archive_retract(&retraction("o3", false), tomb).await.unwrap(),
+        1
+    );
+    let page = s
+        .archive_query(HOST, "alice", &ArchiveFilter::default(), PageFrom::Start, 10)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = page.messages.iter().map(|m| m.stanza.as_str()).collect();
+    assert_eq!(texts[2], "<message xmlns='jabber:client'/>");
+    assert_eq!(texts[1], row("alice", 2, "", "").stanza);
+    assert_eq!(page.messages.len(), 4, "the tombstone keeps its place");
 }
