@@ -193,7 +193,11 @@ pub async fn flush_on_stop(server: &Server) {
     if let Some(archive) = server.registry.provided::<Archive>()
         && let Some(writer) = archive.writer.get()
     {
-        writer.flush().await;
+        // Bounded: a database that stopped answering must not keep the process alive.
+        let flushed = tokio::time::timeout(std::time::Duration::from_secs(30), writer.flush()).await;
+        if flushed.is_err() {
+            tracing::error!("archive writer did not finish within 30 s; queued messages lost");
+        }
     }
 }
 
