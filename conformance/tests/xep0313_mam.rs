@@ -963,3 +963,56 @@ async fn xep0424_retraction_leaves_tombstones() {
         assert!(forwarded(&r[3]).has_child("retract", RETRACT));
     }
 }
+
+// XEP-0431 §2-3: the fulltext field of the query form finds messages by words of their body
+// (all terms, phrases in quotes, prefixes with *), combined with the other filters and
+// paging; a query without a word is bad-request; the feature and field are advertised.
+#[tokio::test]
+async fn xep0431_fulltext_search() {
+    let server = server().await;
+    let mut alice = online(&server, "alice@localhost/a").await;
+    let mut bob = online(&server, "bob@localhost/b").await;
+    let mut carol = online(&server, "carol@localhost/c").await;
+    for text in ["The quick brown fox", "lazy dog", "Quick thinking"] {
+        alice.send_message("bob@localhost", text).await;
+        bob.expect_message().await;
+    }
+    carol.send_message("bob@localhost", "quickly now").await;
+    bob.expect_message().await;
+    let ft = |q: &str| form(&field("{urn:xmpp:fulltext:0}fulltext", q));
+    let (r, _) = query(&mut bob, &ft("quick")).await;
+    assert_eq!(bodies(&r), ["The quick brown fox", "Quick thinking"]);
+    let (r, _) = query(&mut bob, &ft("\"brown fox\"")).await;
+    assert_eq!(bodies(&r), ["The quick brown fox"]);
+    let (r, _) = query(&mut bob, &ft("\"fox brown\"")).await;
+    assert!(r.is_empty());
+    let (r, _) = query(&mut bob, &ft("quick*")).await;
+    assert_eq!(
+        bodies(&r),
+        ["The quick brown fox", "Quick thinking", "quickly now"]
+    );
+    let with = form(&(field("{urn:xmpp:fulltext:0}fulltext", "quick*") + &field("with", "carol@localhost")));
+    let (r, _) = query(&mut bob, &with).await;
+    assert_eq!(bodies(&r), ["quickly now"]);
+    let (r, iq) = query(&mut bob, &(ft("quick*") + &set("<max>1</max><before/>"))).await;
+    assert_eq!(bodies(&r), ["quickly now"]);
+    assert_eq!(fin(&iq).4.as_deref(), Some("3"));
+    let (_, iq) = query(&mut bob, &ft("  \"\" * ")).await;
+    assert_eq!(error_condition(&iq), "bad-request");
+    let (r, _) = query(&mut alice, &ft("quickly")).await;
+    assert!(r.is_empty(), "carol's message is not in alice's archive");
+    let info = bob
+        .iq(
+            "get",
+            Some("bob@localhost"),
+            &format!("<query xmlns='{}'/>", ns::DISCO_INFO),
+        )
+        .await;
+    assert!(
+        xml::to_string(&info).contains("urn:xmpp:fulltext:0"),
+        "{}",
+        xml::to_string(&info)
+    );
+    let f = bob.iq("get", None, &format!("<query xmlns='{MAM}'/>")).await;
+    assert!(xml::to_string(&f).contains("{urn:xmpp:fulltext:0}fulltext"));
+}

@@ -21,6 +21,8 @@ pub struct ArchiveRow {
     /// The sender's id for the message (its origin-id, else its `id`), which a XEP-0424
     /// retraction names; empty when none.
     pub origin_id: String,
+    /// Its `<body/>` text (empty when none): what full-text search looks in.
+    pub body: String,
     /// The message as XML text.
     pub stanza: String,
 }
@@ -58,6 +60,18 @@ pub struct ArchiveFilter {
     pub before_id: Option<i64>,
     /// Only these ids (XEP-0313 `#extended`).
     pub ids: Option<Vec<i64>>,
+    /// XEP-0431: only messages whose body matches.
+    pub fulltext: Option<FullText>,
+}
+
+/// A full-text query, already written in each backend's syntax from the same terms
+/// (`modules::mam::fulltext`): every term must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullText {
+    /// An SQLite FTS5 MATCH expression.
+    pub fts5: String,
+    /// A PostgreSQL tsquery (`to_tsquery('simple', ..)`).
+    pub tsquery: String,
 }
 
 /// Where a page starts (XEP-0059 §2).
@@ -91,8 +105,8 @@ pub struct ArchivePage {
 type Row = (i64, String, String, bool, String);
 
 const INSERT: &str = "INSERT INTO archive_messages \
-                      (host, username, id, peer, peer_resource, outgoing, origin_id, stanza) \
-                      SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                      (host, username, id, peer, peer_resource, outgoing, origin_id, stanza, body) \
+                      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
                       WHERE EXISTS (SELECT 1 FROM accounts WHERE host = $1 AND username = $2) \
                       ON CONFLICT DO NOTHING";
 const HAS_ID: &str = "SELECT COUNT(*) FROM archive_messages WHERE host = $1 AND username = $2 AND id = $3";
@@ -101,7 +115,7 @@ const PURGE: &str = "DELETE FROM archive_messages WHERE host = $1 AND username =
 const RETRACTED: &str = "SELECT id, stanza FROM archive_messages WHERE host = $1 AND username = $2 \
                          AND peer = $3 AND outgoing = $4 AND origin_id = $5";
 const TOMBSTONE: &str =
-    "UPDATE archive_messages SET stanza = $4 WHERE host = $1 AND username = $2 AND id = $3";
+    "UPDATE archive_messages SET stanza = $4, body = '' WHERE host = $1 AND username = $2 AND id = $3";
 const EXPIRE: &str = "DELETE FROM archive_messages WHERE id < $1";
 
 /// A value bound to a placeholder of a query built at runtime.
@@ -111,7 +125,12 @@ enum Bind<'a> {
 }
 
 /// The WHERE clause of `filter` on one owner's archive, with its values in placeholder order.
-fn where_clause<'a>(host: &'a str, username: &'a str, filter: &'a ArchiveFilter) -> (String, Vec<Bind<'a>>) {
+fn where_clause<'a>(
+    host: &'a str,
+    username: &'a str,
+    filter: &'a ArchiveFilter,
+    postgres: bool,
+) -> (String, Vec<Bind<'a>>) {
     let mut sql = String::from("host = $1 AND username = $2");
     let mut binds = vec![Bind::Text(host), Bind::Text(username)];
     let mut add = |sql: &mut String, clause: &str, value: Bind<'a>| {
@@ -132,6 +151,22 @@ fn where_clause<'a>(host: &'a str, username: &'a str, filter: &'a ArchiveFilter)
     ] {
         if let Some(v) = bound {
             add(&mut sql, clause, Bind::Int(v));
+        }
+    }
+    if let Some(ft) = &filter.fulltext {
+        if postgres {
+            add(
+                &mut sql,
+                " AND body_tsv @@ to_tsquery('simple', ?)",
+                Bind::Text(&ft.tsquery),
+            );
+        } else {
+            // The owner's placeholders again: FTS5 filters its own copy of the owner.
+            add(
+                &mut sql,
+                " AND id IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ? AND host = $1 AND username = $2)",
+                Bind::Text(&ft.fts5),
+            );
         }
     }
     if let Some(ids) = &filter.ids {
@@ -185,6 +220,7 @@ impl Storage {
                     .bind(row.outgoing)
                     .bind(&row.origin_id)
                     .bind(&row.stanza)
+                    .bind(&row.body)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -279,7 +315,8 @@ impl Storage {
         from: PageFrom,
         max: usize,
     ) -> Result<ArchivePage, StorageError> {
-        let (base, binds) = where_clause(host, username, filter);
+        let postgres = self.backend_name() == "postgres";
+        let (base, binds) = where_clause(host, username, filter, postgres);
         let count_sql = format!("SELECT COUNT(*) FROM archive_messages WHERE {base}");
         let count: i64 = with_pool!(self, pool => {
             bind_all!(sqlx::query_scalar(AssertSqlSafe(count_sql.clone())), binds)

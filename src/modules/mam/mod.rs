@@ -22,11 +22,13 @@
 //! A XEP-0424 retraction turns the sender's message into a tombstone in both archives (only
 //! messages that sender sent: the direction and peer must match).
 //!
-//! Not done here (yet): room archives (so no XEP-0425 moderation), full-text search,
-//! XEP-0227 export.
+//! XEP-0431 full-text search: [`fulltext`].
+//!
+//! Not done here (yet): room archives (so no XEP-0425 moderation), XEP-0227 export.
 //! Messages to or from other servers are not archived (no s2s).
 
 pub mod commands;
+pub mod fulltext;
 pub mod policy;
 pub mod prefs;
 pub mod query;
@@ -99,6 +101,7 @@ impl Module for Mam {
         r.account_feature(policy::NS_SID);
         // XEP-0424 §2: the archive keeps tombstones of retracted messages.
         r.account_feature(policy::NS_TOMBSTONE);
+        r.account_feature(fulltext::NS);
         r.provide(self.archive.clone());
         for command in commands::TABLE {
             r.command(command);
@@ -260,6 +263,7 @@ async fn outgoing(server: &Arc<Server>, archive: &Archive, mut routed: Routed) -
         peer_resource,
         outgoing: true,
         origin_id: policy::origin_id(&routed.stanza),
+        body: policy::body_text(&routed.stanza),
         stanza: xml::to_string(&routed.stanza),
     };
     archive.writer(server).append(row).await;
@@ -312,6 +316,7 @@ async fn incoming(server: &Arc<Server>, archive: &Archive, mut routed: Routed) -
         peer_resource,
         outgoing: false,
         origin_id: policy::origin_id(&routed.stanza),
+        body: policy::body_text(&routed.stanza),
         stanza: xml::to_string(&routed.stanza),
     };
     archive.writer(server).append(row).await;

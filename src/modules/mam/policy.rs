@@ -64,6 +64,13 @@ pub fn strip_stanza_ids(msg: &mut Element, claims: impl Fn(&str) -> bool) -> usi
     removed
 }
 
+/// The text of `msg`'s `<body/>` (empty when none): what full-text search looks in.
+pub fn body_text(msg: &Element) -> String {
+    msg.get_child("body", ns::CLIENT)
+        .map(|b| b.text())
+        .unwrap_or_default()
+}
+
 /// The sender's id for `msg`, which a retraction names: its origin-id, else its `id`.
 pub fn origin_id(msg: &Element) -> String {
     msg.get_child("origin-id", NS_SID)

@@ -122,7 +122,12 @@ fn read_form(form: &DataForm, req: &mut Request) -> Result<(), StanzaError> {
                 // Ids that are not ours cannot be in the archive: simply not found.
                 f.ids = Some(field.values.iter().filter_map(|v| v.parse().ok()).collect());
             }
-            ("with" | "start" | "end" | "after-id" | "before-id", None) => {}
+            (super::fulltext::FIELD, Some(v)) => {
+                let ft = super::fulltext::parse(v)
+                    .ok_or_else(|| StanzaError::bad_request().text("the full-text query has no word"))?;
+                f.fulltext = Some(ft);
+            }
+            ("with" | "start" | "end" | "after-id" | "before-id" | super::fulltext::FIELD, None) => {}
             ("with", Some(v)) => {
                 let jid =
                     Jid::new(v).map_err(|_| StanzaError::jid_malformed().text("'with' is not a JID"))?;
@@ -220,6 +225,7 @@ pub fn form() -> Element {
         Field::new("after-id", FieldType::TextSingle),
         Field::new("before-id", FieldType::TextSingle),
         Field::new("ids", FieldType::TextMulti),
+        Field::new(super::fulltext::FIELD, FieldType::TextSingle),
     ];
     let form: Element = DataForm::new(DataFormType::Form, NS, fields).into();
     Element::builder("query", NS).append(form).build()

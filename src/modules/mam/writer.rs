@@ -134,6 +134,7 @@ mod tests {
             peer_resource: String::new(),
             outgoing: false,
             origin_id: String::new(),
+            body: id.to_string(),
             stanza: format!("<message xmlns='jabber:client'><body>{id}</body></message>"),
         }
     }

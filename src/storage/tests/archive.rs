@@ -2,7 +2,7 @@
 
 use super::TestDb;
 use crate::storage::Storage;
-use crate::storage::archive::{ArchiveFilter, ArchiveRow, PageFrom, Retraction, StoredPrefs};
+use crate::storage::archive::{ArchiveFilter, ArchiveRow, FullText, PageFrom, Retraction, StoredPrefs};
 
 backend_tests!(
     archive_pages_forward,
@@ -14,6 +14,7 @@ backend_tests!(
     archive_bounds_has_id_purge,
     archive_prefs_stored_replaced_and_gone_with_account,
     archive_retraction_replaces_only_the_senders_message,
+    archive_fulltext_same_semantics,
 );
 
 const HOST: &str = "example.org";
@@ -27,6 +28,7 @@ fn row(user: &str, id: i64, peer: &str, resource: &str) -> ArchiveRow {
         peer_resource: resource.into(),
         outgoing: id % 2 == 0,
         origin_id: format!("o{id}"),
+        body: format!("Ålice “{id}” &"),
         stanza: format!(
             "<message xmlns='jabber:client' id='m{id}'><body>Ålice “{id}” &amp;</body></message>"
         ),
@@ -310,4 +312,89 @@ async fn archive_retraction_replaces_only_the_senders_message(db: &TestDb) {
     assert_eq!(texts[2], "<message xmlns='jabber:client'/>");
     assert_eq!(texts[1], row("alice", 2, "", "").stanza);
     assert_eq!(page.messages.len(), 4, "the tombstone keeps its place");
+}
+
+/// The same queries on both backends (terms as `modules::mam::fulltext` writes them).
+async fn archive_fulltext_same_semantics(db: &TestDb) {
+    let s = db.open().await;
+    s.create_user(HOST, "alice", &[]).await.unwrap();
+    s.create_user(HOST, "bob", &[]).await.unwrap();
+    let bodies = [
+        "The quick brown fox",
+        "lazy dog jumps",
+        "Quick thinking, QUICK action",
+        "don't panic",
+        "überraschung party",
+        "",
+    ];
+    let rows: Vec<ArchiveRow> = bodies
+        .iter()
+        .zip(1..)
+        .map(|(b, id)| ArchiveRow {
+            body: b.to_string(),
+            ..row("alice", id, "bob@example.org", "")
+        })
+        .collect();
+    s.archive_append(&rows).await.unwrap();
+    s.archive_append(&[ArchiveRow {
+        body: "quick quick".into(),
+        ..row("bob", 100, "alice@example.org", "")
+    }])
+    .await
+    .unwrap();
+    let search = |fts5: &str, tsquery: &str| ArchiveFilter {
+        fulltext: Some(FullText {
+            fts5: fts5.into(),
+            tsquery: tsquery.into(),
+        }),
+        ..Default::default()
+    };
+    let cases: &[(&str, &str, &[i64])] = &[
+        ("\"quick\"", "quick", &[1, 3]),
+        ("\"quick\" AND \"brown\"", "quick & brown", &[1]),
+        ("\"brown fox\"", "(brown <-> fox)", &[1]),
+        ("\"fox brown\"", "(fox <-> brown)", &[]),
+        ("\"qui\"*", "qui:*", &[1, 3]),
+        ("\"jump\"*", "jump:*", &[2]),
+        ("\"don t\"", "(don <-> t)", &[4]),
+        ("\"überraschung\"", "überraschung", &[5]),
+        ("\"nothing\"", "nothing", &[]),
+    ];
+    for (fts5, tsquery, expected) in cases {
+        assert_eq!(
+            ids(&s, &search(fts5, tsquery), PageFrom::Start, 50).await.0,
+            expected.to_vec(),
+            "{fts5} / {tsquery}"
+        );
+    }
+    // Paging and other filters combine with it.
+    let quick = ArchiveFilter {
+        before_id: Some(3),
+        ..search("\"quick\"", "quick")
+    };
+    assert_eq!(ids(&s, &quick, PageFrom::Start, 50).await.0, [1]);
+    // A retracted message is no longer found.
+    let retraction = Retraction {
+        host: HOST.into(),
+        username: "alice".into(),
+        peer: "bob@example.org".into(),
+        outgoing: false,
+        origin_id: "o1".into(),
+    };
+    let tomb = |_: &str| Some("<message xmlns='jabber:client'/>".to_string());
+    assert_eq!(s.archive_retract(&retraction, tomb).await.unwrap(), 1);
+    assert_eq!(
+        ids(&s, &search("\"quick\"", "quick"), PageFrom::Start, 50)
+            .await
+            .0,
+        [3]
+    );
+    // Purged messages neither.
+    s.archive_purge(HOST, "alice").await.unwrap();
+    assert!(
+        ids(&s, &search("\"quick\"", "quick"), PageFrom::Start, 50)
+            .await
+            .0
+            .is_empty()
+    );
 }
