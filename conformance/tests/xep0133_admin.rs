@@ -168,6 +168,7 @@ const ALL_NODES: &[&str] = &[
     "https://github.com/switchboard-xmpp/switchboard#reload-config",
     "https://github.com/switchboard-xmpp/switchboard#list-muc-rooms",
     "https://github.com/switchboard-xmpp/switchboard#destroy-muc-room",
+    "https://github.com/switchboard-xmpp/switchboard#purge-user-archive",
 ];
 
 // §3: only admins; others get forbidden (XEP-0050 §4.6: type cancel) for every command
