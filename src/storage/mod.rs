@@ -71,6 +71,7 @@ mod connect;
 pub mod muc;
 pub mod notes;
 pub mod offline;
+pub mod pep;
 pub mod portable;
 pub mod privacy;
 mod private;
