@@ -70,8 +70,17 @@ async fn info(req: IqRequest) -> IqResult {
         // The account itself (XEP-0030 §3.1 for a bare JID the server answers for): every
         // namespace the server answers at the account, disco#items included.
         (IqTarget::OwnAccount, None) => {
+            let registry = &req.server.registry;
             query.append_child(identity_element("account", "registered", None));
-            for var in req.server.registry.namespaces_for(IqTarget::OwnAccount) {
+            for id in registry.account_identities() {
+                let name = (!id.name.is_empty()).then_some(id.name);
+                query.append_child(identity_element(id.category, id.kind, name));
+            }
+            let mut vars = registry.namespaces_for(IqTarget::OwnAccount);
+            for var in registry.account_features() {
+                vars.insert(var);
+            }
+            for var in vars {
                 query.append_child(feature_element(var));
             }
         }

@@ -136,6 +136,9 @@ pub struct Registry {
     iq: HashMap<String, Vec<IqRoute>>,
     features: BTreeSet<&'static str>,
     identities: Vec<Identity>,
+    /// disco#info of an account's bare JID, beside its IQ namespaces (XEP-0163 PEP).
+    account_features: BTreeSet<&'static str>,
+    account_identities: Vec<Identity>,
     modules: Vec<&'static str>,
     /// Offered in stream features after authentication (roster versioning, pre-approval...).
     stream_features: Vec<Element>,
@@ -179,6 +182,24 @@ impl Registry {
     /// Advertises a disco#info feature on the server.
     pub fn feature(&mut self, var: &'static str) {
         self.features.insert(var);
+    }
+
+    /// Advertises a disco#info feature on every account's bare JID.
+    pub fn account_feature(&mut self, var: &'static str) {
+        self.account_features.insert(var);
+    }
+
+    /// Advertises a disco#info identity on every account's bare JID.
+    pub fn account_identity(&mut self, identity: Identity) {
+        self.account_identities.push(identity);
+    }
+
+    pub fn account_features(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.account_features.iter().copied()
+    }
+
+    pub fn account_identities(&self) -> &[Identity] {
+        &self.account_identities
     }
 
     /// Lets a module answer disco#info and disco#items requests for `node` addressed to any of

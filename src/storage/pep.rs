@@ -58,15 +58,12 @@ const DELETE_AFFILIATION: &str =
     "DELETE FROM pep_affiliations WHERE host = $1 AND username = $2 AND node = $3 AND jid = $4";
 
 type ItemRow = (String, String, String, String, i64);
+type Loaded = (Vec<(String, String)>, Vec<ItemRow>, Vec<(String, String, String)>);
 
 impl Storage {
     /// Every node of an account with its items and affiliations, read in one transaction.
     pub async fn pep_load(&self, host: &str, username: &str) -> Result<Vec<StoredPepNode>, StorageError> {
-        let (nodes, items, affiliations): (
-            Vec<(String, String)>,
-            Vec<ItemRow>,
-            Vec<(String, String, String)>,
-        ) = with_pool!(self, pool => {
+        let (nodes, items, affiliations): Loaded = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let nodes = sqlx::query_as(SELECT_NODES).bind(host).bind(username).fetch_all(&mut *tx).await?;
             let items = sqlx::query_as(SELECT_ITEMS).bind(host).bind(username).fetch_all(&mut *tx).await?;

@@ -1,0 +1,138 @@
+//! Publish-subscribe (XEP-0060) as XEP-0163 personal eventing on every account.
+//!
+//! Layout: `config` (node options and forms), `node` (one node in memory and the access
+//! decision), `pep` (the service on an account's bare JID: requests, notifications, last
+//! items on presence), `caps` (XEP-0115 interests of resources), `rosters` (the roster
+//! facts access and notifications are decided from), `events` and `errors` (what goes on the
+//! wire). Storage: `storage::pep`.
+
+mod caps;
+pub mod config;
+mod errors;
+mod events;
+mod node;
+mod pep;
+mod rosters;
+
+use std::sync::Arc;
+
+use crate::router::hooks::Flow;
+use crate::router::registry::{Identity, IqTarget, IqType, Module, Registry};
+
+pub use errors::{NS_ERRORS, NS_PUBSUB};
+pub use pep::NS_PUBSUB_OWNER;
+
+/// XEP-0060 §10 features of the personal eventing service (XEP-0163 §6), on each account.
+const PEP_FEATURES: &[&str] = &[
+    "http://jabber.org/protocol/pubsub#access-open",
+    "http://jabber.org/protocol/pubsub#access-presence",
+    "http://jabber.org/protocol/pubsub#access-roster",
+    "http://jabber.org/protocol/pubsub#access-whitelist",
+    "http://jabber.org/protocol/pubsub#auto-create",
+    "http://jabber.org/protocol/pubsub#auto-subscribe",
+    "http://jabber.org/protocol/pubsub#config-node",
+    "http://jabber.org/protocol/pubsub#create-and-configure",
+    "http://jabber.org/protocol/pubsub#create-nodes",
+    "http://jabber.org/protocol/pubsub#delete-items",
+    "http://jabber.org/protocol/pubsub#delete-nodes",
+    "http://jabber.org/protocol/pubsub#filtered-notifications",
+    "http://jabber.org/protocol/pubsub#item-ids",
+    "http://jabber.org/protocol/pubsub#last-published",
+    "http://jabber.org/protocol/pubsub#modify-affiliations",
+    "http://jabber.org/protocol/pubsub#persistent-items",
+    "http://jabber.org/protocol/pubsub#presence-access",
+    "http://jabber.org/protocol/pubsub#presence-notifications",
+    "http://jabber.org/protocol/pubsub#publish",
+    "http://jabber.org/protocol/pubsub#publish-options",
+    "http://jabber.org/protocol/pubsub#purge-nodes",
+    "http://jabber.org/protocol/pubsub#retract-items",
+    "http://jabber.org/protocol/pubsub#retrieve-default",
+    "http://jabber.org/protocol/pubsub#retrieve-items",
+];
+
+#[derive(Default)]
+pub struct PubSub {
+    pep: pep::Pep,
+}
+
+impl PubSub {
+    pub fn new() -> PubSub {
+        PubSub::default()
+    }
+}
+
+impl Module for PubSub {
+    fn name(&self) -> &'static str {
+        "pubsub"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.account_identity(Identity {
+            category: "pubsub",
+            kind: "pep",
+            name: "",
+        });
+        for f in PEP_FEATURES {
+            r.account_feature(f);
+        }
+        // Another account's nodes: items retrieval; the rest is refused there.
+        let targets = [IqTarget::OwnAccount, IqTarget::OtherAccount];
+        for kind in [IqType::Get, IqType::Set] {
+            let me = self.clone();
+            r.iq(kind, NS_PUBSUB, "pubsub", &targets, move |req| {
+                let me = me.clone();
+                async move { me.pep.handle(req).await }
+            });
+            let me = self.clone();
+            r.iq(kind, NS_PUBSUB_OWNER, "pubsub", &targets, move |req| {
+                let me = me.clone();
+                async move { me.pep.handle_owner(req).await }
+            });
+        }
+        // Capabilities of resources as they announce them (before the roster broadcasts).
+        let me = self.clone();
+        r.hooks
+            .presence_broadcast
+            .add(10, "pubsub", move |server, routed| {
+                let outcome = me.pep.caps.on_presence(&routed.from, &routed.stanza);
+                if let Some(query) = outcome.query
+                    && let Some(session) = server.sessions.get(&routed.from)
+                {
+                    crate::router::push(&session, query);
+                }
+                if outcome.interests_changed {
+                    let (me, jid) = (me.clone(), routed.from.clone());
+                    tokio::spawn(async move { me.pep.send_last_items(&server, jid).await });
+                }
+                async move { Flow::Continue(routed) }
+            });
+        // The answers to our disco#info queries (addressed to the server).
+        let me = self.clone();
+        r.hooks.outbound.add_for(
+            10,
+            "pubsub",
+            |_, routed| {
+                caps::CapsCache::is_answer(&routed.stanza)
+                    && routed.to.as_ref().is_some_and(|to| to.node().is_none())
+            },
+            move |server, routed| {
+                if let Some(jid) = me.pep.caps.on_answer(&routed.from, &routed.stanza) {
+                    let me = me.clone();
+                    tokio::spawn(async move { me.pep.send_last_items(&server, jid).await });
+                }
+                async { Flow::Handled }
+            },
+        );
+        let me = self.clone();
+        r.hooks.session_closed.add(0, "pubsub", move |server, event| {
+            let jid = event.entry.jid.clone();
+            me.pep.caps.forget(&jid);
+            me.pep.release(&server, &jid.to_bare());
+            async move { Flow::Continue(event) }
+        });
+        let me = self;
+        r.hooks
+            .roster_changed
+            .add("pubsub", move |user, _, _| me.pep.rosters.changed(user));
+    }
+}
