@@ -701,3 +701,29 @@ async fn xep0163_items_persist_across_sessions() {
     let got = items(&mut again, None, TUNE, "", None).await.unwrap();
     assert_eq!(got[0].attr("id"), Some("kept"));
 }
+
+/// §4.3.2 / XEP-0060 §6.1.7: a contact whose subscription the owner approves gets the last
+/// item at once on its interested resources.
+#[tokio::test]
+async fn xep0163_4_3_2_last_item_sent_when_contact_subscribes() {
+    let Setup {
+        server: _server,
+        mut alice,
+        mut carol,
+        ..
+    } = setup().await;
+    assert_ok(&publish(&mut alice, TUNE, Some("now"), &tune("Now"), &[]).await);
+    settle(&mut carol).await;
+    carol
+        .send_xml(&format!("<presence to='{ALICE}' type='subscribe'/>"))
+        .await;
+    carol.ping_server().await;
+    alice
+        .send_xml(&format!("<presence to='{CAROL}' type='subscribed'/>"))
+        .await;
+    let got = carol.wait_for(|e| is_event(e, ALICE, TUNE)).await;
+    assert_eq!(
+        pep::published_id(event_of(&got, ALICE, TUNE).unwrap()).as_deref(),
+        Some("now")
+    );
+}

@@ -14,10 +14,11 @@ mod node;
 mod pep;
 mod rosters;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::router::hooks::Flow;
 use crate::router::registry::{Identity, IqTarget, IqType, Module, Registry};
+use crate::server::Server;
 
 pub use errors::{NS_ERRORS, NS_PUBSUB};
 pub use pep::NS_PUBSUB_OWNER;
@@ -53,6 +54,9 @@ const PEP_FEATURES: &[&str] = &[
 #[derive(Default)]
 pub struct PubSub {
     pep: pep::Pep,
+    /// The server, for work started by roster observers (which are not given it); set when
+    /// the first session opens, weak so the module does not keep the server alive.
+    server: OnceLock<Weak<Server>>,
 }
 
 impl PubSub {
@@ -130,9 +134,28 @@ impl Module for PubSub {
             me.pep.release(&server, &jid.to_bare());
             async move { Flow::Continue(event) }
         });
+        let me = self.clone();
+        r.hooks.session_opened.add(100, "pubsub", move |server, event| {
+            me.server.get_or_init(|| Arc::downgrade(&server));
+            async move { Flow::Continue(event) }
+        });
+        // A contact newly allowed to see the account's presence gets the last items.
         let me = self;
-        r.hooks
-            .roster_changed
-            .add("pubsub", move |user, _, _| me.pep.rosters.changed(user));
+        r.hooks.roster_changed.add("pubsub", move |user, contact, item| {
+            let now = item.is_some_and(|(sub, _)| matches!(sub, "from" | "both"));
+            let before = me.pep.rosters.cached_has_from(user, contact);
+            me.pep.rosters.changed(user);
+            if !now || before == Some(true) {
+                return;
+            }
+            if let Some(server) = me.server.get().and_then(Weak::upgrade) {
+                let (me, owner, contact) = (me.clone(), user.clone(), contact.clone());
+                tokio::spawn(async move {
+                    me.pep
+                        .send_last_items_to_new_contact(&server, owner, contact)
+                        .await
+                });
+            }
+        });
     }
 }

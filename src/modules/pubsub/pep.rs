@@ -636,6 +636,34 @@ impl Pep {
         }
     }
 
+    /// XEP-0163 §4.3.2 / XEP-0060 §6.1.7: `contact` was just allowed to receive `owner`'s
+    /// presence: its available, interested resources get the last items.
+    pub async fn send_last_items_to_new_contact(
+        &self,
+        server: &Arc<Server>,
+        owner: BareJid,
+        contact: BareJid,
+    ) {
+        if !is_local_account(server, &contact) {
+            return;
+        }
+        for session in server.sessions.sessions_of(&contact) {
+            if !session.is_available() {
+                continue;
+            }
+            let Some(features) = self.caps.features_of(&session.jid) else {
+                continue;
+            };
+            if let Err(e) = self
+                .send_last_items_of(server, &owner, &session.jid, &features)
+                .await
+            {
+                tracing::debug!(%owner, error = %e, "last PEP items not sent");
+            }
+        }
+        self.release(server, &owner);
+    }
+
     async fn send_last_items_of(
         &self,
         server: &Arc<Server>,

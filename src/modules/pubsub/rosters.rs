@@ -69,6 +69,13 @@ impl Rosters {
         Ok(view)
     }
 
+    /// Whether the cached view of `user`'s roster says `contact` receives the user's presence
+    /// (`None`: not cached).
+    pub fn cached_has_from(&self, user: &BareJid, contact: &BareJid) -> Option<bool> {
+        let view = self.cache.get(user)?;
+        Some(view.get(contact).is_some_and(Contact::has_from))
+    }
+
     /// A roster item of `user` changed (observer of `Hooks::roster_changed`).
     pub fn changed(&self, user: &BareJid) {
         self.generation.fetch_add(1, Ordering::AcqRel);
