@@ -7,7 +7,9 @@
 # alice publishes a tune (xep_0118), a nickname (xep_0172) and an avatar (xep_0084 data and
 # metadata); bob gets each notification and fetches the avatar data (xep_0060 get_item).
 # alice stores private data (xep_0223: whitelist, persistent) and reads it back; bob is
-# refused it. Prints "ok" on success, or what went wrong.
+# refused it. Bookmarks: set through xep_0048 in private storage (xep_0049) they are
+# XEP-0402 items (xep_0402 stanzas); published as XEP-0402 items they are in xep_0048's
+# private storage. Prints "ok" on success, or what went wrong.
 
 import asyncio
 import ssl
@@ -19,7 +21,7 @@ from slixmpp.exceptions import IqError
 HOST, PORT, PASSWORD = sys.argv[1:4]
 TIMEOUT = 15
 PLUGINS = ["xep_0004", "xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0118",
-           "xep_0172", "xep_0084", "xep_0223"]
+           "xep_0172", "xep_0084", "xep_0223", "xep_0049", "xep_0048", "xep_0402"]
 
 
 class Client(slixmpp.ClientXMPP):
@@ -107,6 +109,27 @@ async def main():
         raise AssertionError("bob read alice's private node")
     except IqError as e:
         assert e.condition == "not-allowed", e.condition
+
+    # XEP-0402 #compat: XEP-0048 bookmarks in private storage are PEP items...
+    marks = alice.plugin["xep_0048"].stanza.Bookmarks()
+    marks.add_conference("slix@conference.localhost", "ali", name="Slix", autojoin=True)
+    await alice.plugin["xep_0048"].set_bookmarks(marks, method="xep_0049")
+    got = await alice.plugin["xep_0060"].get_items(None, "urn:xmpp:bookmarks:1")
+    conf_items = list(got["pubsub"]["items"])
+    assert [i["id"] for i in conf_items] == ["slix@conference.localhost"], conf_items
+    conf = conf_items[0]["conference"]
+    assert conf["name"] == "Slix" and conf["autojoin"] and conf["nick"] == "ali", conf
+    # ... and XEP-0402 items are XEP-0048 bookmarks.
+    item = alice.plugin["xep_0402"].stanza.Conference()
+    item["name"] = "Other"
+    item["nick"] = "a2"
+    item["autojoin"] = False
+    await alice.plugin["xep_0163"].publish(item, node="urn:xmpp:bookmarks:1",
+                                           id="other@conference.localhost")
+    back = await alice.plugin["xep_0048"].get_bookmarks(method="xep_0049")
+    rooms = {str(c["jid"]): c for c in back["private"]["bookmarks"]["conferences"]}
+    assert set(rooms) == {"slix@conference.localhost", "other@conference.localhost"}, rooms
+    assert rooms["other@conference.localhost"]["nick"] == "a2"
 
     for c in (alice, bob):
         c.disconnect()

@@ -1,6 +1,6 @@
 //! XEP-0163 PEP with a real client nobody here wrote: slixmpp's xep_0115, xep_0163,
-//! xep_0118 (tune), xep_0172 (nickname), xep_0084 (avatar) and xep_0223 (private storage)
-//! plugins. The client side is `slixmpp_pep.py`.
+//! xep_0118 (tune), xep_0172 (nickname), xep_0084 (avatar), xep_0223 (private storage) and
+//! xep_0048/xep_0402 (bookmarks, kept in step) plugins. The client side is `slixmpp_pep.py`.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use conformance::TestServer;
 const PW: &str = "passw0rd";
 
 #[tokio::test]
-async fn xep0163_slixmpp_tune_nick_avatar_and_private_storage() {
+async fn xep0163_slixmpp_tune_nick_avatar_private_storage_and_bookmarks() {
     let server = TestServer::start().await;
     server.add_user("alice", PW).await;
     server.add_user("bob", PW).await;

@@ -198,6 +198,13 @@ impl SessionEvent {
     }
 }
 
+/// XEP-0049 private XML an account just stored: one namespace's data, as stored.
+pub struct PrivateStored {
+    pub account: BareJid,
+    pub namespace: String,
+    pub data: String,
+}
+
 /// Every hook point.
 #[derive(Default)]
 pub struct Hooks {
@@ -233,4 +240,7 @@ pub struct Hooks {
     pub recipient_filter: RecipientFilters,
     /// A roster item was stored (added, changed, removed): observers only.
     pub roster_changed: RosterObservers,
+    /// Private XML was stored (XEP-0402 keeps its bookmarks in step): observers, run before
+    /// the set is answered.
+    pub private_stored: HookList<PrivateStored>,
 }

@@ -6,6 +6,7 @@
 //! facts access and notifications are decided from), `events` and `errors` (what goes on the
 //! wire). Storage: `storage::pep`.
 
+mod bookmarks;
 mod caps;
 pub mod config;
 mod errors;
@@ -79,6 +80,8 @@ impl Module for PubSub {
         for f in PEP_FEATURES {
             r.account_feature(f);
         }
+        r.account_feature(bookmarks::FEATURE_COMPAT);
+        r.account_feature(bookmarks::FEATURE_COMPAT_PEP);
         // Another account's nodes: items retrieval; the rest is refused there.
         let targets = [IqTarget::OwnAccount, IqTarget::OtherAccount];
         for kind in [IqType::Get, IqType::Set] {
@@ -134,6 +137,27 @@ impl Module for PubSub {
             me.pep.release(&server, &jid.to_bare());
             async move { Flow::Continue(event) }
         });
+        // XEP-0048 bookmarks stored in private XML: the XEP-0402 node follows.
+        let me = self.clone();
+        r.hooks.private_stored.add_for(
+            0,
+            "pubsub",
+            |_, stored| stored.namespace == bookmarks::NS_LEGACY,
+            move |server, stored| {
+                let me = me.clone();
+                async move {
+                    if let Err(e) = me
+                        .pep
+                        .bookmarks_from_private(&server, &stored.account, &stored.data)
+                        .await
+                    {
+                        tracing::warn!(account = %stored.account, error = %e, "bookmarks not copied to PEP");
+                    }
+                    me.pep.release(&server, &stored.account);
+                    Flow::Continue(stored)
+                }
+            },
+        );
         let me = self.clone();
         r.hooks.session_opened.add(100, "pubsub", move |server, event| {
             me.server.get_or_init(|| Arc::downgrade(&server));

@@ -18,6 +18,7 @@ use xmpp_parsers::pubsub::owner::{Owner, Payload as OwnerPayload};
 use xmpp_parsers::pubsub::pubsub::{Create, Item as PubSubItem, Items, Publish, PublishOptions, Retract};
 use xmpp_parsers::pubsub::{ItemId, NodeName, PubSub};
 
+use super::bookmarks;
 use super::caps::CapsCache;
 use super::config::{NS_NODE_CONFIG, NS_PUBLISH_OPTIONS, NodeConfig, SendLast};
 use super::errors;
@@ -34,7 +35,7 @@ pub const NS_PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
 type Nodes = BTreeMap<String, Node>;
 type Guard = OwnedMutexGuard<Option<Nodes>>;
 
-const STORAGE: &str = "PEP storage error";
+pub(super) const STORAGE: &str = "PEP storage error";
 
 #[derive(Default)]
 pub struct Pep {
@@ -44,13 +45,13 @@ pub struct Pep {
     pub rosters: Rosters,
 }
 
-fn parts(jid: &BareJid) -> (&str, &str) {
+pub(super) fn parts(jid: &BareJid) -> (&str, &str) {
     (jid.domain().as_str(), jid.node().map_or("", |n| n.as_str()))
 }
 
 impl Pep {
     /// The account's nodes, loaded if needed, locked for one operation.
-    async fn lock(&self, server: &Server, owner: &BareJid) -> Result<Guard, StanzaError> {
+    pub(super) async fn lock(&self, server: &Server, owner: &BareJid) -> Result<Guard, StanzaError> {
         let cell = self.services.entry(owner.clone()).or_default().clone();
         let mut guard = cell.lock_owned().await;
         if guard.is_none() {
@@ -251,6 +252,9 @@ impl Pep {
         }
         let event = events::items_event(&node_name, &item, node.config.deliver_payloads);
         self.notify(&req.server, owner, &roster, &node_name, node, event);
+        if node_name == bookmarks::NODE {
+            bookmarks::write_private(&req.server, owner, node).await?;
+        }
         let answer = Publish {
             node: NodeName(node_name),
             items: vec![PubSubItem {
@@ -310,6 +314,9 @@ impl Pep {
         if retract.notify || node.config.notify_retract {
             let event = events::retract_event(&node_name, &ids);
             self.notify(&req.server, owner, &roster, &node_name, node, event);
+        }
+        if node_name == bookmarks::NODE {
+            bookmarks::write_private(&req.server, owner, node).await?;
         }
         Ok(IqResponse::empty())
     }
@@ -464,7 +471,12 @@ impl Pep {
             let event = events::delete_event(&node_name);
             self.notify(&req.server, owner, &roster, &node_name, node, event);
         }
-        nodes.remove(&node_name);
+        if let Some(mut node) = nodes.remove(&node_name)
+            && node_name == bookmarks::NODE
+        {
+            node.items.clear();
+            bookmarks::write_private(&req.server, owner, &node).await?;
+        }
         Ok(IqResponse::empty())
     }
 
@@ -493,6 +505,9 @@ impl Pep {
         if node.config.notify_retract {
             let event = events::purge_event(&node_name);
             self.notify(&req.server, owner, &roster, &node_name, node, event);
+        }
+        if node_name == bookmarks::NODE {
+            bookmarks::write_private(&req.server, owner, node).await?;
         }
         Ok(IqResponse::empty())
     }
@@ -559,7 +574,7 @@ impl Pep {
 
     /// Sends `event` (a pubsub#event payload about `node_name`) to everyone XEP-0163 §4.3
     /// says gets it. Synchronous: the recipients are read from memory.
-    fn notify(
+    pub(super) fn notify(
         &self,
         server: &Arc<Server>,
         owner: &BareJid,
@@ -708,7 +723,7 @@ impl Pep {
     }
 }
 
-async fn create_stored(
+pub(super) async fn create_stored(
     server: &Server,
     owner: &BareJid,
     node: &str,
