@@ -205,6 +205,12 @@ pub struct PrivateStored {
     pub data: String,
 }
 
+/// A vCard (XEP-0054) an account just stored, as stored.
+pub struct VCardStored {
+    pub account: BareJid,
+    pub vcard: Element,
+}
+
 /// Every hook point.
 #[derive(Default)]
 pub struct Hooks {
@@ -243,4 +249,7 @@ pub struct Hooks {
     /// Private XML was stored (XEP-0402 keeps its bookmarks in step): observers, run before
     /// the set is answered.
     pub private_stored: HookList<PrivateStored>,
+    /// A vCard was stored (XEP-0398 keeps the PEP avatar in step): observers, run before the
+    /// set is answered.
+    pub vcard_stored: HookList<VCardStored>,
 }

@@ -6,6 +6,7 @@
 //! facts access and notifications are decided from), `events` and `errors` (what goes on the
 //! wire). Storage: `storage::pep`.
 
+mod avatar;
 mod bookmarks;
 mod caps;
 pub mod config;
@@ -82,6 +83,7 @@ impl Module for PubSub {
         }
         r.account_feature(bookmarks::FEATURE_COMPAT);
         r.account_feature(bookmarks::FEATURE_COMPAT_PEP);
+        r.account_feature(avatar::FEATURE_CONVERSION);
         // Another account's nodes: items retrieval; the rest is refused there.
         let targets = [IqTarget::OwnAccount, IqTarget::OtherAccount];
         for kind in [IqType::Get, IqType::Set] {
@@ -158,10 +160,59 @@ impl Module for PubSub {
                 }
             },
         );
+        // XEP-0398: a stored vCard's PHOTO becomes the PEP avatar.
+        let me = self.clone();
+        r.hooks.vcard_stored.add(0, "pubsub", move |server, stored| {
+            let me = me.clone();
+            async move {
+                if let Err(e) = me
+                    .pep
+                    .vcard_to_avatar(&server, &stored.account, &stored.vcard)
+                    .await
+                {
+                    tracing::warn!(account = %stored.account, error = %e, "vCard photo not copied to PEP");
+                }
+                Flow::Continue(stored)
+            }
+        });
+        // XEP-0398: the avatar hash in available presence the client sent without one.
+        let me = self.clone();
+        r.hooks.outbound.add_for(
+            10,
+            "pubsub",
+            move |_, routed| {
+                let p = &routed.stanza;
+                p.name() == "presence"
+                    && routed.to.is_none()
+                    && p.attr("type").is_none()
+                    && p.get_child("x", avatar::NS_UPDATE).is_none()
+                    && me
+                        .pep
+                        .photos
+                        .get(&routed.from.to_bare())
+                        .is_some_and(|h| !h.is_empty())
+            },
+            {
+                let me = self.clone();
+                move |_, mut routed| {
+                    if let Some(hash) = me.pep.photo_hash(&routed.from.to_bare()) {
+                        avatar::add_photo_hash(&mut routed.stanza, &hash);
+                    }
+                    async move { Flow::Continue(routed) }
+                }
+            },
+        );
         let me = self.clone();
         r.hooks.session_opened.add(100, "pubsub", move |server, event| {
             me.server.get_or_init(|| Arc::downgrade(&server));
-            async move { Flow::Continue(event) }
+            let me = me.clone();
+            async move {
+                let owner = event.entry.jid.to_bare();
+                if let Err(e) = me.pep.load_photo_hash(&server, &owner).await {
+                    tracing::warn!(%owner, error = %e, "avatar hash not loaded");
+                }
+                Flow::Continue(event)
+            }
         });
         // A contact newly allowed to see the account's presence gets the last items.
         let me = self;

@@ -18,6 +18,7 @@ use xmpp_parsers::pubsub::owner::{Owner, Payload as OwnerPayload};
 use xmpp_parsers::pubsub::pubsub::{Create, Item as PubSubItem, Items, Publish, PublishOptions, Retract};
 use xmpp_parsers::pubsub::{ItemId, NodeName, PubSub};
 
+use super::avatar;
 use super::bookmarks;
 use super::caps::CapsCache;
 use super::config::{NS_NODE_CONFIG, NS_PUBLISH_OPTIONS, NodeConfig, SendLast};
@@ -32,7 +33,7 @@ use crate::session::Recipient;
 
 pub const NS_PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
 
-type Nodes = BTreeMap<String, Node>;
+pub(super) type Nodes = BTreeMap<String, Node>;
 type Guard = OwnedMutexGuard<Option<Nodes>>;
 
 pub(super) const STORAGE: &str = "PEP storage error";
@@ -43,6 +44,8 @@ pub struct Pep {
     services: DashMap<BareJid, Arc<Mutex<Option<Nodes>>>>,
     pub caps: CapsCache,
     pub rosters: Rosters,
+    /// XEP-0398: each online account's avatar hash ("" for none), for its presence.
+    pub(super) photos: DashMap<BareJid, String>,
 }
 
 pub(super) fn parts(jid: &BareJid) -> (&str, &str) {
@@ -80,6 +83,7 @@ impl Pep {
         self.services
             .remove_if(owner, |_, cell| Arc::strong_count(cell) == 1);
         self.rosters.evict(owner);
+        self.photos.remove(owner);
     }
 
     /// What the owner's roster says about `requester`.
@@ -254,6 +258,10 @@ impl Pep {
         self.notify(&req.server, owner, &roster, &node_name, node, event);
         if node_name == bookmarks::NODE {
             bookmarks::write_private(&req.server, owner, node).await?;
+        }
+        if node_name == avatar::NS_METADATA {
+            let nodes = guard.as_ref().expect("loaded by lock");
+            self.avatar_to_vcard(&req.server, owner, nodes).await?;
         }
         let answer = Publish {
             node: NodeName(node_name),
