@@ -71,6 +71,7 @@ mod connect;
 pub mod muc;
 pub mod notes;
 pub mod offline;
+#[macro_use]
 pub mod pep;
 pub mod portable;
 pub mod privacy;

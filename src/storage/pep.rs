@@ -30,20 +30,22 @@ pub struct StoredPepNode {
     pub affiliations: Vec<(String, String)>,
 }
 
-const SELECT_NODES: &str =
+pub(super) const SELECT_NODES: &str =
     "SELECT node, config FROM pep_nodes WHERE host = $1 AND username = $2 ORDER BY node";
-const SELECT_ITEMS: &str = "SELECT node, item_id, publisher, payload, seq FROM pep_items \
+pub(super) const SELECT_ITEMS: &str = "SELECT node, item_id, publisher, payload, seq FROM pep_items \
                             WHERE host = $1 AND username = $2 ORDER BY node, seq";
-const SELECT_AFFILIATIONS: &str = "SELECT node, jid, affiliation FROM pep_affiliations \
+pub(super) const SELECT_AFFILIATIONS: &str = "SELECT node, jid, affiliation FROM pep_affiliations \
                                    WHERE host = $1 AND username = $2 ORDER BY node, jid";
 // INSERT ... SELECT from accounts: no row for a missing account.
 const INSERT_NODE: &str = "INSERT INTO pep_nodes (host, username, node, config, created_at) \
                            SELECT host, username, $3, $4, $5 FROM accounts WHERE host = $1 AND username = $2 \
                            ON CONFLICT (host, username, node) DO NOTHING";
+pub(super) const INSERT_NODE_RAW: &str =
+    "INSERT INTO pep_nodes (host, username, node, config, created_at) VALUES ($1, $2, $3, $4, $5)";
 const UPDATE_CONFIG: &str =
     "UPDATE pep_nodes SET config = $4 WHERE host = $1 AND username = $2 AND node = $3";
 const DELETE_NODE: &str = "DELETE FROM pep_nodes WHERE host = $1 AND username = $2 AND node = $3";
-const UPSERT_ITEM: &str = "INSERT INTO pep_items (host, username, node, item_id, publisher, payload, seq, updated_at) \
+pub(super) const UPSERT_ITEM: &str = "INSERT INTO pep_items (host, username, node, item_id, publisher, payload, seq, updated_at) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                            ON CONFLICT (host, username, node, item_id) DO UPDATE SET \
                            publisher = excluded.publisher, payload = excluded.payload, seq = excluded.seq, \
@@ -51,52 +53,119 @@ const UPSERT_ITEM: &str = "INSERT INTO pep_items (host, username, node, item_id,
 const DELETE_ITEM: &str =
     "DELETE FROM pep_items WHERE host = $1 AND username = $2 AND node = $3 AND item_id = $4";
 const DELETE_ITEMS: &str = "DELETE FROM pep_items WHERE host = $1 AND username = $2 AND node = $3";
-const UPSERT_AFFILIATION: &str = "INSERT INTO pep_affiliations (host, username, node, jid, affiliation) \
+pub(super) const UPSERT_AFFILIATION: &str = "INSERT INTO pep_affiliations (host, username, node, jid, affiliation) \
                                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (host, username, node, jid) \
                                   DO UPDATE SET affiliation = excluded.affiliation";
 const DELETE_AFFILIATION: &str =
     "DELETE FROM pep_affiliations WHERE host = $1 AND username = $2 AND node = $3 AND jid = $4";
 
 type ItemRow = (String, String, String, String, i64);
-type Loaded = (Vec<(String, String)>, Vec<ItemRow>, Vec<(String, String, String)>);
+/// The rows of one account: nodes, items, affiliations.
+pub(super) type Loaded = (Vec<(String, String)>, Vec<ItemRow>, Vec<(String, String, String)>);
+
+/// Reads an account's PEP rows inside transaction `$tx` (also used by the XEP-0227 export
+/// and import, in their transactions).
+macro_rules! pep_rows {
+    ($tx:expr, $host:expr, $username:expr) => {{
+        let nodes: Vec<(String, String)> = sqlx::query_as($crate::storage::pep::SELECT_NODES)
+            .bind($host)
+            .bind($username)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let items: Vec<(String, String, String, String, i64)> =
+            sqlx::query_as($crate::storage::pep::SELECT_ITEMS)
+                .bind($host)
+                .bind($username)
+                .fetch_all(&mut *$tx)
+                .await?;
+        let affiliations: Vec<(String, String, String)> =
+            sqlx::query_as($crate::storage::pep::SELECT_AFFILIATIONS)
+                .bind($host)
+                .bind($username)
+                .fetch_all(&mut *$tx)
+                .await?;
+        (nodes, items, affiliations)
+    }};
+}
+
+/// Rows to nodes (every list is sorted by node).
+pub(super) fn assemble_pep((nodes, items, affiliations): Loaded) -> Vec<StoredPepNode> {
+    let mut out: Vec<StoredPepNode> = nodes
+        .into_iter()
+        .map(|(node, config)| StoredPepNode {
+            node,
+            config,
+            items: Vec::new(),
+            affiliations: Vec::new(),
+        })
+        .collect();
+    for (node, id, publisher, payload, seq) in items {
+        if let Some(n) = out.iter_mut().find(|n| n.node == node) {
+            n.items.push(StoredPepItem {
+                id,
+                publisher,
+                payload,
+                seq,
+            });
+        }
+    }
+    for (node, jid, affiliation) in affiliations {
+        if let Some(n) = out.iter_mut().find(|n| n.node == node) {
+            n.affiliations.push((jid, affiliation));
+        }
+    }
+    out
+}
+
+/// Inserts `nodes` (after the account's nodes were deleted) inside transaction `$tx`.
+macro_rules! pep_insert_all {
+    ($tx:expr, $host:expr, $username:expr, $nodes:expr) => {{
+        for n in $nodes {
+            sqlx::query($crate::storage::pep::INSERT_NODE_RAW)
+                .bind($host)
+                .bind($username)
+                .bind(&n.node)
+                .bind(&n.config)
+                .bind($crate::storage::now_unix())
+                .execute(&mut *$tx)
+                .await?;
+            for i in &n.items {
+                sqlx::query($crate::storage::pep::UPSERT_ITEM)
+                    .bind($host)
+                    .bind($username)
+                    .bind(&n.node)
+                    .bind(&i.id)
+                    .bind(&i.publisher)
+                    .bind(&i.payload)
+                    .bind(i.seq)
+                    .bind($crate::storage::now_unix())
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            for (jid, affiliation) in &n.affiliations {
+                sqlx::query($crate::storage::pep::UPSERT_AFFILIATION)
+                    .bind($host)
+                    .bind($username)
+                    .bind(&n.node)
+                    .bind(jid)
+                    .bind(affiliation)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    }};
+}
 
 impl Storage {
     /// Every node of an account with its items and affiliations, read in one transaction.
     pub async fn pep_load(&self, host: &str, username: &str) -> Result<Vec<StoredPepNode>, StorageError> {
-        let (nodes, items, affiliations): Loaded = with_pool!(self, pool => {
+        let rows: Loaded = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let nodes = sqlx::query_as(SELECT_NODES).bind(host).bind(username).fetch_all(&mut *tx).await?;
-            let items = sqlx::query_as(SELECT_ITEMS).bind(host).bind(username).fetch_all(&mut *tx).await?;
-            let affs = sqlx::query_as(SELECT_AFFILIATIONS).bind(host).bind(username).fetch_all(&mut *tx).await?;
+            let rows = pep_rows!(tx, host, username);
             tx.commit().await?;
-            (nodes, items, affs)
+            rows
         });
-        let mut out: Vec<StoredPepNode> = nodes
-            .into_iter()
-            .map(|(node, config)| StoredPepNode {
-                node,
-                config,
-                items: Vec::new(),
-                affiliations: Vec::new(),
-            })
-            .collect();
-        // Both lists are sorted by node, like `out`.
-        for (node, id, publisher, payload, seq) in items {
-            if let Some(n) = out.iter_mut().find(|n| n.node == node) {
-                n.items.push(StoredPepItem {
-                    id,
-                    publisher,
-                    payload,
-                    seq,
-                });
-            }
-        }
-        for (node, jid, affiliation) in affiliations {
-            if let Some(n) = out.iter_mut().find(|n| n.node == node) {
-                n.affiliations.push((jid, affiliation));
-            }
-        }
-        Ok(out)
+        Ok(assemble_pep(rows))
     }
 
     /// Creates a node. Ok(false) when the account does not exist or the node already does.
