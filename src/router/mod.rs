@@ -74,7 +74,7 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
         Err(_) => return bounce(server, &stanza, StanzaError::jid_malformed()),
     };
     let hooks = &server.registry.hooks;
-    let (to, stanza) = if hooks.outbound.is_empty() {
+    let (to, stanza) = if hooks.outbound.is_empty() && hooks.sent.is_empty() {
         (to, stanza)
     } else {
         let routed = Routed {
@@ -83,10 +83,12 @@ pub async fn route(server: &Arc<Server>, from: &FullJid, stanza: Element) {
             stanza,
             excluded: Vec::new(),
         };
-        match hooks.outbound.run(server, routed).await {
-            Flow::Continue(r) => (r.to, r.stanza),
+        let routed = match hooks.outbound.run(server, routed).await {
+            Flow::Continue(r) => r,
             Flow::Handled => return,
-        }
+        };
+        hooks.sent.notify(server, &routed).await;
+        (routed.to, routed.stanza)
     };
     arrived(server, from, to, stanza).await;
 }
@@ -267,11 +269,11 @@ async fn notify_delivered(server: &Arc<Server>, from: &FullJid, msg: &Element, r
         stanza: msg.clone(),
         recipients,
     };
-    let _ = server
+    server
         .registry
         .hooks
         .message_delivered
-        .run(server, delivered)
+        .notify(server, &delivered)
         .await;
 }
 
@@ -399,6 +401,24 @@ async fn broadcast_own_presence(
     if !matches!(ptype, None | Some("unavailable")) {
         return;
     }
+    let observers = &server.registry.hooks.presence_broadcasted;
+    // Observers see the presence once broadcast; the interceptors consume it (a small
+    // element, copied only when someone observes).
+    let observed = (!observers.is_empty()).then(|| Routed {
+        from: from.clone(),
+        to: None,
+        stanza: presence.clone(),
+        excluded: Vec::new(),
+    });
+    broadcast_by_hooks_or_default(server, from, presence).await;
+    if let Some(routed) = observed {
+        observers.notify(server, &routed).await;
+    }
+}
+
+/// The `presence_broadcast` interceptors (the roster), or by default the account's other
+/// available resources.
+async fn broadcast_by_hooks_or_default(server: &Arc<Server>, from: &FullJid, presence: Element) {
     let hooks = &server.registry.hooks.presence_broadcast;
     let presence = if hooks.is_empty() {
         presence
