@@ -411,6 +411,7 @@ mod tests {
             ["muc", "roster"]
         );
         assert_eq!(sorted(hooks.session_released.modules().collect()), ["blocking"]);
+        assert_eq!(sorted(hooks.account_removed.modules().collect()), ["roster"]);
         assert_eq!(
             sorted(hooks.presence_broadcasted.modules().collect()),
             ["muc", "offline"]

@@ -13,8 +13,8 @@
 //! Hooks: interceptors `outbound` (subscription stanzas, probes, directed presence),
 //! `presence_to_account` (the contact's side of subscription stanzas and probes),
 //! `presence_broadcast` (presence without 'to'), all at `Stage::Protocol`; observers
-//! `session_closed` (directed presence left, last logout, cache eviction); the outbound
-//! interceptor also takes XEP-0077 account removal IQs.
+//! `session_closed` (directed presence left, last logout, cache eviction) and
+//! `account_removed` (contacts lose their subscriptions, from every removal path).
 //!
 //! Blocking and privacy lists (XEP-0191, XEP-0016) are not here: that module judges routed
 //! stanzas in its `outbound` and `inbound` hooks, and presence this module hands to sessions
@@ -122,11 +122,11 @@ impl Module for Roster {
             },
         );
         let me = self.clone();
-        // Presence (subscriptions, directed presence, probes) and account removal IQs.
+        // Presence: subscriptions, directed presence, probes.
         r.hooks.outbound.add_for(
             Stage::Protocol,
             "roster",
-            |_, routed| matches!(routed.stanza.name(), "presence" | "iq"),
+            |_, routed| routed.stanza.name() == "presence",
             move |server, routed| {
                 let me = me.clone();
                 async move { me.on_outbound(server, routed).await }
@@ -148,6 +148,13 @@ impl Module for Roster {
                     me.on_broadcast(&server, routed).await;
                     Flow::Handled
                 }
+            });
+        let me = self.clone();
+        r.hooks
+            .account_removed
+            .observe_async("roster", move |server, event| {
+                let (me, server, event) = (me.clone(), server.clone(), event.clone());
+                async move { me.account_removed(&server, &event).await }
             });
         let me = self;
         r.hooks
