@@ -80,13 +80,13 @@ impl Blocking {
             };
             if state.wants_blocklist() {
                 if !added.is_empty() {
-                    let p = xep0191::block_payload("block", &added);
+                    let p = xep0191::block_payload(xep0191::JidList::Block, &added);
                     crate::router::push(session, self.push(&session.jid, p));
                 }
                 if !removed.is_empty() {
                     // All gone: the unblock-all form (XEP-0191 §3.4).
                     let jids: &[String] = if new.is_empty() { &[] } else { &removed };
-                    let p = xep0191::block_payload("unblock", jids);
+                    let p = xep0191::block_payload(xep0191::JidList::Unblock, jids);
                     crate::router::push(session, self.push(&session.jid, p));
                 }
             }
