@@ -625,15 +625,20 @@ pub fn bounce(server: &Arc<Server>, stanza: &Element, error: StanzaError) {
 #[cfg(test)]
 mod tests {
     /// Modules hand stanzas to the router (`deliver`, `push`, `deliver_tracked`,
-    /// `deliver_shared`); only the session and router layers put them in a mailbox. A method
-    /// call named like a delivery in `src/modules` is a module reaching past the router.
+    /// `deliver_shared`); only the session layers (`session/`, and `c2s/`, whose writer
+    /// drains the mailbox) and the router put them in a mailbox. A method call named like a
+    /// delivery anywhere else in `src/` is code reaching past the router.
     #[test]
     fn modules_reach_sessions_only_through_the_router() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/modules");
-        let mut files = vec![root];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let allowed = ["router", "session", "c2s"].map(|d| src.join(d));
+        let mut files = vec![src.clone()];
         let mut offenders = Vec::new();
         let mut scanned = 0;
         while let Some(path) = files.pop() {
+            if allowed.contains(&path) {
+                continue;
+            }
             if path.is_dir() {
                 for entry in std::fs::read_dir(&path).unwrap() {
                     files.push(entry.unwrap().path());
@@ -654,7 +659,7 @@ mod tests {
                 }
             }
         }
-        assert!(scanned > 20, "the modules were not found ({scanned} files)");
+        assert!(scanned > 40, "the sources were not found ({scanned} files)");
         assert!(
             offenders.is_empty(),
             "direct session delivery:\n{}",
