@@ -149,7 +149,7 @@ async fn set(req: IqRequest) -> IqResult {
                         namespace,
                         data,
                     };
-                    let _ = hooks.run(&req.server, stored).await;
+                    hooks.notify(&req.server, &stored).await;
                 }
             }
             Ok(IqResponse::empty())

@@ -84,7 +84,7 @@ async fn set(req: IqRequest) -> IqResult {
                     account: req.to.clone(),
                     vcard: req.payload().clone(),
                 };
-                let _ = hooks.run(server, stored).await;
+                hooks.notify(server, &stored).await;
             }
             Ok(IqResponse::empty())
         }

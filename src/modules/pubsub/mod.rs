@@ -18,7 +18,7 @@ mod rosters;
 
 use std::sync::{Arc, OnceLock, Weak};
 
-use crate::router::hooks::Flow;
+use crate::router::hooks::{Flow, Stage};
 use crate::router::registry::{Identity, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
 
@@ -101,8 +101,8 @@ impl Module for PubSub {
         // Capabilities of resources as they announce them (before the roster broadcasts).
         let me = self.clone();
         r.hooks
-            .presence_broadcast
-            .add(10, "pubsub", move |server, routed| {
+            .presence_broadcasted
+            .observe("pubsub", move |server, routed| {
                 let outcome = me.pep.caps.on_presence(&routed.from, &routed.stanza);
                 if let Some(query) = outcome.query
                     && let Some(session) = server.sessions.get(&routed.from)
@@ -110,15 +110,14 @@ impl Module for PubSub {
                     crate::router::push(&session, query);
                 }
                 if outcome.interests_changed {
-                    let (me, jid) = (me.clone(), routed.from.clone());
+                    let (me, server, jid) = (me.clone(), server.clone(), routed.from.clone());
                     tokio::spawn(async move { me.pep.send_last_items(&server, jid).await });
                 }
-                async move { Flow::Continue(routed) }
             });
         // The answers to our disco#info queries (addressed to the server).
         let me = self.clone();
         r.hooks.outbound.add_for(
-            10,
+            Stage::Protocol,
             "pubsub",
             |_, routed| {
                 caps::CapsCache::is_answer(&routed.stanza)
@@ -133,52 +132,44 @@ impl Module for PubSub {
             },
         );
         let me = self.clone();
-        r.hooks.session_closed.add(0, "pubsub", move |server, event| {
-            let jid = event.entry.jid.clone();
-            me.pep.caps.forget(&jid);
-            me.pep.release(&server, &jid.to_bare());
-            async move { Flow::Continue(event) }
+        r.hooks.session_closed.observe("pubsub", move |server, event| {
+            let jid = &event.entry.jid;
+            me.pep.caps.forget(jid);
+            me.pep.release(server, &jid.to_bare());
         });
         // XEP-0048 bookmarks stored in private XML: the XEP-0402 node follows.
         let me = self.clone();
-        r.hooks.private_stored.add_for(
-            0,
-            "pubsub",
-            |_, stored| stored.namespace == bookmarks::NS_LEGACY,
-            move |server, stored| {
-                let me = me.clone();
+        r.hooks
+            .private_stored
+            .observe_async("pubsub", move |server, stored| {
+                let wanted = stored.namespace == bookmarks::NS_LEGACY;
+                let (me, server) = (me.clone(), server.clone());
+                let (account, data) = (stored.account.clone(), wanted.then(|| stored.data.clone()));
                 async move {
-                    if let Err(e) = me
-                        .pep
-                        .bookmarks_from_private(&server, &stored.account, &stored.data)
-                        .await
-                    {
-                        tracing::warn!(account = %stored.account, error = %e, "bookmarks not copied to PEP");
+                    let Some(data) = data else { return };
+                    if let Err(e) = me.pep.bookmarks_from_private(&server, &account, &data).await {
+                        tracing::warn!(%account, error = %e, "bookmarks not copied to PEP");
                     }
-                    me.pep.release(&server, &stored.account);
-                    Flow::Continue(stored)
+                    me.pep.release(&server, &account);
                 }
-            },
-        );
+            });
         // XEP-0398: a stored vCard's PHOTO becomes the PEP avatar.
         let me = self.clone();
-        r.hooks.vcard_stored.add(0, "pubsub", move |server, stored| {
-            let me = me.clone();
-            async move {
-                if let Err(e) = me
-                    .pep
-                    .vcard_to_avatar(&server, &stored.account, &stored.vcard)
-                    .await
-                {
-                    tracing::warn!(account = %stored.account, error = %e, "vCard photo not copied to PEP");
+        r.hooks
+            .vcard_stored
+            .observe_async("pubsub", move |server, stored| {
+                let (me, server) = (me.clone(), server.clone());
+                let (account, vcard) = (stored.account.clone(), stored.vcard.clone());
+                async move {
+                    if let Err(e) = me.pep.vcard_to_avatar(&server, &account, &vcard).await {
+                        tracing::warn!(%account, error = %e, "vCard photo not copied to PEP");
+                    }
                 }
-                Flow::Continue(stored)
-            }
-        });
+            });
         // XEP-0398: the avatar hash in available presence the client sent without one.
         let me = self.clone();
         r.hooks.outbound.add_for(
-            10,
+            Stage::Protocol,
             "pubsub",
             move |_, routed| {
                 let p = &routed.stanza;
@@ -203,17 +194,17 @@ impl Module for PubSub {
             },
         );
         let me = self.clone();
-        r.hooks.session_opened.add(100, "pubsub", move |server, event| {
-            me.server.get_or_init(|| Arc::downgrade(&server));
-            let me = me.clone();
-            async move {
-                let owner = event.entry.jid.to_bare();
-                if let Err(e) = me.pep.load_photo_hash(&server, &owner).await {
-                    tracing::warn!(%owner, error = %e, "avatar hash not loaded");
+        r.hooks
+            .session_opened
+            .observe_async("pubsub", move |server, event| {
+                me.server.get_or_init(|| Arc::downgrade(server));
+                let (me, server, owner) = (me.clone(), server.clone(), event.entry.jid.to_bare());
+                async move {
+                    if let Err(e) = me.pep.load_photo_hash(&server, &owner).await {
+                        tracing::warn!(%owner, error = %e, "avatar hash not loaded");
+                    }
                 }
-                Flow::Continue(event)
-            }
-        });
+            });
         // A contact newly allowed to see the account's presence gets the last items.
         let me = self;
         r.hooks.roster_changed.add("pubsub", move |user, contact, item| {
