@@ -20,7 +20,7 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 
 use crate::error::StanzaError;
-use crate::router::hooks::{Delivered, Flow};
+use crate::router::hooks::Delivered;
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
 use crate::xml::{self, ns};
@@ -56,30 +56,22 @@ impl Module for Carbons {
             &[IqTarget::OwnAccount],
             |req| async move { set_enabled(&req, false) },
         );
-        // Late in the chain: a module that stops a message (blocking, privacy) runs first.
-        r.hooks.outbound.add_for(
-            -100,
-            "carbons",
+        // An observer of what was sent: a message that blocking or privacy stopped is not.
+        r.hooks.sent.observe("carbons", |server, routed| {
             // Copies go to the sender's other resources: none, nothing to do.
-            |server, routed| {
-                routed.stanza.name() == "message"
-                    && routed.to.as_ref().is_some_and(|to| {
-                        // Another account (compared without building bare JIDs).
-                        to.node() != routed.from.node() || to.domain() != routed.from.domain()
-                    })
-                    && server.sessions.count_of(&routed.from.to_bare()) > 1
-            },
-            |server, routed| async move {
-                copy_sent(&server, &routed.from, &routed.stanza);
-                Flow::Continue(routed)
-            },
-        );
+            let wanted = routed.stanza.name() == "message"
+                && routed.to.as_ref().is_some_and(|to| {
+                    // Another account (compared without building bare JIDs).
+                    to.node() != routed.from.node() || to.domain() != routed.from.domain()
+                })
+                && server.sessions.count_of(&routed.from.to_bare()) > 1;
+            if wanted {
+                copy_sent(server, &routed.from, &routed.stanza);
+            }
+        });
         r.hooks
             .message_delivered
-            .add(0, "carbons", |server, delivered| async move {
-                copy_received(&server, &delivered);
-                Flow::Continue(delivered)
-            });
+            .observe("carbons", |server, delivered| copy_received(server, delivered));
     }
 }
 

@@ -15,6 +15,7 @@ pub mod muc;
 pub mod offline;
 pub mod ping;
 pub mod private;
+pub mod pubsub;
 pub mod register;
 pub mod roster;
 pub mod time;
@@ -41,6 +42,7 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(roster::Roster::new()),
         Arc::new(vcard::VCard),
         Arc::new(private::Private),
+        Arc::new(pubsub::PubSub::new()),
         Arc::new(offline::Offline::default()),
         Arc::new(carbons::Carbons),
         Arc::new(mam::Mam::default()),

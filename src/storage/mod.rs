@@ -72,6 +72,8 @@ mod connect;
 pub mod muc;
 pub mod notes;
 pub mod offline;
+#[macro_use]
+pub mod pep;
 pub mod portable;
 pub mod privacy;
 mod private;

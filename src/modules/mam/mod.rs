@@ -43,7 +43,7 @@ use minidom::Element;
 use xmpp_parsers::mam::{End, MetadataResponse, Start};
 
 use crate::error::StanzaError;
-use crate::router::hooks::{Flow, Routed};
+use crate::router::hooks::{Flow, Routed, Stage};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::router::{self, Destination};
 use crate::server::Server;
@@ -138,34 +138,26 @@ impl Module for Mam {
             }
         });
         let archive = self.archive.clone();
-        r.hooks.session_opened.add(0, "mam", move |server, event| {
-            let archive = archive.clone();
-            async move {
-                let owner = event.entry.jid.to_bare();
-                archive.prefs.session_opened(&server.storage, &owner).await;
-                Flow::Continue(event)
-            }
+        r.hooks.session_opened.observe_async("mam", move |server, event| {
+            let (archive, server, owner) = (archive.clone(), server.clone(), event.entry.jid.to_bare());
+            async move { archive.prefs.session_opened(&server.storage, &owner).await }
         });
         let archive = self.archive.clone();
-        r.hooks.session_closed.add(0, "mam", move |server, event| {
-            let archive = archive.clone();
-            async move {
-                let owner = event.entry.jid.to_bare();
-                if server.sessions.count_of(&owner) == 0 {
-                    archive.prefs.forget(&owner);
-                }
-                Flow::Continue(event)
+        r.hooks.session_closed.observe("mam", move |server, event| {
+            let owner = event.entry.jid.to_bare();
+            if server.sessions.count_of(&owner) == 0 {
+                archive.prefs.forget(&owner);
             }
         });
         let archive = self.archive.clone();
         r.hooks.roster_changed.add("mam", move |user, contact, item| {
             archive.prefs.roster_changed(user, contact, item.is_some());
         });
-        // After blocking (which may stop the message), before carbons (whose 'sent' copy
-        // must not carry a forged id).
+        // Protocol: after blocking (which may stop the message); carbons ('sent' observers)
+        // copy what it leaves, so the copy carries no forged id.
         let archive = self.archive.clone();
         r.hooks.outbound.add_for(
-            -50,
+            Stage::Protocol,
             "mam",
             |_, routed| routed.stanza.name() == "message" && policy::concerns_archive(&routed.stanza),
             move |server, routed| {
@@ -173,10 +165,10 @@ impl Module for Mam {
                 async move { Flow::Continue(outgoing(&server, &archive, routed).await) }
             },
         );
-        // Last: after blocking and privacy lists refused what they refuse.
+        // Protocol: after blocking and privacy lists refused what they refuse.
         let archive = self.archive.clone();
         r.hooks.inbound.add_for(
-            -100,
+            Stage::Protocol,
             "mam",
             |_, routed| {
                 routed.stanza.name() == "message"

@@ -46,6 +46,7 @@ mod muc;
 mod notes;
 mod offline;
 mod open;
+mod pep;
 mod privacy;
 mod private;
 mod roster;
