@@ -1,7 +1,12 @@
 //! Account management shared by the CLI, in-band registration and admin commands: JID
 //! validation, credential derivation, and the storage calls.
 
+use std::sync::Arc;
+
+use jid::{BareJid, FullJid};
+
 use crate::config::Config;
+use crate::router::hooks::AccountRemoved;
 use crate::sasl::{self, HashAlg};
 use crate::server::Server;
 use crate::storage::{Storage, StorageError};
@@ -122,8 +127,28 @@ pub async fn set_password(
     }
 }
 
-/// Deletes an account and its data.
-pub async fn delete(storage: &Storage, account: &Account) -> Result<(), AccountError> {
+/// Removes an account, from any path (in-band XEP-0077, admin XEP-0133, the CLI): the
+/// `account_removed` observers run first, while its data can still be read (the roster tells
+/// its contacts), then the account and its data are deleted. `by`: the account's own session
+/// that asked (in-band), if any. Sessions still open are the caller's to close.
+pub async fn remove(
+    server: &Arc<Server>,
+    account: &Account,
+    by: Option<FullJid>,
+) -> Result<(), AccountError> {
+    if !server.storage.user_exists(&account.domain, &account.user).await? {
+        return Err(AccountError::NotFound(account.to_string()));
+    }
+    let jid =
+        BareJid::new(&account.to_string()).map_err(|_| AccountError::InvalidJid(account.to_string()))?;
+    let event = AccountRemoved { account: jid, by };
+    server.registry.hooks.account_removed.notify(server, &event).await;
+    delete(&server.storage, account).await
+}
+
+/// Deletes an account and its data, and nothing else: [`remove`] is the removal that tells
+/// the rest of the server.
+async fn delete(storage: &Storage, account: &Account) -> Result<(), AccountError> {
     if storage.delete_user(&account.domain, &account.user).await? {
         Ok(())
     } else {

@@ -19,9 +19,9 @@
 //! - [`command`]: the contract of an ad-hoc command (XEP-0050) that modules register, and
 //!   XEP-0004 forms.
 //! - [`modules`]: features, one file or folder each: disco, ping, version, time, register,
-//!   roster (subscriptions, presence, last activity, notes), offline, carbons, vcard, private,
-//!   blocking (XEP-0191, XEP-0016, our ignore lists), blacklist, muc, upload (XEP-0363),
-//!   extdisco (XEP-0215), proxy65 (XEP-0065), motd, admin (XEP-0133)
+//!   roster (subscriptions, presence, last activity, notes), offline, carbons, mam (message
+//!   archives), vcard, private, blocking (XEP-0191, XEP-0016, our ignore lists), blacklist,
+//!   muc, upload (XEP-0363), extdisco (XEP-0215), proxy65 (XEP-0065), motd, admin (XEP-0133)
 //!   and account_commands (the commands they offer), adhoc (XEP-0050: runs every module's
 //!   registered commands).
 //! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
@@ -144,6 +144,8 @@ pub async fn run(
     {
         tracing::warn!("some connections did not close in time");
     }
+    // Archived messages still queued for the writer are written before storage closes.
+    modules::mam::flush_on_stop(&server).await;
     server.storage.close().await;
     tracing::info!("stopped");
 }

@@ -292,7 +292,10 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Del { jid } => {
             let account = Account::parse(&jid, &config)?;
-            accounts::delete(&storage, &account).await?;
+            // The server's modules, without listeners: the `account_removed` hook runs as it
+            // does for a removal over XMPP (a server running elsewhere has no session here).
+            let server = switchboard::start(config).await?;
+            accounts::remove(&server, &account, None).await?;
             println!("deleted {account}");
             Ok(())
         }

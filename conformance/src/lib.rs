@@ -16,6 +16,7 @@ pub mod blocking;
 pub mod client;
 pub mod muc;
 pub mod ns;
+pub mod pep;
 pub mod raw;
 pub mod scram;
 pub mod server;

@@ -545,6 +545,11 @@ impl TestServer {
         self.config.render(self.dir.path())
     }
 
+    /// The server process's id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("server is running")
+    }
+
     /// Sends SIGHUP (configuration reload) to the server process.
     pub async fn sighup(&self) {
         let pid = self.child.id().expect("server is running");

@@ -252,6 +252,41 @@ async fn ignore_6_6_stale_version() {
     assert_eq!(blocklist(&mut s.desk).await, vec!["spam@example.net"]);
 }
 
+// §9: an unknown element of the namespace, or a known one with the wrong IQ type, is
+// `bad-request` (not the `service-unavailable` of a namespace nobody answers).
+#[tokio::test]
+async fn ignore_9_unknown_element_is_bad_request() {
+    let mut s = setup().await;
+    for (id, request) in [
+        (
+            "u1",
+            format!("<iq type='get' id='u1'><frobnicate xmlns='{IGNORE}'/></iq>"),
+        ),
+        (
+            "u2",
+            format!("<iq type='set' id='u2'><lists xmlns='{IGNORE}'/></iq>"),
+        ),
+        (
+            "u3",
+            format!("<iq type='get' id='u3'><add xmlns='{IGNORE}'><item type='jid' value='x@y'/></add></iq>"),
+        ),
+    ] {
+        s.desk.send_xml(&request).await;
+        let r = s
+            .desk
+            .wait_for(|e| e.name() == "iq" && e.attr("id") == Some(id))
+            .await;
+        assert_eq!(r.attr("type"), Some("error"), "{}", xml::to_string(&r));
+        assert_eq!(
+            condition(&r).as_deref(),
+            Some("bad-request"),
+            "{}",
+            xml::to_string(&r)
+        );
+    }
+    assert!(blocklist(&mut s.desk).await.is_empty());
+}
+
 // §7.2: an ignored contact (through this protocol) is stopped; §7.1 the other way.
 #[tokio::test]
 async fn ignore_7_enforced_both_ways() {

@@ -10,6 +10,7 @@ const ADD_USER: &str = "http://jabber.org/protocol/admin#add-user";
 const PING: &str = "https://github.com/switchboard-xmpp/switchboard#ping";
 const CHANGE_PASSWORD: &str = "https://github.com/switchboard-xmpp/switchboard#change-my-password";
 const END_OTHERS: &str = "https://github.com/switchboard-xmpp/switchboard#end-my-other-sessions";
+const PURGE_ARCHIVE: &str = "https://github.com/switchboard-xmpp/switchboard#purge-my-archive";
 const PW: &str = "passw0rd";
 
 /// A server whose `admins` lists admin@localhost, with accounts admin, alice and bob.
@@ -73,11 +74,11 @@ async fn xep0050_2_2_ordinary_users_see_their_commands() {
     let mut alice = s.client("alice", PW).await;
     let mut admin = s.client("admin", PW).await;
     let mine = listed(&mut alice).await;
-    assert_eq!(mine, vec![PING, CHANGE_PASSWORD, END_OTHERS]);
+    assert_eq!(mine, vec![PING, CHANGE_PASSWORD, END_OTHERS, PURGE_ARCHIVE]);
     let theirs = listed(&mut admin).await;
     assert!(theirs.iter().any(|n| n == ADD_USER), "{theirs:?}");
     assert_eq!(theirs[0], ADD_USER, "admin commands come first: {theirs:?}");
-    assert_eq!(&theirs[theirs.len() - 3..], &mine[..]);
+    assert_eq!(&theirs[theirs.len() - mine.len()..], &mine[..]);
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use conformance::client::tokio_xmpp_sasl_login;
-use conformance::{Element, Incoming, TestServer, XmppClient, xml};
+use conformance::{Element, Incoming, TestServer, XmppClient, blocking, xml};
 use xmpp_parsers::data_forms::DataForm;
 
 const CMD: &str = "http://jabber.org/protocol/commands";
@@ -168,6 +168,7 @@ const ALL_NODES: &[&str] = &[
     "https://github.com/switchboard-xmpp/switchboard#reload-config",
     "https://github.com/switchboard-xmpp/switchboard#list-muc-rooms",
     "https://github.com/switchboard-xmpp/switchboard#destroy-muc-room",
+    "https://github.com/switchboard-xmpp/switchboard#purge-user-archive",
 ];
 
 // §3: only admins; others get forbidden (XEP-0050 §4.6: type cancel) for every command
@@ -368,6 +369,63 @@ async fn xep0133_4_2_delete_user() {
     .await;
     alice.expect_stream_error().await;
     assert_eq!(server.list_users(None).await, vec!["admin@localhost".to_string()]);
+}
+
+/// A roster push telling `jid`'s subscription is now 'none'.
+fn pushed_none(e: &Element, jid: &str) -> bool {
+    blocking::is_roster_push(e)
+        && e.get_child("query", blocking::ROSTER).is_some_and(|q| {
+            q.children()
+                .any(|i| i.attr("jid") == Some(jid) && i.attr("subscription") == Some("none"))
+        })
+}
+
+// §4.2 with RFC 6121 §2.5.2 / XEP-0077 §3.2: deleting an online account tells its contacts as
+// in-band removal does: unavailable presence from its resource, then the subscription
+// cancelled (a roster push with subscription='none', and the roster says so).
+#[tokio::test]
+async fn xep0133_4_2_delete_user_notifies_online_contacts() {
+    let server = server().await;
+    server.add_user("bob", PW).await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = blocking::online(&server, "alice@localhost/a").await;
+    let mut bob = blocking::online(&server, "bob@localhost/b").await;
+    blocking::befriend(&mut alice, "alice@localhost", &mut bob, "bob@localhost").await;
+    run(&mut admin, "delete-user", &[("accountjids", &["bob@localhost"])]).await;
+    alice
+        .wait_for(|e| blocking::presence_from(e, "bob@localhost/b", Some("unavailable")))
+        .await;
+    alice.wait_for(|e| pushed_none(e, "bob@localhost")).await;
+    let roster = blocking::roster_get(&mut alice).await;
+    let item = roster
+        .get_child("query", blocking::ROSTER)
+        .and_then(|q| q.children().find(|i| i.attr("jid") == Some("bob@localhost")))
+        .expect("item kept");
+    assert_eq!(
+        item.attr("subscription"),
+        Some("none"),
+        "{}",
+        xml::to_string(&roster)
+    );
+}
+
+// §4.2: an account deleted while offline still cancels its contacts' subscriptions at once
+// (the online contact gets the push; nothing claims the deleted account is available).
+#[tokio::test]
+async fn xep0133_4_2_delete_offline_user_cancels_subscriptions() {
+    let server = server().await;
+    server.add_user("bob", PW).await;
+    let mut admin = server.client("admin", PW).await;
+    let mut alice = blocking::online(&server, "alice@localhost/a").await;
+    {
+        let mut bob = blocking::online(&server, "bob@localhost/b").await;
+        blocking::befriend(&mut alice, "alice@localhost", &mut bob, "bob@localhost").await;
+    }
+    alice
+        .wait_for(|e| blocking::presence_from(e, "bob@localhost/b", Some("unavailable")))
+        .await;
+    run(&mut admin, "delete-user", &[("accountjids", &["bob@localhost"])]).await;
+    alice.wait_for(|e| pushed_none(e, "bob@localhost")).await;
 }
 
 // §4.3/§4.4 disable and re-enable: a disabled account is disconnected and refused with

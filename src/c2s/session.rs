@@ -22,7 +22,7 @@ use crate::c2s::transport::Transport;
 use crate::c2s::writer::{Unacked, queue_item, write_batch};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router;
-use crate::router::hooks::SessionEvent;
+use crate::router::hooks::{Flow, SessionEvent};
 use crate::server::Server;
 use crate::session::{Outbound, SessionEntry, SessionLink};
 use crate::xml::{self, StreamEvent, ns};
@@ -58,12 +58,14 @@ impl Session {
     /// Opens the session bound as `jid` (runs the `session_opened` hooks).
     pub async fn open(server: Arc<Server>, jid: FullJid, link: SessionLink, listener: usize) -> Session {
         let entry = link.entry.clone();
-        let _ = server
-            .registry
-            .hooks
-            .session_opened
+        let hooks = &server.registry.hooks;
+        if let Flow::Continue(event) = hooks
+            .session_opening
             .run(&server, SessionEvent { entry: entry.clone() })
-            .await;
+            .await
+        {
+            hooks.session_opened.notify(&server, &event).await;
+        }
         let jid_text = jid.to_string();
         let to_attr = crate::session::attr_value(&jid_text);
         let trace = entry.extension::<TraceTraffic>();
@@ -225,11 +227,13 @@ impl Session {
             router::route(server, jid, unavailable).await;
         }
         server.sessions.unbind(jid, entry.conn_id);
-        let _ = server
+        let event = SessionEvent { entry: entry.clone() };
+        server.registry.hooks.session_closed.notify(server, &event).await;
+        server
             .registry
             .hooks
-            .session_closed
-            .run(server, SessionEvent { entry: entry.clone() })
+            .session_released
+            .notify(server, &event)
             .await;
         // Stanzas still queued for a client that vanished are answered, not lost silently.
         self.link.mailbox.close();

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use minidom::Element;
-
-use crate::xml;
+use xmpp_parsers::data_forms::{self, DataForm, DataFormType, FieldType};
 
 pub const NS_DATA: &str = "jabber:x:data";
 
@@ -35,6 +34,20 @@ impl Kind {
             Kind::TextMulti => "text-multi",
             Kind::TextPrivate => "text-private",
             Kind::TextSingle => "text-single",
+        }
+    }
+
+    fn typed(self) -> FieldType {
+        match self {
+            Kind::Boolean => FieldType::Boolean,
+            Kind::Fixed => FieldType::Fixed,
+            Kind::Hidden => FieldType::Hidden,
+            Kind::JidMulti => FieldType::JidMulti,
+            Kind::JidSingle => FieldType::JidSingle,
+            Kind::ListSingle => FieldType::ListSingle,
+            Kind::TextMulti => FieldType::TextMulti,
+            Kind::TextPrivate => FieldType::TextPrivate,
+            Kind::TextSingle => FieldType::TextSingle,
         }
     }
 
@@ -87,26 +100,26 @@ impl Field {
         self
     }
 
-    fn to_element(&self) -> Element {
-        let mut el = Element::bare("field", NS_DATA);
-        xml::set_attr(&mut el, "var", &self.var);
-        xml::set_attr(&mut el, "type", self.kind.name());
-        if !self.label.is_empty() {
-            xml::set_attr(&mut el, "label", &self.label);
+    /// The typed field (xmpp-parsers), for rendering.
+    fn to_typed(&self) -> data_forms::Field {
+        data_forms::Field {
+            var: (!self.var.is_empty()).then(|| self.var.clone()),
+            type_: self.kind.typed(),
+            label: (!self.label.is_empty()).then(|| self.label.clone()),
+            required: self.required,
+            desc: None,
+            options: self
+                .options
+                .iter()
+                .map(|(label, value)| data_forms::Option_ {
+                    label: Some(label.clone()),
+                    value: value.clone(),
+                })
+                .collect(),
+            values: self.values.clone(),
+            media: Vec::new(),
+            validate: None,
         }
-        if self.required {
-            el.append_child(Element::bare("required", NS_DATA));
-        }
-        for (label, value) in &self.options {
-            let mut o = Element::bare("option", NS_DATA);
-            xml::set_attr(&mut o, "label", label);
-            o.append_child(xml::text_element("value", NS_DATA, value));
-            el.append_child(o);
-        }
-        for v in &self.values {
-            el.append_child(xml::text_element("value", NS_DATA, v));
-        }
-        el
     }
 }
 
@@ -121,22 +134,26 @@ pub struct Form {
 }
 
 impl Form {
+    /// The `<x/>` of a form (`kind` "form") or a result ("result"), built with xmpp-parsers'
+    /// data forms. An unknown `kind` is a result.
     pub fn to_element(&self, kind: &str) -> Element {
-        let mut x = Element::bare("x", NS_DATA);
-        xml::set_attr(&mut x, "type", kind);
-        if !self.title.is_empty() {
-            x.append_child(xml::text_element("title", NS_DATA, &self.title));
-        }
-        if !self.instructions.is_empty() {
-            x.append_child(xml::text_element("instructions", NS_DATA, &self.instructions));
-        }
-        if let Some(ft) = self.form_type {
-            x.append_child(Field::new("FORM_TYPE", Kind::Hidden, "").value(ft).to_element());
-        }
-        for f in &self.fields {
-            x.append_child(f.to_element());
-        }
-        x
+        let type_ = match kind {
+            "form" => DataFormType::Form,
+            _ => DataFormType::Result_,
+        };
+        let fields = self.fields.iter().map(Field::to_typed).collect();
+        let mut form = match self.form_type {
+            Some(form_type) => DataForm::new(type_, form_type, fields),
+            None => DataForm {
+                type_,
+                title: None,
+                instructions: None,
+                fields,
+            },
+        };
+        form.title = (!self.title.is_empty()).then(|| self.title.clone());
+        form.instructions = (!self.instructions.is_empty()).then(|| self.instructions.clone());
+        form.into()
     }
 
     /// Fills the fields with earlier answers (going back with `prev`).

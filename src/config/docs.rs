@@ -178,6 +178,16 @@ pub static KEYS: &[Key] = &[
          service-unavailable. 0 turns offline storage off.",
     ),
     k(
+        "limits.max_archive_page",
+        "Messages one archive query (XEP-0313) returns at most; a larger <max/> is lowered to\n\
+         it and the page is then not complete. A query without <max/> gets 50 (or this, if lower).",
+    ),
+    k(
+        "limits.archive_max_age_secs",
+        "Archived messages (XEP-0313) older than this are deleted, checked every hour (or every\n\
+         half of it, if shorter). 0 keeps them until the user or an admin purges them.",
+    ),
+    k(
         "limits.max_vcard_size",
         "Bytes one account's vCard (XEP-0054, avatars included) may take.",
     ),

@@ -450,6 +450,10 @@ pub struct LimitsConfig {
     pub max_roster_items: usize,
     #[serde(default = "default_max_offline")]
     pub max_offline_messages: usize,
+    #[serde(default = "default_max_archive_page")]
+    pub max_archive_page: usize,
+    #[serde(default)]
+    pub archive_max_age_secs: u64,
     #[serde(default = "default_max_vcard")]
     pub max_vcard_size: usize,
     #[serde(default = "default_max_private")]
@@ -584,6 +588,9 @@ fn default_max_roster_items() -> usize {
 }
 fn default_max_offline() -> usize {
     500
+}
+fn default_max_archive_page() -> usize {
+    250
 }
 fn default_max_vcard() -> usize {
     65_536

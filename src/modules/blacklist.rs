@@ -22,7 +22,7 @@ use jid::{BareJid, Jid};
 use crate::command::form::{Field, Form, Kind};
 use crate::command::{Access, Command, Ctx, Done, StageCtx, admin_form, always};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
-use crate::router::hooks::{Flow, Routed, SessionEvent};
+use crate::router::hooks::{Flow, Routed, SessionEvent, Stage};
 use crate::router::registry::{Module, Registry};
 use crate::server::Server;
 
@@ -72,11 +72,13 @@ impl Module for Blacklist {
 
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.command(&EDIT);
-        // First of the session_opened hooks. The others still run (their session_closed
-        // counterparts expect them to); the kick ends the stream before anything is read.
-        r.hooks
-            .session_opened
-            .add_for(1000, "blacklist", wants_session, |server, event| async move {
+        // Admission: a refused session is kicked before it reads anything, and the
+        // `session_opened` observers (message of the day...) never see it.
+        r.hooks.session_opening.add_for(
+            Stage::Admission,
+            "blacklist",
+            wants_session,
+            |server, event| async move {
                 server.blacklist.ensure_loaded(&server.storage).await;
                 if !server.blacklist.is_listed(&Jid::from(event.entry.jid.clone())) {
                     return Flow::Continue(event);
@@ -86,19 +88,23 @@ impl Module for Blacklist {
                     StreamErrorCondition::NotAuthorized,
                     "account blacklisted",
                 ));
-                Flow::Continue(event)
-            });
-        // First on the outbound chain: nothing else (carbons, privacy) sees a refused stanza.
-        r.hooks
-            .outbound
-            .add_for(1000, "blacklist", wants_outbound, |server, routed| async move {
+                Flow::Handled
+            },
+        );
+        // Admission: nothing else (privacy, roster, carbons) sees a refused stanza.
+        r.hooks.outbound.add_for(
+            Stage::Admission,
+            "blacklist",
+            wants_outbound,
+            |server, routed| async move {
                 crate::router::bounce(
                     &server,
                     &routed.stanza,
                     StanzaError::not_allowed().text("the service does not communicate with this address"),
                 );
                 Flow::Handled
-            });
+            },
+        );
     }
 }
 

@@ -7,7 +7,7 @@
 //! - received: a message delivered to some resources of an account (`message_delivered`) is
 //!   copied, wrapped in `<received/>`, to the account's other carbons-enabled resources (§6).
 //!
-//! Eligible (§5, the suggested rules): type chat, or normal with a body; never error,
+//! Eligible (§6.1, advertised as `urn:xmpp:carbons:rules:0`): see [`eligible`]; never
 //! groupchat, headline, nor anything from a MUC (`muc#user` payload). Not copied either:
 //! `<private/>` (§8), `<no-copy/>`, a message that already carries a carbon, and messages
 //! between resources of the same account (the sender's other resources get the sent copy).
@@ -20,13 +20,15 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 
 use crate::error::StanzaError;
-use crate::router::hooks::{Delivered, Flow};
+use crate::router::hooks::Delivered;
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
 use crate::xml::{self, ns};
 
 pub const NS: &str = "urn:xmpp:carbons:2";
 pub const NS_FORWARD: &str = "urn:xmpp:forward:0";
+/// XEP-0280 §6.1: the server applies the eligibility rules of this version.
+pub const NS_RULES: &str = "urn:xmpp:carbons:rules:0";
 const NS_HINTS: &str = "urn:xmpp:hints";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 
@@ -39,6 +41,7 @@ impl Module for Carbons {
 
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.feature(NS);
+        r.feature(NS_RULES);
         r.iq(
             IqType::Set,
             NS,
@@ -53,30 +56,22 @@ impl Module for Carbons {
             &[IqTarget::OwnAccount],
             |req| async move { set_enabled(&req, false) },
         );
-        // Late in the chain: a module that stops a message (blocking, privacy) runs first.
-        r.hooks.outbound.add_for(
-            -100,
-            "carbons",
+        // An observer of what was sent: a message that blocking or privacy stopped is not.
+        r.hooks.sent.observe("carbons", |server, routed| {
             // Copies go to the sender's other resources: none, nothing to do.
-            |server, routed| {
-                routed.stanza.name() == "message"
-                    && routed.to.as_ref().is_some_and(|to| {
-                        // Another account (compared without building bare JIDs).
-                        to.node() != routed.from.node() || to.domain() != routed.from.domain()
-                    })
-                    && server.sessions.count_of(&routed.from.to_bare()) > 1
-            },
-            |server, routed| async move {
-                copy_sent(&server, &routed.from, &routed.stanza);
-                Flow::Continue(routed)
-            },
-        );
+            let wanted = routed.stanza.name() == "message"
+                && routed.to.as_ref().is_some_and(|to| {
+                    // Another account (compared without building bare JIDs).
+                    to.node() != routed.from.node() || to.domain() != routed.from.domain()
+                })
+                && server.sessions.count_of(&routed.from.to_bare()) > 1;
+            if wanted {
+                copy_sent(server, &routed.from, &routed.stanza);
+            }
+        });
         r.hooks
             .message_delivered
-            .add(0, "carbons", |server, delivered| async move {
-                copy_received(&server, &delivered);
-                Flow::Continue(delivered)
-            });
+            .observe("carbons", |server, delivered| copy_received(server, delivered));
     }
 }
 
@@ -91,11 +86,29 @@ fn set_enabled(req: &IqRequest, enabled: bool) -> IqResult {
     Ok(IqResponse::empty())
 }
 
-/// §5 eligibility plus the exclusions (private, no-copy, already a carbon, from a MUC).
+/// Payloads that make a message of type normal (or none) an IM one (§6.1, rules:0).
+const IM_PAYLOADS: [&str; 3] = [
+    "http://jabber.org/protocol/chatstates",
+    "urn:xmpp:receipts",
+    "urn:xmpp:chat-markers:0",
+];
+
+/// §6.1 eligibility (`urn:xmpp:carbons:rules:0`) plus the exclusions (private, no-copy,
+/// already a carbon, from a MUC): type chat; normal with a body, an IM payload (chat states,
+/// receipts, markers) or a `<store/>` hint (so everything an account's archive keeps is
+/// copied too, except what `<private/>`, `<no-copy/>` or a MUC exclude); an error bounced
+/// from a bare JID (the answer to a message sent to an account).
 pub fn eligible(msg: &Element) -> bool {
     let kind_ok = match msg.attr("type") {
         Some("chat") => true,
-        None | Some("normal") => msg.has_child("body", ns::CLIENT),
+        None | Some("normal") => {
+            msg.has_child("body", ns::CLIENT)
+                || msg.has_child("store", NS_HINTS)
+                || msg.children().any(|c| IM_PAYLOADS.contains(&c.ns().as_str()))
+        }
+        Some("error") => msg
+            .attr("from")
+            .is_some_and(|f| f.contains('@') && !f.contains('/')),
         _ => false,
     };
     kind_ok
@@ -179,11 +192,23 @@ mod tests {
         )));
         assert!(eligible(&msg("", "<body>x</body>")));
         assert!(eligible(&msg(" type='normal'", "<body>x</body>")));
-        assert!(!eligible(&msg(
+        // rules:0: IM payloads and the store hint make a normal message eligible; a bare
+        // JID's error bounce is eligible, a resource's error not.
+        assert!(eligible(&msg(
             " type='normal'",
             "<received xmlns='urn:xmpp:receipts' id='a'/>"
         )));
-        for kind in ["error", "groupchat", "headline"] {
+        assert!(eligible(&msg("", "<store xmlns='urn:xmpp:hints'/>")));
+        assert!(!eligible(&msg("", "<thread>t</thread>")));
+        assert!(eligible(&msg(
+            " type='error' from='bob@example.org'",
+            "<body>x</body>"
+        )));
+        assert!(!eligible(&msg(
+            " type='error' from='bob@example.org/r'",
+            "<body>x</body>"
+        )));
+        for kind in ["groupchat", "headline"] {
             assert!(
                 !eligible(&msg(&format!(" type='{kind}'"), "<body>x</body>")),
                 "{kind}"

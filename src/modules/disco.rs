@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use minidom::Element;
 use sha1::{Digest, Sha1};
 
 use crate::config::ContactConfig;
@@ -13,7 +12,9 @@ use crate::error::StanzaError;
 use crate::router::registry::{
     Identity, IqHandler, IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry,
 };
-use crate::xml;
+use jid::Jid;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
+use xmpp_parsers::disco::{self, DiscoInfoResult, DiscoItemsResult};
 
 pub const NS_INFO: &str = "http://jabber.org/protocol/disco#info";
 pub const NS_ITEMS: &str = "http://jabber.org/protocol/disco#items";
@@ -21,7 +22,6 @@ pub const NS_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 pub const CAPS_NODE: &str = "https://github.com/switchboard-xmpp/switchboard";
 /// XEP-0157's FORM_TYPE.
 pub const NS_SERVERINFO: &str = "urn:xmpp:dataforms:serverinfo";
-const NS_DATA: &str = "jabber:x:data";
 
 pub struct Disco;
 
@@ -60,24 +60,36 @@ async fn info(req: IqRequest) -> IqResult {
     if let Some(handler) = node_handler(&req, node.as_deref(), false) {
         return handler(req).await;
     }
-    let mut query = Element::bare("query", NS_INFO);
-    match (req.target, node.as_deref()) {
-        (IqTarget::Server, None) => fill_server_info(&mut query, &req.server),
+    let info = match (req.target, node) {
+        (IqTarget::Server, None) => server_info(&req.server, None),
         (IqTarget::Server, Some(n)) if n == format!("{CAPS_NODE}#{}", req.server.caps_ver) => {
-            xml::set_attr(&mut query, "node", n);
-            fill_server_info(&mut query, &req.server);
+            server_info(&req.server, Some(n))
         }
         // The account itself (XEP-0030 §3.1 for a bare JID the server answers for): every
         // namespace the server answers at the account, disco#items included.
         (IqTarget::OwnAccount, None) => {
-            query.append_child(identity_element("account", "registered", None));
-            for var in req.server.registry.namespaces_for(IqTarget::OwnAccount) {
-                query.append_child(feature_element(var));
+            let registry = &req.server.registry;
+            let mut identities = vec![identity("account", "registered", None)];
+            for id in registry.account_identities() {
+                let name = (!id.name.is_empty()).then_some(id.name);
+                identities.push(identity(id.category, id.kind, name));
+            }
+            let mut features: std::collections::BTreeSet<String> = registry
+                .namespaces_for(IqTarget::OwnAccount)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            features.extend(registry.account_features().map(str::to_owned));
+            DiscoInfoResult {
+                node: None,
+                identities,
+                features: features.into_iter().collect(),
+                extensions: Vec::new(),
             }
         }
         _ => return Err(StanzaError::item_not_found()),
-    }
-    Ok(IqResponse::with(query))
+    };
+    Ok(IqResponse::with(info.into()))
 }
 
 async fn items(req: IqRequest) -> IqResult {
@@ -88,17 +100,26 @@ async fn items(req: IqRequest) -> IqResult {
     if node.is_some() {
         return Err(StanzaError::item_not_found());
     }
-    let mut query = Element::bare("query", NS_ITEMS);
+    let mut result = DiscoItemsResult {
+        node: None,
+        items: Vec::new(),
+        rsm: None,
+    };
     if req.target == IqTarget::Server {
         // Components (MUC...) registered with `Registry::service`.
         for (domain, name) in req.server.registry.services(&req.server.config()) {
-            let mut item = Element::bare("item", NS_ITEMS);
-            xml::set_attr(&mut item, "jid", domain);
-            xml::set_attr(&mut item, "name", name);
-            query.append_child(item);
+            let Ok(jid) = Jid::new(domain) else {
+                tracing::warn!(domain, "a service domain is not a JID");
+                continue;
+            };
+            result.items.push(disco::Item {
+                jid,
+                node: None,
+                name: Some(name.to_owned()),
+            });
         }
     }
-    Ok(IqResponse::with(query))
+    Ok(IqResponse::with(result.into()))
 }
 
 /// A module's handler for the requested node (see `Registry::disco_node`).
@@ -109,62 +130,47 @@ fn node_handler(req: &IqRequest, node: Option<&str>, items: bool) -> Option<IqHa
         .cloned()
 }
 
-fn fill_server_info(query: &mut Element, server: &crate::server::Server) {
+/// The server's disco#info: identities and features the modules registered, and the contact
+/// form (the one the running hash was computed with: `contact` keys change only on a restart).
+fn server_info(server: &crate::server::Server, node: Option<String>) -> DiscoInfoResult {
     let registry = &server.registry;
-    for id in registry.identities() {
-        query.append_child(identity_element(id.category, id.kind, Some(id.name)));
+    DiscoInfoResult {
+        node,
+        identities: registry
+            .identities()
+            .iter()
+            .map(|id| identity(id.category, id.kind, Some(id.name)))
+            .collect(),
+        features: registry.features().map(str::to_owned).collect(),
+        extensions: contact_form(&server.config().contact).into_iter().collect(),
     }
-    for var in registry.features() {
-        query.append_child(feature_element(var));
-    }
-    // The form the running hash was computed with: `contact` keys change only on a restart.
-    if let Some(form) = contact_form(&server.config().contact) {
-        query.append_child(form);
+}
+
+fn identity(category: &str, kind: &str, name: Option<&str>) -> disco::Identity {
+    disco::Identity {
+        category: category.to_owned(),
+        type_: kind.to_owned(),
+        lang: None,
+        name: name.map(str::to_owned),
     }
 }
 
 /// XEP-0157 §2: the addresses configured in `[contact]`, as a serverinfo form; `None` when
 /// there are none. Only fields with addresses are listed.
-pub fn contact_form(contact: &ContactConfig) -> Option<Element> {
+pub fn contact_form(contact: &ContactConfig) -> Option<DataForm> {
     if contact.is_empty() {
         return None;
     }
-    let mut x = Element::bare("x", NS_DATA);
-    xml::set_attr(&mut x, "type", "result");
-    let mut field = |var: &str, kind: Option<&str>, values: &[String]| {
-        let mut f = Element::bare("field", NS_DATA);
-        xml::set_attr(&mut f, "var", var);
-        if let Some(kind) = kind {
-            xml::set_attr(&mut f, "type", kind);
-        }
-        for v in values {
-            f.append_child(xml::text_element("value", NS_DATA, v));
-        }
-        x.append_child(f);
-    };
-    field("FORM_TYPE", Some("hidden"), &[NS_SERVERINFO.to_string()]);
-    for (var, addresses) in contact.fields() {
-        if !addresses.is_empty() {
-            field(var, Some("list-multi"), addresses);
-        }
-    }
-    Some(x)
-}
-
-fn identity_element(category: &str, kind: &str, name: Option<&str>) -> Element {
-    let mut el = Element::bare("identity", NS_INFO);
-    xml::set_attr(&mut el, "category", category);
-    xml::set_attr(&mut el, "type", kind);
-    if let Some(name) = name {
-        xml::set_attr(&mut el, "name", name);
-    }
-    el
-}
-
-fn feature_element(var: &str) -> Element {
-    let mut el = Element::bare("feature", NS_INFO);
-    xml::set_attr(&mut el, "var", var);
-    el
+    let fields = contact
+        .fields()
+        .into_iter()
+        .filter(|(_, addresses)| !addresses.is_empty())
+        .map(|(var, addresses)| Field {
+            values: addresses.to_vec(),
+            ..Field::new(var, FieldType::ListMulti)
+        })
+        .collect();
+    Some(DataForm::new(DataFormType::Result_, NS_SERVERINFO, fields))
 }
 
 /// XEP-0115 §5.1 verification string of the server's disco#info, with the contact form
@@ -210,6 +216,7 @@ pub fn caps_ver(registry: &Registry, contact: &ContactConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use minidom::Element;
 
     /// XEP-0115 §5.2's simple example: identity client/pc//Exodus 0.9.1 and four features.
     #[test]
@@ -251,7 +258,7 @@ mod tests {
             abuse: vec!["mailto:abuse@example.org".into()],
             ..ContactConfig::default()
         };
-        let form = contact_form(&contact).unwrap();
+        let form = Element::from(contact_form(&contact).unwrap());
         let vars: Vec<_> = form.children().filter_map(|f| f.attr("var")).collect();
         assert_eq!(vars, ["FORM_TYPE", "abuse-addresses"]);
         assert_ne!(caps_ver(&registry, &none), caps_ver(&registry, &contact));

@@ -10,12 +10,14 @@ pub mod carbons;
 pub mod disco;
 pub mod extdisco;
 pub mod legacy_session;
+pub mod mam;
 pub mod motd;
 pub mod muc;
 pub mod offline;
 pub mod ping;
 pub mod private;
 pub mod proxy65;
+pub mod pubsub;
 pub mod register;
 pub mod roster;
 pub mod time;
@@ -43,8 +45,10 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(roster::Roster::new()),
         Arc::new(vcard::VCard),
         Arc::new(private::Private),
+        Arc::new(pubsub::PubSub::new()),
         Arc::new(offline::Offline::default()),
         Arc::new(carbons::Carbons),
+        Arc::new(mam::Mam::default()),
         Arc::new(muc::Muc::new()),
         Arc::new(motd::Motd),
         Arc::new(blocking::Blocking::new()),

@@ -10,8 +10,9 @@ use crate::command::form::{Field, Form, Kind, one};
 use crate::command::{
     Access, Command, Ctx, Done, StageCtx, admin_form, always, body, headline, message_form,
 };
-use crate::router::hooks::Flow;
+use crate::router::hooks::SessionEvent;
 use crate::router::registry::{Module, Registry};
+use crate::server::Server;
 
 macro_rules! node {
     ($name:literal) => {
@@ -57,22 +58,31 @@ impl Module for Motd {
         for command in COMMANDS {
             r.command(command);
         }
-        // The message of the day as a headline to a session that just opened.
-        r.hooks.session_opened.add(0, "motd", |server, event| async move {
-            let domain = event.entry.jid.domain().to_string();
-            match server.storage.motd(&domain).await {
-                Ok(Some(stored)) => {
-                    let (subject, text) = stored.split_once('\n').unwrap_or(("", stored.as_str()));
-                    crate::router::push(
-                        &event.recipient(),
-                        headline(&domain, &event.entry.jid.to_string(), Some(subject), text),
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not read the message of the day"),
-            }
-            Flow::Continue(event)
+        r.hooks.session_opened.observe_async("motd", |server, event| {
+            let (server, event) = (
+                server.clone(),
+                SessionEvent {
+                    entry: event.entry.clone(),
+                },
+            );
+            async move { show_motd(&server, &event).await }
         });
+    }
+}
+
+/// The message of the day as a headline to a session that just opened.
+async fn show_motd(server: &Server, event: &SessionEvent) {
+    let domain = event.entry.jid.domain().to_string();
+    match server.storage.motd(&domain).await {
+        Ok(Some(stored)) => {
+            let (subject, text) = stored.split_once('\n').unwrap_or(("", stored.as_str()));
+            crate::router::push(
+                &event.recipient(),
+                headline(&domain, &event.entry.jid.to_string(), Some(subject), text),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the message of the day"),
     }
 }
 

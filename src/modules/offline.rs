@@ -34,7 +34,7 @@ use jid::BareJid;
 use minidom::Element;
 
 use crate::error::StanzaError;
-use crate::router::hooks::{Flow, Routed};
+use crate::router::hooks::{Flow, Routed, Stage};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
 use crate::session::Recipient;
@@ -80,18 +80,18 @@ impl Module for Offline {
         r.feature(FEATURE_MSGOFFLINE);
         r.feature(NS_OFFLINE);
         let me = self.clone();
-        r.hooks.message_offline.add(0, "offline", move |server, routed| {
-            let me = me.clone();
-            async move { me.store(&server, routed).await }
-        });
-        // First in the chain: it only looks and spawns, and another module (the roster's
-        // broadcast) may end the chain with Handled.
+        r.hooks
+            .message_offline
+            .add(Stage::Protocol, "offline", move |server, routed| {
+                let me = me.clone();
+                async move { me.store(&server, routed).await }
+            });
+        // It only looks and spawns: an observer of the broadcast presence.
         let me = self;
         r.hooks
-            .presence_broadcast
-            .add(1000, "offline", move |server, routed| {
-                me.clone().on_presence(&server, &routed);
-                async move { Flow::Continue(routed) }
+            .presence_broadcasted
+            .observe("offline", move |server, routed| {
+                me.clone().on_presence(server, routed)
             });
         r.disco_node(NS_OFFLINE, &[IqTarget::OwnAccount], node_info, node_items);
         r.iq(

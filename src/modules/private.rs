@@ -11,6 +11,7 @@ use minidom::Element;
 
 use crate::accounts::Account;
 use crate::error::StanzaError;
+use crate::router::hooks::PrivateStored;
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::xml;
 
@@ -139,7 +140,20 @@ async fn set(req: IqRequest) -> IqResult {
         .set_private(&account.domain, &account.user, &items)
         .await
     {
-        Ok(true) => Ok(IqResponse::empty()),
+        Ok(true) => {
+            let hooks = &req.server.registry.hooks.private_stored;
+            if !hooks.is_empty() {
+                for (namespace, data) in items {
+                    let stored = PrivateStored {
+                        account: req.to.clone(),
+                        namespace,
+                        data,
+                    };
+                    hooks.notify(&req.server, &stored).await;
+                }
+            }
+            Ok(IqResponse::empty())
+        }
         // Deleted while this session was still open; its sessions are being closed.
         Ok(false) => Err(StanzaError::item_not_found().text("this account no longer exists")),
         Err(e) => {

@@ -137,7 +137,7 @@ async fn change(req: IqRequest) -> IqResult {
     .map_err(|_| StanzaError::internal_server_error())?;
     let query = req.payload();
     if query.has_child("remove", NS) {
-        accounts::delete(&server.storage, &account)
+        accounts::remove(server, &account, Some(req.from.clone()))
             .await
             .map_err(account_error)?;
         tracing::info!(jid = %account, "account removed in-band");

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use minidom::Element;
 
+use xmpp_parsers::time::TimeResult;
+
 use crate::router::registry::{IqResponse, IqTarget, IqType, Module, Registry};
-use crate::xml::text_element;
 
 pub const NS: &str = "urn:xmpp:time";
 
@@ -19,12 +20,11 @@ impl Module for Time {
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.feature(NS);
         r.iq(IqType::Get, NS, "time", &[IqTarget::Server], |_| async {
-            let utc = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-            let time = Element::builder("time", NS)
-                .append(text_element("tzo", NS, "+00:00"))
-                .append(text_element("utc", NS, &utc))
-                .build();
-            Ok(IqResponse::with(time))
+            let time = TimeResult {
+                tz_offset: chrono::FixedOffset::east_opt(0).expect("UTC is a valid offset"),
+                utc: chrono::Utc::now(),
+            };
+            Ok(IqResponse::with(Element::from(time)))
         });
     }
 }

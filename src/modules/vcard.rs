@@ -12,6 +12,7 @@ use minidom::Element;
 
 use crate::accounts::Account;
 use crate::error::StanzaError;
+use crate::router::hooks::VCardStored;
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
 use crate::xml;
@@ -76,7 +77,17 @@ async fn set(req: IqRequest) -> IqResult {
         .set_vcard(&account.domain, &account.user, &vcard)
         .await
     {
-        Ok(true) => Ok(IqResponse::empty()),
+        Ok(true) => {
+            let hooks = &server.registry.hooks.vcard_stored;
+            if !hooks.is_empty() {
+                let stored = VCardStored {
+                    account: req.to.clone(),
+                    vcard: req.payload().clone(),
+                };
+                hooks.notify(server, &stored).await;
+            }
+            Ok(IqResponse::empty())
+        }
         // Deleted while this session was still open; its sessions are being closed.
         Ok(false) => Err(StanzaError::item_not_found().text("this account no longer exists")),
         Err(e) => {

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use minidom::Element;
 
+use xmpp_parsers::version::VersionResult;
+
 use crate::router::registry::{IqResponse, IqTarget, IqType, Module, Registry};
-use crate::xml::text_element;
 
 pub const NS: &str = "jabber:iq:version";
 
@@ -19,11 +20,12 @@ impl Module for Version {
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.feature(NS);
         r.iq(IqType::Get, NS, "query", &[IqTarget::Server], |_| async {
-            let query = Element::builder("query", NS)
-                .append(text_element("name", NS, "switchboard"))
-                .append(text_element("version", NS, env!("CARGO_PKG_VERSION")))
-                .build();
-            Ok(IqResponse::with(query))
+            let query = VersionResult {
+                name: "switchboard".to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                os: None,
+            };
+            Ok(IqResponse::with(Element::from(query)))
         });
     }
 }

@@ -210,6 +210,9 @@ pub fn write_user(
         }
         writeln!(out, "      </offline-messages>")?;
     }
+    for pubsub in super::pep::export(&user.pep) {
+        writeln!(out, "      {}", xml::to_string(&pubsub))?;
+    }
     writeln!(out, "    </user>")?;
     Ok(bad)
 }

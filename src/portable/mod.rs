@@ -5,7 +5,8 @@
 //! - [`record`]: checks a `<user/>` and converts it to what storage keeps.
 //! - [`export`]: writes every account (SCRAM credentials exactly as stored, roster with
 //!   groups, subscription states and pending requests, vCard, private XML, offline messages,
-//!   privacy lists, and roster notes when the configured keys decrypt them).
+//!   privacy lists, PEP nodes and items ([`pep`], XEP-0227 §4.7), and roster notes when the
+//!   configured keys decrypt them).
 //! - [`import`]: checks the whole file first (nothing is written if any user is malformed),
 //!   then makes each account hold exactly what the file says, one transaction per user, so a
 //!   second import of the same file changes nothing.
@@ -17,6 +18,7 @@
 
 pub mod export;
 pub mod import;
+pub mod pep;
 pub mod reader;
 pub mod record;
 

@@ -17,6 +17,7 @@ use super::reader::{Lines, RawUser};
 use super::{FileError, NS_PIE, NS_PIE_OLD, NS_SCRAM};
 use crate::accounts::Account;
 use crate::config::Config;
+use crate::modules::pubsub::{NS_PUBSUB, NS_PUBSUB_OWNER};
 use crate::modules::roster::notes::NS as NS_NOTES;
 use crate::sasl::{self, HashAlg, ScramCredentials};
 use crate::storage::portable::{PortableOffline, PortableUser};
@@ -135,6 +136,7 @@ pub fn parse_user(raw: &RawUser, config: &Config) -> Result<UserRecord, FileErro
     let mut seen_vcard = false;
     let mut seen_privacy = false;
     let mut private: Vec<(String, String)> = Vec::new();
+    let mut pep = super::pep::Collector::default();
     for child in root.children() {
         let el = child.el;
         if child.is("scram-credentials", NS_SCRAM) {
@@ -160,12 +162,16 @@ pub fn parse_user(raw: &RawUser, config: &Config) -> Result<UserRecord, FileErro
             rec.data.privacy = parse_privacy(&ctx, child, &mut rec.ignored)?;
         } else if child.is("offline-messages", NS_PIE) || child.is("offline-messages", NS_PIE_OLD) {
             parse_offline(&ctx, child, host, &mut rec)?;
+        } else if child.is("pubsub", NS_PUBSUB) || child.is("pubsub", NS_PUBSUB_OWNER) {
+            let owner = format!("{}@{}", rec.account.user, rec.account.domain);
+            pep.add(el, &owner, &mut rec.ignored);
         } else {
             rec.ignored.push(format!("<{}/> in '{}'", el.name(), el.ns()));
         }
     }
     private.sort_by(|a, b| a.0.cmp(&b.0));
     rec.data.private = private;
+    rec.data.pep = pep.finish();
     rec.data.pending_in.sort_by(|a, b| a.0.cmp(&b.0));
     // The password attribute: ejabberd's "scram:" form, or a plaintext password.
     if let Some(password) = raw.element.attr("password").filter(|p| !p.is_empty()) {

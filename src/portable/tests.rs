@@ -121,6 +121,25 @@ fn full_user() -> (PortableUser, Vec<(String, String)>) {
                 },
             ],
         },
+        pep: vec![crate::storage::pep::StoredPepNode {
+            node: "urn:xmpp:omemo:2:devices".into(),
+            config: crate::modules::pubsub::config::NodeConfig {
+                access_model: crate::modules::pubsub::config::AccessModel::Open,
+                ..Default::default()
+            }
+            .to_text(),
+            items: vec![crate::storage::pep::StoredPepItem {
+                id: "current".into(),
+                publisher: "alice@localhost".into(),
+                payload: crate::xml::to_string(
+                    &"<devices xmlns='urn:xmpp:omemo:2'><device id='7'/></devices>"
+                        .parse()
+                        .unwrap(),
+                ),
+                seq: 1,
+            }],
+            affiliations: vec![("bob@example.org".into(), "member".into())],
+        }],
     };
     let notes = vec![("bob@example.org".into(), "plays only ranked & <loud>".into())];
     (user, notes)
@@ -147,6 +166,7 @@ fn xep0227_export_then_import_round_trips_every_field() {
     assert_eq!(rec.data.private, user.private);
     assert_eq!(rec.data.offline, user.offline);
     assert_eq!(rec.data.privacy, user.privacy);
+    assert_eq!(rec.data.pep, user.pep);
 }
 
 #[test]
@@ -181,8 +201,10 @@ fn xep0227_1_1_scram_credentials_prosody_style() {
         "{:?}",
         rec.ignored
     );
+    // PEP data is imported (`portable::pep`); an empty element holds no node.
+    assert!(rec.data.pep.is_empty());
     assert!(
-        rec.ignored.iter().any(|i| i.contains("pubsub")),
+        !rec.ignored.iter().any(|i| i.contains("pubsub")),
         "{:?}",
         rec.ignored
     );

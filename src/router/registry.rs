@@ -134,8 +134,13 @@ struct IqRoute {
 pub struct Registry {
     /// Keyed by namespace so a lookup borrows the payload's strings instead of allocating.
     iq: HashMap<String, Vec<IqRoute>>,
+    /// Namespaces whose every get/set a module answers itself (see [`Registry::iq_namespace`]).
+    iq_namespaces: HashMap<String, IqRoute>,
     features: BTreeSet<&'static str>,
     identities: Vec<Identity>,
+    /// disco#info of an account's bare JID, beside its IQ namespaces (XEP-0163 PEP).
+    account_features: BTreeSet<&'static str>,
+    account_identities: Vec<Identity>,
     modules: Vec<&'static str>,
     /// Offered in stream features after authentication (roster versioning, pre-approval...).
     stream_features: Vec<Element>,
@@ -176,9 +181,48 @@ impl Registry {
         });
     }
 
+    /// Registers one handler for every get and set whose payload is in `ns`, whatever its
+    /// element, addressed to any of `targets`: for a protocol that answers an unknown element
+    /// of its own with `bad-request` rather than the router's `service-unavailable` (the
+    /// ignore list, xep/xep-ignore-list.md §9). Handlers registered with [`Registry::iq`] for
+    /// the same namespace are looked up first.
+    pub fn iq_namespace<F, Fut>(&mut self, ns: &str, targets: &[IqTarget], f: F)
+    where
+        F: Fn(IqRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = IqResult> + Send + 'static,
+    {
+        let handler: IqHandler = Arc::new(move |req| Box::pin(f(req)));
+        let route = IqRoute {
+            kind: IqType::Get,
+            name: String::new(),
+            targets: targets.to_vec(),
+            handler,
+        };
+        let previous = self.iq_namespaces.insert(ns.to_string(), route);
+        assert!(previous.is_none(), "two modules answer every IQ of {ns}");
+    }
+
     /// Advertises a disco#info feature on the server.
     pub fn feature(&mut self, var: &'static str) {
         self.features.insert(var);
+    }
+
+    /// Advertises a disco#info feature on every account's bare JID.
+    pub fn account_feature(&mut self, var: &'static str) {
+        self.account_features.insert(var);
+    }
+
+    /// Advertises a disco#info identity on every account's bare JID.
+    pub fn account_identity(&mut self, identity: Identity) {
+        self.account_identities.push(identity);
+    }
+
+    pub fn account_features(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.account_features.iter().copied()
+    }
+
+    pub fn account_identities(&self) -> &[Identity] {
+        &self.account_identities
     }
 
     /// Lets a module answer disco#info and disco#items requests for `node` addressed to any of
@@ -251,20 +295,30 @@ impl Registry {
 
     pub fn handler(&self, kind: IqType, ns: &str, name: &str, target: IqTarget) -> Option<&IqHandler> {
         self.iq
-            .get(ns)?
-            .iter()
-            .find(|r| r.kind == kind && r.name == name && r.targets.contains(&target))
+            .get(ns)
+            .and_then(|routes| {
+                routes
+                    .iter()
+                    .find(|r| r.kind == kind && r.name == name && r.targets.contains(&target))
+            })
+            .or_else(|| self.iq_namespaces.get(ns).filter(|r| r.targets.contains(&target)))
             .map(|r| &r.handler)
     }
 
     /// The namespaces of the IQ handlers registered for `target`, sorted: what the server
     /// answers there (an account's disco#info lists them).
     pub fn namespaces_for(&self, target: IqTarget) -> BTreeSet<&str> {
-        self.iq
+        let exact = self
+            .iq
             .iter()
             .filter(|(_, routes)| routes.iter().any(|r| r.targets.contains(&target)))
-            .map(|(ns, _)| ns.as_str())
-            .collect()
+            .map(|(ns, _)| ns.as_str());
+        let whole = self
+            .iq_namespaces
+            .iter()
+            .filter(|(_, r)| r.targets.contains(&target))
+            .map(|(ns, _)| ns.as_str());
+        exact.chain(whole).collect()
     }
 
     pub fn features(&self) -> impl Iterator<Item = &'static str> + '_ {

@@ -66,11 +66,14 @@ macro_rules! lock_account_row {
 
 mod accounts;
 mod admin;
+pub mod archive;
 mod blacklist;
 mod connect;
 pub mod muc;
 pub mod notes;
 pub mod offline;
+#[macro_use]
+pub mod pep;
 pub mod portable;
 pub mod privacy;
 mod private;

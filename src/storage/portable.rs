@@ -45,6 +45,8 @@ pub struct PortableUser {
     pub offline: Vec<PortableOffline>,
     /// Lists sorted by name, items by order. List versions are ignored on import.
     pub privacy: StoredPrivacy,
+    /// XEP-0163 nodes, sorted by node, items oldest first, affiliations by JID.
+    pub pep: Vec<super::pep::StoredPepNode>,
 }
 
 /// Seals and opens roster notes: storage never sees plaintext, and the keys live in
@@ -201,10 +203,14 @@ impl Storage {
                 return Ok(None);
             }
             let raw = load_raw!(tx, host, username);
+            let pep = pep_rows!(tx, host, username);
             tx.commit().await?;
-            raw
+            (raw, pep)
         });
-        assemble(raw).map(Some)
+        let (raw, pep) = raw;
+        let (mut user, notes) = assemble(raw)?;
+        user.pep = super::pep::assemble_pep(pep);
+        Ok(Some((user, notes)))
     }
 
     /// Makes the account hold exactly `user` (creating it if needed) in one transaction,
@@ -231,7 +237,9 @@ impl Storage {
             let (current, current_notes) = if created {
                 (PortableUser::default(), Vec::new())
             } else {
-                assemble(load_raw!(tx, host, username))?
+                let (mut user, notes) = assemble(load_raw!(tx, host, username))?;
+                user.pep = super::pep::assemble_pep(pep_rows!(tx, host, username));
+                (user, notes)
             };
             let plan = Plan::new(host, username, &current, &current_notes, user, notes.as_ref());
             if plan.is_empty() {
@@ -413,6 +421,11 @@ impl Storage {
                     q.build().execute(&mut *tx).await?;
                 }
             }
+            if let Some(pep) = plan.pep {
+                sqlx::query("DELETE FROM pep_nodes WHERE host = $1 AND username = $2")
+                    .bind(host).bind(username).execute(&mut *tx).await?;
+                pep_insert_all!(tx, host, username, pep);
+            }
             tx.commit().await?;
             Ok(if created { ImportOutcome::Created } else { ImportOutcome::Updated })
         })
@@ -439,6 +452,7 @@ struct Plan<'a> {
     /// (stamp_ms, sender, stanza), oldest first.
     offline: Option<Vec<(i64, &'a str, &'a str)>>,
     privacy: Option<&'a StoredPrivacy>,
+    pep: Option<&'a [super::pep::StoredPepNode]>,
 }
 
 impl<'a> Plan<'a> {
@@ -537,6 +551,9 @@ impl<'a> Plan<'a> {
         if !same_privacy(&current.privacy, &new.privacy) {
             plan.privacy = Some(&new.privacy);
         }
+        if current.pep != new.pep {
+            plan.pep = Some(&new.pep);
+        }
         plan
     }
 
@@ -548,6 +565,7 @@ impl<'a> Plan<'a> {
             && self.private.is_none()
             && self.offline.is_none()
             && self.privacy.is_none()
+            && self.pep.is_none()
     }
 }
 
@@ -659,6 +677,8 @@ fn assemble(raw: Raw) -> Result<(PortableUser, Vec<StoredNote>), StorageError> {
             default_list: raw.default_list.flatten(),
             lists,
         },
+        // Read beside the rest (`pep_rows!`) by the callers.
+        pep: Vec::new(),
     };
     let notes = raw
         .notes
@@ -747,6 +767,17 @@ mod tests {
                     }],
                 }],
             },
+            pep: vec![crate::storage::pep::StoredPepNode {
+                node: "urn:n".into(),
+                config: "access_model=open\n".into(),
+                items: vec![crate::storage::pep::StoredPepItem {
+                    id: "i".into(),
+                    publisher: "u@x".into(),
+                    payload: "<p xmlns='urn:n'/>".into(),
+                    seq: 1,
+                }],
+                affiliations: vec![("m@x".into(), "member".into())],
+            }],
         }
     }
 

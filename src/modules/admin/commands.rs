@@ -327,7 +327,7 @@ async fn delete_users(ctx: Ctx) -> Result<Done, String> {
     let list = accounts_of(&ctx, "accountjids")?;
     let mut missing = Vec::new();
     for a in &list {
-        match accounts::delete(&ctx.server.storage, a).await {
+        match accounts::remove(&ctx.server, a, None).await {
             Ok(()) => {
                 tracing::info!(admin = %ctx.requester, user = %a, "admin deleted user");
                 kick_all(

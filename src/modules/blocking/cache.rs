@@ -242,7 +242,7 @@ impl Cache {
     }
 
     /// The account's state if it is in memory (always, while the account has a session:
-    /// loaded by `session_opened`, dropped by `session_closed` after the last one).
+    /// loaded by `session_opened`, dropped by `session_released` after the last one).
     pub fn cached(&self, user: &BareJid) -> Option<Arc<UserPrivacy>> {
         self.users.get(user).map(|u| u.clone())
     }

@@ -28,21 +28,22 @@ use super::Blocking;
 use super::model::{self, List, PeerFacts};
 use super::xep0191::NS_ERRORS;
 use crate::error::StanzaError;
-use crate::router::hooks::{Flow, Routed};
+use crate::router::hooks::{Flow, Routed, Stage};
 use crate::router::registry::Registry;
 use crate::router::{bounce, deliver_to_full};
 use crate::server::Server;
 use crate::session::{Recipient, SessionRecord};
 
-/// Higher than roster (0) and carbons (-100): a stopped stanza is neither processed nor copied.
-const PRIORITY: i32 = 100;
+/// The users' own rules: before the roster (`Protocol`), and carbons observe only what got
+/// through, so a stopped stanza is neither processed nor copied.
+const STAGE: Stage = Stage::Policy;
 
 pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
     // Most accounts have no list: their traffic skips enforcement after one cache lookup.
     let m = me.clone();
     let cache = me.clone();
     r.hooks.outbound.add_for(
-        PRIORITY,
+        STAGE,
         "blocking",
         move |_, routed| routed.to.is_some() && !cache.has_no_items(&routed.from.to_bare()),
         move |server, routed| {
@@ -53,7 +54,7 @@ pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
     let m = me.clone();
     let cache = me.clone();
     r.hooks.inbound.add_for(
-        PRIORITY,
+        STAGE,
         "blocking",
         move |_, routed| {
             routed
@@ -71,7 +72,7 @@ pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
     let m = me.clone();
     r.hooks
         .presence_to_account
-        .add(PRIORITY, "blocking", move |server, routed| {
+        .add(STAGE, "blocking", move |server, routed| {
             let m = m.clone();
             async move {
                 let subscription = matches!(
@@ -106,14 +107,12 @@ pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
     let m = me.clone();
     r.hooks
         .session_opened
-        .add(PRIORITY, "blocking", move |server, event| {
-            let m = m.clone();
+        .observe_async("blocking", move |server, event| {
+            let (m, server, user) = (m.clone(), server.clone(), event.entry.jid.to_bare());
             async move {
-                let user = event.entry.jid.to_bare();
                 if let Err(e) = m.cache.get(&server, &user).await {
                     tracing::warn!(%user, error = ?e, "cannot load privacy lists for a new session");
                 }
-                Flow::Continue(event)
             }
         });
 }

@@ -2,26 +2,21 @@
 //! §6): single-item add/remove with an expected version, a version on every answer, delta
 //! pushes to the account's other resources, paged fetch.
 //!
-//! Requests are taken from the `outbound` hook rather than the IQ registry (they predate
-//! `StanzaError`'s application-specific conditions, which the version-mismatch error of spec
-//! §6.6 needs). They are still only the account's own requests (no `to`, or the sender's
-//! bare JID).
+//! Requests come through the IQ registry like any other, as one handler for the whole
+//! namespace (`Registry::iq_namespace`): an unknown element is `bad-request` (spec §9). Only
+//! the account's own requests (no `to`, or the sender's bare JID) reach it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use jid::FullJid;
 use minidom::Element;
 
 use super::Blocking;
 use super::cache::{Change, Edit, SessionPrivacy, WriteError};
 use super::model::{self, BLOCKLIST_NAME, Item, Kind, List};
 use crate::error::StanzaError;
-use crate::router::deliver_to_full;
-use crate::router::hooks::{Flow, Routed};
-use crate::router::registry::Registry;
-use crate::server::Server;
-use crate::xml::{self, ns};
+use crate::router::registry::{IqRequest, IqResponse, IqTarget, IqType, Registry};
+use crate::xml;
 
 pub const NS: &str = "urn:switchboard:ignore:0";
 /// Page size when the client gives none, and the largest page served.
@@ -31,62 +26,18 @@ pub const LIMIT_MAX: usize = 500;
 pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
     r.feature(NS);
     let m = me.clone();
-    r.hooks.outbound.add_for(
-        200,
-        "ignore",
-        |_, routed| is_ignore_request(routed),
-        move |server, routed| {
-            let m = m.clone();
-            async move {
-                let reply = match m.handle(&server, &routed.from, &routed.stanza).await {
-                    Ok(payload) => {
-                        let mut r = result_to(&routed.stanza);
-                        r.append_child(payload);
-                        r
-                    }
-                    Err(e) => e,
-                };
-                deliver_to_full(&server, &routed.from, reply);
-                Flow::Handled
-            }
-        },
-    );
+    // Every element of the namespace: an unknown one is `bad-request` (spec §9).
+    r.iq_namespace(NS, &[IqTarget::OwnAccount], move |req| {
+        let m = m.clone();
+        async move { m.handle(&req).await.map(IqResponse::with) }
+    });
 }
 
-fn is_ignore_request(routed: &Routed) -> bool {
-    let s = &routed.stanza;
-    s.name() == "iq"
-        && matches!(s.attr("type"), Some("get" | "set"))
-        && routed
-            .to
-            .as_ref()
-            .is_none_or(|to| to.try_as_full().is_err() && to.to_bare() == routed.from.to_bare())
-        && s.children().next().is_some_and(|c| c.ns() == NS)
-}
-
-fn result_to(iq: &Element) -> Element {
-    let mut reply = Element::bare("iq", ns::CLIENT);
-    xml::set_attr(&mut reply, "type", "result");
-    if let Some(id) = iq.attr("id") {
-        xml::set_attr(&mut reply, "id", id);
-    }
-    if let Some(from) = iq.attr("from") {
-        xml::set_attr(&mut reply, "to", from);
-    }
-    reply
-}
-
-/// An error reply; `current`: the version-mismatch child (spec §6.6).
-fn error_reply(iq: &Element, error: StanzaError, current: Option<i64>) -> Element {
-    let error = match current {
-        Some(v) => {
-            let mut mismatch = Element::bare("version-mismatch", NS);
-            xml::set_attr(&mut mismatch, "current", &v.to_string());
-            error.with_application(mismatch)
-        }
-        None => error,
-    };
-    error.reply_to(iq)
+/// `conflict` with the list's current version (spec §6.6).
+fn version_mismatch(current: i64) -> StanzaError {
+    let mut mismatch = Element::bare("version-mismatch", NS);
+    xml::set_attr(&mut mismatch, "current", &current.to_string());
+    StanzaError::conflict().with_application(mismatch)
 }
 
 /// `<item/>` in this namespace (also used by the XEP-0016 view with its own namespace).
@@ -206,9 +157,9 @@ fn parse_version(el: &Element) -> Result<Option<i64>, StanzaError> {
 }
 
 impl Blocking {
-    /// One request; `Err` is the whole error reply.
-    async fn handle(&self, server: &Arc<Server>, from: &FullJid, iq: &Element) -> Result<Element, Element> {
-        let payload = iq.children().next().expect("checked");
+    /// One request from the account's own resource: the answer's payload.
+    async fn handle(&self, req: &IqRequest) -> Result<Element, StanzaError> {
+        let (server, from, payload) = (&req.server, &req.from, req.payload());
         if let Some(session) = server.sessions.local(from) {
             session
                 .extension::<SessionPrivacy>()
@@ -216,9 +167,8 @@ impl Blocking {
                 .store(true, Ordering::Release);
         }
         let user = from.to_bare();
-        let fail = |e: StanzaError| error_reply(iq, e, None);
-        let state = self.cache.get(server, &user).await.map_err(fail)?;
-        let version = parse_version(payload).map_err(fail)?;
+        let state = self.cache.get(server, &user).await?;
+        let version = parse_version(payload)?;
         // No list named: the default list (the blocklist), spec §6.1.
         let name = match payload.attr("list").or(payload.attr("name")) {
             Some(n) if !n.is_empty() => n.to_owned(),
@@ -227,7 +177,7 @@ impl Blocking {
                 .clone()
                 .unwrap_or_else(|| BLOCKLIST_NAME.to_owned()),
         };
-        let is_set = iq.attr("type") == Some("set");
+        let is_set = req.kind == IqType::Set;
         match (is_set, payload.name()) {
             (false, "lists") => {
                 let mut out = Element::bare("lists", NS);
@@ -249,19 +199,19 @@ impl Blocking {
                 let list = state.lists.get(&name);
                 let current = list.map_or(0, |l| l.version);
                 if version.is_some_and(|v| v != current) {
-                    return Err(error_reply(iq, StanzaError::conflict(), Some(current)));
+                    return Err(version_mismatch(current));
                 }
                 let start: usize = payload
                     .attr("start")
                     .map(str::parse)
                     .transpose()
-                    .map_err(|_| fail(StanzaError::bad_request().text("start is an integer")))?
+                    .map_err(|_| StanzaError::bad_request().text("start is an integer"))?
                     .unwrap_or(0);
                 let max: usize = payload
                     .attr("max")
                     .map(str::parse)
                     .transpose()
-                    .map_err(|_| fail(StanzaError::bad_request().text("max is an integer")))?
+                    .map_err(|_| StanzaError::bad_request().text("max is an integer"))?
                     .unwrap_or(DEFAULT_MAX)
                     .min(LIMIT_MAX);
                 let items: &[Item] = list.map_or(&[], |l| &l.items);
@@ -279,11 +229,11 @@ impl Blocking {
                 let adding = payload.name() == "add";
                 let mut items = payload.children().filter(|c| c.is("item", NS));
                 let (Some(item_el), None) = (items.next(), items.next()) else {
-                    return Err(fail(StanzaError::bad_request().text("exactly one item")));
+                    return Err(StanzaError::bad_request().text("exactly one item"));
                 };
-                let (item, order) = parse_item(item_el, NS).map_err(fail)?;
+                let (item, order) = parse_item(item_el, NS)?;
                 if item.kind == Kind::Any {
-                    return Err(fail(StanzaError::bad_request().text("item needs a type")));
+                    return Err(StanzaError::bad_request().text("item needs a type"));
                 }
                 let make_default = payload.attr("list").is_none_or(str::is_empty);
                 let result = self
@@ -295,9 +245,9 @@ impl Blocking {
                 let change = match result {
                     Ok(c) => c,
                     Err(WriteError::Stale(v)) => {
-                        return Err(error_reply(iq, StanzaError::conflict(), Some(v)));
+                        return Err(version_mismatch(v));
                     }
-                    Err(WriteError::Stanza(e)) => return Err(fail(e)),
+                    Err(WriteError::Stanza(e)) => return Err(e),
                 };
                 let version = match &change {
                     Some(c) => {
@@ -314,16 +264,12 @@ impl Blocking {
             }
             (true, "default") => {
                 let target = payload.attr("list").filter(|n| !n.is_empty());
-                let (before, after) = self
-                    .cache
-                    .set_default(server, &user, target)
-                    .await
-                    .map_err(fail)?;
+                let (before, after) = self.cache.set_default(server, &user, target).await?;
                 self.notify(server, &user, &before, &after, None, Some(from))
                     .await;
                 Ok(Element::bare("ack", NS))
             }
-            _ => Err(fail(StanzaError::bad_request().text("unknown request"))),
+            _ => Err(StanzaError::bad_request().text("unknown request")),
         }
     }
 }

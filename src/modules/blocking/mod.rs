@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
-use crate::router::hooks::Flow;
 use crate::router::registry::{Module, Registry};
 use crate::server::Server;
 use crate::xml::{self, ns};
@@ -81,13 +80,13 @@ impl Blocking {
             };
             if state.wants_blocklist() {
                 if !added.is_empty() {
-                    let p = xep0191::block_payload("block", &added);
+                    let p = xep0191::block_payload(xep0191::JidList::Block, &added);
                     crate::router::push(session, self.push(&session.jid, p));
                 }
                 if !removed.is_empty() {
                     // All gone: the unblock-all form (XEP-0191 §3.4).
                     let jids: &[String] = if new.is_empty() { &[] } else { &removed };
-                    let p = xep0191::block_payload("unblock", jids);
+                    let p = xep0191::block_payload(xep0191::JidList::Unblock, jids);
                     crate::router::push(session, self.push(&session.jid, p));
                 }
             }
@@ -128,16 +127,12 @@ impl Module for Blocking {
         xep0016::register(&self, r);
         enforce::register(&self, r);
         let me = self;
-        // Last: other modules' `session_closed` work (the roster's unavailable presence) still
-        // passes the presence filter, which needs the cache.
+        // Released, not closed: the `session_closed` observers' work (the roster's unavailable
+        // presence) still passes the presence filter, which needs the cache.
         r.hooks
-            .session_closed
-            .add(-1000, "blocking", move |server, event| {
-                let me = me.clone();
-                async move {
-                    me.cache.evict(&server, &event.entry.jid.to_bare());
-                    Flow::Continue(event)
-                }
+            .session_released
+            .observe("blocking", move |server, event| {
+                me.cache.evict(server, &event.entry.jid.to_bare());
             });
     }
 }

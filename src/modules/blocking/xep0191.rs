@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use jid::BareJid;
+use jid::{BareJid, Jid};
 use minidom::Element;
+use xmpp_parsers::blocking::{Block, BlocklistResult, Unblock};
 
 use super::Blocking;
 use super::cache::{Edit, SessionPrivacy, WriteError};
@@ -40,15 +41,26 @@ pub(super) fn register(me: &Arc<Blocking>, r: &mut Registry) {
     }
 }
 
-/// `<block/>` or `<unblock/>` with one item per JID.
-pub fn block_payload(name: &str, jids: &[String]) -> Element {
-    let mut el = Element::bare(name, NS);
-    for j in jids {
-        let mut item = Element::bare("item", NS);
-        xml::set_attr(&mut item, "jid", j);
-        el.append_child(item);
+/// Which XEP-0191 payload carries a list of JIDs.
+#[derive(Debug, Clone, Copy)]
+pub enum JidList {
+    /// §3.1 the answer to a blocklist request.
+    Blocklist,
+    /// §3.2 a block push.
+    Block,
+    /// §3.3 an unblock push (no item: everyone was unblocked, §3.4).
+    Unblock,
+}
+
+/// The payload with one item per JID (typed by xmpp-parsers). The JIDs were normalized when
+/// stored, so none fails to parse; one that did would be left out rather than sent broken.
+pub fn block_payload(kind: JidList, jids: &[String]) -> Element {
+    let items: Vec<Jid> = jids.iter().filter_map(|j| Jid::new(j).ok()).collect();
+    match kind {
+        JidList::Blocklist => BlocklistResult { items }.into(),
+        JidList::Block => Block { items }.into(),
+        JidList::Unblock => Unblock { items }.into(),
     }
-    el
 }
 
 impl Blocking {
@@ -66,7 +78,7 @@ impl Blocking {
             .default()
             .map(|l| l.blocked_jids().into_iter().map(str::to_owned).collect())
             .unwrap_or_default();
-        Ok(IqResponse::with(block_payload("blocklist", &jids)))
+        Ok(IqResponse::with(block_payload(JidList::Blocklist, &jids)))
     }
 
     /// XEP-0191 §3.2 (block), §3.3 (unblock), §3.4 (unblock all).

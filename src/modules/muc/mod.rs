@@ -40,7 +40,6 @@ pub mod voice;
 
 use std::sync::Arc;
 
-use crate::router::hooks::Flow;
 use crate::router::registry::{Module, Registry};
 
 pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
@@ -101,19 +100,19 @@ impl Module for Muc {
         );
         // Unavailable broadcast presence leaves every room too (§7.14), like a disconnect.
         let me = self.clone();
-        r.hooks.presence_broadcast.add(50, "muc", move |server, routed| {
-            if routed.stanza.attr("type") == Some("unavailable")
-                && let Some(session) = server.sessions.local(&routed.from)
-            {
-                me.service.session_closed(&server, &session);
-            }
-            async move { Flow::Continue(routed) }
-        });
+        r.hooks
+            .presence_broadcasted
+            .observe("muc", move |server, routed| {
+                if routed.stanza.attr("type") == Some("unavailable")
+                    && let Some(session) = server.sessions.local(&routed.from)
+                {
+                    me.service.session_closed(server, &session);
+                }
+            });
         let me = self.clone();
-        r.hooks.session_closed.add(0, "muc", move |server, event| {
+        r.hooks.session_closed.observe("muc", move |server, event| {
             // Rooms still joined here had no unavailable presence sent for this session.
-            removal::session_lost(&me.service, &server, &event.entry);
-            async move { Flow::Continue(event) }
+            removal::session_lost(&me.service, server, &event.entry);
         });
     }
 }

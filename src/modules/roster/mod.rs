@@ -10,10 +10,11 @@
 //! - `notes`: private per-contact notes (`xep/xep-roster-notes.md`), encrypted at rest,
 //!   sent only to sessions that opt in; rotation of their keys.
 //!
-//! Hooks: `outbound` (subscription stanzas, probes, directed presence, XEP-0077 account
-//! removal), `presence_to_account` (the contact's side of subscription stanzas and probes),
-//! `presence_broadcast` (presence without 'to'), `session_closed` (directed presence left,
-//! last logout, cache eviction).
+//! Hooks: interceptors `outbound` (subscription stanzas, probes, directed presence),
+//! `presence_to_account` (the contact's side of subscription stanzas and probes),
+//! `presence_broadcast` (presence without 'to'), all at `Stage::Protocol`; observers
+//! `session_closed` (directed presence left, last logout, cache eviction) and
+//! `account_removed` (contacts lose their subscriptions, from every removal path).
 //!
 //! Blocking and privacy lists (XEP-0191, XEP-0016) are not here: that module judges routed
 //! stanzas in its `outbound` and `inbound` hooks, and presence this module hands to sessions
@@ -40,7 +41,7 @@ use jid::{BareJid, Jid};
 use minidom::Element;
 
 use crate::error::StanzaError;
-use crate::router::hooks::Flow;
+use crate::router::hooks::{Flow, Stage};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
 use crate::session::Recipient;
@@ -121,11 +122,11 @@ impl Module for Roster {
             },
         );
         let me = self.clone();
-        // Presence (subscriptions, directed presence, probes) and account removal IQs.
+        // Presence: subscriptions, directed presence, probes.
         r.hooks.outbound.add_for(
-            0,
+            Stage::Protocol,
             "roster",
-            |_, routed| matches!(routed.stanza.name(), "presence" | "iq"),
+            |_, routed| routed.stanza.name() == "presence",
             move |server, routed| {
                 let me = me.clone();
                 async move { me.on_outbound(server, routed).await }
@@ -134,28 +135,34 @@ impl Module for Roster {
         let me = self.clone();
         r.hooks
             .presence_to_account
-            .add(0, "roster", move |server, routed| {
+            .add(Stage::Protocol, "roster", move |server, routed| {
                 let me = me.clone();
                 async move { me.on_presence_to_account(server, routed).await }
             });
         let me = self.clone();
         r.hooks
             .presence_broadcast
-            .add(0, "roster", move |server, routed| {
+            .add(Stage::Protocol, "roster", move |server, routed| {
                 let me = me.clone();
                 async move {
                     me.on_broadcast(&server, routed).await;
                     Flow::Handled
                 }
             });
+        let me = self.clone();
+        r.hooks
+            .account_removed
+            .observe_async("roster", move |server, event| {
+                let (me, server, event) = (me.clone(), server.clone(), event.clone());
+                async move { me.account_removed(&server, &event).await }
+            });
         let me = self;
-        r.hooks.session_closed.add(0, "roster", move |server, event| {
-            let me = me.clone();
-            async move {
-                me.on_session_closed(&server, &event.entry).await;
-                Flow::Continue(event)
-            }
-        });
+        r.hooks
+            .session_closed
+            .observe_async("roster", move |server, event| {
+                let (me, server, entry) = (me.clone(), server.clone(), event.entry.clone());
+                async move { me.on_session_closed(&server, &entry).await }
+            });
     }
 }
 

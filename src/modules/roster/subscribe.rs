@@ -25,13 +25,11 @@ use super::store_cache::{Change, UserRoster, storage_key};
 use super::subscription::{self, Entry, Kind, Sub};
 use super::{Roster, is_local_account, send};
 use crate::error::StanzaError;
-use crate::router::hooks::{Flow, Routed};
+use crate::router::hooks::{AccountRemoved, Flow, Routed};
 use crate::router::{self, Destination};
 use crate::server::Server;
 use crate::storage::StorageError;
 use crate::xml::{self, ns};
-
-const NS_REGISTER: &str = "jabber:iq:register";
 
 /// What the `type` of a presence stanza asks for.
 enum PresenceType {
@@ -105,15 +103,8 @@ struct Applied {
 impl Roster {
     /// `outbound`: every stanza a local session sends.
     pub(super) async fn on_outbound(&self, server: Arc<Server>, routed: Routed) -> Flow<Routed> {
-        match routed.stanza.name() {
-            "presence" => {}
-            "iq" => {
-                if is_account_removal(&server, &routed) {
-                    self.account_removed(&server, &routed.from).await;
-                }
-                return Flow::Continue(routed);
-            }
-            _ => return Flow::Continue(routed),
+        if routed.stanza.name() != "presence" {
+            return Flow::Continue(routed);
         }
         let Some(to) = &routed.to else {
             return Flow::Continue(routed);
@@ -430,11 +421,26 @@ impl Roster {
         }
     }
 
-    /// XEP-0077 removal is about to delete the account (the register module does that):
-    /// its contacts lose their subscriptions now, as if it had sent "unsubscribe" and
-    /// "unsubscribed", and its roster leaves memory with its last session.
-    async fn account_removed(&self, server: &Arc<Server>, from: &FullJid) {
-        let user = from.to_bare();
+    /// `account_removed`, from any path (RFC 6121 §2.5.2, XEP-0077 §3.2): before the account
+    /// is deleted, its contacts lose their subscriptions, as if it had sent "unsubscribe" and
+    /// "unsubscribed" (with unavailable presence from its available resources); its roster
+    /// leaves memory with its last session.
+    pub(super) async fn account_removed(&self, server: &Arc<Server>, event: &AccountRemoved) {
+        let user = event.account.clone();
+        // The stanzas come from the account's bare JID; hooks get a full JID: the session that
+        // asked, else one still open, else the account under a fixed resource.
+        let from = match event
+            .by
+            .clone()
+            .or_else(|| server.sessions.sessions_of(&user).first().map(|s| s.jid.clone()))
+        {
+            Some(from) => from,
+            None => match FullJid::new(&format!("{user}/{REMOVAL_RESOURCE}")) {
+                Ok(from) => from,
+                Err(_) => return,
+            },
+        };
+        let from = &from;
         let entries = match self.cache.lock(server, &user).await {
             Ok(mut g) => g.roster().entries(),
             Err(e) => {
@@ -464,6 +470,10 @@ impl Roster {
     }
 }
 
+/// The resource of the sender's address in the hooks, for a removal by an administrator of
+/// an account that has no session.
+const REMOVAL_RESOURCE: &str = "account-removal";
+
 /// Hands a stamped subscription stanza or probe to the contact's side, through every
 /// `presence_to_account` hook (a blocking module's included). Unhandled, such a stanza is
 /// dropped, as the router's default would.
@@ -484,19 +494,4 @@ fn to_bare(server: &Server, mut routed: Routed) -> Routed {
         routed.to = Some(bare.into());
     }
     routed
-}
-
-/// XEP-0077 §3.2 account removal by the logged-in user.
-fn is_account_removal(server: &Server, routed: &Routed) -> bool {
-    let iq = &routed.stanza;
-    iq.attr("type") == Some("set")
-        && iq
-            .children()
-            .next()
-            .is_some_and(|q| q.is("query", NS_REGISTER) && q.has_child("remove", NS_REGISTER))
-        && match router::classify(server, routed.to.as_ref()) {
-            Destination::Unaddressed | Destination::Host(_) => true,
-            Destination::Bare(bare) => bare == routed.from.to_bare(),
-            _ => false,
-        }
 }

@@ -40,11 +40,13 @@ macro_rules! backend_tests {
 
 mod accounts;
 mod admin;
+mod archive;
 mod blacklist;
 mod muc;
 mod notes;
 mod offline;
 mod open;
+mod pep;
 mod privacy;
 mod private;
 mod roster;
