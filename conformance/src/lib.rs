@@ -20,6 +20,7 @@ pub mod raw;
 pub mod scram;
 pub mod server;
 pub mod tls;
+pub mod websocket;
 pub mod xml;
 
 pub use client::XmppClient;

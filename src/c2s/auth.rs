@@ -280,13 +280,16 @@ async fn challenge(
         el.append_text(B64.encode(data));
     }
     stream.send(&el).await.map_err(|_| ReadError::Io)?;
-    let reply = match stream.next_event().await? {
-        StreamEvent::Element(e) => e,
-        StreamEvent::Closed => return Err(ReadError::Io),
-        StreamEvent::Header(_) => {
-            return Err(ReadError::Stream(StreamError::new(
-                StreamErrorCondition::BadFormat,
-            )));
+    let reply = loop {
+        match stream.next_event().await? {
+            StreamEvent::Element(e) => break e,
+            StreamEvent::Alive => continue,
+            StreamEvent::Closed => return Err(ReadError::Io),
+            StreamEvent::Header(_) => {
+                return Err(ReadError::Stream(StreamError::new(
+                    StreamErrorCondition::BadFormat,
+                )));
+            }
         }
     };
     if reply.is("abort", ns::SASL) {

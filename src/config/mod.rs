@@ -40,6 +40,20 @@ pub struct Config {
     pub contact: ContactConfig,
     #[serde(default)]
     pub roster_notes: RosterNotesConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+/// Web clients on the HTTP listeners: RFC 7395 WebSocket and XEP-0156 discovery.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    #[serde(default)]
+    pub websocket_origins: Vec<String>,
+    #[serde(default)]
+    pub websocket_url: Option<String>,
+    #[serde(default)]
+    pub websocket_see_other_uri: Option<String>,
 }
 
 /// XEP-0045 multi-user chat service.
@@ -194,6 +208,8 @@ pub struct ListenerConfig {
     pub require_encryption: bool,
     #[serde(default)]
     pub session_rate: Option<RateConfig>,
+    #[serde(default)]
+    pub behind_tls_proxy: bool,
 }
 
 /// XEP-0077 in-band registration.
@@ -320,6 +336,7 @@ fn default_listeners() -> Vec<ListenerConfig> {
         address: address.parse().expect("valid default address"),
         require_encryption: true,
         session_rate: None,
+        behind_tls_proxy: false,
     };
     vec![
         l(ListenerKind::C2s, "0.0.0.0:5222"),
