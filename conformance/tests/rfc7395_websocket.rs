@@ -104,12 +104,20 @@ async fn rfc7395_3_5_login_restart_and_chat_with_tcp_client() {
     );
     // Each stanza is one message with its namespace declared (parsed standalone above).
     assert_eq!(got.ns(), ns::CLIENT);
-    // The session shows up in the server's logs with its transport.
+    // The session shows up in the server's logs and metrics with its transport.
     assert!(
-        server.logs().contains("transport=\"websocket\"") || server.logs().contains("transport=websocket"),
+        server.logs().contains("c2s{transport=\"websocket\""),
         "{}",
         server.logs()
     );
+    let metrics = server.http_get("/metrics").await;
+    for series in [
+        "switchboard_transport_sessions{transport=\"websocket\"} 1",
+        "switchboard_transport_sessions{transport=\"tcp\"} 1",
+        "switchboard_logins_total{mechanism=\"PLAIN\",transport=\"websocket\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "{series} in\n{metrics}");
+    }
 }
 
 #[tokio::test]
@@ -307,4 +315,88 @@ async fn rfc7395_3_7_websocket_ping_for_idle_detection() {
     let echoed = ws.read_until(|e| e.is("message", ns::CLIENT)).await;
     assert_eq!(echoed.get_child("body", ns::CLIENT).unwrap().text(), "still here");
     let _ = SILENCE;
+}
+
+const CARBONS: &str = "urn:xmpp:carbons:2";
+const FORWARD: &str = "urn:xmpp:forward:0";
+
+/// The body inside a carbon copy (`kind`: sent or received) of `el`, if it is one.
+fn carbon_body(el: &minidom::Element, kind: &str) -> Option<String> {
+    el.get_child(kind, CARBONS)?
+        .get_child("forwarded", FORWARD)?
+        .get_child("message", ns::CLIENT)?
+        .get_child("body", ns::CLIENT)
+        .map(|b| b.text())
+}
+
+#[tokio::test]
+async fn rfc7395_xep0280_carbons_between_websocket_and_tcp_sessions() {
+    let server = TestServer::start().await;
+    server.add_user("alice", PW).await;
+    server.add_user("bob", PW).await;
+    let mut web = WsClient::connect(server.http_addr()).await;
+    web.login("alice", PW, "web").await;
+    let id = web.id();
+    web.send_text(&format!(
+        "<iq xmlns='jabber:client' type='set' id='{id}'><enable xmlns='{CARBONS}'/></iq>"
+    ))
+    .await;
+    let r = web.read_until(|e| e.attr("id") == Some(&id)).await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    web.send_text("<presence xmlns='jabber:client'/>").await;
+    let mut desk = server.client_jid("alice@localhost/desk", PW).await;
+    let r = desk
+        .iq("set", None, &format!("<enable xmlns='{CARBONS}'/>"))
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    desk.send_presence(0).await;
+    let mut bob = server.client_jid("bob@localhost/home", PW).await;
+    bob.send_presence(0).await;
+    bob.ping_server().await;
+
+    // bob -> alice/desk: the WebSocket session gets a 'received' carbon.
+    bob.send_message("alice@localhost/desk", "to the desk").await;
+    let carbon = web
+        .read_until(|e| e.is("message", ns::CLIENT) && carbon_body(e, "received").is_some())
+        .await;
+    assert_eq!(carbon_body(&carbon, "received").as_deref(), Some("to the desk"));
+    assert_eq!(carbon.attr("from"), Some("alice@localhost"));
+    desk.wait_for(|e| e.is("message", ns::CLIENT) && e.get_child("body", ns::CLIENT).is_some())
+        .await;
+
+    // alice/web -> bob: the TCP session gets a 'sent' carbon.
+    web.send_text("<message xmlns='jabber:client' to='bob@localhost/home' type='chat'><body>from the web</body></message>")
+        .await;
+    let carbon = desk.wait_for(|e| carbon_body(e, "sent").is_some()).await;
+    assert_eq!(carbon_body(&carbon, "sent").as_deref(), Some("from the web"));
+    let got = bob.expect_message().await;
+    assert_eq!(got.attr("from"), Some("alice@localhost/web"));
+}
+
+#[tokio::test]
+async fn rfc6120_7_7_2_2_conflict_takeover_across_transports() {
+    let server = TestServer::start().await;
+    server.add_user("alice", PW).await;
+    // A WebSocket session taking over a TCP session's resource: the TCP one gets <conflict/>.
+    let mut tcp = server.raw_login("alice", PW, Some("same")).await;
+    let mut web = WsClient::connect(server.http_addr()).await;
+    assert_eq!(web.login("alice", PW, "same").await, "alice@localhost/same");
+    tcp.expect_stream_error().await.assert_condition(&["conflict"]);
+    // And back: a TCP login takes the resource from the WebSocket session.
+    let _tcp = server.raw_login("alice", PW, Some("same")).await;
+    web.expect_stream_error("conflict").await;
+}
+
+#[tokio::test]
+async fn rfc7395_3_7_unanswered_websocket_ping_ends_the_stream() {
+    let server =
+        TestServer::start_with(|c| c.limits_toml = "idle_ping_secs = 1\nping_timeout_secs = 1\n".into())
+            .await;
+    server.add_user("alice", PW).await;
+    let mut ws = WsClient::connect(server.http_addr()).await;
+    ws.login("alice", PW, "web").await;
+    // Not reading: tungstenite answers a ping only while the socket is polled, so the
+    // server's ping goes unanswered.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ws.expect_stream_error("connection-timeout").await;
 }

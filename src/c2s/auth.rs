@@ -68,7 +68,7 @@ pub async fn authenticate(
                 success.append_text(B64.encode(data));
             }
             stream.queue(&success);
-            crate::metrics::login(auth.attr("mechanism").unwrap_or_default());
+            crate::metrics::login(auth.attr("mechanism").unwrap_or_default(), stream.kind());
             tracing::info!(jid = %account, %ip, "authenticated");
             Ok(AuthOutcome::Success(account))
         }

@@ -89,6 +89,7 @@ impl Session {
         mut shutdown: watch::Receiver<bool>,
     ) -> Detached {
         let server = self.server.clone();
+        let _attached = crate::metrics::Attached::new(stream.kind());
         // Read once, in a block: the config guard must not live across the loop's awaits.
         let mut keepalive = {
             let limits = &server.config().limits;
