@@ -14,6 +14,7 @@
 
 pub mod blocking;
 pub mod client;
+pub mod js;
 pub mod muc;
 pub mod ns;
 pub mod raw;
