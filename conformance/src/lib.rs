@@ -13,6 +13,7 @@
 //!   Set `SWITCHBOARD_NO_BUILD=1` to skip that build and use the binary as is.
 
 pub mod blocking;
+pub mod bosh;
 pub mod client;
 pub mod js;
 pub mod muc;

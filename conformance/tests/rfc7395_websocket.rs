@@ -29,7 +29,7 @@ async fn rfc7395_3_1_xmpp_subprotocol_required() {
 #[tokio::test]
 async fn rfc7395_3_3_origin_allow_list() {
     let server = TestServer::start_with(|c| {
-        c.extra_toml = "[web]\nwebsocket_origins = [\"https://chat.example\"]\n".into();
+        c.extra_toml = "[web]\norigins = [\"https://chat.example\"]\n".into();
     })
     .await;
     let addr = server.http_addr();

@@ -1,4 +1,4 @@
-//! XEP-0156: the HTTP listener's host-meta documents list the WebSocket endpoint.
+//! XEP-0156: the HTTP listener's host-meta documents list the WebSocket and BOSH endpoints.
 
 use conformance::TestServer;
 
@@ -15,7 +15,7 @@ fn body<'a>(response: &'a str, content_type: &str) -> &'a str {
 }
 
 #[tokio::test]
-async fn xep0156_3_host_meta_xrd_lists_the_websocket_endpoint() {
+async fn xep0156_3_host_meta_xrd_lists_the_web_endpoints() {
     let server = TestServer::start().await;
     let response = server.http_get("/.well-known/host-meta").await;
     let xrd: minidom::Element = body(&response, "application/xrd+xml")
@@ -32,12 +32,17 @@ async fn xep0156_3_host_meta_xrd_lists_the_websocket_endpoint() {
         .expect("a websocket link");
     // Derived from the request's Host (127.0.0.1 in the harness) without a configured URL.
     assert_eq!(link.attr("href"), Some("ws://127.0.0.1/xmpp-websocket"));
+    let link = xrd
+        .children()
+        .find(|l| l.attr("rel") == Some("urn:xmpp:alt-connections:xbosh"))
+        .expect("a BOSH link");
+    assert_eq!(link.attr("href"), Some("http://127.0.0.1/http-bind"));
 }
 
 #[tokio::test]
 async fn xep0156_3_host_meta_json_uses_the_configured_url() {
     let server = TestServer::start_with(|c| {
-        c.extra_toml = "[web]\nwebsocket_url = \"wss://chat.example/xmpp-websocket\"\n".into();
+        c.extra_toml = "[web]\nwebsocket_url = \"wss://chat.example/xmpp-websocket\"\nbosh_url = \"https://chat.example/http-bind\"\n".into();
     })
     .await;
     let response = server.http_get("/.well-known/host-meta.json").await;
@@ -48,6 +53,13 @@ async fn xep0156_3_host_meta_json_uses_the_configured_url() {
             .iter()
             .any(|l| l["rel"] == "urn:xmpp:alt-connections:websocket"
                 && l["href"] == "wss://chat.example/xmpp-websocket"),
+        "{json}"
+    );
+    assert!(
+        links
+            .iter()
+            .any(|l| l["rel"] == "urn:xmpp:alt-connections:xbosh"
+                && l["href"] == "https://chat.example/http-bind"),
         "{json}"
     );
     let response = server.http_get("/.well-known/host-meta").await;

@@ -81,7 +81,7 @@ pub static KEYS: &[Key] = &[
         "listen",
         "Listening sockets (each [[listen]] one). kind: c2s (STARTTLS, usually 5222),\n\
          c2s_direct_tls (XEP-0368, usually 5223) or http (/health, /metrics, RFC 7395 WebSocket\n\
-         at /xmpp-websocket, XEP-0156 /.well-known/host-meta). Port 0 picks a\n\
+         at /xmpp-websocket, BOSH at /http-bind, XEP-0156 /.well-known/host-meta). Port 0 picks a\n\
          free port (see `serve --ports-file`). Only session_rate changes on a reload.",
     ),
     k("listen.kind", "c2s | c2s_direct_tls | http"),
@@ -368,12 +368,12 @@ pub static KEYS: &[Key] = &[
     k("roster_notes.max_length", "Longest note accepted, in characters."),
     k(
         "web",
-        "Web clients on the http listeners: RFC 7395 WebSocket at /xmpp-websocket and XEP-0156\n\
-         discovery at /.well-known/host-meta(.json).",
+        "Web clients on the http listeners: RFC 7395 WebSocket at /xmpp-websocket, XEP-0206 BOSH\n\
+         at /http-bind and XEP-0156 discovery at /.well-known/host-meta(.json).",
     ),
     k(
-        "web.websocket_origins",
-        "Origins (scheme://host[:port]) whose pages may open a WebSocket, e.g.\n\
+        "web.origins",
+        "Origins (scheme://host[:port]) whose pages may use WebSocket and BOSH, e.g.\n\
          [\"https://chat.example.org\"]. Empty: any origin (for development).",
     ),
     with_example(
@@ -389,6 +389,17 @@ pub static KEYS: &[Key] = &[
          §3.6.1), sending clients to this endpoint instead.",
         "\"wss://xmpp.example.net/xmpp-websocket\"",
         false,
+    ),
+    with_example(
+        "web.bosh_url",
+        "The public BOSH URL that host-meta lists. Unset: derived from the request (its Host,\n\
+         and https when X-Forwarded-Proto is https).",
+        "\"https://example.org/http-bind\"",
+        false,
+    ),
+    k(
+        "web.bosh_inactivity_secs",
+        "A BOSH session with no request for this long ends (XEP-0124 inactivity).",
     ),
 ];
 

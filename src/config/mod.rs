@@ -44,16 +44,36 @@ pub struct Config {
     pub web: WebConfig,
 }
 
-/// Web clients on the HTTP listeners: RFC 7395 WebSocket and XEP-0156 discovery.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Web clients on the HTTP listeners: RFC 7395 WebSocket, XEP-0206 BOSH, XEP-0156 discovery.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebConfig {
     #[serde(default)]
-    pub websocket_origins: Vec<String>,
+    pub origins: Vec<String>,
     #[serde(default)]
     pub websocket_url: Option<String>,
     #[serde(default)]
     pub websocket_see_other_uri: Option<String>,
+    #[serde(default)]
+    pub bosh_url: Option<String>,
+    #[serde(default = "default_bosh_inactivity")]
+    pub bosh_inactivity_secs: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            origins: Vec::new(),
+            websocket_url: None,
+            websocket_see_other_uri: None,
+            bosh_url: None,
+            bosh_inactivity_secs: default_bosh_inactivity(),
+        }
+    }
+}
+
+fn default_bosh_inactivity() -> u64 {
+    60
 }
 
 /// XEP-0045 multi-user chat service.

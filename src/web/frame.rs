@@ -29,25 +29,21 @@ pub enum Frame {
 
 /// Parses one text message.
 pub fn parse(text: &str, limits: ParserLimits) -> Result<Frame, StreamError> {
+    if !text.trim_start().starts_with('<') {
+        return Err(not_one_element());
+    }
     let mut parser = StreamParser::new(limits);
     let mut events = Vec::with_capacity(3);
     parser.feed(ROOT, &mut events)?;
     parser.feed(text.as_bytes(), &mut events)?;
-    parser.feed(END, &mut events).map_err(|_| {
-        StreamError::with_text(
-            StreamErrorCondition::NotWellFormed,
-            "a message must hold one complete XML element (RFC 7395 §3.3.3)",
-        )
-    })?;
+    // Closing the made-up root flushes trailing text and catches an unclosed element.
+    parser.feed(END, &mut events)?;
     let mut elements = events.into_iter().filter_map(|e| match e {
         StreamEvent::Element(el) => Some(el),
         _ => None,
     });
     let Some(el) = elements.next() else {
-        return Err(StreamError::with_text(
-            StreamErrorCondition::NotWellFormed,
-            "a message must hold one complete XML element (RFC 7395 §3.3.3)",
-        ));
+        return Err(not_one_element());
     };
     if elements.next().is_some() {
         return Err(StreamError::with_text(
@@ -66,6 +62,13 @@ pub fn parse(text: &str, limits: ParserLimits) -> Result<Frame, StreamError> {
             "unknown framing element",
         )),
     }
+}
+
+fn not_one_element() -> StreamError {
+    StreamError::with_text(
+        StreamErrorCondition::NotWellFormed,
+        "a message must hold one complete XML element (RFC 7395 §3.3.3)",
+    )
 }
 
 fn open(el: Element) -> Result<StreamHeader, StreamError> {

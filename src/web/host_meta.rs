@@ -1,5 +1,6 @@
 //! XEP-0156: `/.well-known/host-meta` (XRD) and `/.well-known/host-meta.json` (JRD) list
-//! the web endpoints, so a client that knows only the domain finds them.
+//! the web endpoints (BOSH and WebSocket), so a client that knows only the domain finds
+//! them.
 
 use std::sync::Arc;
 
@@ -10,21 +11,25 @@ use axum::response::{IntoResponse, Response};
 use crate::server::Server;
 
 const REL_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
+const REL_BOSH: &str = "urn:xmpp:alt-connections:xbosh";
 
 /// The endpoints, as (rel, href).
 fn links(server: &Server, headers: &HeaderMap) -> Vec<(&'static str, String)> {
-    let websocket = server
-        .config()
-        .web
+    let web = &server.config().web;
+    let websocket = web
         .websocket_url
         .clone()
-        .unwrap_or_else(|| derived_url(headers, crate::web::websocket::PATH));
-    vec![(REL_WEBSOCKET, websocket)]
+        .unwrap_or_else(|| derived_url(headers, "ws", crate::web::websocket::PATH));
+    let bosh = web
+        .bosh_url
+        .clone()
+        .unwrap_or_else(|| derived_url(headers, "http", crate::web::bosh::PATH));
+    vec![(REL_BOSH, bosh), (REL_WEBSOCKET, websocket)]
 }
 
-/// The endpoint's URL as the client reached us: the request's Host, and a secure scheme
-/// when a proxy says the client came over HTTPS.
-fn derived_url(headers: &HeaderMap, path: &str) -> String {
+/// The endpoint's URL as the client reached us: the request's Host, and the secure
+/// `scheme` (`ws` -> `wss`) when a proxy says the client came over HTTPS.
+fn derived_url(headers: &HeaderMap, scheme: &str, path: &str) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -33,8 +38,8 @@ fn derived_url(headers: &HeaderMap, path: &str) -> String {
         .get("x-forwarded-proto")
         .and_then(|h| h.to_str().ok())
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    let scheme = if https { "wss" } else { "ws" };
-    format!("{scheme}://{host}{path}")
+    let secure = if https { "s" } else { "" };
+    format!("{scheme}{secure}://{host}{path}")
 }
 
 /// Readable from any page: XEP-0156 §3 asks for CORS on host-meta.

@@ -1,8 +1,10 @@
 //! Web clients on the HTTP listeners: RFC 7395 XMPP over WebSocket (`websocket.rs`, framing
-//! in `frame.rs`) and XEP-0156 discovery (`host_meta.rs`). A WebSocket connection is one
-//! more [`crate::c2s::transport::Transport`]: it is negotiated and attached to a session by
-//! the same code as a TCP connection, with the same limits, rate limits, metrics and logs.
+//! in `frame.rs`), XEP-0124/XEP-0206 BOSH (`bosh.rs`) and XEP-0156 discovery
+//! (`host_meta.rs`). A WebSocket connection and a BOSH session are two more
+//! [`crate::c2s::transport::Transport`]s: negotiated and attached to a session by the same
+//! code as a TCP connection, with the same limits, rate limits, metrics and logs.
 
+pub mod bosh;
 pub mod frame;
 pub mod host_meta;
 pub mod websocket;
@@ -29,8 +31,10 @@ pub struct WebListener {
     /// proxy on the same host (or a local client) can reach.
     pub trusted_proxy: bool,
     pub shutdown: watch::Receiver<bool>,
-    /// Held by every WebSocket session, so shutdown waits for them to drain.
+    /// Held by every WebSocket and BOSH session, so shutdown waits for them to drain.
     pub done: Option<mpsc::Sender<()>>,
+    /// This listener's BOSH sessions, by `sid`.
+    pub bosh: Arc<bosh::Sessions>,
 }
 
 impl WebListener {
@@ -46,6 +50,7 @@ impl WebListener {
             trusted_proxy: config.behind_tls_proxy || config.address.ip().is_loopback(),
             shutdown,
             done,
+            bosh: Arc::default(),
         }
     }
 
@@ -71,6 +76,10 @@ impl WebListener {
 pub fn router(listener: WebListener) -> Router<Arc<Server>> {
     Router::new()
         .route(websocket::PATH, axum::routing::get(websocket::upgrade))
+        .route(
+            bosh::PATH,
+            axum::routing::post(bosh::request).options(bosh::preflight),
+        )
         .route("/.well-known/host-meta", axum::routing::get(host_meta::xrd))
         .route("/.well-known/host-meta.json", axum::routing::get(host_meta::json))
         .layer(axum::Extension(Arc::new(listener)))

@@ -67,7 +67,7 @@ pub async fn upgrade(
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let config = server.config();
-        let allowed = &config.web.websocket_origins;
+        let allowed = &config.web.origins;
         if !allowed.is_empty() && !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
             tracing::info!(%peer, origin = ?origin, "WebSocket refused: origin not allowed");
             return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
