@@ -23,8 +23,9 @@ if ! "$venv18/bin/python" -c 'import slixmpp, sys; sys.exit(slixmpp.__version__ 
 fi
 export SWITCHBOARD_TEST_PYTHON_SLIXMPP18="$PWD/$venv18/bin/python"
 
-# @xmpp/client for the web transport tests (conformance/js; versions pinned by its
-# package-lock.json), run by node >= 20.10 (.ci/run installs nodejs and npm).
+# @xmpp/client, converse.js and puppeteer-core for the web transport tests (conformance/js;
+# versions pinned by its
+# package-lock.json), run by node >= 20.10; chromium from apt (.ci/run installs them).
 js=conformance/js
 if [ ! -d "$js/node_modules/@xmpp/client" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
     echo "test.sh: installing $js packages (npm ci)" >&2

@@ -23,6 +23,15 @@ impl NodeScript {
     /// Starts `script` (in `conformance/js`) with `args`. Panics, never skips, when node or
     /// the packages are missing: `scripts/test.sh` installs them.
     pub fn start(script: &str, args: &[&str]) -> NodeScript {
+        Self::spawn(script, args, &["--experimental-websocket"])
+    }
+
+    /// Starts `script` without node flags (scripts that need no WebSocket of node's own).
+    pub fn start_plain(script: &str, args: &[&str]) -> NodeScript {
+        Self::spawn(script, args, &[])
+    }
+
+    fn spawn(script: &str, args: &[&str], flags: &[&str]) -> NodeScript {
         let node = std::env::var("SWITCHBOARD_TEST_NODE").unwrap_or_else(|_| "node".into());
         assert!(
             dir().join("node_modules/@xmpp/client").exists(),
@@ -43,8 +52,8 @@ impl NodeScript {
             "node {version}: @xmpp/client needs node >= 20.10"
         );
         let mut child = Command::new(&node)
-            // Node 20 has the WHATWG WebSocket @xmpp/websocket uses behind this flag.
-            .arg("--experimental-websocket")
+            // Node 20 has the WHATWG WebSocket @xmpp/websocket uses behind a flag.
+            .args(flags)
             .arg(dir().join(script))
             .args(args)
             .current_dir(dir())
