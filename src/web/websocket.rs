@@ -149,6 +149,9 @@ pub struct WsTransport {
     pinging: bool,
     /// Where clients are sent instead (`web.websocket_see_other_uri`).
     see_other_uri: Option<String>,
+    /// The close frame's code and reason when the stream fails: set by the read errors
+    /// that have their own WebSocket code (a binary message, one over the size limit).
+    close: (u16, &'static str),
 }
 
 impl WsTransport {
@@ -164,6 +167,7 @@ impl WsTransport {
             secure,
             pinging: false,
             see_other_uri: server.config().web.websocket_see_other_uri.clone(),
+            close: (CLOSE_NORMAL, ""),
         }
     }
 
@@ -172,7 +176,7 @@ impl WsTransport {
             let message = match self.socket.recv().await {
                 None => return Err(ReadError::Io),
                 Some(Ok(m)) => m,
-                Some(Err(e)) => return Err(read_error(e, self.limits.max_stanza_bytes)),
+                Some(Err(e)) => return Err(self.read_error(e)),
             };
             match message {
                 Message::Text(text) => {
@@ -193,6 +197,7 @@ impl WsTransport {
                 }
                 Message::Binary(data) => {
                     self.bytes_read += data.len() as u64;
+                    self.close = (CLOSE_UNSUPPORTED, "text messages only");
                     return Err(ReadError::Stream(StreamError::with_text(
                         StreamErrorCondition::BadFormat,
                         "XMPP over WebSocket uses text messages only (RFC 7395 §3.2)",
@@ -210,6 +215,21 @@ impl WsTransport {
         }
     }
 
+    /// A receive error as a stream error: a message over the size limit gets one, a broken
+    /// connection nothing.
+    fn read_error(&mut self, e: axum::Error) -> ReadError {
+        match e.into_inner().downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => {
+                self.close = (CLOSE_TOO_BIG, "message too big");
+                ReadError::Stream(StreamError::with_text(
+                    StreamErrorCondition::PolicyViolation,
+                    format!("message larger than {} bytes", self.limits.max_stanza_bytes),
+                ))
+            }
+            _ => ReadError::Io,
+        }
+    }
+
     /// Sends what is queued, then a WebSocket close frame.
     async fn close_socket(&mut self, code: u16, reason: &str) {
         self.out.push(Message::Close(Some(CloseFrame {
@@ -220,19 +240,6 @@ impl WsTransport {
     }
 }
 
-/// A receive error as a stream error: a message over the size limit gets one, a broken
-/// connection nothing.
-fn read_error(e: axum::Error, max: usize) -> ReadError {
-    let inner = e.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => ReadError::Stream(StreamError::with_text(
-            StreamErrorCondition::PolicyViolation,
-            format!("message larger than {max} bytes"),
-        )),
-        _ => ReadError::Io,
-    }
-}
-
 fn text_message(el: &Element) -> Message {
     let mut out = Vec::with_capacity(256);
     if let Err(e) = crate::xml::write::write_element(el, &mut out) {
@@ -240,28 +247,6 @@ fn text_message(el: &Element) -> Message {
     }
     // The serializer writes UTF-8 only.
     Message::Text(String::from_utf8(out).unwrap_or_default().into())
-}
-
-fn close_code(error: &StreamError) -> (u16, &'static str) {
-    match error.condition {
-        StreamErrorCondition::PolicyViolation
-            if error
-                .text
-                .as_deref()
-                .is_some_and(|t| t.starts_with("message larger")) =>
-        {
-            (CLOSE_TOO_BIG, "message too big")
-        }
-        StreamErrorCondition::BadFormat
-            if error
-                .text
-                .as_deref()
-                .is_some_and(|t| t.contains("text messages only")) =>
-        {
-            (CLOSE_UNSUPPORTED, "text messages only")
-        }
-        _ => (CLOSE_NORMAL, ""),
-    }
 }
 
 impl Transport for WsTransport {
@@ -368,7 +353,7 @@ impl Transport for WsTransport {
         );
         self.out.push(Message::Text(xml.into()));
         self.out.push(text_message(&frame::close(None)));
-        let (code, reason) = close_code(error);
+        let (code, reason) = self.close;
         self.close_socket(code, reason).await;
     }
 
