@@ -34,6 +34,8 @@ const page_url = `http://127.0.0.1:${server.address().port}/?` + new URLSearchPa
 const browser = await puppeteer.launch({
   executablePath: process.env.SWITCHBOARD_TEST_CHROMIUM || "/usr/bin/chromium",
   headless: true,
+  // Over a pipe, chromium exits with node even when node is killed (the test's kill_on_drop).
+  pipe: true,
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 });
 let code = 0;
