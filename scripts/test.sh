@@ -26,5 +26,15 @@ if ! "$venv18/bin/python" -c 'import slixmpp, sys; sys.exit(slixmpp.__version__ 
 fi
 export SWITCHBOARD_TEST_PYTHON_SLIXMPP18="$PWD/$venv18/bin/python"
 
+# @xmpp/client, converse.js and puppeteer-core for the web transport tests (conformance/js,
+# versions pinned by its package-lock.json), run by node >= 20.10; chromium comes from apt
+# (.ci/run installs it and nodejs/npm).
+js=conformance/js
+if [ ! -d "$js/node_modules/converse.js" ] || [ ! -d "$js/node_modules/@xmpp/client" ] \
+    || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+    echo "test.sh: installing $js packages (npm ci)" >&2
+    (cd "$js" && npm ci --no-audit --no-fund --silent)
+fi
+
 cargo build --bin switchboard
 exec scripts/pg-test.sh cargo test --workspace "$@"

@@ -1,4 +1,5 @@
-//! The HTTP listener: `/health`, Prometheus `/metrics`; WebSocket later.
+//! The HTTP listener: `/health`, Prometheus `/metrics`, and the web clients' routes
+//! (`crate::web`: WebSocket, BOSH, host-meta) and XEP-0363 uploads.
 
 use std::sync::Arc;
 
@@ -18,17 +19,24 @@ async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    server: Arc<Server>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    web: crate::web::WebListener,
+) {
     let local = listener.local_addr().expect("a bound listener has an address");
     let upload = crate::modules::upload::http::routes(&server, local, shutdown.clone());
     let app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .merge(crate::web::router(web))
         .with_state(server)
         .merge(upload);
     let stop = async move {
         let _ = shutdown.changed().await;
     };
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "HTTP listener failed");
     }

@@ -45,6 +45,7 @@ pub mod server;
 pub mod session;
 pub mod storage;
 pub mod tls;
+pub mod web;
 pub mod xml;
 
 use std::sync::Arc;
@@ -119,7 +120,11 @@ pub async fn run(
         let server = server.clone();
         let stop = stop_rx.clone();
         accept_tasks.push(match bound.config.kind {
-            ListenerKind::Http => tokio::spawn(http::serve(server, bound.listener, stop)),
+            ListenerKind::Http => {
+                let web =
+                    web::WebListener::new(&bound.config, bound.index, stop.clone(), Some(done_tx.clone()));
+                tokio::spawn(http::serve(server, bound.listener, stop, web))
+            }
             _ => tokio::spawn(listener::accept_c2s(server, bound, stop, done_tx.clone())),
         });
     }

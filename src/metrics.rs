@@ -9,6 +9,7 @@ use std::time::Instant;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const SESSIONS: &str = "switchboard_sessions";
+pub const TRANSPORT_SESSIONS: &str = "switchboard_transport_sessions";
 pub const LOGINS: &str = "switchboard_logins_total";
 pub const AUTH_FAILURES: &str = "switchboard_auth_failures_total";
 pub const STANZAS_IN: &str = "switchboard_stanzas_in_total";
@@ -53,7 +54,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 return None;
             }
             metrics::describe_gauge!(SESSIONS, "Bound client sessions");
-            metrics::describe_counter!(LOGINS, "Successful SASL authentications by mechanism");
+            metrics::describe_gauge!(
+                TRANSPORT_SESSIONS,
+                "Sessions with a connection attached, by transport (tcp, websocket)"
+            );
+            metrics::describe_counter!(
+                LOGINS,
+                "Successful SASL authentications by mechanism and transport"
+            );
             metrics::describe_counter!(AUTH_FAILURES, "Failed SASL authentications by mechanism");
             metrics::describe_counter!(STANZAS_IN, "Stanzas read from clients by kind");
             metrics::describe_counter!(STANZAS_OUT, "Stanzas written to clients by kind");
@@ -147,8 +155,25 @@ fn mechanism(name: &str) -> &'static str {
     crate::sasl::Mechanism::from_name(name).map_or("unknown", |m| m.name())
 }
 
-pub fn login(mech: &str) {
-    metrics::counter!(LOGINS, "mechanism" => mechanism(mech)).increment(1);
+pub fn login(mech: &str, transport: &'static str) {
+    metrics::counter!(LOGINS, "mechanism" => mechanism(mech), "transport" => transport).increment(1);
+}
+
+/// Counts a connection attached to its session, by transport, while it lives.
+pub struct Attached(metrics::Gauge);
+
+impl Attached {
+    pub fn new(transport: &'static str) -> Attached {
+        let gauge = metrics::gauge!(TRANSPORT_SESSIONS, "transport" => transport);
+        gauge.increment(1.0);
+        Attached(gauge)
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 pub fn auth_failure(mech: &str) {

@@ -34,6 +34,8 @@ pub struct Target {
     pub resource: String,
     pub timeout: Duration,
     pub salts: SaltCache,
+    /// RFC 7395 WebSocket path, when connecting over WebSocket (`crate::ws`).
+    pub websocket: Option<String>,
 }
 
 impl Target {
@@ -133,9 +135,12 @@ async fn next_nonstream_error(r: &mut StanzaReader) -> Result<Element> {
 }
 
 async fn connect(t: &Target) -> Result<(StanzaReader, OwnedWriteHalf)> {
-    let s = TcpStream::connect((t.host.as_str(), t.port))
-        .await
-        .with_context(|| format!("connect {}:{}", t.host, t.port))?;
+    let s = match &t.websocket {
+        Some(path) => crate::ws::connect(&t.host, t.port, path, &t.domain).await?,
+        None => TcpStream::connect((t.host.as_str(), t.port))
+            .await
+            .with_context(|| format!("connect {}:{}", t.host, t.port))?,
+    };
     s.set_nodelay(true)?;
     let (rd, wr) = s.into_split();
     Ok((

@@ -11,6 +11,7 @@ mod report;
 mod scram;
 mod seen;
 mod stats;
+mod ws;
 mod xml;
 
 use anyhow::Result;
@@ -80,6 +81,10 @@ pub struct Common {
     /// Resource prefix (the user number is appended).
     #[arg(long, default_value = "bench")]
     pub resource: String,
+    /// Connect over RFC 7395 WebSocket at this path of --host:--port (e.g. /xmpp-websocket
+    /// on the HTTP port) instead of TCP.
+    #[arg(long)]
+    pub websocket: Option<String>,
 }
 
 impl Common {
@@ -94,6 +99,7 @@ impl Common {
             resource: self.resource.clone(),
             timeout: Duration::from_secs(self.timeout),
             salts: Default::default(),
+            websocket: self.websocket.clone(),
         })
     }
 }

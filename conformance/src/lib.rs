@@ -13,7 +13,9 @@
 //!   Set `SWITCHBOARD_NO_BUILD=1` to skip that build and use the binary as is.
 
 pub mod blocking;
+pub mod bosh;
 pub mod client;
+pub mod js;
 pub mod muc;
 pub mod ns;
 pub mod pep;
@@ -21,6 +23,7 @@ pub mod raw;
 pub mod scram;
 pub mod server;
 pub mod tls;
+pub mod websocket;
 pub mod xml;
 
 pub use client::XmppClient;

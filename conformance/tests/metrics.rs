@@ -61,7 +61,7 @@ async fn metrics_counters_move() {
 
     let after = scrape(&server).await;
     assert_eq!(sample(&after, "switchboard_sessions"), 3.0, "{after}");
-    let logins = "switchboard_logins_total{mechanism=\"SCRAM-SHA-256\"}";
+    let logins = "switchboard_logins_total{mechanism=\"SCRAM-SHA-256\",transport=\"tcp\"}";
     assert!(sample(&after, logins) >= 3.0, "{after}");
     let failures = "switchboard_auth_failures_total{mechanism=\"SCRAM-SHA-256\"}";
     assert!(sample(&after, failures) >= 1.0, "{after}");

@@ -68,7 +68,7 @@ pub async fn authenticate(
                 success.append_text(B64.encode(data));
             }
             stream.queue(&success);
-            crate::metrics::login(auth.attr("mechanism").unwrap_or_default());
+            crate::metrics::login(auth.attr("mechanism").unwrap_or_default(), stream.kind());
             tracing::info!(jid = %account, %ip, "authenticated");
             Ok(AuthOutcome::Success(account))
         }
@@ -280,13 +280,16 @@ async fn challenge(
         el.append_text(B64.encode(data));
     }
     stream.send(&el).await.map_err(|_| ReadError::Io)?;
-    let reply = match stream.next_event().await? {
-        StreamEvent::Element(e) => e,
-        StreamEvent::Closed => return Err(ReadError::Io),
-        StreamEvent::Header(_) => {
-            return Err(ReadError::Stream(StreamError::new(
-                StreamErrorCondition::BadFormat,
-            )));
+    let reply = loop {
+        match stream.next_event().await? {
+            StreamEvent::Element(e) => break e,
+            StreamEvent::Alive => continue,
+            StreamEvent::Closed => return Err(ReadError::Io),
+            StreamEvent::Header(_) => {
+                return Err(ReadError::Stream(StreamError::new(
+                    StreamErrorCondition::BadFormat,
+                )));
+            }
         }
     };
     if reply.is("abort", ns::SASL) {

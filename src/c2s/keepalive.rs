@@ -60,6 +60,11 @@ impl Keepalive {
         answer
     }
 
+    /// The transport's own probe was answered (a WebSocket pong).
+    pub fn answered(&mut self) {
+        self.ping_id = None;
+    }
+
     /// Idle `idle` after the last read: ping. Ping unanswered: `timeout` after sending it,
     /// unless the client sent something since (then `idle` after that).
     pub fn due(&self, now: Instant) -> Due {

@@ -72,10 +72,15 @@ pub async fn serve(
     let conn_id = server.sessions.next_conn_id();
     // Boxed: negotiation's state (SASL, TLS upgrade) is freed once bound instead of sitting
     // in every idle connection's task for its whole life.
+    let stream = stream::XmppStream::new(
+        conn,
+        negotiate::preauth_limits(&server),
+        server.default_domain().to_string(),
+    );
     let Some(bound) = Box::pin(negotiate::negotiate(
         &server,
         &tls,
-        conn,
+        stream,
         peer.ip(),
         conn_id,
         negotiate::Rules {

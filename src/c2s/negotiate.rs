@@ -11,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::accounts::Account;
 use crate::c2s::auth::{self, AuthOutcome};
-use crate::c2s::stream::{Conn, ReadError, XmppStream};
+use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::limits::ConnectionSlot;
@@ -22,8 +22,8 @@ use crate::tls::TlsContext;
 use crate::xml::{self, ParserLimits, StreamEvent, StreamHeader, ns};
 
 /// A negotiated, bound session.
-pub struct Bound {
-    pub stream: XmppStream,
+pub struct Bound<T> {
+    pub stream: T,
     pub jid: FullJid,
     pub link: SessionLink,
 }
@@ -74,16 +74,18 @@ pub struct Rules {
     pub idle: Duration,
 }
 
-/// Negotiates a stream on `conn`. `None` when the stream ended (errors were already sent).
-pub async fn negotiate(
+/// Negotiates a stream on `stream`, a fresh transport made with [`preauth_limits`]. `None` when the stream ended (errors
+/// were already sent).
+#[allow(clippy::too_many_arguments)]
+pub async fn negotiate<T: Transport>(
     server: &Arc<Server>,
     tls: &Arc<TlsContext>,
-    conn: Conn,
+    mut stream: T,
     ip: IpAddr,
     conn_id: u64,
     rules: Rules,
     slot: &mut ConnectionSlot,
-) -> Option<Bound> {
+) -> Option<Bound<T>> {
     let deadline = tokio::time::Instant::now() + rules.total;
     let mut state = State {
         ip,
@@ -96,7 +98,7 @@ pub async fn negotiate(
         tls: tls.clone(),
         slot,
     };
-    let mut stream = XmppStream::new(conn, preauth_limits(server), state.domain.clone());
+    stream.set_domain(&state.domain);
     state.cb = stream.channel_bindings(tls);
     stream.set_event_timeout(Some(rules.idle));
     loop {
@@ -143,27 +145,31 @@ enum Step {
 }
 
 /// Runs one stream: header, features, then elements until the stream restarts or binds.
-async fn step(
+async fn step<T: Transport>(
     server: &Arc<Server>,
-    stream: &mut XmppStream,
+    stream: &mut T,
     state: &mut State<'_>,
 ) -> Result<Step, ReadError> {
-    let header = match stream.next_event().await? {
-        StreamEvent::Header(h) => h,
-        _ => {
-            return Err(ReadError::Stream(StreamError::new(
-                StreamErrorCondition::BadFormat,
-            )));
+    let header = loop {
+        match stream.next_event().await? {
+            StreamEvent::Header(h) => break h,
+            StreamEvent::Alive => continue,
+            _ => {
+                return Err(ReadError::Stream(StreamError::new(
+                    StreamErrorCondition::BadFormat,
+                )));
+            }
         }
     };
     accept_header(server, stream, state, &header)?;
     stream.open(header.from.as_deref());
-    let features = features(server, stream.is_secure(), state);
+    let features = features(server, stream.is_secure(), stream.offers_starttls(), state);
     stream.queue_features(&features);
     stream.flush().await.map_err(|_| ReadError::Io)?;
     loop {
         let el = match stream.next_event().await? {
             StreamEvent::Element(el) => el,
+            StreamEvent::Alive => continue,
             StreamEvent::Closed => {
                 stream.close().await;
                 return Err(ReadError::Io);
@@ -176,10 +182,15 @@ async fn step(
         };
         let tls = stream.is_secure();
         if el.is("starttls", ns::TLS) {
-            if tls {
+            if !stream.offers_starttls() {
+                let text = if tls {
+                    "TLS is already established"
+                } else {
+                    "STARTTLS is not available on this transport"
+                };
                 return Err(ReadError::Stream(StreamError::with_text(
                     StreamErrorCondition::PolicyViolation,
-                    "TLS is already established",
+                    text,
                 )));
             }
             Transport::queue(stream, &Element::bare("proceed", ns::TLS));
@@ -257,7 +268,7 @@ async fn step(
 /// Checks the client's header (RFC 6120 §4.7, §4.9.3).
 fn accept_header(
     server: &Server,
-    stream: &mut XmppStream,
+    stream: &mut impl Transport,
     state: &mut State<'_>,
     header: &StreamHeader,
 ) -> Result<(), ReadError> {
@@ -272,10 +283,10 @@ fn accept_header(
                     );
                 }
                 state.domain = d.to_string();
-                stream.domain = d.to_string();
+                stream.set_domain(d);
             }
             None => {
-                stream.domain = server.default_domain().to_string();
+                stream.set_domain(server.default_domain());
                 return fail(
                     StreamErrorCondition::HostUnknown,
                     "this server does not host that domain",
@@ -305,7 +316,7 @@ fn accept_header(
 }
 
 /// The `<stream:features/>` for the current stage.
-fn features(server: &Server, tls: bool, state: &State<'_>) -> Element {
+fn features(server: &Server, tls: bool, starttls: bool, state: &State<'_>) -> Element {
     let mut f = Element::bare("features", ns::STREAM);
     let limits = server.config().limits.max_stanza_size;
     if state.account.is_some() {
@@ -323,14 +334,18 @@ fn features(server: &Server, tls: bool, state: &State<'_>) -> Element {
         return f;
     }
     if !tls && state.require_encryption {
-        f.append_child(
-            Element::builder("starttls", ns::TLS)
-                .append(Element::bare("required", ns::TLS))
-                .build(),
-        );
+        // Without STARTTLS (a plain WebSocket listener not trusted as secure) there is
+        // nothing to offer: logins are refused with `encryption-required`.
+        if starttls {
+            f.append_child(
+                Element::builder("starttls", ns::TLS)
+                    .append(Element::bare("required", ns::TLS))
+                    .build(),
+            );
+        }
         return f;
     }
-    if !tls {
+    if starttls {
         f.append_child(Element::bare("starttls", ns::TLS));
     }
     let mut mechs = Element::bare("mechanisms", ns::SASL);
@@ -387,7 +402,7 @@ fn caps(server: &Server) -> Element {
 /// IQs allowed during negotiation: bind, legacy session, and in-band registration.
 async fn negotiation_iq(
     server: &Arc<Server>,
-    stream: &mut XmppStream,
+    stream: &mut impl Transport,
     state: &mut State<'_>,
     iq: &Element,
 ) -> Result<Option<Step>, ReadError> {
@@ -462,22 +477,11 @@ fn generated_resource() -> String {
     format!("sb-{}", hex::encode(bytes))
 }
 
-/// Upgrades the socket to TLS after `<proceed/>` and starts a fresh stream on it.
-async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State<'_>) -> Option<XmppStream> {
-    let domain = stream.domain.clone();
-    let Conn::Plain(tcp) = stream.into_conn() else {
-        return None;
-    };
+/// Upgrades the connection to TLS after `<proceed/>` and starts a fresh stream on it.
+async fn starttls<T: Transport>(server: &Arc<Server>, stream: T, state: &mut State<'_>) -> Option<T> {
     let acceptor = TlsAcceptor::from(state.tls.server_config.clone());
-    match acceptor.accept(tcp).await {
-        Ok(tls) => {
-            let stream = XmppStream::new(Conn::Tls(Box::new(tls)), preauth_limits(server), domain);
-            state.cb = stream.channel_bindings(&state.tls);
-            Some(stream)
-        }
-        Err(e) => {
-            tracing::debug!(ip = %state.ip, error = %e, "TLS handshake failed");
-            None
-        }
-    }
+    let mut stream = stream.start_tls(acceptor).await?;
+    stream.restart(preauth_limits(server));
+    state.cb = stream.channel_bindings(&state.tls);
+    Some(stream)
 }

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::c2s::inbound::handle_stanza;
-use crate::c2s::keepalive::{self, Due, Keepalive};
+use crate::c2s::keepalive::{Due, Keepalive};
 use crate::c2s::pace::Pacer;
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
@@ -91,6 +91,7 @@ impl Session {
         mut shutdown: watch::Receiver<bool>,
     ) -> Detached {
         let server = self.server.clone();
+        let _attached = crate::metrics::Attached::new(stream.kind());
         // Read once, in a block: the config guard must not live across the loop's awaits.
         let mut keepalive = {
             let limits = &server.config().limits;
@@ -157,6 +158,7 @@ impl Session {
                             stream.close().await;
                             break None;
                         }
+                        Ok(StreamEvent::Alive) => keepalive.answered(),
                         Ok(StreamEvent::Header(_)) => break Some(StreamError::new(StreamErrorCondition::BadFormat)),
                         Err(ReadError::Stream(e)) => break Some(e),
                         Err(ReadError::Io) => break None,
@@ -182,7 +184,7 @@ impl Session {
                         }
                         Due::Ping => {
                             let id = format!("ping-{}", self.entry.conn_id);
-                            stream.queue(&keepalive::server_ping(&self.jid, &id));
+                            stream.queue_keepalive_ping(&self.jid, &id);
                             if stream.flush().await.is_err() {
                                 break None;
                             }

@@ -311,7 +311,7 @@ impl XmppStream {
     }
 }
 
-fn new_stream_id() -> String {
+pub fn new_stream_id() -> String {
     use rand::Rng;
     let bytes: [u8; 12] = rand::rng().random();
     hex::encode(bytes)

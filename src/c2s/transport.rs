@@ -3,19 +3,23 @@
 //! A transport carries one XML stream: it opens it (an RFC 6120 stream header, or the
 //! RFC 7395 `<open/>` of WebSocket), announces features, reads and writes one stanza at a
 //! time, and closes it (with or without a stream error). Negotiation and the session loop
-//! only speak through this trait, so a later transport (WebSocket, BOSH) plugs in without
-//! either of them knowing. The TCP/TLS implementation is [`XmppStream`] (`c2s/stream.rs`).
+//! only speak through this trait, so another transport plugs in without either of them
+//! knowing. The TCP/TLS implementation is [`XmppStream`] (`c2s/stream.rs`); RFC 7395
+//! WebSocket is `web::websocket::WsTransport`.
 
 use std::future::Future;
+use std::time::Duration;
 
+use jid::FullJid;
 use minidom::Element;
+use tokio_rustls::TlsAcceptor;
 
 use crate::c2s::stream::{Conn, ReadError, XmppStream};
 use crate::error::StreamError;
 use crate::sasl::ChannelBindings;
 use crate::session::SharedStanza;
 use crate::tls::TlsContext;
-use crate::xml::StreamEvent;
+use crate::xml::{ParserLimits, StreamEvent};
 
 /// One client stream's framing. Methods that queue only buffer; [`Transport::flush`] writes.
 pub trait Transport: Send {
@@ -24,6 +28,17 @@ pub trait Transport: Send {
 
     /// Bytes received since the last call (what the rate limit charges).
     fn take_bytes_read(&mut self) -> u64;
+
+    /// During negotiation: how long the client may take for its next header or element
+    /// (`None`: no limit).
+    fn set_event_timeout(&mut self, timeout: Option<Duration>);
+
+    /// The domain our side of the stream speaks for (in headers and error-only headers).
+    fn set_domain(&mut self, domain: &str);
+
+    /// A new stream begins on the same connection (after SASL success, RFC 6120 §4.3.3;
+    /// RFC 7395 §3.5): the client opens it again.
+    fn restart(&mut self, limits: ParserLimits);
 
     /// Queues the opening of our side of the stream (RFC 6120 §4.7), answering the client's
     /// header that named `to` as its own address.
@@ -63,7 +78,32 @@ pub trait Transport: Send {
         false
     }
 
-    /// Whether the connection is encrypted.
+    /// Queues a keepalive probe with this `id` for the idle client `to`: a XEP-0199 ping,
+    /// unless the framing has its own (WebSocket ping frames, answered by
+    /// [`StreamEvent::Alive`]).
+    fn queue_keepalive_ping(&mut self, to: &FullJid, id: &str) {
+        self.queue(&crate::c2s::keepalive::server_ping(to, id));
+    }
+
+    /// Whether STARTTLS can upgrade this connection (RFC 7395 streams never offer it).
+    fn offers_starttls(&self) -> bool {
+        false
+    }
+
+    /// Upgrades the connection to TLS after `<proceed/>`; a transport that does not offer
+    /// STARTTLS never gets here.
+    fn start_tls(self, _acceptor: TlsAcceptor) -> impl Future<Output = Option<Self>> + Send
+    where
+        Self: Sized,
+    {
+        async { None }
+    }
+
+    /// The transport's name in metrics and logs (`tcp`, `websocket`).
+    fn kind(&self) -> &'static str;
+
+    /// Whether the connection is encrypted (or, for a listener behind a TLS-terminating
+    /// proxy, counts as such).
     fn is_secure(&self) -> bool;
 
     /// Channel-binding data of the connection (empty when it is not TLS); `tls` is the
@@ -78,6 +118,18 @@ impl Transport for XmppStream {
 
     fn take_bytes_read(&mut self) -> u64 {
         XmppStream::take_bytes_read(self)
+    }
+
+    fn set_event_timeout(&mut self, timeout: Option<Duration>) {
+        XmppStream::set_event_timeout(self, timeout);
+    }
+
+    fn set_domain(&mut self, domain: &str) {
+        domain.clone_into(&mut self.domain);
+    }
+
+    fn restart(&mut self, limits: ParserLimits) {
+        XmppStream::restart(self, limits);
     }
 
     fn open(&mut self, to: Option<&str>) {
@@ -116,6 +168,33 @@ impl Transport for XmppStream {
 
     fn close(&mut self) -> impl Future<Output = ()> + Send {
         XmppStream::close(self)
+    }
+
+    fn offers_starttls(&self) -> bool {
+        !self.conn().is_tls()
+    }
+
+    async fn start_tls(self, acceptor: TlsAcceptor) -> Option<Self> {
+        let domain = self.domain.clone();
+        let Conn::Plain(tcp) = self.into_conn() else {
+            return None;
+        };
+        match acceptor.accept(tcp).await {
+            // The caller restarts the stream with the limits it wants.
+            Ok(tls) => Some(XmppStream::new(
+                Conn::Tls(Box::new(tls)),
+                ParserLimits::default(),
+                domain,
+            )),
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                None
+            }
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "tcp"
     }
 
     fn is_secure(&self) -> bool {

@@ -224,6 +224,12 @@ mod tests {
         fn take_bytes_read(&mut self) -> u64 {
             0
         }
+        fn set_event_timeout(&mut self, _timeout: Option<std::time::Duration>) {}
+        fn set_domain(&mut self, _domain: &str) {}
+        fn restart(&mut self, _limits: crate::xml::ParserLimits) {}
+        fn kind(&self) -> &'static str {
+            "memory"
+        }
         fn open(&mut self, _to: Option<&str>) {}
         fn queue_features(&mut self, _features: &Element) {}
         fn queue(&mut self, el: &Element) {

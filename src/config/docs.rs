@@ -80,15 +80,23 @@ pub static KEYS: &[Key] = &[
     restart(
         "listen",
         "Listening sockets (each [[listen]] one). kind: c2s (STARTTLS, usually 5222),\n\
-         c2s_direct_tls (XEP-0368, usually 5223) or http (/health, /metrics). Port 0 picks a\n\
+         c2s_direct_tls (XEP-0368, usually 5223) or http (/health, /metrics, RFC 7395 WebSocket\n\
+         at /xmpp-websocket, BOSH at /http-bind, XEP-0156 /.well-known/host-meta). Port 0 picks a\n\
          free port (see `serve --ports-file`). Only session_rate changes on a reload.",
     ),
     k("listen.kind", "c2s | c2s_direct_tls | http"),
     k("listen.address", "ip:port"),
     k(
         "listen.require_encryption",
-        "c2s only: refuse authentication before STARTTLS. Turn off only on trusted networks\n\
-         (for example a loopback benchmark).",
+        "c2s: refuse authentication before STARTTLS. http: refuse logins over WebSocket on a\n\
+         connection that is not secure (see behind_tls_proxy). Turn off only on trusted\n\
+         networks (for example a loopback benchmark).",
+    ),
+    k(
+        "listen.behind_tls_proxy",
+        "http only: a TLS-terminating reverse proxy is in front of this listener, so its plain\n\
+         connections count as encrypted for logins (as Prosody's consider_websocket_secure).\n\
+         A listener on a loopback address is always trusted this way.",
     ),
     with_example(
         "listen.session_rate",
@@ -475,6 +483,41 @@ pub static KEYS: &[Key] = &[
         true,
     ),
     k("roster_notes.max_length", "Longest note accepted, in characters."),
+    k(
+        "web",
+        "Web clients on the http listeners: RFC 7395 WebSocket at /xmpp-websocket, XEP-0206 BOSH\n\
+         at /http-bind and XEP-0156 discovery at /.well-known/host-meta(.json).",
+    ),
+    k(
+        "web.origins",
+        "Origins (scheme://host[:port]) whose pages may use WebSocket and BOSH, e.g.\n\
+         [\"https://chat.example.org\"]. Empty: any origin (for development).",
+    ),
+    with_example(
+        "web.websocket_url",
+        "The public WebSocket URL that host-meta lists. Unset: derived from the request (its\n\
+         Host, and wss when X-Forwarded-Proto is https).",
+        "\"wss://example.org/xmpp-websocket\"",
+        false,
+    ),
+    with_example(
+        "web.websocket_see_other_uri",
+        "Moved: every WebSocket <open/> is answered with <close see-other-uri=...> (RFC 7395\n\
+         §3.6.1), sending clients to this endpoint instead.",
+        "\"wss://xmpp.example.net/xmpp-websocket\"",
+        false,
+    ),
+    with_example(
+        "web.bosh_url",
+        "The public BOSH URL that host-meta lists. Unset: derived from the request (its Host,\n\
+         and https when X-Forwarded-Proto is https).",
+        "\"https://example.org/http-bind\"",
+        false,
+    ),
+    k(
+        "web.bosh_inactivity_secs",
+        "A BOSH session with no request for this long ends (XEP-0124 inactivity).",
+    ),
 ];
 
 const HEADER: &str = "\

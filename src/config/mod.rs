@@ -46,6 +46,40 @@ pub struct Config {
     pub external_services: ExternalServicesConfig,
     #[serde(default)]
     pub proxy65: Proxy65Config,
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+/// Web clients on the HTTP listeners: RFC 7395 WebSocket, XEP-0206 BOSH, XEP-0156 discovery.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    #[serde(default)]
+    pub origins: Vec<String>,
+    #[serde(default)]
+    pub websocket_url: Option<String>,
+    #[serde(default)]
+    pub websocket_see_other_uri: Option<String>,
+    #[serde(default)]
+    pub bosh_url: Option<String>,
+    #[serde(default = "default_bosh_inactivity")]
+    pub bosh_inactivity_secs: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            origins: Vec::new(),
+            websocket_url: None,
+            websocket_see_other_uri: None,
+            bosh_url: None,
+            bosh_inactivity_secs: default_bosh_inactivity(),
+        }
+    }
+}
+
+fn default_bosh_inactivity() -> u64 {
+    60
 }
 
 /// XEP-0065 SOCKS5 bytestreams proxy.
@@ -404,6 +438,8 @@ pub struct ListenerConfig {
     pub require_encryption: bool,
     #[serde(default)]
     pub session_rate: Option<RateConfig>,
+    #[serde(default)]
+    pub behind_tls_proxy: bool,
 }
 
 /// XEP-0077 in-band registration.
@@ -534,6 +570,7 @@ fn default_listeners() -> Vec<ListenerConfig> {
         address: address.parse().expect("valid default address"),
         require_encryption: true,
         session_rate: None,
+        behind_tls_proxy: false,
     };
     vec![
         l(ListenerKind::C2s, "0.0.0.0:5222"),

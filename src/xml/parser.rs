@@ -51,6 +51,8 @@ pub enum StreamEvent {
     Element(Element),
     /// `</stream:stream>`.
     Closed,
+    /// The client answered a keepalive probe below the XML stream (a WebSocket pong).
+    Alive,
 }
 
 /// One parser per stream; a stream restart (after STARTTLS or SASL) makes a new one.
