@@ -25,7 +25,8 @@
 //!   registered commands).
 //! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
 //! - [`accounts`]: account creation, passwords and removal for the CLI and in-band use.
-//! - [`limits`], [`error`]: counters and the stream/stanza error values.
+//! - [`limits`], [`error`]: counters and the stream/stanza error values; [`ops`]: the rate
+//!   limiter of repeated log lines.
 
 pub mod accounts;
 pub mod c2s;
@@ -37,6 +38,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod modules;
+pub mod ops;
 pub mod portable;
 pub mod router;
 pub mod sasl;
@@ -78,6 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         registrations_by_ip: WindowLimiter::new(0, hour),
         subscriptions_by_account: WindowLimiter::new(0, minute),
         connections: ConnectionLimiter::new(0, 0, 0),
+        log_limit: ops::log_limit::LogLimiter::new(minute),
         sessions: Box::new(session::LocalDirectory::new()),
         domains: config.domains.clone(),
         live_config: arc_swap::ArcSwap::from_pointee(config.clone()),
@@ -120,6 +123,17 @@ pub async fn run(
         });
     }
     drop(done_tx);
+    // Summaries of repeated events are written even when the flood stopped.
+    let flusher = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                server.log_limit.flush();
+            }
+        })
+    };
     tokio::select! {
         () = shutdown => {}
         () = server.stop.requested() => {}
@@ -137,6 +151,8 @@ pub async fn run(
     {
         tracing::warn!("some connections did not close in time");
     }
+    flusher.abort();
+    server.log_limit.flush();
     server.storage.close().await;
     tracing::info!("stopped");
 }

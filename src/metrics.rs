@@ -25,6 +25,8 @@ pub const PRESENCE_FANOUT: &str = "switchboard_presence_fanout_total";
 pub const MODULE_EVENTS: &str = "switchboard_module_events_total";
 pub const MUC_SENDER_WAITS: &str = "switchboard_muc_sender_waits_total";
 pub const MUC_OVERLOAD_BOUNCES: &str = "switchboard_muc_overload_bounces_total";
+pub const REPEATED_EVENTS: &str = "switchboard_repeated_events_total";
+pub const LOG_LINES_SUPPRESSED: &str = "switchboard_log_lines_suppressed_total";
 
 /// Routing latency buckets (seconds): a local route takes tens of microseconds; storage
 /// (offline, roster writes) milliseconds.
@@ -93,6 +95,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             metrics::describe_counter!(
                 QUEUE_OVERFLOW_DISCONNECTS,
                 "Sessions disconnected because their outgoing queue was full"
+            );
+            metrics::describe_counter!(
+                REPEATED_EVENTS,
+                "Events a client can repeat (refused connections, full offline stores, failed logins...), by kind; each counted, logged with rate limiting"
+            );
+            metrics::describe_counter!(
+                LOG_LINES_SUPPRESSED,
+                "Log lines of repeated events left out (summarized instead), by kind"
             );
             Some(handle)
         })
@@ -220,6 +230,16 @@ pub fn muc_sender_wait() {
 /// A sender's stanza was refused: the room's queue stayed full for the whole wait.
 pub fn muc_overload_bounce() {
     metrics::counter!(MUC_OVERLOAD_BOUNCES).increment(1);
+}
+
+/// One occurrence of a repeatable event (`ops::log_limit`; `kind` is a fixed name).
+pub fn repeated_event(kind: &'static str) {
+    metrics::counter!(REPEATED_EVENTS, "kind" => kind).increment(1);
+}
+
+/// A repeated event's line was left out of the log (counted in a summary instead).
+pub fn log_line_suppressed(kind: &'static str) {
+    metrics::counter!(LOG_LINES_SUPPRESSED, "kind" => kind).increment(1);
 }
 
 /// Records the time to route one stanza when dropped: `let _t = RouteTimer::start(name);`.

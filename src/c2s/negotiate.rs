@@ -15,6 +15,7 @@ use crate::c2s::stream::{Conn, ReadError, XmppStream};
 use crate::c2s::transport::Transport;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::limits::ConnectionSlot;
+use crate::ops::log_limit::Repeated;
 use crate::sasl::ChannelBindings;
 use crate::server::Server;
 use crate::session::{BindOutcome, SessionLink};
@@ -126,7 +127,12 @@ pub async fn negotiate(
                 return Some(Bound { stream, jid, link });
             }
             Err(ReadError::Stream(e)) => {
-                tracing::debug!(%ip, error = %e, "negotiation failed");
+                if server
+                    .log_limit
+                    .note(Repeated::NegotiationFailed, &ip.to_string())
+                {
+                    tracing::debug!(%ip, error = %e, "negotiation failed (repeats summarized)");
+                }
                 stream.fail(&e).await;
                 return None;
             }
@@ -203,7 +209,12 @@ async fn step(
                     // Authenticated: the connection now counts among its address's sessions,
                     // unless they are already as many as allowed.
                     if state.slot.authenticate(&server.connections).is_err() {
-                        tracing::info!(ip = %state.ip, jid = %account, "login refused: too many sessions from the address");
+                        if server
+                            .log_limit
+                            .note(Repeated::LoginRefused, &state.ip.to_string())
+                        {
+                            tracing::info!(ip = %state.ip, jid = %account, "login refused: too many sessions from the address (repeats summarized)");
+                        }
                         stream.discard_queued();
                         return Err(ReadError::Stream(StreamError::with_text(
                             StreamErrorCondition::PolicyViolation,
@@ -476,7 +487,12 @@ async fn starttls(server: &Arc<Server>, stream: XmppStream, state: &mut State<'_
             Some(stream)
         }
         Err(e) => {
-            tracing::debug!(ip = %state.ip, error = %e, "TLS handshake failed");
+            if server
+                .log_limit
+                .note(Repeated::NegotiationFailed, &state.ip.to_string())
+            {
+                tracing::debug!(ip = %state.ip, error = %e, "TLS handshake failed (repeats summarized)");
+            }
             None
         }
     }
