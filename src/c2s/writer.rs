@@ -109,7 +109,7 @@ pub fn queue_item(
     };
     crate::metrics::stanza_out(el.name());
     if let Some(jid) = traced {
-        tracing::info!(target: "xmpp_trace", %jid, "S: {}", xml::to_string(&el));
+        tracing::info!(target: "xmpp_trace", %jid, "S: {}", crate::c2s::trace::render(&el));
     }
     stream.queue(&el);
     written
