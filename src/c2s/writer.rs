@@ -11,7 +11,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::c2s::transport::Transport;
 use crate::session::Outbound;
-use crate::xml;
 
 /// Stanzas written per batch before the transport is flushed.
 pub const WRITE_BATCH: usize = 64;
