@@ -104,9 +104,59 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 LOG_LINES_SUPPRESSED,
                 "Log lines of repeated events left out (summarized instead), by kind"
             );
+            register_families();
             Some(handle)
         })
         .as_ref()
+}
+
+/// Module events with a series from the start (`module_event` call sites; others appear at
+/// their first use).
+const MODULE_EVENT_NAMES: &[(&str, &str)] = &[
+    ("blocking", "presence_denied"),
+    ("blocking", "outbound_denied"),
+    ("blocking", "inbound_denied"),
+    ("blocking", "inbound_denied_some_resources"),
+    ("adhoc", "command_refused"),
+    ("adhoc", "command_completed"),
+    ("adhoc", "command_failed"),
+];
+
+/// Creates every family's series at zero, so the first scrape of a fresh server already
+/// shows all of them (dashboards and alerts see zeros, not absent series).
+fn register_families() {
+    metrics::gauge!(SESSIONS).set(0.0);
+    let mechanisms = crate::sasl::Mechanism::ALL.map(|m| m.name());
+    for m in mechanisms.iter().chain(["unknown"].iter()) {
+        metrics::counter!(LOGINS, "mechanism" => *m).increment(0);
+        metrics::counter!(AUTH_FAILURES, "mechanism" => *m).increment(0);
+    }
+    for k in KINDS {
+        IN_BY_KIND.get(k, |k| metrics::counter!(STANZAS_IN, "kind" => k));
+        OUT_BY_KIND.get(k, |k| metrics::counter!(STANZAS_OUT, "kind" => k));
+        ROUTE_BY_KIND.get(k, |k| metrics::histogram!(ROUTE_SECONDS, "kind" => k));
+    }
+    for name in [
+        OFFLINE_DELIVERED,
+        OFFLINE_STORED,
+        OFFLINE_REFUSED,
+        QUEUE_OVERFLOW_DISCONNECTS,
+        QUEUE_DROPS,
+        WRITE_TIMEOUT_DISCONNECTS,
+        ROSTER_PUSHES,
+        PRESENCE_FANOUT,
+        MUC_SENDER_WAITS,
+        MUC_OVERLOAD_BOUNCES,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for (module, event) in MODULE_EVENT_NAMES {
+        metrics::counter!(MODULE_EVENTS, "module" => *module, "event" => *event).increment(0);
+    }
+    for kind in crate::ops::log_limit::Repeated::ALL {
+        metrics::counter!(REPEATED_EVENTS, "kind" => kind.name()).increment(0);
+        metrics::counter!(LOG_LINES_SUPPRESSED, "kind" => kind.name()).increment(0);
+    }
 }
 
 /// The Prometheus text exposition, with the current session count.
