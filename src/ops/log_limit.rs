@@ -58,6 +58,15 @@ impl Repeated {
         }
     }
 
+    /// Whether the log keeps lines of this kind's level now.
+    fn enabled(self) -> bool {
+        match self.level() {
+            tracing::Level::WARN => tracing::enabled!(tracing::Level::WARN),
+            tracing::Level::DEBUG => tracing::enabled!(tracing::Level::DEBUG),
+            _ => tracing::enabled!(tracing::Level::INFO),
+        }
+    }
+
     /// The level of the summary line: the level the kind's own line is written at.
     fn level(self) -> tracing::Level {
         match self {
@@ -117,6 +126,11 @@ impl LogLimiter {
     /// while for that key); `false`: it is counted in the next summary instead.
     pub fn note(&self, kind: Repeated, key: &str) -> bool {
         crate::metrics::repeated_event(kind.name());
+        // A line its level filters out does not spend the key's first line (the level may be
+        // raised later by a reload).
+        if !kind.enabled() {
+            return false;
+        }
         let interval = self.interval();
         let now = Instant::now();
         let mut summaries = Vec::new();
@@ -249,47 +263,72 @@ impl LogLimiter {
 mod tests {
     use super::*;
 
+    /// Runs `f` with every level enabled (lines go nowhere): `note` spends nothing on a level
+    /// the log filters out.
+    fn logging(f: impl FnOnce()) {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+    }
+
+    #[test]
+    fn filtered_levels_spend_no_first_line() {
+        let limiter = LogLimiter::new(Duration::from_secs(60));
+        // No subscriber: nothing is enabled, and the key stays unused.
+        assert!(!limiter.note(Repeated::NegotiationFailed, "1.2.3.4"));
+        assert_eq!(limiter.tracked(), 0);
+        logging(|| assert!(limiter.note(Repeated::NegotiationFailed, "1.2.3.4")));
+    }
+
     #[test]
     fn first_occurrence_logs_then_repeats_are_summarized() {
-        let limiter = LogLimiter::new(Duration::from_millis(50));
-        assert!(limiter.note(Repeated::OfflineFull, "a@x/r"));
-        for _ in 0..100 {
+        logging(|| {
+            let limiter = LogLimiter::new(Duration::from_millis(50));
+            assert!(limiter.note(Repeated::OfflineFull, "a@x/r"));
+            for _ in 0..100 {
+                assert!(!limiter.note(Repeated::OfflineFull, "a@x/r"));
+            }
+            // Another kind and another key each have their own first line.
+            assert!(limiter.note(Repeated::AuthFailure, "a@x/r"));
+            assert!(limiter.note(Repeated::OfflineFull, "b@x/r"));
+            std::thread::sleep(Duration::from_millis(60));
+            // The interval ended with suppressed events: summarized, and still not a line of its own.
             assert!(!limiter.note(Repeated::OfflineFull, "a@x/r"));
-        }
-        // Another kind and another key each have their own first line.
-        assert!(limiter.note(Repeated::AuthFailure, "a@x/r"));
-        assert!(limiter.note(Repeated::OfflineFull, "b@x/r"));
-        std::thread::sleep(Duration::from_millis(60));
-        // The interval ended with suppressed events: summarized, and still not a line of its own.
-        assert!(!limiter.note(Repeated::OfflineFull, "a@x/r"));
-        // b was quiet for a whole interval: a first occurrence again.
-        std::thread::sleep(Duration::from_millis(60));
-        limiter.flush();
-        assert!(limiter.note(Repeated::OfflineFull, "b@x/r"));
+            // b was quiet for a whole interval: a first occurrence again.
+            std::thread::sleep(Duration::from_millis(60));
+            limiter.flush();
+            assert!(limiter.note(Repeated::OfflineFull, "b@x/r"));
+        });
     }
 
     #[test]
     fn many_keys_share_one_summary_past_the_budget() {
-        let limiter = LogLimiter::new(Duration::from_secs(60));
-        let mut lines = 0;
-        for i in 0..10_000 {
-            if limiter.note(
-                Repeated::ConnectionRefused,
-                &format!("10.0.{}.{}", i / 256, i % 256),
-            ) {
-                lines += 1;
+        logging(|| {
+            let limiter = LogLimiter::new(Duration::from_secs(60));
+            let mut lines = 0;
+            for i in 0..10_000 {
+                if limiter.note(
+                    Repeated::ConnectionRefused,
+                    &format!("10.0.{}.{}", i / 256, i % 256),
+                ) {
+                    lines += 1;
+                }
             }
-        }
-        assert_eq!(lines, FIRST_LINES_PER_INTERVAL);
-        assert_eq!(limiter.tracked(), FIRST_LINES_PER_INTERVAL as usize + 1);
+            assert_eq!(lines, FIRST_LINES_PER_INTERVAL);
+            assert_eq!(limiter.tracked(), FIRST_LINES_PER_INTERVAL as usize + 1);
+        });
     }
 
     #[test]
     fn quiet_keys_are_forgotten() {
-        let limiter = LogLimiter::new(Duration::from_millis(20));
-        limiter.note(Repeated::RateLimited, "1.2.3.4");
-        std::thread::sleep(Duration::from_millis(30));
-        limiter.flush();
-        assert_eq!(limiter.tracked(), 0);
+        logging(|| {
+            let limiter = LogLimiter::new(Duration::from_millis(20));
+            limiter.note(Repeated::RateLimited, "1.2.3.4");
+            std::thread::sleep(Duration::from_millis(30));
+            limiter.flush();
+            assert_eq!(limiter.tracked(), 0);
+        });
     }
 }
