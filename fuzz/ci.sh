@@ -12,7 +12,8 @@ if ! cargo afl --version >/dev/null 2>&1; then
 fi
 cargo afl build --release --quiet
 
-targets=(stream_preauth stream_postauth sasl_plain sasl_scram data_form muc_owner_form privacy_items roster_set xep0227)
+# FUZZ_TARGETS="a b" runs only those.
+read -r -a targets <<< "${FUZZ_TARGETS:-stream_preauth stream_postauth sasl_plain sasl_scram data_form muc_owner_form privacy_items roster_set xep0227}"
 out="target/fuzz-out"
 rm -rf "$out"
 mkdir -p "$out"
