@@ -26,7 +26,8 @@
 //!   registered commands).
 //! - [`storage`]: SQL (SQLite or PostgreSQL) behind narrow per-feature methods.
 //! - [`accounts`]: account creation, passwords and removal for the CLI and in-band use.
-//! - [`limits`], [`error`]: counters and the stream/stanza error values.
+//! - [`limits`], [`error`]: counters and the stream/stanza error values; [`ops`]: the rate
+//!   limiter of repeated log lines.
 
 pub mod accounts;
 pub mod c2s;
@@ -38,6 +39,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod modules;
+pub mod ops;
 pub mod portable;
 pub mod router;
 pub mod sasl;
@@ -83,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         registrations_by_ip: WindowLimiter::new(0, hour),
         subscriptions_by_account: WindowLimiter::new(0, minute),
         connections: ConnectionLimiter::new(0, 0, 0),
+        log_limit: ops::log_limit::LogLimiter::new(minute),
         sessions: Box::new(session::LocalDirectory::new()),
         domains: config.domains.clone(),
         live_config: arc_swap::ArcSwap::from_pointee(config.clone()),
@@ -132,6 +135,17 @@ pub async fn run(
         accept_tasks.push(task);
     }
     drop(done_tx);
+    // Summaries of repeated events are written even when the flood stopped.
+    let flusher = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                server.log_limit.flush();
+            }
+        })
+    };
     tokio::select! {
         () = shutdown => {}
         () = server.stop.requested() => {}
@@ -151,6 +165,8 @@ pub async fn run(
     }
     // Archived messages still queued for the writer are written before storage closes.
     modules::mam::flush_on_stop(&server).await;
+    flusher.abort();
+    server.log_limit.flush();
     server.storage.close().await;
     tracing::info!("stopped");
 }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{ListenerConfig, ListenerKind};
 use crate::limits::Refusal;
+use crate::ops::log_limit::Repeated;
 use crate::server::Server;
 
 /// A bound listener and its configuration.
@@ -69,7 +70,9 @@ pub async fn accept_c2s(
             Ok(a) => a,
             Err(e) => {
                 // Usually EMFILE: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                if server.log_limit.note(Repeated::AcceptFailed, "") {
+                    tracing::warn!(error = %e, "accept failed (repeats summarized)");
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
@@ -77,7 +80,12 @@ pub async fn accept_c2s(
         let slot = match server.connections.acquire(peer.ip()) {
             Ok(slot) => slot,
             Err(refusal) => {
-                tracing::warn!(%peer, ?refusal, "connection refused: too many connections");
+                if server
+                    .log_limit
+                    .note(Repeated::ConnectionRefused, &peer.ip().to_string())
+                {
+                    tracing::warn!(%peer, ?refusal, "connection refused: too many connections (repeats summarized)");
+                }
                 refuse(tcp, refusal, direct_tls, &draining);
                 continue;
             }

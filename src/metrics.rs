@@ -26,6 +26,8 @@ pub const PRESENCE_FANOUT: &str = "switchboard_presence_fanout_total";
 pub const MODULE_EVENTS: &str = "switchboard_module_events_total";
 pub const MUC_SENDER_WAITS: &str = "switchboard_muc_sender_waits_total";
 pub const MUC_OVERLOAD_BOUNCES: &str = "switchboard_muc_overload_bounces_total";
+pub const REPEATED_EVENTS: &str = "switchboard_repeated_events_total";
+pub const LOG_LINES_SUPPRESSED: &str = "switchboard_log_lines_suppressed_total";
 
 /// Routing latency buckets (seconds): a local route takes tens of microseconds; storage
 /// (offline, roster writes) milliseconds.
@@ -102,9 +104,67 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 QUEUE_OVERFLOW_DISCONNECTS,
                 "Sessions disconnected because their outgoing queue was full"
             );
+            metrics::describe_counter!(
+                REPEATED_EVENTS,
+                "Events a client can repeat (refused connections, full offline stores, failed logins...), by kind; each counted, logged with rate limiting"
+            );
+            metrics::describe_counter!(
+                LOG_LINES_SUPPRESSED,
+                "Log lines of repeated events left out (summarized instead), by kind"
+            );
+            register_families();
             Some(handle)
         })
         .as_ref()
+}
+
+/// Module events with a series from the start (`module_event` call sites; others appear at
+/// their first use).
+const MODULE_EVENT_NAMES: &[(&str, &str)] = &[
+    ("blocking", "presence_denied"),
+    ("blocking", "outbound_denied"),
+    ("blocking", "inbound_denied"),
+    ("blocking", "inbound_denied_some_resources"),
+    ("adhoc", "command_refused"),
+    ("adhoc", "command_completed"),
+    ("adhoc", "command_failed"),
+];
+
+/// Creates every family's series at zero, so the first scrape of a fresh server already
+/// shows all of them (dashboards and alerts see zeros, not absent series).
+fn register_families() {
+    metrics::gauge!(SESSIONS).set(0.0);
+    let mechanisms = crate::sasl::Mechanism::ALL.map(|m| m.name());
+    for m in mechanisms.iter().chain(["unknown"].iter()) {
+        metrics::counter!(LOGINS, "mechanism" => *m).increment(0);
+        metrics::counter!(AUTH_FAILURES, "mechanism" => *m).increment(0);
+    }
+    for k in KINDS {
+        IN_BY_KIND.get(k, |k| metrics::counter!(STANZAS_IN, "kind" => k));
+        OUT_BY_KIND.get(k, |k| metrics::counter!(STANZAS_OUT, "kind" => k));
+        ROUTE_BY_KIND.get(k, |k| metrics::histogram!(ROUTE_SECONDS, "kind" => k));
+    }
+    for name in [
+        OFFLINE_DELIVERED,
+        OFFLINE_STORED,
+        OFFLINE_REFUSED,
+        QUEUE_OVERFLOW_DISCONNECTS,
+        QUEUE_DROPS,
+        WRITE_TIMEOUT_DISCONNECTS,
+        ROSTER_PUSHES,
+        PRESENCE_FANOUT,
+        MUC_SENDER_WAITS,
+        MUC_OVERLOAD_BOUNCES,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for (module, event) in MODULE_EVENT_NAMES {
+        metrics::counter!(MODULE_EVENTS, "module" => *module, "event" => *event).increment(0);
+    }
+    for kind in crate::ops::log_limit::Repeated::ALL {
+        metrics::counter!(REPEATED_EVENTS, "kind" => kind.name()).increment(0);
+        metrics::counter!(LOG_LINES_SUPPRESSED, "kind" => kind.name()).increment(0);
+    }
 }
 
 /// The Prometheus text exposition, with the current session count.
@@ -245,6 +305,16 @@ pub fn muc_sender_wait() {
 /// A sender's stanza was refused: the room's queue stayed full for the whole wait.
 pub fn muc_overload_bounce() {
     metrics::counter!(MUC_OVERLOAD_BOUNCES).increment(1);
+}
+
+/// One occurrence of a repeatable event (`ops::log_limit`; `kind` is a fixed name).
+pub fn repeated_event(kind: &'static str) {
+    metrics::counter!(REPEATED_EVENTS, "kind" => kind).increment(1);
+}
+
+/// A repeated event's line was left out of the log (counted in a summary instead).
+pub fn log_line_suppressed(kind: &'static str) {
+    metrics::counter!(LOG_LINES_SUPPRESSED, "kind" => kind).increment(1);
 }
 
 /// Records the time to route one stanza when dropped: `let _t = RouteTimer::start(name);`.

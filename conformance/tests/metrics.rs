@@ -159,3 +159,62 @@ async fn metrics_routing_and_fanout_move() {
         "a histogram with buckets: {after}"
     );
 }
+
+/// The metric family names the README lists (`switchboard_...` in backquotes).
+fn readme_families() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README.md");
+    let mut names: Vec<String> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with("switchboard_") && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+// Metrics from the first scrape (issue 18): a fresh server, before any client connected,
+// exports every family the README lists, each with HELP and TYPE and at least one sample at
+// zero; and the README lists every family the server exports.
+#[tokio::test]
+async fn metrics_every_family_exported_from_the_first_scrape() {
+    let server = TestServer::start().await;
+    let text = scrape(&server).await;
+    let body = &text[text.find("\r\n\r\n").expect("headers end") + 4..];
+    let listed = readme_families();
+    assert!(listed.len() >= 19, "README lists only {listed:?}");
+    for name in &listed {
+        assert!(
+            body.contains(&format!("# HELP {name} ")),
+            "{name}: no HELP\n{body}"
+        );
+        assert!(
+            body.contains(&format!("# TYPE {name} ")),
+            "{name}: no TYPE\n{body}"
+        );
+        let samples: Vec<&str> = body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.starts_with(name.as_str()))
+            .collect();
+        assert!(!samples.is_empty(), "{name}: no sample\n{body}");
+        for s in samples {
+            let value: f64 = s.rsplit(' ').next().unwrap().parse().expect("number");
+            assert_eq!(value, 0.0, "a fresh server: {s}");
+        }
+    }
+    let exported: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for name in exported {
+        assert!(
+            listed.iter().any(|l| l == name),
+            "{name} is exported but not in the README"
+        );
+    }
+}

@@ -13,6 +13,7 @@ use crate::accounts::{self, Account};
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
 use crate::error::{StreamError, StreamErrorCondition};
+use crate::ops::log_limit::Repeated;
 use crate::sasl::{ChannelBindings, Mechanism, SaslFailure, ScramServer};
 use crate::server::Server;
 use crate::xml::{StreamEvent, ns};
@@ -74,7 +75,9 @@ pub async fn authenticate(
         }
         Err(failure) => {
             crate::metrics::auth_failure(auth.attr("mechanism").unwrap_or_default());
-            tracing::info!(%ip, account = checked.as_deref().unwrap_or("-"), condition = failure.condition(), "authentication failed");
+            if server.log_limit.note(Repeated::AuthFailure, &ip.to_string()) {
+                tracing::info!(%ip, account = checked.as_deref().unwrap_or("-"), condition = failure.condition(), "authentication failed (repeats summarized)");
+            }
             let el = Element::builder("failure", ns::SASL)
                 .append(Element::bare(failure.condition(), ns::SASL))
                 .build();

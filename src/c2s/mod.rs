@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::limits::ConnectionSlot;
+use crate::ops::log_limit::Repeated;
 use crate::server::Server;
 use session::Session;
 use stream::Conn;
@@ -61,7 +62,12 @@ pub async fn serve(
         match tokio::time::timeout(idle, Box::pin(acceptor.accept(tcp))).await {
             Ok(Ok(tls)) => Conn::Tls(Box::new(tls)),
             Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                if server
+                    .log_limit
+                    .note(Repeated::NegotiationFailed, &peer.ip().to_string())
+                {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed (repeats summarized)");
+                }
                 return;
             }
             Err(_) => return,

@@ -15,6 +15,7 @@ use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::limits::ConnectionSlot;
+use crate::ops::log_limit::Repeated;
 use crate::sasl::ChannelBindings;
 use crate::server::Server;
 use crate::session::{BindOutcome, SessionLink};
@@ -128,7 +129,12 @@ pub async fn negotiate<T: Transport>(
                 return Some(Bound { stream, jid, link });
             }
             Err(ReadError::Stream(e)) => {
-                tracing::debug!(%ip, error = %e, "negotiation failed");
+                if server
+                    .log_limit
+                    .note(Repeated::NegotiationFailed, &ip.to_string())
+                {
+                    tracing::debug!(%ip, error = %e, "negotiation failed (repeats summarized)");
+                }
                 stream.fail(&e).await;
                 return None;
             }
@@ -214,7 +220,12 @@ async fn step<T: Transport>(
                     // Authenticated: the connection now counts among its address's sessions,
                     // unless they are already as many as allowed.
                     if state.slot.authenticate(&server.connections).is_err() {
-                        tracing::info!(ip = %state.ip, jid = %account, "login refused: too many sessions from the address");
+                        if server
+                            .log_limit
+                            .note(Repeated::LoginRefused, &state.ip.to_string())
+                        {
+                            tracing::info!(ip = %state.ip, jid = %account, "login refused: too many sessions from the address (repeats summarized)");
+                        }
                         stream.discard_queued();
                         return Err(ReadError::Stream(StreamError::with_text(
                             StreamErrorCondition::PolicyViolation,
@@ -480,7 +491,14 @@ fn generated_resource() -> String {
 /// Upgrades the connection to TLS after `<proceed/>` and starts a fresh stream on it.
 async fn starttls<T: Transport>(server: &Arc<Server>, stream: T, state: &mut State<'_>) -> Option<T> {
     let acceptor = TlsAcceptor::from(state.tls.server_config.clone());
-    let mut stream = stream.start_tls(acceptor).await?;
+    let Some(mut stream) = stream.start_tls(acceptor).await else {
+        // A failed handshake; the transport logged why at debug level. Counted, and any
+        // log line of ours summarized, since a client can repeat it at will.
+        server
+            .log_limit
+            .note(Repeated::NegotiationFailed, &state.ip.to_string());
+        return None;
+    };
     stream.restart(preauth_limits(server));
     state.cb = stream.channel_bindings(&state.tls);
     Some(stream)

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::config::{Config, RateConfig};
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::limits::TokenBucket;
+use crate::ops::log_limit::Repeated;
 use crate::server::Server;
 
 pub struct Pacer {
@@ -91,7 +92,12 @@ impl Pacer {
         let now = Instant::now();
         let since = *self.over_since.get_or_insert(now);
         if now.duration_since(since) >= self.disconnect_after {
-            tracing::info!(%jid, "session over its rate limit for too long");
+            if server
+                .log_limit
+                .note(Repeated::RateLimited, jid.to_bare().as_str())
+            {
+                tracing::info!(%jid, "session over its rate limit for too long (repeats summarized)");
+            }
             return Err(StreamError::with_text(
                 StreamErrorCondition::PolicyViolation,
                 "sending too fast for too long (rate limit)",

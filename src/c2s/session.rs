@@ -143,7 +143,7 @@ impl Session {
                             }
                             crate::metrics::stanza_in(el.name());
                             if self.trace.on() {
-                                tracing::info!(target: "xmpp_trace", jid = %self.jid, "C: {}", xml::to_string(&el));
+                                tracing::info!(target: "xmpp_trace", jid = %self.jid, "C: {}", crate::c2s::trace::render(&el));
                             }
                             if keepalive.is_answer(&el) {
                                 continue;

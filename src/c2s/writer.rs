@@ -11,7 +11,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::c2s::transport::Transport;
 use crate::session::Outbound;
-use crate::xml;
 
 /// Stanzas written per batch before the transport is flushed.
 pub const WRITE_BATCH: usize = 64;
@@ -109,7 +108,7 @@ pub fn queue_item(
     };
     crate::metrics::stanza_out(el.name());
     if let Some(jid) = traced {
-        tracing::info!(target: "xmpp_trace", %jid, "S: {}", xml::to_string(&el));
+        tracing::info!(target: "xmpp_trace", %jid, "S: {}", crate::c2s::trace::render(&el));
     }
     stream.queue(&el);
     written

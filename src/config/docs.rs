@@ -461,6 +461,12 @@ pub static KEYS: &[Key] = &[
     ),
     restart("log.format", "human | json"),
     k(
+        "log.repeat_interval_secs",
+        "Events a client can repeat at will (refused connections, failed logins, messages\n\
+         refused by a full offline store...) are logged the first time per client, then as one\n\
+         summary line per this many seconds; the metrics count every one.",
+    ),
+    k(
         "roster_notes",
         "Private per-contact notes (xep/xep-roster-notes.md), AES-256-GCM encrypted at rest.\n\
          No keys: notes are off and not advertised. To rotate: add a key, make it active,\n\

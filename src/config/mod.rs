@@ -542,6 +542,8 @@ pub struct LogConfig {
     pub level: String,
     #[serde(default)]
     pub format: LogFormat,
+    #[serde(default = "default_repeat_interval_secs")]
+    pub repeat_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -743,6 +745,10 @@ fn default_max_note() -> usize {
 }
 fn default_log_level() -> String {
     "info".into()
+}
+
+fn default_repeat_interval_secs() -> u64 {
+    60
 }
 
 macro_rules! defaults_from_serde {

@@ -34,6 +34,7 @@ use jid::BareJid;
 use minidom::Element;
 
 use crate::error::StanzaError;
+use crate::ops::log_limit::Repeated;
 use crate::router::hooks::{Flow, Routed, Stage};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
@@ -242,7 +243,9 @@ impl Offline {
             }
             Ok(OfflineStored::NoAccount) => Flow::Continue(routed),
             Ok(OfflineStored::Full) => {
-                tracing::info!(to = %to, max, "offline queue full: message refused");
+                if server.log_limit.note(Repeated::OfflineFull, &sender) {
+                    tracing::info!(to = %to, from = %sender, max, "offline queue full: message refused (repeats summarized)");
+                }
                 crate::metrics::offline_refused();
                 Flow::Continue(routed)
             }

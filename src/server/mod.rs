@@ -55,6 +55,8 @@ pub struct Server {
     /// Presence subscription requests per account per minute (flood control).
     pub subscriptions_by_account: WindowLimiter,
     pub connections: ConnectionLimiter,
+    /// Rate limits the log lines of events a client can repeat (`ops::log_limit`).
+    pub log_limit: crate::ops::log_limit::LogLimiter,
     pub started: Instant,
     /// XEP-0115 verification string of the server's disco#info, computed once from the registry.
     pub caps_ver: String,
@@ -128,6 +130,8 @@ impl Server {
         self.subscriptions_by_account.set_max(l.subscriptions_per_minute);
         self.connections
             .set_limits(l.connections_per_ip, l.unauthenticated_per_ip, l.max_connections);
+        self.log_limit
+            .set_interval(Duration::from_secs(config.log.repeat_interval_secs.max(1)));
     }
 
     /// Iterations for the stand-in SCRAM credentials of an unknown user: what most real
