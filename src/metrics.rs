@@ -58,7 +58,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             metrics::describe_gauge!(SESSIONS, "Bound client sessions");
             metrics::describe_gauge!(
                 TRANSPORT_SESSIONS,
-                "Sessions with a connection attached, by transport (tcp, websocket)"
+                "Sessions with a connection attached, by transport (tcp, websocket, bosh)"
             );
             metrics::describe_counter!(
                 LOGINS,
@@ -130,14 +130,22 @@ const MODULE_EVENT_NAMES: &[(&str, &str)] = &[
     ("adhoc", "command_failed"),
 ];
 
+/// The transports' names in the `transport` label (`Transport::kind`).
+const TRANSPORTS: [&str; 3] = ["tcp", "websocket", "bosh"];
+
 /// Creates every family's series at zero, so the first scrape of a fresh server already
 /// shows all of them (dashboards and alerts see zeros, not absent series).
 fn register_families() {
     metrics::gauge!(SESSIONS).set(0.0);
     let mechanisms = crate::sasl::Mechanism::ALL.map(|m| m.name());
     for m in mechanisms.iter().chain(["unknown"].iter()) {
-        metrics::counter!(LOGINS, "mechanism" => *m).increment(0);
+        for transport in TRANSPORTS {
+            metrics::counter!(LOGINS, "mechanism" => *m, "transport" => transport).increment(0);
+        }
         metrics::counter!(AUTH_FAILURES, "mechanism" => *m).increment(0);
+    }
+    for transport in TRANSPORTS {
+        metrics::gauge!(TRANSPORT_SESSIONS, "transport" => transport).set(0.0);
     }
     for k in KINDS {
         IN_BY_KIND.get(k, |k| metrics::counter!(STANZAS_IN, "kind" => k));
