@@ -140,16 +140,7 @@ impl XmppStream {
 
     /// The next header, element or close. Cancel-safe.
     pub async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
-        let Some(limit) = self.event_timeout else {
-            return self.read_event().await;
-        };
-        match tokio::time::timeout(limit, self.read_event()).await {
-            Ok(result) => result,
-            Err(_) => Err(ReadError::Stream(StreamError::with_text(
-                StreamErrorCondition::ConnectionTimeout,
-                "nothing received in time",
-            ))),
-        }
+        read_within(self.event_timeout, self.read_event()).await
     }
 
     async fn read_event(&mut self) -> Result<StreamEvent, ReadError> {
@@ -315,4 +306,23 @@ pub fn new_stream_id() -> String {
     use rand::Rng;
     let bytes: [u8; 12] = rand::rng().random();
     hex::encode(bytes)
+}
+
+/// `read` bounded by the transport's event timeout (`None`: unbounded); past it, the
+/// `connection-timeout` stream error. Shared by every transport
+/// (TCP/TLS here, WebSocket, BOSH).
+pub async fn read_within(
+    limit: Option<Duration>,
+    read: impl Future<Output = Result<StreamEvent, ReadError>>,
+) -> Result<StreamEvent, ReadError> {
+    let Some(limit) = limit else {
+        return read.await;
+    };
+    match tokio::time::timeout(limit, read).await {
+        Ok(result) => result,
+        Err(_) => Err(ReadError::Stream(StreamError::with_text(
+            StreamErrorCondition::ConnectionTimeout,
+            "nothing received in time",
+        ))),
+    }
 }

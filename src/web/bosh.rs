@@ -28,7 +28,7 @@ use crate::c2s::negotiate::{self, Rules};
 use crate::c2s::session::Session;
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
-use crate::error::{StreamError, StreamErrorCondition};
+use crate::error::StreamError;
 use crate::limits::ConnectionSlot;
 use crate::sasl::ChannelBindings;
 use crate::server::Server;
@@ -589,16 +589,7 @@ impl BoshTransport {
 
 impl Transport for BoshTransport {
     async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
-        let Some(limit) = self.event_timeout else {
-            return self.read_event().await;
-        };
-        match tokio::time::timeout(limit, self.read_event()).await {
-            Ok(result) => result,
-            Err(_) => Err(ReadError::Stream(StreamError::with_text(
-                StreamErrorCondition::ConnectionTimeout,
-                "nothing received in time",
-            ))),
-        }
+        crate::c2s::stream::read_within(self.event_timeout, self.read_event()).await
     }
 
     fn take_bytes_read(&mut self) -> u64 {

@@ -251,16 +251,7 @@ fn text_message(el: &Element) -> Message {
 
 impl Transport for WsTransport {
     async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
-        let Some(limit) = self.event_timeout else {
-            return self.read_event().await;
-        };
-        match tokio::time::timeout(limit, self.read_event()).await {
-            Ok(result) => result,
-            Err(_) => Err(ReadError::Stream(StreamError::with_text(
-                StreamErrorCondition::ConnectionTimeout,
-                "nothing received in time",
-            ))),
-        }
+        crate::c2s::stream::read_within(self.event_timeout, self.read_event()).await
     }
 
     fn take_bytes_read(&mut self) -> u64 {
