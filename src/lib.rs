@@ -13,8 +13,9 @@
 //! - [`c2s`]: a client connection: negotiation (STARTTLS, SASL, bind), then the session loop.
 //! - [`sasl`]: SCRAM-SHA-1/256(-PLUS) and PLAIN as pure state machines.
 //! - [`router`]: destination classification and the RFC 6120/6121 delivery rules; the module
-//!   registry (IQ handlers, disco features, services such as MUC) lives in
-//!   [`router::registry`], the typed hook points where modules meet in [`router::hooks`].
+//!   registry (IQ handlers, disco features, services such as MUC) is [`router::registry`],
+//!   the typed hook points where modules meet [`router::hooks`]: both are [`hub`]'s generic
+//!   types instantiated for the server (so the server holds its registry without a circle).
 //! - [`session`]: the session table, each session reached through a bounded mailbox.
 //! - [`command`]: the contract of an ad-hoc command (XEP-0050) that modules register, and
 //!   XEP-0004 forms.
@@ -35,6 +36,7 @@ pub mod command;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod hub;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

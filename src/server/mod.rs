@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, Guard};
 
 use crate::config::Config;
+use crate::hub::registry::Registry;
 use crate::limits::{ConnectionLimiter, WindowLimiter};
-use crate::router::registry::Registry;
 use crate::session::SessionDirectory;
 use crate::storage::Storage;
 use crate::tls::TlsContext;
@@ -38,7 +38,7 @@ pub struct Server {
     pub storage: Storage,
     /// Who is bound where; modules and the router reach sessions only through it.
     pub sessions: Box<dyn SessionDirectory>,
-    pub registry: Registry,
+    pub registry: Registry<Server>,
     /// Certificate and key for new TLS connections; a reload swaps in the files read again.
     /// Take one snapshot per connection (`load_full`) so the handshake and channel binding
     /// use the same certificate.
