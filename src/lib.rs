@@ -70,7 +70,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
     modules::roster::notes::check_keys(&storage, &config.roster_notes).await?;
     let tls = tls::load(&config.tls, &config.domains)?;
     let fake_salt_secret = storage.secret("scram-fake-salt").await?;
-    let mut registry = Registry::build(modules::all());
+    let mut registry = Registry::build(modules::enabled(&config));
     if config.roster_notes.enabled() {
         registry.feature(modules::roster::notes::NS);
     }

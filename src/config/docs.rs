@@ -489,6 +489,12 @@ pub static KEYS: &[Key] = &[
         true,
     ),
     k("roster_notes.max_length", "Longest note accepted, in characters."),
+    k("mam", "XEP-0313 message archives of accounts."),
+    restart(
+        "mam.enabled",
+        "Keep the accounts' archives. Off: no archive is written or offered (nothing stored is\n\
+         deleted; rooms' archives are the muc service's).",
+    ),
     k(
         "web",
         "Web clients on the http listeners: RFC 7395 WebSocket at /xmpp-websocket, XEP-0206 BOSH\n\

@@ -48,6 +48,22 @@ pub struct Config {
     pub proxy65: Proxy65Config,
     #[serde(default)]
     pub web: WebConfig,
+    #[serde(default)]
+    pub mam: MamConfig,
+}
+
+/// XEP-0313 message archives of accounts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MamConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for MamConfig {
+    fn default() -> Self {
+        MamConfig { enabled: true }
+    }
 }
 
 /// Web clients on the HTTP listeners: RFC 7395 WebSocket, XEP-0206 BOSH, XEP-0156 discovery.

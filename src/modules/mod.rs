@@ -29,6 +29,15 @@ use std::sync::Arc;
 
 use crate::router::registry::Module;
 
+/// The modules `config` enables, in registration order.
+pub fn enabled(config: &crate::config::Config) -> Vec<Arc<dyn Module>> {
+    let mut modules = all();
+    if !config.mam.enabled {
+        modules.retain(|m| m.name() != "mam");
+    }
+    modules
+}
+
 /// Every module, in registration order. Config decides which are enabled as they gain options.
 pub fn all() -> Vec<Arc<dyn Module>> {
     vec![
