@@ -31,6 +31,11 @@
 #   PASSWORD           password of every account  (benchpw1)
 #   SERVER_CPU / BENCH_CPU  CPUs to pin to        (0 / 1)
 #   SB_BIN             switchboard binary         (target/release/switchboard)
+#   switchboard_NAME   in SERVERS: another switchboard build or configuration in the same
+#                      run, with its binary in SB_BIN_NAME (default SB_BIN) and TOML appended
+#                      to its config from SB_TOML_NAME; e.g. SERVERS="switchboard_after
+#                      switchboard_before" BASELINE=switchboard_after (before/after ratios)
+#   BASELINE           the label ratios are taken against (switchboard)
 #   PROSODY_PORT / EJABBERD_PORT / SB_PORT  c2s ports (15222 / 25222 / 14222)
 #   BUILD_SWITCHBOARD  1: cargo build it first    (0)
 #   QUIET_WAIT         seconds to wait for an idle machine before each run (30)
@@ -347,10 +352,16 @@ stop_ejabberd() {
 }
 
 # --- switchboard ------------------------------------------------------------
-start_switchboard() {
-    local d=$TMP/switchboard
-    if [ ! -x "$SB_BIN" ]; then
-        log "switchboard binary $SB_BIN not found (build it, or BUILD_SWITCHBOARD=1)"
+start_switchboard() { # [variant: switchboard_NAME]
+    local variant=${1:-switchboard} bin=$SB_BIN extra=""
+    if [ "$variant" != switchboard ]; then
+        local b="SB_BIN_${variant#switchboard_}" t="SB_TOML_${variant#switchboard_}"
+        bin=${!b:-$SB_BIN}
+        extra=${!t:-}
+    fi
+    local d=$TMP/$variant
+    if [ ! -x "$bin" ]; then
+        log "switchboard binary $bin not found (build it, or BUILD_SWITCHBOARD=1)"
         return 1
     fi
     mkdir -p "$d"
@@ -385,13 +396,14 @@ failures_per_account_per_minute = 1000000
 level = "warn"
 [muc]
 max_occupants = $MUC_MAX_OCCUPANTS
+$extra
 EOF
-    if ! "$SB_BIN" --config "$d/switchboard.toml" config check >"$d/check.out" 2>&1; then
+    if ! "$bin" --config "$d/switchboard.toml" config check >"$d/check.out" 2>&1; then
         log "switchboard rejects the full bench config ($(tail -1 "$d/check.out")); using the minimal one"
         log "  (note: its default per-IP connection / registration limits may then fail the run)"
         sed -i '/^\[registration\]/,/^\[log\]/{/^\[log\]/!d}' "$d/switchboard.toml"
     fi
-    pinned_exec "$SERVER_CPU" "$SB_BIN" --config "$d/switchboard.toml" serve >"$d/stdout" 2>&1 &
+    pinned_exec "$SERVER_CPU" "$bin" --config "$d/switchboard.toml" serve >"$d/stdout" 2>&1 &
     CUR_PID=$!
     CUR_STOP="stop_pid $CUR_PID"
     wait_port "$SB_PORT" 30 || { log "switchboard did not start:"; tail -5 "$d/stdout" >&2; return 1; }
@@ -401,7 +413,7 @@ EOF
         log "in-band registration failed ($(tail -1 "$d/register.out")); using 'switchboard user add'"
         local i
         for ((i = 1; i <= USERS; i++)); do
-            "$SB_BIN" --config "$d/switchboard.toml" user add "bench$i@$DOMAIN" --password "$PASSWORD" \
+            "$bin" --config "$d/switchboard.toml" user add "bench$i@$DOMAIN" --password "$PASSWORD" \
                 >>"$d/useradd.out" 2>&1 || {
                 grep -qi exist "$d/useradd.out" || { log "user add failed: $(tail -1 "$d/useradd.out")"; return 1; }
             }
@@ -414,7 +426,7 @@ port_of() {
     case $1 in
         prosody) echo "$PROSODY_PORT" ;;
         ejabberd) echo "$EJABBERD_PORT" ;;
-        switchboard) echo "$SB_PORT" ;;
+        switchboard | switchboard_*) echo "$SB_PORT" ;;
     esac
 }
 
@@ -428,7 +440,7 @@ args=()
 fresh() { # server port
     if [ -n "$CUR_STOP" ]; then $CUR_STOP; fi
     CUR_STOP="" CUR_PID=""
-    if ! "start_$1"; then
+    if ! "start_${1%%_*}" "$1"; then
         if [ -n "$CUR_STOP" ]; then $CUR_STOP; fi
         CUR_STOP=""
         return 1
@@ -518,7 +530,7 @@ echo "# switchboard-bench comparison ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs
 echo "# measured: ${measured[*]:-none}; versions: $(dpkg-query -W -f '${Package} ${Version}; ' prosody ejabberd 2>/dev/null)"
 echo
 if [ -s "$RES" ]; then
-    "$BENCH" report "$RES" --baseline switchboard
+    "$BENCH" report "$RES" --baseline "${BASELINE:-switchboard}"
 else
     echo "no results"
 fi
