@@ -147,6 +147,30 @@ async fn xep0077_register_conflict_and_not_acceptable() {
     assert!(!login_ok(&server, "alice", "hijack").await, "account hijacked");
 }
 
+// XEP-0077 §3.1 with §6: a data form submission, which the form we offer never asks for
+// (it lists username and password only), is refused for want of those fields and creates
+// nothing.
+#[tokio::test]
+async fn xep0077_3_1_unrequested_data_form_creates_nothing() {
+    let server = registration_server().await;
+    let mut c = server.raw_starttls().await;
+    let r = c
+        .iq(&format!(
+            "<iq type='set' id='xform' to='localhost'><query xmlns='{}'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='username'><value>formuser</value></field>\
+             <field var='password'><value>f0rmpass</value></field></x></query></iq>",
+            ns::REGISTER
+        ))
+        .await;
+    xml::assert_stanza_error(&r, &["not-acceptable"]);
+    assert!(
+        !server
+            .list_users(None)
+            .await
+            .contains(&"formuser@localhost".to_string())
+    );
+}
+
 // XEP-0077 §3.3: password change by a logged-in user.
 #[tokio::test]
 async fn xep0077_change_password() {

@@ -1,11 +1,13 @@
 //! Keeping an idle client honest: a server ping (XEP-0199) after `idle` without reading,
 //! and the end of the stream when it goes unanswered for `timeout`.
 
-use jid::FullJid;
+use jid::{BareJid, FullJid};
 use minidom::Element;
 use tokio::time::Instant;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::ping::Ping;
 
-use crate::xml::{self, ns};
+use crate::xml::ns;
 
 /// What the idle timer should do when it fires.
 pub enum Due {
@@ -90,14 +92,29 @@ impl Keepalive {
     }
 }
 
-/// A XEP-0199 ping from the server to the client `to`.
+/// A XEP-0199 ping from the server to the client `to` (once per idle period: typed).
 pub fn server_ping(to: &FullJid, id: &str) -> Element {
-    let mut iq = Element::builder("iq", ns::CLIENT)
-        .append(Element::bare("ping", "urn:xmpp:ping"))
-        .build();
-    xml::set_attr(&mut iq, "type", "get");
-    xml::set_attr(&mut iq, "id", id);
-    xml::set_attr(&mut iq, "from", to.domain().as_str());
-    xml::set_attr(&mut iq, "to", &to.to_string());
-    iq
+    let server = BareJid::from_parts(None, to.domain());
+    Iq::from_get(id, Ping)
+        .with_from(server.into())
+        .with_to(to.clone().into())
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xep0199_server_ping_is_a_get_from_the_domain_to_the_session() {
+        let to: FullJid = "alice@example.org/phone".parse().unwrap();
+        let ping = server_ping(&to, "p1");
+        assert!(ping.is("iq", ns::CLIENT));
+        assert_eq!(ping.attr("type"), Some("get"));
+        assert_eq!(ping.attr("id"), Some("p1"));
+        assert_eq!(ping.attr("from"), Some("example.org"));
+        assert_eq!(ping.attr("to"), Some("alice@example.org/phone"));
+        assert!(ping.has_child("ping", "urn:xmpp:ping"));
+        assert_eq!(ping.children().count(), 1);
+    }
 }

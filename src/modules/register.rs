@@ -5,12 +5,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use minidom::Element;
+use xmpp_parsers::ibr::LegacyQuery;
 
 use crate::accounts::{self, Account, AccountError};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router::registry::{IqRequest, IqResponse, IqResult, IqTarget, IqType, Module, Registry};
 use crate::server::Server;
-use crate::xml::{self, text_element};
+use crate::xml;
 
 pub const NS: &str = "jabber:iq:register";
 
@@ -59,28 +60,45 @@ pub async fn preauth(server: &Arc<Server>, ip: IpAddr, domain: &str, iq: &Elemen
     }
 }
 
+/// The legacy form (§3.1): the fields asked, empty.
 fn form() -> Element {
-    Element::builder("query", NS)
-        .append(text_element(
-            "instructions",
-            NS,
-            "Choose a username and password.",
-        ))
-        .append(Element::bare("username", NS))
-        .append(Element::bare("password", NS))
-        .build()
+    LegacyQuery {
+        instructions: Some("Choose a username and password.".into()),
+        username: Some(String::new()),
+        password: Some(String::new()),
+        ..LegacyQuery::default()
+    }
+    .into()
 }
 
-fn field(query: &Element, name: &str) -> Option<String> {
-    query.get_child(name, NS).map(|e| e.text())
+/// A set's `<query/>`: removal (§3.2), or the legacy fields (§3.1, §3.3). Unknown children
+/// (a data form, which we do not offer) are ignored, so such a query lacks the fields.
+enum Request {
+    Remove,
+    Fields {
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+fn request(query: &Element) -> Result<Request, StanzaError> {
+    if query.has_child("remove", NS) {
+        return Ok(Request::Remove);
+    }
+    let fields = LegacyQuery::try_from(query.clone())
+        .map_err(|e| StanzaError::bad_request().text(format!("malformed registration: {e}")))?;
+    Ok(Request::Fields {
+        username: fields.username,
+        password: fields.password,
+    })
 }
 
 async fn create(server: &Arc<Server>, ip: IpAddr, domain: &str, iq: &Element) -> Result<(), StanzaError> {
     let query = iq.children().next().ok_or_else(StanzaError::bad_request)?;
-    if query.has_child("remove", NS) {
+    let Request::Fields { username, password } = request(query)? else {
         return Err(StanzaError::not_authorized());
-    }
-    let (Some(user), Some(password)) = (field(query, "username"), field(query, "password")) else {
+    };
+    let (Some(user), Some(password)) = (username, password) else {
         return Err(StanzaError::not_acceptable().text("username and password are required"));
     };
     let account = Account::from_parts(&user, domain, &server.config())
@@ -119,11 +137,12 @@ fn account_error(e: AccountError) -> StanzaError {
 /// XEP-0077 §3.1: a registered user asking for the form gets `<registered/>`.
 async fn registered_info(req: IqRequest) -> IqResult {
     let user = req.from.node().map(|n| n.to_string()).unwrap_or_default();
-    let query = Element::builder("query", NS)
-        .append(Element::bare("registered", NS))
-        .append(text_element("username", NS, &user))
-        .build();
-    Ok(IqResponse::with(query))
+    let query = LegacyQuery {
+        registered: true,
+        username: Some(user),
+        ..LegacyQuery::default()
+    };
+    Ok(IqResponse::with(query.into()))
 }
 
 /// Password change (§3.3) or removal (§3.2) for the logged-in account.
@@ -135,19 +154,22 @@ async fn change(req: IqRequest) -> IqResult {
         &server.config(),
     )
     .map_err(|_| StanzaError::internal_server_error())?;
-    let query = req.payload();
-    if query.has_child("remove", NS) {
-        accounts::remove(server, &account, Some(req.from.clone()))
-            .await
-            .map_err(account_error)?;
-        tracing::info!(jid = %account, "account removed in-band");
-        let close = StreamError::with_text(StreamErrorCondition::NotAuthorized, "the account was removed");
-        return Ok(IqResponse {
-            payload: None,
-            then_close: Some((req.from.to_bare(), close)),
-        });
-    }
-    let (Some(user), Some(password)) = (field(query, "username"), field(query, "password")) else {
+    let (username, password) = match request(req.payload())? {
+        Request::Fields { username, password } => (username, password),
+        Request::Remove => {
+            accounts::remove(server, &account, Some(req.from.clone()))
+                .await
+                .map_err(account_error)?;
+            tracing::info!(jid = %account, "account removed in-band");
+            let close =
+                StreamError::with_text(StreamErrorCondition::NotAuthorized, "the account was removed");
+            return Ok(IqResponse {
+                payload: None,
+                then_close: Some((req.from.to_bare(), close)),
+            });
+        }
+    };
+    let (Some(user), Some(password)) = (username, password) else {
         return Err(StanzaError::bad_request().text("username and password are required"));
     };
     if Account::from_parts(&user, &account.domain, &server.config())
