@@ -2,10 +2,12 @@
 #
 #   python slixmpp_sm.py HOST PORT PASSWORD
 #
-# alice (stream management with resumption) gets two messages from bob, sends one to bob,
-# and her connection is cut (no </stream>). bob sends two more while she is away. alice
-# connects again and resumes: she must get all four, bob must get hers, and her session
-# must be the same one (no second session_start). Prints "ok" on success, or what went wrong.
+# alice (stream management with resumption) gets two messages from bob and sends one to bob.
+# Then she stops reading: bob's next two messages are written to her socket but never read,
+# and her connection is cut (no </stream>): only the server's replay of what she never
+# acknowledged can bring them back. bob sends one more while she is away. alice connects
+# again and resumes: she must get all five, bob must get hers, and her session must be the
+# same one (no second session_start). Prints "ok" on success, or what went wrong.
 
 import asyncio
 import ssl
@@ -84,15 +86,20 @@ async def main():
     # alice sends, and her connection dies before anything is acknowledged.
     alice.send_message(mto="bob@localhost/desk", mbody="a1", mtype="chat")
     await asyncio.sleep(0.1)
-    alice.abort()
-    await asyncio.wait_for(alice.gone.wait(), TIMEOUT)
+    alice.transport.pause_reading()
     for body in ["m3", "m4"]:
         bob.send_message(mto="alice@localhost/phone", mbody=body, mtype="chat")
+    await asyncio.sleep(0.5)
+    alice.abort()
+    await asyncio.wait_for(alice.gone.wait(), TIMEOUT)
+    if "m3" in alice.bodies or "m4" in alice.bodies:
+        raise RuntimeError(f"alice read {alice.bodies} before the cut: the test proves nothing")
+    bob.send_message(mto="alice@localhost/phone", mbody="m5", mtype="chat")
     await asyncio.sleep(0.5)
 
     alice.connect(HOST, PORT)
     await asyncio.wait_for(alice.resumed.wait(), TIMEOUT)
-    await wait_bodies(alice, ["m1", "m2", "m3", "m4"], "alice")
+    await wait_bodies(alice, ["m1", "m2", "m3", "m4", "m5"], "alice")
     await wait_bodies(bob, ["a1"], "bob")
     if alice.starts != 1:
         raise RuntimeError(f"alice started {alice.starts} sessions: not resumed")
