@@ -36,6 +36,9 @@ async fn xep0198_5_slixmpp_resumes_after_a_cut_connection_and_nothing_is_lost() 
     );
     assert!(stdout.lines().any(|l| l == "ok"), "{context}");
     let logs = server.logs();
-    assert!(logs.contains("session waits for resumption"), "the session hibernated: {context}");
+    assert!(
+        logs.contains("session waits for resumption"),
+        "the session hibernated: {context}"
+    );
     assert!(logs.contains("session resumed"), "{context}");
 }

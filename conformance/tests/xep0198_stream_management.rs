@@ -555,3 +555,60 @@ async fn xep0198_5_hibernating_session_stays_bound_until_the_timeout() {
     let answer = bob.wait_for(|e| e.attr("id") == Some("v2")).await;
     assert_eq!(answer.attr("type"), Some("error"), "{}", xml::to_string(&answer));
 }
+
+/// Authenticated over WebSocket (RFC 7395, PLAIN), not bound.
+async fn ws_authenticated(server: &TestServer, user: &str) -> conformance::websocket::WsClient {
+    use base64::Engine;
+    let mut ws = conformance::websocket::WsClient::connect(server.http_addr()).await;
+    ws.open().await;
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PW}"));
+    ws.send_text(&format!(
+        "<auth xmlns='{}' mechanism='PLAIN'>{creds}</auth>",
+        ns::SASL
+    ))
+    .await;
+    let success = ws.expect_element().await;
+    assert!(success.is("success", ns::SASL), "{}", xml::to_string(&success));
+    let (_, features) = ws.open().await;
+    assert!(
+        features.get_child("sm", SM).is_some(),
+        "{}",
+        xml::to_string(&features)
+    );
+    ws
+}
+
+#[tokio::test]
+async fn xep0198_5_resumption_moves_from_tcp_to_websocket_and_back() {
+    let server = server_with("").await;
+    let mut bob = bob(&server).await;
+    let (id, _) = cut_with_unacked(&server, &mut bob, &["over tcp"]).await;
+
+    // TCP to WebSocket: the message the client never acknowledged comes again.
+    let mut ws = ws_authenticated(&server, "alice").await;
+    ws.send_text(&format!("<resume xmlns='{SM}' previd='{id}' h='0'/>"))
+        .await;
+    let resumed = ws.expect_element().await;
+    assert!(is_sm(&resumed, "resumed"), "{}", xml::to_string(&resumed));
+    let m = ws.read_until(|e| body(e).is_some()).await;
+    assert_eq!(body(&m).as_deref(), Some("over tcp"));
+    bob_sends(&mut bob, "alice@localhost/r", "over websocket").await;
+    let m = ws.read_until(|e| body(e).is_some()).await;
+    assert_eq!(body(&m).as_deref(), Some("over websocket"));
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // And back to TCP: neither was acknowledged, both come again, in order.
+    let (mut c, _) = authenticated(&server, "alice").await;
+    c.send(format!("<resume xmlns='{SM}' previd='{id}' h='0'/>"))
+        .await;
+    let resumed = c.expect_element().await;
+    assert!(is_sm(&resumed, "resumed"), "{}", xml::to_string(&resumed));
+    let mut bodies = Vec::new();
+    while bodies.len() < 2 {
+        if let Some(b) = body(&c.expect_element().await) {
+            bodies.push(b);
+        }
+    }
+    assert_eq!(bodies, ["over tcp", "over websocket"]);
+}
