@@ -58,6 +58,9 @@ impl StreamErrorCondition {
 pub struct StreamError {
     pub condition: StreamErrorCondition,
     pub text: Option<String>,
+    /// An application-specific condition (RFC 6120 §4.9.4), serialized; e.g. XEP-0198's
+    /// `<handled-count-too-high/>`.
+    pub application: Option<String>,
 }
 
 impl StreamError {
@@ -65,6 +68,7 @@ impl StreamError {
         StreamError {
             condition,
             text: None,
+            application: None,
         }
     }
 
@@ -72,7 +76,14 @@ impl StreamError {
         StreamError {
             condition,
             text: Some(text.into()),
+            application: None,
         }
+    }
+
+    /// Adds an application-specific condition element.
+    pub fn with_application(mut self, condition: &minidom::Element) -> Self {
+        self.application = Some(crate::xml::to_string(condition));
+        self
     }
 
     /// `<stream:error>` as raw XML: written inside an open stream, so it uses the stream prefix.
@@ -85,6 +96,9 @@ impl StreamError {
             out.push_str("<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>");
             out.push_str(&crate::xml::escape(text));
             out.push_str("</text>");
+        }
+        if let Some(application) = &self.application {
+            out.push_str(application);
         }
         out.push_str("</stream:error>");
         out

@@ -7,6 +7,7 @@ pub mod keepalive;
 pub mod negotiate;
 pub mod pace;
 pub mod session;
+pub mod sm;
 pub mod stream;
 pub mod trace;
 pub mod transport;
@@ -101,16 +102,11 @@ pub async fn serve(
         return;
     };
     drop(tls);
-    let negotiate::Bound {
-        mut stream,
-        jid,
-        link,
-    } = bound;
+    let negotiate::Bound { stream, session } = bound;
+    let session = match session {
+        negotiate::BoundSession::New(jid, link) => Session::open(server, jid, link, listener).await,
+        negotiate::BoundSession::Resumed(session) => *session,
+    };
     // Every log line of the session carries its JID (the span is opened by the listener).
-    tracing::Span::current().record("jid", tracing::field::display(&jid));
-    let mut session = Session::open(server, jid, link, listener).await;
-    let how = session.attach(&mut stream, shutdown).await;
-    // This transport cannot come back: the session ends with it.
-    drop(stream);
-    session.end(how).await;
+    session::run(session, stream, shutdown).await;
 }

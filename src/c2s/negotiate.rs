@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jid::FullJid;
+use jid::{BareJid, FullJid};
 use minidom::Element;
 use tokio_rustls::TlsAcceptor;
 
@@ -22,11 +22,17 @@ use crate::session::{BindOutcome, SessionLink};
 use crate::tls::TlsContext;
 use crate::xml::{self, ParserLimits, StreamEvent, StreamHeader, ns};
 
-/// A negotiated, bound session.
+/// A negotiated stream: bound to a new session, or resuming one (XEP-0198).
 pub struct Bound<T> {
     pub stream: T,
-    pub jid: FullJid,
-    pub link: SessionLink,
+    pub session: BoundSession,
+}
+
+pub enum BoundSession {
+    /// A resource was bound: the session is to be opened.
+    New(FullJid, SessionLink),
+    /// A detached session was resumed (`<resumed/>` already sent).
+    Resumed(Box<crate::c2s::session::Session>),
 }
 
 /// Where negotiation stands.
@@ -126,7 +132,13 @@ pub async fn negotiate<T: Transport>(
             }
             Ok(Step::Bound(jid, link)) => {
                 stream.set_event_timeout(None);
-                return Some(Bound { stream, jid, link });
+                let session = BoundSession::New(jid, link);
+                return Some(Bound { stream, session });
+            }
+            Ok(Step::Resumed(session)) => {
+                stream.set_event_timeout(None);
+                let session = BoundSession::Resumed(session);
+                return Some(Bound { stream, session });
             }
             Err(ReadError::Stream(e)) => {
                 if server
@@ -148,6 +160,7 @@ enum Step {
     Restart,
     StartTls,
     Bound(FullJid, SessionLink),
+    Resumed(Box<crate::c2s::session::Session>),
 }
 
 /// Runs one stream: header, features, then elements until the stream restarts or binds.
@@ -258,6 +271,17 @@ async fn step<T: Transport>(
             stream.flush().await.map_err(|_| ReadError::Io)?;
             continue;
         }
+        if el.ns() == crate::c2s::writer::NS_SM {
+            let account = state
+                .account
+                .as_ref()
+                .and_then(|a| BareJid::new(&a.to_string()).ok());
+            let resumed = crate::c2s::sm::on_negotiation_element(server, stream, account.as_ref(), &el);
+            if let Some(session) = resumed.await.map_err(|_| ReadError::Io)? {
+                return Ok(Step::Resumed(session));
+            }
+            continue;
+        }
         if el.is("iq", ns::CLIENT) {
             if let Some(step) = negotiation_iq(server, stream, state, &el).await? {
                 return Ok(step);
@@ -338,6 +362,9 @@ fn features(server: &Server, tls: bool, starttls: bool, state: &State<'_>) -> El
                 .build(),
         );
         f.append_child(caps(server));
+        if server.config().stream_management.enabled {
+            f.append_child(crate::c2s::sm::feature());
+        }
         for feature in server.registry.stream_features() {
             f.append_child(feature.clone());
         }

@@ -17,9 +17,10 @@ use tokio::time::Instant;
 use crate::c2s::inbound::handle_stanza;
 use crate::c2s::keepalive::{Due, Keepalive};
 use crate::c2s::pace::Pacer;
+use crate::c2s::sm::{self, Resumption, StreamManagement};
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
-use crate::c2s::writer::{Unacked, queue_item, write_batch};
+use crate::c2s::writer::{NS_SM, Unacked, queue_item, write_batch};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router;
 use crate::router::hooks::{Flow, SessionEvent};
@@ -32,9 +33,9 @@ pub use crate::c2s::trace::TraceTraffic;
 /// A bound session: its place in the session table, its mailbox, and the per-session state
 /// that does not belong to any one connection.
 pub struct Session {
-    server: Arc<Server>,
-    jid: FullJid,
-    entry: Arc<SessionEntry>,
+    pub(super) server: Arc<Server>,
+    pub(super) jid: FullJid,
+    pub(super) entry: Arc<SessionEntry>,
     link: SessionLink,
     /// Stamped on every stanza: formatted once.
     jid_text: String,
@@ -43,15 +44,33 @@ pub struct Session {
     trace: Arc<TraceTraffic>,
     pacer: Pacer,
     /// What was written and not yet acknowledged; outlives any one transport.
-    unacked: Unacked,
+    pub(super) unacked: Unacked,
+    /// XEP-0198 state: what the client sent, whether it may resume.
+    pub(super) sm: StreamManagement,
+    /// Where the session waits for a resuming client (`c2s/sm.rs`).
+    pub(super) resumption: Arc<Resumption>,
 }
 
 /// How a transport left its session.
 pub enum Detached {
-    /// The client closed the stream or the connection was lost.
+    /// The client closed the stream.
     Closed,
+    /// The connection was lost (or a resuming client took the session elsewhere): a session
+    /// with resumption enabled waits for its client instead of ending.
+    Lost,
     /// The stream ended with this error (already sent to the client).
     Failed(StreamError),
+}
+
+/// Runs a bound (or resumed) session over `stream` until it ends: when the connection is lost
+/// and resumption is on, the session waits detached for its client (`sm::hibernate`) instead.
+/// What TCP and WebSocket connections run after negotiation.
+pub async fn run<T: Transport>(mut session: Session, mut stream: T, shutdown: watch::Receiver<bool>) {
+    tracing::Span::current().record("jid", tracing::field::display(&session.jid));
+    let how = session.attach(&mut stream, shutdown.clone()).await;
+    // This transport cannot come back: a resuming client brings a new one.
+    drop(stream);
+    sm::after_transport(session, how, shutdown).await;
 }
 
 impl Session {
@@ -69,6 +88,7 @@ impl Session {
         let jid_text = jid.to_string();
         let to_attr = crate::session::attr_value(&jid_text);
         let trace = entry.extension::<TraceTraffic>();
+        let resumption = entry.extension::<Resumption>();
         let pacer = Pacer::new(&server, listener, &jid);
         Session {
             server,
@@ -80,7 +100,14 @@ impl Session {
             trace,
             pacer,
             unacked: Unacked::default(),
+            sm: StreamManagement::default(),
+            resumption,
         }
+    }
+
+    /// The bound JID.
+    pub fn jid(&self) -> &FullJid {
+        &self.jid
     }
 
     /// Serves the session over `stream` until the connection ends, is kicked, or the server
@@ -103,6 +130,11 @@ impl Session {
         // While set, the client is over its rate limit and is not read from until then.
         let mut paused_until: Option<Instant> = None;
         stream.take_bytes_read();
+        let max_unacked = server.config().stream_management.max_unacked;
+        // A resumed session: what the client never acknowledged goes out again first.
+        if self.sm.enabled && self.replay(stream).await.is_err() {
+            return Detached::Lost;
+        }
 
         // The loop's long-lived futures are built once, not on every wake-up: the timer in
         // particular is re-armed lazily (the keepalive's clock moves, the timer does not)
@@ -114,17 +146,40 @@ impl Session {
         tokio::pin!(stopping);
         let timer = tokio::time::sleep_until(keepalive.first_due());
         tokio::pin!(timer);
+        // A client resuming on another connection before this one was seen to die.
+        let resumption = self.resumption.clone();
+        let displaced = resumption.displaced();
+        tokio::pin!(displaced);
+        // The time-based acknowledgement request (XEP-0198 §4), armed while stanzas wait.
+        let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+        let ack_timer = tokio::time::sleep_until(far());
+        tokio::pin!(ack_timer);
+        let mut ack_armed: Option<Instant> = None;
 
-        let end: Option<StreamError> = loop {
+        let end: Result<(), StreamError> = loop {
+            if self.unacked.request_due != ack_armed {
+                ack_armed = self.unacked.request_due;
+                ack_timer.as_mut().reset(ack_armed.unwrap_or_else(far));
+            }
             tokio::select! {
                 biased;
-                reason = &mut kicked => break Some(reason),
-                _ = &mut stopping => break Some(StreamError::new(StreamErrorCondition::SystemShutdown)),
+                reason = &mut kicked => break Err(reason),
+                _ = &mut stopping => break Err(StreamError::new(StreamErrorCondition::SystemShutdown)),
+                () = &mut displaced => return Detached::Lost,
                 out = self.link.mailbox.recv() => {
-                    let Some(first) = out else { break None };
+                    let Some(first) = out else { return Detached::Lost };
                     let traced = self.trace.on().then_some(&self.jid);
                     if write_batch(stream, &mut self.link.mailbox, first, &self.to_attr, traced, &mut self.unacked).await.is_err() {
-                        break None;
+                        return Detached::Lost;
+                    }
+                    if self.unacked.keeping && self.unacked.pending() > max_unacked {
+                        break Err(StreamError::with_text(StreamErrorCondition::ResourceConstraint, "too many unacknowledged stanzas"));
+                    }
+                }
+                () = &mut ack_timer, if ack_armed.is_some() => {
+                    ack_armed = None;
+                    if self.unacked.request_now(stream) && stream.flush().await.is_err() {
+                        return Detached::Lost;
                     }
                 }
                 event = stream.next_event(), if paused_until.is_none() => {
@@ -133,7 +188,7 @@ impl Session {
                     match event {
                         Ok(StreamEvent::Element(el)) => {
                             match self.pacer.charge(&server, &self.jid, stream.take_bytes_read()) {
-                                Err(e) => break Some(e),
+                                Err(e) => break Err(e),
                                 Ok(wait) if !wait.is_zero() => {
                                     let until = now + wait;
                                     paused_until = Some(until);
@@ -145,23 +200,36 @@ impl Session {
                             if self.trace.on() {
                                 tracing::info!(target: "xmpp_trace", jid = %self.jid, "C: {}", crate::c2s::trace::render(&el));
                             }
+                            if el.ns() == NS_SM {
+                                match sm::on_element(self, stream, &el).await {
+                                    Ok(sm::Handled::Acknowledged) => keepalive.answered(),
+                                    Ok(sm::Handled::Other) => {}
+                                    Err(sm::ElementError::Stream(e)) => break Err(e),
+                                    Err(sm::ElementError::Io) => return Detached::Lost,
+                                }
+                                continue;
+                            }
+                            if self.sm.enabled {
+                                // XEP-0198 §4: every stanza counts, our ping's answer too.
+                                self.sm.handled = self.sm.handled.wrapping_add(1);
+                            }
                             if keepalive.is_answer(&el) {
                                 continue;
                             }
                             // Boxed: routing's deep future would otherwise sit in every idle session.
                             let handled = handle_stanza(&server, &self.entry, &self.jid_text, &mut self.pacer, el);
                             if let Err(e) = Box::pin(handled).await {
-                                break Some(e);
+                                break Err(e);
                             }
                         }
                         Ok(StreamEvent::Closed) => {
                             stream.close().await;
-                            break None;
+                            break Ok(());
                         }
                         Ok(StreamEvent::Alive) => keepalive.answered(),
-                        Ok(StreamEvent::Header(_)) => break Some(StreamError::new(StreamErrorCondition::BadFormat)),
-                        Err(ReadError::Stream(e)) => break Some(e),
-                        Err(ReadError::Io) => break None,
+                        Ok(StreamEvent::Header(_)) => break Err(StreamError::new(StreamErrorCondition::BadFormat)),
+                        Err(ReadError::Stream(e)) => break Err(e),
+                        Err(ReadError::Io) => return Detached::Lost,
                     }
                 }
                 () = &mut timer => {
@@ -180,13 +248,21 @@ impl Session {
                     match keepalive.due(now) {
                         Due::Later(due) => timer.as_mut().reset(due),
                         Due::TimedOut => {
-                            break Some(StreamError::with_text(StreamErrorCondition::ConnectionTimeout, "no answer to ping"));
+                            // A dead connection, not a client's fault: resumable.
+                            let error = StreamError::with_text(StreamErrorCondition::ConnectionTimeout, "no answer to ping");
+                            stream.fail(&error).await;
+                            return Detached::Lost;
                         }
                         Due::Ping => {
                             let id = format!("ping-{}", self.entry.conn_id);
-                            stream.queue_keepalive_ping(&self.jid, &id);
+                            if self.sm.enabled {
+                                // An `<r/>` probes without adding a stanza to both counts.
+                                stream.queue(&crate::c2s::writer::request());
+                            } else {
+                                stream.queue_keepalive_ping(&self.jid, &id);
+                            }
                             if stream.flush().await.is_err() {
-                                break None;
+                                return Detached::Lost;
                             }
                             timer.as_mut().reset(keepalive.sent(id));
                         }
@@ -195,17 +271,41 @@ impl Session {
             }
         };
 
-        let Some(error) = end else {
+        let Err(error) = end else {
             return Detached::Closed;
         };
         // Flush what was queued for this client before the error (graceful shutdown). Tracked
         // stanzas go out too but are not acknowledged (the flush result is unknown): their
-        // owner keeps them, so the client may see one again later, never lose it.
+        // owner keeps them, so the client may see one again later, never lose it. Under
+        // stream management all of them stay unacknowledged, to be kept when the session ends.
         while let Ok(item) = self.link.mailbox.try_recv() {
-            queue_item(stream, item, &self.to_attr, None);
+            queue_item(stream, &item, &self.to_attr, None);
+            if self.unacked.keeping {
+                self.unacked.written = self.unacked.written.wrapping_add(1);
+                let position = self.unacked.written;
+                self.unacked.pending.push_back((position, item));
+            }
         }
         stream.fail(&error).await;
         Detached::Failed(error)
+    }
+
+    /// Writes again what the client never acknowledged (a resumed stream, XEP-0198 §5), then
+    /// asks for an acknowledgement.
+    async fn replay<T: Transport>(&mut self, stream: &mut T) -> std::io::Result<()> {
+        let pending = self.unacked.take_pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let traced = self.trace.on().then_some(&self.jid);
+        for (_, item) in pending {
+            queue_item(stream, &item, &self.to_attr, traced);
+            self.unacked.written = self.unacked.written.wrapping_add(1);
+            let position = self.unacked.written;
+            self.unacked.pending.push_back((position, item));
+        }
+        self.unacked.request_now(stream);
+        stream.flush().await
     }
 
     /// Ends the session once no transport is attached: unavailable presence if the client
@@ -218,6 +318,7 @@ impl Session {
         match &how {
             Detached::Failed(error) => tracing::info!(%jid, error = %error, "closing session"),
             Detached::Closed => tracing::info!(%jid, "session ended"),
+            Detached::Lost => tracing::info!(%jid, "session ended: connection lost"),
         }
         if entry.is_available() {
             // RFC 6121 §4.5.2: leaving without unavailable presence still broadcasts it.
@@ -239,14 +340,33 @@ impl Session {
             .await;
         // Stanzas still queued for a client that vanished are answered, not lost silently.
         self.link.mailbox.close();
-        // Tracked stanzas are dropped unacknowledged instead: their owner still holds them.
-        while let Ok(item) = self.link.mailbox.try_recv() {
-            if let Outbound::Stanza(el) = item
-                && el.name() == "message"
-            {
+        // Under stream management, what the client never acknowledged and what never left
+        // are routed again now that this resource is gone: offline storage, or the account's
+        // other resources, as the routing table says (XEP-0198 §5).
+        let keeping = self.unacked.keeping;
+        let unacknowledged = self.unacked.take_pending();
+        let queued = std::iter::from_fn(|| self.link.mailbox.try_recv().ok());
+        let left: Vec<Outbound> = unacknowledged
+            .into_iter()
+            .map(|(_, item)| item)
+            .chain(queued)
+            .collect();
+        if keeping && !left.is_empty() {
+            tracing::debug!(jid = %self.jid, stanzas = left.len(), "routing unacknowledged stanzas again");
+        }
+        for item in left {
+            // Tracked stanzas are dropped unacknowledged: their owner still holds them.
+            let Outbound::Stanza(el) = item else { continue };
+            if el.name() != "message" {
+                continue;
+            }
+            if keeping {
+                sm::route_again(&self.server, *el).await;
+            } else {
                 router::bounce(&self.server, &el, StanzaError::recipient_unavailable());
             }
         }
+        self.resumption.forget();
         self.entry.mark_ended();
     }
 }

@@ -1,13 +1,17 @@
 //! The session's writer: turns mailbox items into bytes on the transport, in batches, and
 //! acknowledges tracked stanzas once they are written.
 //!
-//! The socket write is the acknowledgement for now: on a transport that acknowledges receipt
-//! itself (XEP-0198 later), tracked stanzas wait in [`Unacked`] until the client confirms them.
+//! Without XEP-0198 the socket write is the acknowledgement. With stream management enabled
+//! (or on a transport that acknowledges receipt itself) every written stanza waits in
+//! [`Unacked`] until the client confirms it: tracked ones are acknowledged to their owner
+//! only then, and all of them can be replayed on a resumed stream (`c2s/sm.rs`).
 
 use std::collections::VecDeque;
 
 use jid::FullJid;
+use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Duration, Instant};
 
 use crate::c2s::transport::Transport;
 use crate::session::Outbound;
@@ -15,34 +19,122 @@ use crate::session::Outbound;
 /// Stanzas written per batch before the transport is flushed.
 pub const WRITE_BATCH: usize = 64;
 
-/// Stanzas written to the client and, among them, the tracked ones it has not acknowledged
-/// yet. Empty (no allocation) unless the transport acknowledges receipt.
+/// XEP-0198's namespace.
+pub const NS_SM: &str = "urn:xmpp:sm:3";
+
+/// Stanzas written to the client and, among them, those it has not acknowledged yet. Empty
+/// (no allocation) unless stream management is on or the transport acknowledges receipt.
 #[derive(Default)]
 pub struct Unacked {
     /// Stanzas written on this session, counted as XEP-0198 counts them (wrapping at 2^32).
-    written: u32,
-    /// Tracked stanzas awaiting the client's acknowledgement, oldest first, each with its
-    /// position in `written`.
-    pending: VecDeque<(u32, oneshot::Sender<()>)>,
+    pub(crate) written: u32,
+    /// The last `h` the client acknowledged.
+    pub(crate) acked: u32,
+    /// Whether written stanzas are kept until acknowledged (XEP-0198 enabled).
+    pub(crate) keeping: bool,
+    /// Written stanzas awaiting the client's acknowledgement, oldest first, each with its
+    /// position in `written`. Without `keeping` (an acknowledging transport), only tracked ones.
+    pub(crate) pending: VecDeque<(u32, Outbound)>,
+    /// Ask for an acknowledgement (`<r/>`) after this many stanzas (0: never by count).
+    pub(crate) request_every: u32,
+    /// Stanzas written since the last `<r/>`.
+    pub(crate) since_request: u32,
+    /// Ask after this long with stanzas unacknowledged (None: never by time).
+    pub(crate) request_after: Option<Duration>,
+    /// When the time-based request is due (set while stanzas wait and no `<r/>` is out).
+    pub(crate) request_due: Option<Instant>,
+}
+
+/// The client acknowledged more stanzas than were sent (XEP-0198 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooHigh {
+    pub h: u32,
+    pub sent: u32,
 }
 
 impl Unacked {
-    /// The client has handled `handled` stanzas: acknowledges the tracked ones among them.
-    pub fn acknowledge(&mut self, handled: u32) {
+    /// The client has handled `handled` stanzas (its `h`): acknowledges those among the
+    /// pending ones. An `h` beyond what was written is refused and changes nothing.
+    pub fn acknowledge(&mut self, handled: u32) -> Result<(), TooHigh> {
+        // Both counters wrap: compare distances from the last acknowledgement. One behind it
+        // is a stale repeat, harmless.
+        if handled.wrapping_sub(self.acked) >= 1 << 31 {
+            return Ok(());
+        }
+        if handled.wrapping_sub(self.acked) > self.written.wrapping_sub(self.acked) {
+            return Err(TooHigh {
+                h: handled,
+                sent: self.written,
+            });
+        }
+        self.acked = handled;
         while let Some((position, _)) = self.pending.front() {
             // Positions wrap like the counter: "at or before" is a distance under 2^31.
             if handled.wrapping_sub(*position) >= 1 << 31 {
                 break;
             }
-            let (_, written) = self.pending.pop_front().expect("checked");
-            delivered(written);
+            let (_, item) = self.pending.pop_front().expect("checked");
+            if let Outbound::Tracked(_, written) = item {
+                delivered(written);
+            }
         }
+        if self.pending.is_empty() {
+            self.request_due = None;
+        }
+        Ok(())
     }
 
-    /// Tracked stanzas still awaiting acknowledgement.
+    /// Stanzas still awaiting acknowledgement.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
+
+    /// Counts a stanza written outside the mailbox (a keepalive ping): the client counts it
+    /// too. Nothing is kept to replay.
+    pub fn count_unkept(&mut self) {
+        if self.keeping {
+            self.written = self.written.wrapping_add(1);
+        }
+    }
+
+    /// Takes the unacknowledged stanzas out (to replay on a resumed stream, or to hand to
+    /// offline storage), restarting the count at the client's `h`.
+    pub fn take_pending(&mut self) -> VecDeque<(u32, Outbound)> {
+        self.written = self.acked;
+        self.since_request = 0;
+        self.request_due = None;
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Queues `<r/>` if one is due by count; arms the time-based request otherwise.
+    fn request_if_due(&mut self, stream: &mut impl Transport, now: Instant) {
+        if !self.keeping || self.pending.is_empty() {
+            return;
+        }
+        if self.request_every > 0 && self.since_request >= self.request_every {
+            stream.queue(&request());
+            self.since_request = 0;
+            self.request_due = None;
+        } else if self.request_due.is_none() {
+            self.request_due = self.request_after.map(|after| now + after);
+        }
+    }
+
+    /// The time-based request fired: queues `<r/>` if stanzas still wait.
+    pub fn request_now(&mut self, stream: &mut impl Transport) -> bool {
+        self.request_due = None;
+        if !self.keeping || self.pending.is_empty() {
+            return false;
+        }
+        stream.queue(&request());
+        self.since_request = 0;
+        true
+    }
+}
+
+/// `<r/>`: the server asks the client how much it handled.
+pub fn request() -> Element {
+    Element::bare("r", NS_SM)
 }
 
 /// A tracked stanza reached the client: its owner may let go of it.
@@ -54,7 +146,7 @@ fn delivered(written: oneshot::Sender<()>) {
 
 /// Writes `first` and what else is already queued (up to `WRITE_BATCH` stanzas), flushes, and
 /// then acknowledges the tracked stanzas among them, or holds them in `unacked` when the
-/// transport acknowledges receipt itself.
+/// client acknowledges receipt itself (stream management, or such a transport).
 pub async fn write_batch(
     stream: &mut impl Transport,
     mailbox: &mut mpsc::Receiver<Outbound>,
@@ -63,55 +155,54 @@ pub async fn write_batch(
     traced: Option<&FullJid>,
     unacked: &mut Unacked,
 ) -> std::io::Result<()> {
+    let keep_all = unacked.keeping;
+    let keep_tracked = keep_all || stream.acknowledges_receipt();
     let mut acks = Vec::new();
     let mut next = Some(first);
-    let mut count = 0;
+    let mut count: u32 = 0;
     let start = unacked.written;
     while let Some(item) = next.take() {
         count += 1;
-        if let Some(written) = queue_item(stream, item, to_attr, traced) {
-            acks.push((start.wrapping_add(count), written));
+        queue_item(stream, &item, to_attr, traced);
+        let position = start.wrapping_add(count);
+        match item {
+            item if keep_all => unacked.pending.push_back((position, item)),
+            Outbound::Tracked(el, written) if keep_tracked => unacked
+                .pending
+                .push_back((position, Outbound::Tracked(el, written))),
+            Outbound::Tracked(_, written) => acks.push(written),
+            _ => {}
         }
         if (count as usize) < WRITE_BATCH {
             next = mailbox.try_recv().ok();
         }
     }
-    stream.flush().await?;
     unacked.written = start.wrapping_add(count);
-    if stream.acknowledges_receipt() {
-        unacked.pending.extend(acks);
-    } else {
-        acks.into_iter().for_each(|(_, written)| delivered(written));
-    }
+    unacked.since_request = unacked.since_request.saturating_add(count);
+    unacked.request_if_due(stream, Instant::now());
+    stream.flush().await?;
+    acks.into_iter().for_each(delivered);
     Ok(())
 }
 
-/// Buffers one mailbox item; returns its acknowledgement if tracked. `to_attr` is this
-/// session's JID, escaped, for shared stanzas.
-pub fn queue_item(
-    stream: &mut impl Transport,
-    item: Outbound,
-    to_attr: &str,
-    traced: Option<&FullJid>,
-) -> Option<tokio::sync::oneshot::Sender<()>> {
-    let (el, written) = match item {
-        Outbound::Stanza(el) => (el, None),
-        Outbound::Tracked(el, written) => (el, Some(written)),
+/// Buffers one mailbox item. `to_attr` is this session's JID, escaped, for shared stanzas.
+pub fn queue_item(stream: &mut impl Transport, item: &Outbound, to_attr: &str, traced: Option<&FullJid>) {
+    let el = match item {
+        Outbound::Stanza(el) | Outbound::Tracked(el, _) => el,
         Outbound::Shared(shared) => {
             crate::metrics::stanza_out(shared.name());
             if let Some(jid) = traced {
                 tracing::info!(target: "xmpp_trace", %jid, "S: {}", shared.render(to_attr));
             }
-            stream.queue_shared(&shared, to_attr);
-            return None;
+            stream.queue_shared(shared, to_attr);
+            return;
         }
     };
     crate::metrics::stanza_out(el.name());
     if let Some(jid) = traced {
-        tracing::info!(target: "xmpp_trace", %jid, "S: {}", crate::c2s::trace::render(&el));
+        tracing::info!(target: "xmpp_trace", %jid, "S: {}", crate::c2s::trace::render(el));
     }
-    stream.queue(&el);
-    written
+    stream.queue(el);
 }
 
 #[cfg(test)]
@@ -267,12 +358,12 @@ mod tests {
         assert!(String::from_utf8_lossy(&stream.out).contains("b"), "written");
         assert!(ack.try_recv().is_err(), "written is not acknowledged");
         assert_eq!(unacked.pending(), 1);
-        unacked.acknowledge(1);
+        unacked.acknowledge(1).unwrap();
         assert!(
             ack.try_recv().is_err(),
             "the client handled only the first stanza"
         );
-        unacked.acknowledge(2);
+        unacked.acknowledge(2).unwrap();
         assert!(ack.try_recv().is_ok(), "acknowledged with the second");
         assert_eq!(unacked.pending(), 0);
     }
@@ -280,14 +371,35 @@ mod tests {
     #[test]
     fn acknowledgement_positions_wrap_like_the_counter() {
         let mut unacked = Unacked {
-            written: u32::MAX,
-            pending: VecDeque::new(),
+            written: 0,
+            acked: u32::MAX - 1,
+            ..Default::default()
         };
         let (written, mut ack) = tokio::sync::oneshot::channel();
-        unacked.pending.push_back((0, written));
-        unacked.acknowledge(u32::MAX);
+        unacked
+            .pending
+            .push_back((0, Outbound::Tracked(Box::new(message("w")), written)));
+        unacked.acknowledge(u32::MAX).unwrap();
         assert!(ack.try_recv().is_err(), "2^32 - 1 is before 0 (wrapped)");
-        unacked.acknowledge(0);
+        unacked.acknowledge(0).unwrap();
         assert!(ack.try_recv().is_ok());
+        assert_eq!(
+            unacked.acknowledge(1),
+            Err(TooHigh { h: 1, sent: 0 }),
+            "one more than was written"
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_beyond_what_was_written_is_refused() {
+        let mut unacked = Unacked {
+            written: 3,
+            ..Default::default()
+        };
+        assert_eq!(unacked.acknowledge(4), Err(TooHigh { h: 4, sent: 3 }));
+        unacked.acknowledge(2).unwrap();
+        unacked.acknowledge(1).unwrap();
+        assert_eq!(unacked.acked, 2, "a stale h changes nothing");
+        unacked.acknowledge(3).unwrap();
     }
 }

@@ -530,6 +530,36 @@ pub static KEYS: &[Key] = &[
         "web.bosh_inactivity_secs",
         "A BOSH session with no request for this long ends (XEP-0124 inactivity).",
     ),
+    k(
+        "stream_management",
+        "XEP-0198 stream management: acknowledgements and session resumption.",
+    ),
+    k(
+        "stream_management.enabled",
+        "Offer stream management (the sm:3 stream feature) after authentication.",
+    ),
+    k(
+        "stream_management.request_ack_every",
+        "The server asks for an acknowledgement (<r/>) after this many unacknowledged stanzas\n\
+         (0: never by count).",
+    ),
+    k(
+        "stream_management.request_ack_after_secs",
+        "... or after this many seconds with stanzas unacknowledged (0: never by time).",
+    ),
+    k(
+        "stream_management.max_unacked",
+        "Stanzas sent and not yet acknowledged that one session may hold; a client that lets\n\
+         more pile up is disconnected with resource-constraint (its unacknowledged messages go\n\
+         to offline storage).",
+    ),
+    k(
+        "stream_management.resume_timeout_secs",
+        "How long a session with resumption enabled waits for its client after the connection\n\
+         is lost (it stays available and keeps queueing meanwhile); the most a client may ask\n\
+         for with max, it may ask for less. When it ends, unacknowledged messages go to\n\
+         offline storage (or to the account's other resources).",
+    ),
 ];
 
 const HEADER: &str = "\

@@ -50,6 +50,8 @@ pub struct Config {
     pub web: WebConfig,
     #[serde(default)]
     pub mam: MamConfig,
+    #[serde(default)]
+    pub stream_management: StreamManagementConfig,
 }
 
 /// XEP-0313 message archives of accounts.
@@ -64,6 +66,47 @@ impl Default for MamConfig {
     fn default() -> Self {
         MamConfig { enabled: true }
     }
+}
+
+/// XEP-0198 stream management.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamManagementConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_sm_request_every")]
+    pub request_ack_every: u32,
+    #[serde(default = "default_sm_request_after")]
+    pub request_ack_after_secs: u64,
+    #[serde(default = "default_sm_max_unacked")]
+    pub max_unacked: usize,
+    #[serde(default = "default_sm_resume_timeout")]
+    pub resume_timeout_secs: u64,
+}
+
+impl Default for StreamManagementConfig {
+    fn default() -> Self {
+        StreamManagementConfig {
+            enabled: true,
+            request_ack_every: default_sm_request_every(),
+            request_ack_after_secs: default_sm_request_after(),
+            max_unacked: default_sm_max_unacked(),
+            resume_timeout_secs: default_sm_resume_timeout(),
+        }
+    }
+}
+
+fn default_sm_request_every() -> u32 {
+    5
+}
+fn default_sm_request_after() -> u64 {
+    30
+}
+fn default_sm_max_unacked() -> usize {
+    5000
+}
+fn default_sm_resume_timeout() -> u64 {
+    300
 }
 
 /// Web clients on the HTTP listeners: RFC 7395 WebSocket, XEP-0206 BOSH, XEP-0156 discovery.

@@ -262,6 +262,20 @@ async fn route_message(
     }
 }
 
+/// Routes again a message that reached a session whose client never acknowledged it
+/// (XEP-0198), once that session ended: as a message to a full JID no longer there (RFC 6121
+/// §8.5.3.2.1), to the account's other resources or offline storage. The recipient's
+/// `inbound` hooks (archiving, blocking) already ran for it and do not run again.
+pub async fn route_unacknowledged(server: &Arc<Server>, from: &FullJid, to: &FullJid, msg: Element) {
+    let mtype = match xml::stanza_type(&msg) {
+        None | Some("normal") => "normal",
+        Some("chat") => "chat",
+        // Headlines, errors and room messages are not worth keeping (as for a gone resource).
+        _ => return,
+    };
+    message_to_bare(server, from, to.to_bare(), msg, mtype, &[]).await;
+}
+
 /// Tells `message_delivered` observers (carbons) who got a message.
 async fn notify_delivered(server: &Arc<Server>, from: &FullJid, msg: &Element, recipients: Vec<FullJid>) {
     let delivered = Delivered {

@@ -121,16 +121,12 @@ async fn serve(
         return;
     };
     drop(tls);
-    let negotiate::Bound {
-        mut stream,
-        jid,
-        link,
-    } = bound;
-    tracing::Span::current().record("jid", tracing::field::display(&jid));
-    let mut session = Session::open(server, jid, link, listener.index).await;
-    let how = session.attach(&mut stream, listener.shutdown.clone()).await;
-    drop(stream);
-    session.end(how).await;
+    let negotiate::Bound { stream, session } = bound;
+    let session = match session {
+        negotiate::BoundSession::New(jid, link) => Session::open(server, jid, link, listener.index).await,
+        negotiate::BoundSession::Resumed(session) => *session,
+    };
+    crate::c2s::session::run(session, stream, listener.shutdown.clone()).await;
 }
 
 /// One RFC 7395 stream over a WebSocket.
