@@ -2,10 +2,12 @@
 //! negotiated (STARTTLS, SASL, bind), then attaches to the bound session (`session.rs`).
 
 pub mod auth;
+pub mod bind2;
 pub mod inbound;
 pub mod keepalive;
 pub mod negotiate;
 pub mod pace;
+pub mod sasl2;
 pub mod session;
 pub mod stream;
 pub mod trace;
