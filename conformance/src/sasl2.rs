@@ -145,3 +145,69 @@ pub async fn features_after_success(c: &mut RawClient) -> Element {
     );
     f
 }
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).expect("hmac key");
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// The HT-SHA-256-* initial response (draft-schmaus-kitten-sasl-ht): `user NUL
+/// HMAC(token, "Initiator" || cb-data)`, the token text itself as the key.
+pub fn ht_initial(user: &str, token: &str, cb: &[u8]) -> Vec<u8> {
+    let mut msg = b"Initiator".to_vec();
+    msg.extend_from_slice(cb);
+    let mut out = format!("{user}\0").into_bytes();
+    out.extend(hmac_sha256(token.as_bytes(), &msg));
+    out
+}
+
+/// What the server must answer in `<additional-data/>`: `HMAC(token, "Responder" || cb-data)`.
+pub fn ht_responder(token: &str, cb: &[u8]) -> Vec<u8> {
+    let mut msg = b"Responder".to_vec();
+    msg.extend_from_slice(cb);
+    hmac_sha256(token.as_bytes(), &msg)
+}
+
+/// The `<token/>` of a success: (token, expiry).
+pub fn token_of(success: &Element) -> Option<(String, String)> {
+    let t = success.get_child("token", FAST)?;
+    Some((t.attr("token")?.to_string(), t.attr("expiry")?.to_string()))
+}
+
+/// A FAST login: `<authenticate/>` with `mechanism`, the HT initial response for `token`
+/// bound to `cb`, the user agent `ua_id`, `<fast/>` with `fast_attrs` and `extra`. The
+/// success (its responder data checked) or the failure.
+#[allow(clippy::too_many_arguments)]
+pub async fn fast_login(
+    c: &mut RawClient,
+    mechanism: &str,
+    user: &str,
+    token: &str,
+    cb: &[u8],
+    ua_id: &str,
+    fast_attrs: &str,
+    extra: &str,
+) -> Result<Element, Element> {
+    let initial = ht_initial(user, token, cb);
+    let extra = format!("{}<fast xmlns='{FAST}' {fast_attrs}/>{extra}", user_agent(ua_id));
+    send_authenticate(c, mechanism, Some(&initial), &extra).await;
+    let e = next_sasl2(c).await;
+    match e.name() {
+        "success" => {
+            let data = e
+                .get_child("additional-data", NS)
+                .unwrap_or_else(|| panic!("FAST success without additional-data: {}", xml::to_string(&e)))
+                .text();
+            assert_eq!(
+                B64.decode(data.trim()).expect("base64"),
+                ht_responder(token, cb),
+                "the server's responder HMAC"
+            );
+            Ok(e)
+        }
+        "failure" => Err(e),
+        other => panic!("unexpected <{other}/>: {}", xml::to_string(&e)),
+    }
+}

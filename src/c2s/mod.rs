@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bind2;
+pub mod fast;
 pub mod inbound;
 pub mod keepalive;
 pub mod negotiate;

@@ -13,7 +13,7 @@ use crate::accounts::Account;
 use crate::c2s::auth::{self, AuthOutcome};
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
-use crate::c2s::{bind2, sasl2};
+use crate::c2s::{bind2, fast, sasl2};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::limits::ConnectionSlot;
 use crate::ops::log_limit::Repeated;
@@ -250,7 +250,7 @@ async fn step<T: Transport>(
             .await?;
             match outcome {
                 sasl2::Outcome::Success(done) => {
-                    if let Some(step) = sasl2_success(server, stream, state, &el, done).await? {
+                    if let Some(step) = sasl2_success(server, stream, state, &el, *done).await? {
                         return Ok(step);
                     }
                     continue;
@@ -382,7 +382,12 @@ fn features(server: &Server, tls: bool, starttls: bool, state: &State<'_>) -> El
         mechs.append_child(xml::text_element("mechanism", ns::SASL, m.name()));
     }
     f.append_child(mechs);
-    f.append_child(sasl2::feature(&offered, vec![bind2::feature(server)]));
+    let mut inline = vec![bind2::feature(server)];
+    let fast_mechanisms = fast::offered(tls, &state.cb);
+    if !fast_mechanisms.is_empty() {
+        inline.push(fast::feature(&fast_mechanisms));
+    }
+    f.append_child(sasl2::feature(&offered, inline));
     let cb_types = state.cb.supported_types();
     if tls && !cb_types.is_empty() {
         let mut cb = Element::bare("sasl-channel-binding", ns::SASL_CB);
@@ -561,10 +566,24 @@ async fn sasl2_success<T: Transport>(
         mechanism,
         additional,
         user_agent,
+        fast_token,
     } = done;
     admit(server, stream, state, &account)?;
     let ua_id = user_agent.as_ref().and_then(|ua| ua.id.as_deref());
     let mut extra = Vec::new();
+    let fast_offered = fast::offered(stream.is_secure(), &state.cb);
+    if let Some(token) = fast::issue_if_due(
+        server,
+        authenticate,
+        &account,
+        user_agent.as_ref(),
+        &fast_offered,
+        fast_token.as_ref(),
+    )
+    .await
+    {
+        extra.push(token);
+    }
     let mut bound = None;
     if let Some(bind) = authenticate.get_child("bind", bind2::NS) {
         let resource = bind2::resource(bind, &account, ua_id);

@@ -13,6 +13,7 @@ use minidom::Element;
 
 use crate::accounts::Account;
 use crate::c2s::auth::{self, Profile, Request};
+use crate::c2s::fast::{self, UsedToken};
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
 use crate::sasl::{ChannelBindings, Mechanism, SaslFailure};
@@ -80,10 +81,12 @@ pub struct Authenticated {
     /// The mechanism's additional data (SCRAM server-final, FAST's responder hash).
     pub additional: Option<Vec<u8>>,
     pub user_agent: Option<UserAgent>,
+    /// The FAST token logged in with, if any.
+    pub fast_token: Option<UsedToken>,
 }
 
 pub enum Outcome {
-    Success(Authenticated),
+    Success(Box<Authenticated>),
     /// A `<failure/>` was sent; the client may try again.
     Failed,
 }
@@ -110,19 +113,27 @@ pub async fn authenticate(
                 cb,
                 encryption_ok,
             };
-            let attempt = auth::exchange(server, stream, &request).await?;
+            let (attempt, used) = if fast::is_fast_mechanism(mechanism) {
+                let tls = stream.is_secure();
+                fast::exchange(server, authenticate, &request, user_agent.as_ref(), tls).await
+            } else {
+                (auth::exchange(server, stream, &request).await?, None)
+            };
             let (verdict, checked) = auth::settle(server, ip, attempt).await;
-            (verdict.map(|ok| (ok, user_agent)), checked)
+            (verdict.map(|ok| (ok, user_agent, used)), checked)
         }
         Err(failure) => (Err(failure), None),
     };
     match verdict {
-        (Ok(((account, additional), user_agent)), _) => Ok(Outcome::Success(Authenticated {
-            account,
-            mechanism: mechanism.to_string(),
-            additional,
-            user_agent,
-        })),
+        (Ok(((account, additional), user_agent, fast_token)), _) => {
+            Ok(Outcome::Success(Box::new(Authenticated {
+                account,
+                mechanism: mechanism.to_string(),
+                additional,
+                user_agent,
+                fast_token,
+            })))
+        }
         (Err(failure), checked) => {
             auth::failed(server, mechanism, ip, checked.as_deref(), failure);
             stream
