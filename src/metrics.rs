@@ -220,7 +220,10 @@ static OUT_BY_KIND: PerKind<metrics::Counter> = PerKind::new();
 static ROUTE_BY_KIND: PerKind<metrics::Histogram> = PerKind::new();
 
 fn mechanism(name: &str) -> &'static str {
-    crate::sasl::Mechanism::from_name(name).map_or("unknown", |m| m.name())
+    crate::sasl::Mechanism::from_name(name)
+        .map(|m| m.name())
+        .or_else(|| crate::sasl::ht::from_name(name).map(|m| m.name))
+        .unwrap_or("unknown")
 }
 
 pub fn login(mech: &str, transport: &'static str) {

@@ -20,6 +20,7 @@ pub mod muc;
 pub mod ns;
 pub mod pep;
 pub mod raw;
+pub mod sasl2;
 pub mod scram;
 pub mod server;
 pub mod tls;

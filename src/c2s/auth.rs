@@ -37,6 +37,39 @@ pub enum AuthOutcome {
     Failed,
 }
 
+/// Which SASL profile carries an exchange: RFC 6120's, or XEP-0388's (SASL2), whose
+/// `<challenge/>`, `<response/>` and `<abort/>` live in their own namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Rfc6120,
+    Sasl2,
+}
+
+impl Profile {
+    fn ns(self) -> &'static str {
+        match self {
+            Profile::Rfc6120 => ns::SASL,
+            Profile::Sasl2 => crate::c2s::sasl2::NS,
+        }
+    }
+}
+
+/// What a client asked for when it started an exchange.
+pub struct Request<'a> {
+    pub profile: Profile,
+    pub mechanism: &'a str,
+    /// The decoded initial response (`None`: the client sent none).
+    pub initial: Option<Vec<u8>>,
+    pub domain: &'a str,
+    pub ip: IpAddr,
+    pub cb: &'a ChannelBindings,
+    pub encryption_ok: bool,
+}
+
+/// The verdict on an exchange, after throttling and the disabled check: the account and the
+/// mechanism's additional data (the SCRAM server-final message).
+pub type Verdict = Result<(Account, Option<Vec<u8>>), SaslFailure>;
+
 /// Runs one exchange that starts with `auth`. Errors are stream-level: the caller closes.
 pub async fn authenticate(
     server: &Arc<Server>,
@@ -47,9 +80,65 @@ pub async fn authenticate(
     cb: &ChannelBindings,
     encryption_ok: bool,
 ) -> Result<AuthOutcome, ReadError> {
-    let Attempt { result, checked } = exchange(server, stream, auth, domain, ip, cb, encryption_ok).await?;
-    // Only an exchange that tried a password is counted and held back, and its answer,
-    // right or wrong, waits as long as a wrong one would: the timing tells nothing.
+    let mechanism = auth.attr("mechanism").unwrap_or_default();
+    // RFC 6120 §6.4.2: no text = no initial response; "=" = an empty one.
+    let verdict = match decode(&auth.text()) {
+        Ok(initial) => {
+            let request = Request {
+                profile: Profile::Rfc6120,
+                mechanism,
+                initial,
+                domain,
+                ip,
+                cb,
+                encryption_ok,
+            };
+            let attempt = exchange(server, stream, &request).await?;
+            settle(server, ip, attempt).await
+        }
+        Err(failure) => (Err(failure), None),
+    };
+    match verdict {
+        (Ok((account, additional)), _) => {
+            let mut success = Element::bare("success", ns::SASL);
+            if let Some(data) = additional {
+                success.append_text(B64.encode(data));
+            }
+            stream.queue(&success);
+            logged_in(&account, mechanism, ip, stream.kind());
+            Ok(AuthOutcome::Success(account))
+        }
+        (Err(failure), checked) => {
+            failed(server, mechanism, ip, checked.as_deref(), failure);
+            let el = Element::builder("failure", ns::SASL)
+                .append(Element::bare(failure.condition(), ns::SASL))
+                .build();
+            stream.send(&el).await.map_err(|_| ReadError::Io)?;
+            Ok(AuthOutcome::Failed)
+        }
+    }
+}
+
+/// Counts and logs a login (both profiles).
+pub fn logged_in(account: &Account, mechanism: &str, ip: IpAddr, transport: &'static str) {
+    crate::metrics::login(mechanism, transport);
+    tracing::info!(jid = %account, %ip, mechanism, "authenticated");
+}
+
+/// Counts and logs a failed exchange (both profiles); repeats are summarized.
+pub fn failed(server: &Server, mechanism: &str, ip: IpAddr, account: Option<&str>, failure: SaslFailure) {
+    crate::metrics::auth_failure(mechanism);
+    if server.log_limit.note(Repeated::AuthFailure, &ip.to_string()) {
+        tracing::info!(%ip, account = account.unwrap_or("-"), condition = failure.condition(), "authentication failed (repeats summarized)");
+    }
+}
+
+/// The throttling and account checks every exchange ends with, whatever its mechanism.
+/// Only an exchange that tried a secret is counted and held back, and its answer, right or
+/// wrong, waits as long as a wrong one would: the timing tells nothing.
+/// Also returns the account (or name) whose secret was tried, for the log.
+pub async fn settle(server: &Server, ip: IpAddr, attempt: Attempt) -> (Verdict, Option<String>) {
+    let Attempt { result, checked } = attempt;
     if let Some(account_key) = &checked {
         let delay = hold_back(server, ip, account_key, result.is_ok());
         if !delay.is_zero() {
@@ -58,33 +147,11 @@ pub async fn authenticate(
     }
     // A disabled or blacklisted account (XEP-0133) is refused only after its credentials
     // were proven.
-    let result = match result {
+    let verdict = match result {
         Ok((account, _)) if disabled(server, &account).await => Err(SaslFailure::AccountDisabled),
         other => other,
     };
-    match result {
-        Ok((account, additional)) => {
-            let mut success = Element::bare("success", ns::SASL);
-            if let Some(data) = additional {
-                success.append_text(B64.encode(data));
-            }
-            stream.queue(&success);
-            crate::metrics::login(auth.attr("mechanism").unwrap_or_default(), stream.kind());
-            tracing::info!(jid = %account, %ip, "authenticated");
-            Ok(AuthOutcome::Success(account))
-        }
-        Err(failure) => {
-            crate::metrics::auth_failure(auth.attr("mechanism").unwrap_or_default());
-            if server.log_limit.note(Repeated::AuthFailure, &ip.to_string()) {
-                tracing::info!(%ip, account = checked.as_deref().unwrap_or("-"), condition = failure.condition(), "authentication failed (repeats summarized)");
-            }
-            let el = Element::builder("failure", ns::SASL)
-                .append(Element::bare(failure.condition(), ns::SASL))
-                .build();
-            stream.send(&el).await.map_err(|_| ReadError::Io)?;
-            Ok(AuthOutcome::Failed)
-        }
-    }
+    (verdict, checked)
 }
 
 /// How long the answer to a password check waits. A wrong password is counted for the
@@ -130,20 +197,18 @@ async fn disabled(server: &Server, account: &Account) -> bool {
         })
 }
 
-type Verified = Result<(Account, Option<Vec<u8>>), SaslFailure>;
-
 /// How an exchange ended, before throttling.
-struct Attempt {
-    result: Verified,
+pub struct Attempt {
+    pub result: Verdict,
     /// The account (or, for an unknown one, the name) whose password was tried. `None` when
     /// the exchange failed before any password was checked: malformed or unsupported
     /// requests, channel-binding types we lack, a downgrade, an abort.
-    checked: Option<String>,
+    pub checked: Option<String>,
 }
 
 impl Attempt {
     /// A failure that checked no password.
-    fn early(failure: SaslFailure) -> Self {
+    pub fn early(failure: SaslFailure) -> Self {
         Attempt {
             result: Err(failure),
             checked: None,
@@ -151,33 +216,32 @@ impl Attempt {
     }
 }
 
-async fn exchange(
+/// The mechanism's steps, up to the verdict on the secret (before throttling).
+pub async fn exchange(
     server: &Arc<Server>,
     stream: &mut impl Transport,
-    auth: &Element,
-    domain: &str,
-    ip: IpAddr,
-    cb: &ChannelBindings,
-    encryption_ok: bool,
+    request: &Request<'_>,
 ) -> Result<Attempt, ReadError> {
+    let Request {
+        profile,
+        domain,
+        ip,
+        cb,
+        ..
+    } = *request;
     let tls = stream.is_secure();
-    if !encryption_ok {
+    if !request.encryption_ok {
         return Ok(Attempt::early(SaslFailure::EncryptionRequired));
     }
     let offered = offered_mechanisms(tls, cb);
-    let mechanism = match auth.attr("mechanism").and_then(Mechanism::from_name) {
+    let mechanism = match Mechanism::from_name(request.mechanism) {
         Some(m) if offered.contains(&m) => m,
         Some(Mechanism::Plain) => return Ok(Attempt::early(SaslFailure::EncryptionRequired)),
         _ => return Ok(Attempt::early(SaslFailure::InvalidMechanism)),
     };
-    // RFC 6120 §6.4.2: no text = no initial response; "=" = an empty one.
-    let initial = match decode(&auth.text()) {
-        Ok(v) => v,
-        Err(f) => return Ok(Attempt::early(f)),
-    };
-    let initial = match initial {
+    let initial = match request.initial.clone() {
         Some(data) => data,
-        None => match challenge(stream, b"").await? {
+        None => match challenge(stream, profile, b"").await? {
             Ok(data) => data,
             Err(f) => return Ok(Attempt::early(f)),
         },
@@ -215,7 +279,7 @@ async fn exchange(
     // Unknown users get stand-in credentials with the iteration count most accounts have.
     let iterations = server.fake_iterations().await;
     let server_first = scram.server_first(creds, &server.fake_salt_secret, iterations);
-    let client_final = match challenge(stream, &server_first).await? {
+    let client_final = match challenge(stream, profile, &server_first).await? {
         Ok(data) => data,
         Err(f) => return Ok(Attempt::early(f)),
     };
@@ -260,7 +324,7 @@ async fn plain(server: &Arc<Server>, domain: &str, ip: IpAddr, data: &[u8]) -> A
     }
 }
 /// Base64 payload of `<auth/>` or `<response/>`: `None` when absent.
-fn decode(text: &str) -> Result<Option<Vec<u8>>, SaslFailure> {
+pub fn decode(text: &str) -> Result<Option<Vec<u8>>, SaslFailure> {
     let text = text.trim();
     match text {
         "" => Ok(None),
@@ -276,9 +340,10 @@ fn decode(text: &str) -> Result<Option<Vec<u8>>, SaslFailure> {
 /// Sends a challenge and waits for the client's `<response/>` (or `<abort/>`).
 async fn challenge(
     stream: &mut impl Transport,
+    profile: Profile,
     data: &[u8],
 ) -> Result<Result<Vec<u8>, SaslFailure>, ReadError> {
-    let mut el = Element::bare("challenge", ns::SASL);
+    let mut el = Element::bare("challenge", profile.ns());
     if !data.is_empty() {
         el.append_text(B64.encode(data));
     }
@@ -295,10 +360,10 @@ async fn challenge(
             }
         }
     };
-    if reply.is("abort", ns::SASL) {
+    if reply.is("abort", profile.ns()) {
         return Ok(Err(SaslFailure::Aborted));
     }
-    if reply.is("response", ns::SASL) {
+    if reply.is("response", profile.ns()) {
         return Ok(decode(&reply.text()).map(Option::unwrap_or_default));
     }
     Err(ReadError::Stream(StreamError::with_text(

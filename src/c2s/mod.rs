@@ -2,10 +2,13 @@
 //! negotiated (STARTTLS, SASL, bind), then attaches to the bound session (`session.rs`).
 
 pub mod auth;
+pub mod bind2;
+pub mod fast;
 pub mod inbound;
 pub mod keepalive;
 pub mod negotiate;
 pub mod pace;
+pub mod sasl2;
 pub mod session;
 pub mod sm;
 pub mod stream;

@@ -13,6 +13,7 @@ use crate::accounts::Account;
 use crate::c2s::auth::{self, AuthOutcome};
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
+use crate::c2s::{bind2, fast, sasl2};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::limits::ConnectionSlot;
 use crate::ops::log_limit::Repeated;
@@ -230,21 +231,7 @@ async fn step<T: Transport>(
             .await?
             {
                 AuthOutcome::Success(account) => {
-                    // Authenticated: the connection now counts among its address's sessions,
-                    // unless they are already as many as allowed.
-                    if state.slot.authenticate(&server.connections).is_err() {
-                        if server
-                            .log_limit
-                            .note(Repeated::LoginRefused, &state.ip.to_string())
-                        {
-                            tracing::info!(ip = %state.ip, jid = %account, "login refused: too many sessions from the address (repeats summarized)");
-                        }
-                        stream.discard_queued();
-                        return Err(ReadError::Stream(StreamError::with_text(
-                            StreamErrorCondition::PolicyViolation,
-                            "too many sessions from your address",
-                        )));
-                    }
+                    admit(server, stream, state, &account)?;
                     state.account = Some(account);
                     stream.flush().await.map_err(|_| ReadError::Io)?;
                     stream.restart(session_limits(server));
@@ -261,6 +248,42 @@ async fn step<T: Transport>(
                     continue;
                 }
             }
+        }
+        if el.is("authenticate", sasl2::NS) && state.account.is_none() {
+            let encryption_ok = tls || !state.require_encryption;
+            let outcome = sasl2::authenticate(
+                server,
+                stream,
+                &el,
+                &state.domain,
+                state.ip,
+                &state.cb,
+                encryption_ok,
+            )
+            .await?;
+            match outcome {
+                sasl2::Outcome::Success(done) => {
+                    if let Some(step) = sasl2_success(server, stream, state, &el, *done).await? {
+                        return Ok(step);
+                    }
+                    continue;
+                }
+                sasl2::Outcome::Failed => {
+                    state.failed_auths += 1;
+                    if state.failed_auths >= MAX_AUTH_ATTEMPTS {
+                        return Err(ReadError::Stream(StreamError::with_text(
+                            StreamErrorCondition::PolicyViolation,
+                            "too many failed authentication attempts",
+                        )));
+                    }
+                    continue;
+                }
+            }
+        }
+        if el.is("abort", sasl2::NS) && state.account.is_none() {
+            Transport::queue(stream, &sasl2::failure_element(crate::sasl::SaslFailure::Aborted));
+            stream.flush().await.map_err(|_| ReadError::Io)?;
+            continue;
         }
         if el.is("abort", ns::SASL) && state.account.is_none() {
             // An abort outside an exchange still gets its failure (RFC 6120 §6.4.4).
@@ -353,7 +376,6 @@ fn accept_header(
 /// The `<stream:features/>` for the current stage.
 fn features(server: &Server, tls: bool, starttls: bool, state: &State<'_>) -> Element {
     let mut f = Element::bare("features", ns::STREAM);
-    let limits = server.config().limits.max_stanza_size;
     if state.account.is_some() {
         f.append_child(Element::bare("bind", ns::BIND));
         f.append_child(
@@ -361,15 +383,7 @@ fn features(server: &Server, tls: bool, starttls: bool, state: &State<'_>) -> El
                 .append(Element::bare("optional", ns::SESSION))
                 .build(),
         );
-        f.append_child(caps(server));
-        if server.config().stream_management.enabled {
-            f.append_child(crate::c2s::sm::feature());
-        }
-        for feature in server.registry.stream_features() {
-            f.append_child(feature.clone());
-        }
-        f.append_child(stream_limits(limits, server.config().limits.idle_ping_secs));
-        return f;
+        return session_features(server, f);
     }
     if !tls && state.require_encryption {
         // Without STARTTLS (a plain WebSocket listener not trusted as secure) there is
@@ -387,10 +401,17 @@ fn features(server: &Server, tls: bool, starttls: bool, state: &State<'_>) -> El
         f.append_child(Element::bare("starttls", ns::TLS));
     }
     let mut mechs = Element::bare("mechanisms", ns::SASL);
-    for m in auth::offered_mechanisms(tls, &state.cb) {
+    let offered = auth::offered_mechanisms(tls, &state.cb);
+    for m in offered.iter().copied() {
         mechs.append_child(xml::text_element("mechanism", ns::SASL, m.name()));
     }
     f.append_child(mechs);
+    let mut inline = vec![bind2::feature(server)];
+    let fast_mechanisms = fast::offered(tls, &state.cb);
+    if !fast_mechanisms.is_empty() {
+        inline.push(fast::feature(&fast_mechanisms));
+    }
+    f.append_child(sasl2::feature(&offered, inline));
     let cb_types = state.cb.supported_types();
     if tls && !cb_types.is_empty() {
         let mut cb = Element::bare("sasl-channel-binding", ns::SASL_CB);
@@ -409,6 +430,22 @@ fn features(server: &Server, tls: bool, starttls: bool, state: &State<'_>) -> El
         server.config().limits.max_stanza_size_preauth,
         server.config().limits.negotiation_idle_secs,
     ));
+    f
+}
+
+/// The features of an authenticated stream beside resource binding: capabilities, what
+/// modules offer, the limits. Alone (after a Bind2 success) they tell the client what it may
+/// still enable on the bound session.
+fn session_features(server: &Server, mut f: Element) -> Element {
+    f.append_child(caps(server));
+    if server.config().stream_management.enabled {
+        f.append_child(crate::c2s::sm::feature());
+    }
+    for feature in server.registry.stream_features() {
+        f.append_child(feature.clone());
+    }
+    let limits = &server.config().limits;
+    f.append_child(stream_limits(limits.max_stanza_size, limits.idle_ping_secs));
     f
 }
 
@@ -473,14 +510,7 @@ async fn negotiation_iq(
             stream.send(&err.reply_to(iq)).await.map_err(|_| ReadError::Io)?;
             return Ok(None);
         };
-        server.sessions.take_over(&jid, REPLACE_GRACE).await;
-        let limits = &server.config().limits;
-        return match server.sessions.bind(
-            jid.clone(),
-            state.conn_id,
-            limits.session_queue,
-            limits.max_resources_per_user,
-        ) {
+        return match bind_session(server, state, &jid).await {
             BindOutcome::Bound(link) => {
                 let payload = Element::builder("bind", ns::BIND)
                     .append(xml::text_element("jid", ns::BIND, &jid.to_string()))
@@ -489,7 +519,6 @@ async fn negotiation_iq(
                     .send(&reply(Some(payload)))
                     .await
                     .map_err(|_| ReadError::Io)?;
-                tracing::info!(%jid, ip = %state.ip, "session bound");
                 Ok(Some(Step::Bound(jid, link)))
             }
             BindOutcome::TooManyResources => {
@@ -507,6 +536,127 @@ async fn negotiation_iq(
         StreamErrorCondition::NotAuthorized,
         "bind a resource first",
     )))
+}
+
+/// Binds `jid` for this connection, replacing a session already bound there.
+async fn bind_session(server: &Server, state: &State<'_>, jid: &FullJid) -> BindOutcome {
+    server.sessions.take_over(jid, REPLACE_GRACE).await;
+    let limits = &server.config().limits;
+    let outcome = server.sessions.bind(
+        jid.clone(),
+        state.conn_id,
+        limits.session_queue,
+        limits.max_resources_per_user,
+    );
+    if matches!(outcome, BindOutcome::Bound(_)) {
+        tracing::info!(%jid, ip = %state.ip, "session bound");
+    }
+    outcome
+}
+
+/// After authentication the connection counts among its address's sessions, unless they
+/// are already as many as allowed: then the stream ends (what was queued is dropped).
+fn admit(
+    server: &Server,
+    stream: &mut impl Transport,
+    state: &mut State<'_>,
+    account: &Account,
+) -> Result<(), ReadError> {
+    if state.slot.authenticate(&server.connections).is_ok() {
+        return Ok(());
+    }
+    if server
+        .log_limit
+        .note(Repeated::LoginRefused, &state.ip.to_string())
+    {
+        tracing::info!(ip = %state.ip, jid = %account, "login refused: too many sessions from the address (repeats summarized)");
+    }
+    stream.discard_queued();
+    Err(ReadError::Stream(StreamError::with_text(
+        StreamErrorCondition::PolicyViolation,
+        "too many sessions from your address",
+    )))
+}
+
+/// Completes a SASL2 login (XEP-0388 §2.6.1): admission, the Bind2 request if any (XEP-0386),
+/// the `<success/>`, then the stream's new features without a restart. `Some` when a
+/// session was bound.
+async fn sasl2_success<T: Transport>(
+    server: &Arc<Server>,
+    stream: &mut T,
+    state: &mut State<'_>,
+    authenticate: &Element,
+    done: sasl2::Authenticated,
+) -> Result<Option<Step>, ReadError> {
+    let sasl2::Authenticated {
+        account,
+        mechanism,
+        additional,
+        user_agent,
+        fast_token,
+    } = done;
+    admit(server, stream, state, &account)?;
+    let ua_id = user_agent.as_ref().and_then(|ua| ua.id.as_deref());
+    let mut extra = Vec::new();
+    let fast_offered = fast::offered(stream.is_secure(), &state.cb);
+    if let Some(token) = fast::issue_if_due(
+        server,
+        authenticate,
+        &account,
+        user_agent.as_ref(),
+        &fast_offered,
+        fast_token.as_ref(),
+    )
+    .await
+    {
+        extra.push(token);
+    }
+    let mut bound = None;
+    if let Some(bind) = authenticate.get_child("bind", bind2::NS) {
+        let resource = bind2::resource(bind, &account, ua_id);
+        let jid =
+            FullJid::new(&format!("{}@{}/{}", account.user, account.domain, resource)).map_err(|_| {
+                ReadError::Stream(StreamError::with_text(
+                    StreamErrorCondition::BadFormat,
+                    "the Bind2 tag makes no valid resource",
+                ))
+            })?;
+        match bind_session(server, state, &jid).await {
+            BindOutcome::Bound(link) => {
+                let mut el = Element::bare("bound", bind2::NS);
+                for answer in bind2::run_inline(server, &jid, bind) {
+                    el.append_child(answer);
+                }
+                extra.push(el);
+                bound = Some((jid, link));
+            }
+            BindOutcome::TooManyResources => {
+                stream.discard_queued();
+                return Err(ReadError::Stream(StreamError::with_text(
+                    StreamErrorCondition::ResourceConstraint,
+                    "too many resources for this account",
+                )));
+            }
+        }
+    }
+    let identifier = match &bound {
+        Some((jid, _)) => jid.to_string(),
+        None => account.to_string(),
+    };
+    let success = sasl2::success_element(additional.as_deref(), &identifier, extra);
+    Transport::queue(stream, &success);
+    auth::logged_in(&account, &mechanism, state.ip, stream.kind());
+    state.account = Some(account);
+    // No restart (§2.6.1): the running stream gets the session's limits and new features.
+    stream.set_limits(session_limits(server));
+    stream.set_event_timeout(None);
+    let features = match &bound {
+        Some(_) => session_features(server, Element::bare("features", ns::STREAM)),
+        None => features(server, stream.is_secure(), false, state),
+    };
+    stream.queue_features(&features);
+    stream.flush().await.map_err(|_| ReadError::Io)?;
+    Ok(bound.map(|(jid, link)| Step::Bound(jid, link)))
 }
 
 fn generated_resource() -> String {

@@ -40,6 +40,11 @@ pub trait Transport: Send {
     /// RFC 7395 §3.5): the client opens it again.
     fn restart(&mut self, limits: ParserLimits);
 
+    /// Changes the parser limits on the running stream (SASL2 success, which does not
+    /// restart it: XEP-0388 §2.6.1). Transports that parse each request with the session's
+    /// limits anyway (BOSH) keep the default.
+    fn set_limits(&mut self, _limits: ParserLimits) {}
+
     /// Queues the opening of our side of the stream (RFC 6120 §4.7), answering the client's
     /// header that named `to` as its own address.
     fn open(&mut self, to: Option<&str>);
@@ -130,6 +135,10 @@ impl Transport for XmppStream {
 
     fn restart(&mut self, limits: ParserLimits) {
         XmppStream::restart(self, limits);
+    }
+
+    fn set_limits(&mut self, limits: ParserLimits) {
+        XmppStream::set_limits(self, limits);
     }
 
     fn open(&mut self, to: Option<&str>) {

@@ -265,6 +265,12 @@ pub static KEYS: &[Key] = &[
          counted and never delayed.",
     ),
     k("auth.failures_per_account_per_minute", ""),
+    k(
+        "auth.fast_token_lifetime_secs",
+        "How long a XEP-0484 FAST token logs in after it was issued (default 14 days). A\n\
+         client that logs in with a token past half its life gets a fresh one; changing the\n\
+         password revokes them all.",
+    ),
     k("muc", "XEP-0045 multi-user chat."),
     restart("muc.enabled", "Run the service."),
     with_example(

@@ -591,6 +591,8 @@ pub struct AuthConfig {
     pub failures_per_ip_per_minute: u32,
     #[serde(default = "default_failures_per_account")]
     pub failures_per_account_per_minute: u32,
+    #[serde(default = "default_fast_token_lifetime_secs")]
+    pub fast_token_lifetime_secs: u64,
 }
 
 /// Log output.
@@ -729,6 +731,9 @@ fn default_failures_per_ip() -> u32 {
 }
 fn default_failures_per_account() -> u32 {
     5
+}
+fn default_fast_token_lifetime_secs() -> u64 {
+    14 * 24 * 3600
 }
 fn default_proxy65_address() -> SocketAddr {
     "127.0.0.1:7777".parse().expect("valid default address")
@@ -980,6 +985,12 @@ impl Config {
             return Err((
                 "max_occupants",
                 "max_occupants must be at least 1 and history_default at most max_history".into(),
+            ));
+        }
+        if self.auth.fast_token_lifetime_secs == 0 || self.auth.fast_token_lifetime_secs > 366 * 24 * 3600 {
+            return Err((
+                "fast_token_lifetime_secs",
+                "must be between 1 second and a year".into(),
             ));
         }
         if self.auth.scram_iterations < 4096 {

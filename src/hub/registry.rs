@@ -90,6 +90,11 @@ pub type IqHandler<C> = Arc<dyn Fn(IqRequest<C>) -> BoxFuture<'static, IqResult>
 /// sender's full JID and the stanza, `from` stamped. The service answers or bounces itself.
 pub type ServiceHandler<C> = Arc<dyn Fn(Arc<C>, FullJid, Element) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// Enables a feature inline in a Bind2 request (XEP-0386 §5) for the session just bound as
+/// the given JID, from the request's child in the feature's namespace; what it returns goes
+/// into `<bound/>`. Runs before the session reads its first stanza.
+pub type Bind2Inline<C> = Arc<dyn Fn(&Arc<C>, &FullJid, &Element) -> Option<Element> + Send + Sync>;
+
 /// A component domain registered by a module (see `Registry::service`).
 struct Service<C> {
     /// Human-readable name, listed in the server's disco#items.
@@ -151,6 +156,8 @@ pub struct Registry<C: Context> {
     services: Vec<Service<C>>,
     /// Ad-hoc commands (XEP-0050) offered by modules, in registration order.
     commands: Vec<&'static C::Command>,
+    /// Features a Bind2 request may enable inline, by namespace (see [`Registry::bind2_inline`]).
+    bind2_inline: Vec<(&'static str, Bind2Inline<C>)>,
     /// Module state other parts of the server reach by type (see [`Registry::provide`]).
     provided: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     pub hooks: Hooks<C>,
@@ -170,6 +177,7 @@ impl<C: Context> Default for Registry<C> {
             disco_nodes: Vec::new(),
             services: Vec::new(),
             commands: Vec::new(),
+            bind2_inline: Vec::new(),
             provided: Vec::new(),
             hooks: Hooks::default(),
         }
@@ -348,6 +356,30 @@ impl<C: Context> Registry<C> {
     /// Offers an ad-hoc command (XEP-0050): the ad-hoc module lists, describes and runs it.
     pub fn command(&mut self, command: &'static C::Command) {
         self.commands.push(command);
+    }
+
+    /// Lets a Bind2 request (XEP-0386) enable `ns` inline: advertised as
+    /// `<feature var=ns/>` in the SASL2 `<bind/>` feature; a child of the request in `ns` is
+    /// given to `handler` once the session is bound (carbons' `<enable/>`, for instance).
+    pub fn bind2_inline<F>(&mut self, ns: &'static str, handler: F)
+    where
+        F: Fn(&Arc<C>, &FullJid, &Element) -> Option<Element> + Send + Sync + 'static,
+    {
+        assert!(
+            self.bind2_inline.iter().all(|(n, _)| *n != ns),
+            "two modules enable {ns} inline"
+        );
+        self.bind2_inline.push((ns, Arc::new(handler)));
+    }
+
+    /// The namespaces Bind2 requests may enable inline, in registration order.
+    pub fn bind2_inline_features(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.bind2_inline.iter().map(|(ns, _)| *ns)
+    }
+
+    /// The inline handler for `ns`, if a module registered one.
+    pub fn bind2_inline_handler(&self, ns: &str) -> Option<&Bind2Inline<C>> {
+        self.bind2_inline.iter().find(|(n, _)| *n == ns).map(|(_, h)| h)
     }
 
     /// Every registered command, in registration order.

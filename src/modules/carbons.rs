@@ -56,6 +56,15 @@ impl Module for Carbons {
             &[IqTarget::OwnAccount],
             |req| async move { set_enabled(&req, false) },
         );
+        // XEP-0386 §5: `<enable xmlns='urn:xmpp:carbons:2'/>` inside a Bind2 request.
+        r.bind2_inline(NS, |server, jid, request| {
+            if request.is("enable", NS)
+                && let Some(session) = server.sessions.get(jid)
+            {
+                session.set_wants_carbons(true);
+            }
+            None
+        });
         // An observer of what was sent: a message that blocking or privacy stopped is not.
         r.hooks.sent.observe("carbons", |server, routed| {
             // Copies go to the sender's other resources: none, nothing to do.

@@ -5,6 +5,7 @@
 
 pub mod credentials;
 mod crypto;
+pub mod ht;
 pub mod plain;
 pub mod scram;
 mod scram_msg;

@@ -77,7 +77,9 @@ impl Storage {
         Ok(deleted > 0)
     }
 
-    /// Replaces all credential rows of an existing user atomically. Ok(false) if no such user.
+    /// Replaces all credential rows of an existing user atomically, and revokes its XEP-0484
+    /// FAST tokens in the same step (a new password ends every login it did not make).
+    /// Ok(false) if no such user.
     pub async fn set_credentials(
         &self,
         host: &str,
@@ -97,6 +99,11 @@ impl Storage {
                 .execute(&mut *tx)
                 .await?;
             insert_credentials!(tx, host, username, creds);
+            sqlx::query("DELETE FROM fast_tokens WHERE host = $1 AND username = $2")
+                .bind(host)
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         Ok(true)

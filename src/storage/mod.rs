@@ -69,6 +69,7 @@ mod admin;
 pub mod archive;
 mod blacklist;
 mod connect;
+pub mod fast;
 pub mod muc;
 pub mod notes;
 pub mod offline;

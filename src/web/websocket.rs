@@ -267,6 +267,10 @@ impl Transport for WsTransport {
         self.opened = false;
     }
 
+    fn set_limits(&mut self, limits: ParserLimits) {
+        self.limits = limits;
+    }
+
     fn open(&mut self, to: Option<&str>) {
         let id = crate::c2s::stream::new_stream_id();
         self.out

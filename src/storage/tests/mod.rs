@@ -42,6 +42,7 @@ mod accounts;
 mod admin;
 mod archive;
 mod blacklist;
+mod fast;
 mod muc;
 mod notes;
 mod offline;
