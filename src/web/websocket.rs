@@ -109,7 +109,7 @@ async fn serve(
         )
     };
     let tls = server.tls.load_full();
-    let transport = WsTransport::new(socket, &server, listener.trusted_proxy);
+    let transport = WsTransport::new(socket, &server, listener.secure());
     let conn_id = server.sessions.next_conn_id();
     let rules = Rules {
         require_encryption: listener.require_encryption,
