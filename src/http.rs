@@ -33,7 +33,8 @@ pub async fn serve(
     let local = listener.local_addr().expect("a bound listener has an address");
     let tls = web.tls;
     let scheme = if tls { "https" } else { "http" };
-    let upload = crate::modules::upload::http::routes(&server, &format!("{scheme}://{local}"), shutdown.clone());
+    let upload =
+        crate::modules::upload::http::routes(&server, &format!("{scheme}://{local}"), shutdown.clone());
     let app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))

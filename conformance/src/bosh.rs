@@ -136,7 +136,12 @@ impl BoshClient {
         }
     }
 
-    async fn create_over(addr: SocketAddr, tls: Option<Arc<ClientConfig>>, wait: u64, hold: u64) -> BoshClient {
+    async fn create_over(
+        addr: SocketAddr,
+        tls: Option<Arc<ClientConfig>>,
+        wait: u64,
+        hold: u64,
+    ) -> BoshClient {
         let rid = 1_000 + u64::from(rand::random::<u16>());
         let r = Self::post(
             addr,

@@ -8,10 +8,10 @@ use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::tls::Io;
 use crate::{DOMAIN, TIMEOUT, ns};
@@ -67,7 +67,10 @@ pub async fn try_connect(req: tungstenite::handshake::client::Request) -> Result
 }
 
 /// Tries the upgrade over an established connection (plain or TLS).
-pub async fn try_upgrade(req: tungstenite::handshake::client::Request, io: Box<dyn Io>) -> Result<WsClient, u16> {
+pub async fn try_upgrade(
+    req: tungstenite::handshake::client::Request,
+    io: Box<dyn Io>,
+) -> Result<WsClient, u16> {
     match tokio_tungstenite::client_async(req, io).await {
         Ok((ws, resp)) => Ok(WsClient {
             ws,

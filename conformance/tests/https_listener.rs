@@ -36,8 +36,10 @@ async fn rfc7395_wss_login_and_chat_on_the_https_listener() {
     let mut bob = server.client("bob", PW).await;
     bob.send_presence(0).await;
     bob.ping_server().await;
-    ws.send_text("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>over wss</body></message>")
-        .await;
+    ws.send_text(
+        "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>over wss</body></message>",
+    )
+    .await;
     let got = bob.expect_message().await;
     assert_eq!(got.attr("from"), Some("alice@localhost/wss"));
     assert_eq!(got.get_child("body", ns::CLIENT).unwrap().text(), "over wss");
@@ -61,7 +63,10 @@ async fn xep0206_bosh_login_and_chat_over_https() {
     assert_eq!(got.attr("from"), Some("alice@localhost/bosh"));
     bob.send_message("alice@localhost/bosh", "back over https").await;
     let got = c.until(|e| e.is("message", ns::CLIENT)).await;
-    assert_eq!(got.get_child("body", ns::CLIENT).unwrap().text(), "back over https");
+    assert_eq!(
+        got.get_child("body", ns::CLIENT).unwrap().text(),
+        "back over https"
+    );
 }
 
 #[tokio::test]
@@ -120,7 +125,11 @@ async fn https_listener_speaks_only_tls_with_the_c2s_certificate() {
 async fn https_get(addr: SocketAddr, server: &TestServer, path: &str) -> String {
     let mut s = conformance::tls::connect_https(addr, &server.tls_config()).await;
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", addr.port()).as_bytes(),
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            addr.port()
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();

@@ -40,8 +40,8 @@ fn derived_url(listener: &WebListener, headers: &HeaderMap, scheme: &str, path: 
     let https = listener.tls
         || headers
             .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     let secure = if https { "s" } else { "" };
     format!("{scheme}{secure}://{host}{path}")
 }
