@@ -125,7 +125,7 @@ pub async fn run(
         let server = server.clone();
         let stop = stop_rx.clone();
         accept_tasks.push(match bound.config.kind {
-            ListenerKind::Http => {
+            ListenerKind::Http | ListenerKind::Https => {
                 let web =
                     web::WebListener::new(&bound.config, bound.index, stop.clone(), Some(done_tx.clone()));
                 tokio::spawn(http::serve(server, bound.listener, stop, web))

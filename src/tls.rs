@@ -14,6 +14,9 @@ use crate::config::TlsConfig;
 /// What every TLS listener shares.
 pub struct TlsContext {
     pub server_config: Arc<ServerConfig>,
+    /// The same certificate for the HTTPS listeners, offering HTTP/1.1 by ALPN (a client
+    /// that offers only other protocols would be refused by `xmpp-client`).
+    pub http_config: Arc<ServerConfig>,
     /// RFC 5929 tls-server-end-point: the hash of our leaf certificate.
     pub server_end_point: Vec<u8>,
 }
@@ -41,9 +44,12 @@ pub fn load(cfg: &TlsConfig, domains: &[String]) -> anyhow::Result<TlsContext> {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
+    let mut http_config = server_config.clone();
+    http_config.alpn_protocols = vec![b"http/1.1".to_vec()];
     server_config.alpn_protocols = vec![b"xmpp-client".to_vec()];
     Ok(TlsContext {
         server_config: Arc::new(server_config),
+        http_config: Arc::new(http_config),
         server_end_point,
     })
 }

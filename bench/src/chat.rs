@@ -1,5 +1,6 @@
 //! `chat`: M sender -> receiver pairs exchanging one-to-one chat messages.
 
+use crate::client::Conn;
 use crate::client::{self, Session, StanzaReader};
 use crate::seen::{Arrival, Seen};
 use crate::stats::{self, Report, now_us, percentile, sample_pids};
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, watch};
 
 #[derive(Args)]
@@ -85,13 +85,13 @@ fn parse_body(body: &str) -> Option<(u64, u64, u64)> {
 /// sample, until stopped.
 async fn receive(
     mut r: StanzaReader,
-    mut w: OwnedWriteHalf,
+    mut w: Conn,
     pair: Arc<PairState>,
     shared: Arc<Shared>,
     expect: Expect,
     mut stop: watch::Receiver<bool>,
     windowed: bool,
-) -> (Vec<u32>, OwnedWriteHalf) {
+) -> (Vec<u32>, Conn) {
     let mut lat: Vec<u32> = Vec::with_capacity(4096);
     let mut seen = Seen::default();
     let mut highest = 0u64;
@@ -197,12 +197,7 @@ struct SendCfg {
     phase: Duration,
 }
 
-async fn send(
-    mut w: OwnedWriteHalf,
-    to: String,
-    pair: Arc<PairState>,
-    cfg: SendCfg,
-) -> (OwnedWriteHalf, Result<()>) {
+async fn send(mut w: Conn, to: String, pair: Arc<PairState>, cfg: SendCfg) -> (Conn, Result<()>) {
     let prefix = format!("<message type='chat' to='{}'><body>", escape(&to));
     let suffix = b"</body></message>";
     let mut buf = Vec::with_capacity((prefix.len() + 64) * cfg.window.min(64) as usize);

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 pub const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
@@ -52,6 +51,12 @@ impl Target {
     }
 }
 
+/// The writing side of a connection: a TCP socket's half, or the scenario's end of an
+/// in-memory pipe to a WebSocket bridge (`crate::ws`).
+pub type Conn = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+/// The reading side.
+pub type ConnReader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
 /// `SBB_TRACE=1` prints every frame received (debugging servers).
 fn trace() -> bool {
     static T: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -60,8 +65,10 @@ fn trace() -> bool {
 
 /// Reading side of a connection: socket half plus stanza splitter.
 pub struct StanzaReader {
-    pub rd: OwnedReadHalf,
+    pub rd: ConnReader,
     pub sp: Splitter,
+    /// The connection's local TCP port, for traces (0 over WebSocket).
+    pub local_port: u16,
 }
 
 impl StanzaReader {
@@ -74,7 +81,7 @@ impl StanzaReader {
                         Frame::StreamOpen(a, b) | Frame::Stanza(a, b) => (a, b),
                         Frame::StreamClose => (0, 0),
                     };
-                    let local = self.rd.local_addr().map(|a| a.port()).unwrap_or(0);
+                    let local = self.local_port;
                     eprintln!("RX[{local}] {}", String::from_utf8_lossy(&self.sp.buf[a..b]));
                 }
                 return Ok(f);
@@ -114,7 +121,7 @@ impl StanzaReader {
 /// An established, logged-in session.
 pub struct Session {
     pub reader: StanzaReader,
-    pub wr: OwnedWriteHalf,
+    pub wr: Conn,
     pub full_jid: String,
 }
 
@@ -134,26 +141,35 @@ async fn next_nonstream_error(r: &mut StanzaReader) -> Result<Element> {
     Ok(e)
 }
 
-async fn connect(t: &Target) -> Result<(StanzaReader, OwnedWriteHalf)> {
-    let s = match &t.websocket {
-        Some(path) => crate::ws::connect(&t.host, t.port, path, &t.domain).await?,
-        None => TcpStream::connect((t.host.as_str(), t.port))
-            .await
-            .with_context(|| format!("connect {}:{}", t.host, t.port))?,
+async fn connect(t: &Target) -> Result<(StanzaReader, Conn)> {
+    let (rd, wr, local_port): (ConnReader, Conn, u16) = match &t.websocket {
+        Some(path) => {
+            let pipe = crate::ws::connect(&t.host, t.port, path, &t.domain).await?;
+            let (rd, wr) = tokio::io::split(pipe);
+            (Box::new(rd), Box::new(wr), 0)
+        }
+        None => {
+            let s = TcpStream::connect((t.host.as_str(), t.port))
+                .await
+                .with_context(|| format!("connect {}:{}", t.host, t.port))?;
+            s.set_nodelay(true)?;
+            let local_port = s.local_addr().map(|a| a.port()).unwrap_or(0);
+            let (rd, wr) = s.into_split();
+            (Box::new(rd), Box::new(wr), local_port)
+        }
     };
-    s.set_nodelay(true)?;
-    let (rd, wr) = s.into_split();
     Ok((
         StanzaReader {
             rd,
             sp: Splitter::new(4096),
+            local_port,
         },
         wr,
     ))
 }
 
 /// Open (or restart) the stream and return the stream features.
-async fn open_stream(t: &Target, r: &mut StanzaReader, w: &mut OwnedWriteHalf) -> Result<Element> {
+async fn open_stream(t: &Target, r: &mut StanzaReader, w: &mut Conn) -> Result<Element> {
     w.write_all(t.header().as_bytes()).await?;
     r.expect_stream_open().await?;
     let f = next_nonstream_error(r).await?;
@@ -197,7 +213,7 @@ async fn authenticate(
     user: &str,
     features: &Element,
     r: &mut StanzaReader,
-    w: &mut OwnedWriteHalf,
+    w: &mut Conn,
 ) -> Result<()> {
     let mechs = offered_mechs(features);
     match t.mech {
@@ -295,12 +311,7 @@ pub async fn prefetch_salt(t: &Target, n: u64) -> Result<()> {
     .map_err(|_| anyhow!("timeout"))?
 }
 
-async fn iq_roundtrip(
-    r: &mut StanzaReader,
-    w: &mut OwnedWriteHalf,
-    id: &str,
-    payload: &str,
-) -> Result<Element> {
+async fn iq_roundtrip(r: &mut StanzaReader, w: &mut Conn, id: &str, payload: &str) -> Result<Element> {
     w.write_all(format!("<iq type='set' id='{id}'>{payload}</iq>").as_bytes())
         .await?;
     loop {

@@ -2,6 +2,7 @@
 //!
 //! See bench/README.md for usage and how to read the figures.
 
+mod bosh;
 mod chat;
 mod client;
 mod login_idle;
@@ -42,6 +43,8 @@ enum Cmd {
     Muc(muc::MucArgs),
     /// Create the mutual roster subscriptions used by `presence` (run once).
     PresenceSetup(presence::SetupArgs),
+    /// N BOSH sessions long-polling while TCP senders message them: CPU per delivered message.
+    BoshPoll(bosh::BoshArgs),
     /// Create accounts via in-band registration (XEP-0077).
     Register(RegisterArgs),
     /// Print a comparison table from result files written with --out.
@@ -146,6 +149,7 @@ fn main() -> Result<()> {
             Cmd::Presence(a) => presence::run(a).await,
             Cmd::Muc(a) => muc::run(a).await,
             Cmd::PresenceSetup(a) => presence::setup(a).await,
+            Cmd::BoshPoll(a) => bosh::run(a).await,
             Cmd::Register(a) => register(a).await,
             Cmd::Report(a) => report::run(a),
         }

@@ -21,6 +21,7 @@
 //! byte search finds the `<body>` marker; nothing is parsed into a tree except
 //! the rare IQ.
 
+use crate::client::Conn;
 use crate::client::{self, StanzaReader};
 use crate::seen::{Arrival, SharedSeen};
 use crate::stats::{self, Report, now_us, sample_pids};
@@ -34,7 +35,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Mutex;
 
 #[derive(Args)]
@@ -197,7 +197,7 @@ struct Shared {
     steps: Vec<StepStats>,
 }
 
-type Writer = Arc<Mutex<OwnedWriteHalf>>;
+type Writer = Arc<Mutex<Conn>>;
 
 /// Attribute `type='error'` (either quote) inside the start tag of `s`.
 fn start_tag_is_error(s: &[u8]) -> bool {

@@ -3,6 +3,7 @@
 //! Contacts form a ring: user i is subscribed both ways to users
 //! i±1 .. i±K/2 (mod U), so every user has exactly K contacts.
 
+use crate::client::Conn;
 use crate::client::{self, Session, StanzaReader};
 use crate::stats::{self, Report, now_us, percentile, sample_pids};
 use crate::xml::{Frame, StanzaType, TopName, escape, parse_element, quick_inspect};
@@ -13,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::watch;
 
 #[derive(Args, Clone)]
@@ -387,13 +387,13 @@ async fn presence_reader(
 }
 
 async fn updater(
-    mut w: OwnedWriteHalf,
+    mut w: Conn,
     me: u64,
     rate: f64,
     phase: Duration,
     deadline: Instant,
     sent: Arc<AtomicU64>,
-) -> OwnedWriteHalf {
+) -> Conn {
     let mut iv = tokio::time::interval_at(
         tokio::time::Instant::now() + phase,
         Duration::from_secs_f64(1.0 / rate),

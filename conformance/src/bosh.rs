@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use minidom::Element;
+use rustls::ClientConfig;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::tls::Io;
 use crate::{DOMAIN, ns};
 
 pub const HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
@@ -41,7 +44,29 @@ impl HttpResponse {
 
 /// Sends one HTTP request and reads the whole response.
 pub async fn http(addr: SocketAddr, method: &str, body: &str, headers: &[(&str, &str)]) -> HttpResponse {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    exchange(Box::new(s), addr, method, body, headers).await
+}
+
+/// The same over TLS to an HTTPS listener, checking its certificate against `tls`'s roots.
+pub async fn https(
+    addr: SocketAddr,
+    tls: &ClientConfig,
+    method: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    let s = crate::tls::connect_https(addr, tls).await;
+    exchange(Box::new(s), addr, method, body, headers).await
+}
+
+async fn exchange(
+    mut s: Box<dyn Io>,
+    addr: SocketAddr,
+    method: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let mut req = format!(
         "{method} {PATH} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n",
         body.len()
@@ -84,6 +109,8 @@ pub struct BoshClient {
     pub rid: u64,
     /// The session creation response.
     pub created: Element,
+    /// Requests go over TLS with this configuration (an HTTPS listener).
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 /// A `<body/>` with `attrs` (raw attribute text) and `payload`.
@@ -94,17 +121,37 @@ pub fn body(attrs: &str, payload: &str) -> String {
 impl BoshClient {
     /// Creates a session (XEP-0124 §7.1) with `wait` and `hold`.
     pub async fn create(addr: SocketAddr, wait: u64, hold: u64) -> BoshClient {
+        Self::create_over(addr, None, wait, hold).await
+    }
+
+    /// The same over TLS to an HTTPS listener.
+    pub async fn create_tls(addr: SocketAddr, tls: Arc<ClientConfig>, wait: u64, hold: u64) -> BoshClient {
+        Self::create_over(addr, Some(tls), wait, hold).await
+    }
+
+    async fn post(addr: SocketAddr, tls: Option<&ClientConfig>, body: &str) -> HttpResponse {
+        match tls {
+            Some(tls) => https(addr, tls, "POST", body, &[]).await,
+            None => http(addr, "POST", body, &[]).await,
+        }
+    }
+
+    async fn create_over(
+        addr: SocketAddr,
+        tls: Option<Arc<ClientConfig>>,
+        wait: u64,
+        hold: u64,
+    ) -> BoshClient {
         let rid = 1_000 + u64::from(rand::random::<u16>());
-        let r = http(
+        let r = Self::post(
             addr,
-            "POST",
+            tls.as_deref(),
             &body(
                 &format!(
                     "rid='{rid}' to='{DOMAIN}' xml:lang='en' wait='{wait}' hold='{hold}' ver='1.6' xmpp:version='1.0' content='text/xml; charset=utf-8'"
                 ),
                 "",
             ),
-            &[],
         )
         .await;
         assert_eq!(r.status, 200, "{r:?}");
@@ -118,16 +165,16 @@ impl BoshClient {
             sid,
             rid: rid + 1,
             created,
+            tls,
         }
     }
 
     /// Sends `payload` with the given rid and extra attributes; the answer.
     pub async fn send_rid(&self, rid: u64, attrs: &str, payload: &str) -> Element {
-        let r = http(
+        let r = Self::post(
             self.addr,
-            "POST",
+            self.tls.as_deref(),
             &body(&format!("rid='{rid}' sid='{}' {attrs}", self.sid), payload),
-            &[],
         )
         .await;
         assert_eq!(r.status, 200, "{r:?}");

@@ -23,15 +23,20 @@ impl NodeScript {
     /// Starts `script` (in `conformance/js`) with `args`. Panics, never skips, when node or
     /// the packages are missing: `scripts/test.sh` installs them.
     pub fn start(script: &str, args: &[&str]) -> NodeScript {
-        Self::spawn(script, args, &["--experimental-websocket"])
+        Self::spawn(script, args, &["--experimental-websocket"], &[])
+    }
+
+    /// [`Self::start`] with extra environment variables (e.g. `NODE_EXTRA_CA_CERTS`).
+    pub fn start_with_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> NodeScript {
+        Self::spawn(script, args, &["--experimental-websocket"], env)
     }
 
     /// Starts `script` without node flags (scripts that need no WebSocket of node's own).
     pub fn start_plain(script: &str, args: &[&str]) -> NodeScript {
-        Self::spawn(script, args, &[])
+        Self::spawn(script, args, &[], &[])
     }
 
-    fn spawn(script: &str, args: &[&str], flags: &[&str]) -> NodeScript {
+    fn spawn(script: &str, args: &[&str], flags: &[&str], env: &[(&str, &str)]) -> NodeScript {
         let node = std::env::var("SWITCHBOARD_TEST_NODE").unwrap_or_else(|_| "node".into());
         assert!(
             dir().join("node_modules/@xmpp/client").exists(),
@@ -56,6 +61,7 @@ impl NodeScript {
             .args(flags)
             .arg(dir().join(script))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -327,6 +327,17 @@ impl TestServer {
     pub fn http_addr(&self) -> SocketAddr {
         self.http
     }
+    /// The first listener of `kind` in the ports file (for listeners a test adds in
+    /// `extra_toml`, such as `https`).
+    pub fn listener_addr(&self, kind: &str) -> SocketAddr {
+        let text = std::fs::read_to_string(self.dir.path().join("ports.json")).expect("ports file");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("ports file is JSON");
+        v.get(kind)
+            .and_then(|a| a.as_str())
+            .unwrap_or_else(|| panic!("no {kind} listener in {text}"))
+            .parse()
+            .expect("an address")
+    }
 
     /// The whole HTTP/1.1 response (status line, headers, body) to a GET of `path` on the
     /// HTTP listener.

@@ -41,6 +41,28 @@ pub fn client_config(cert: Option<&CertificateDer<'static>>, alpn: &[&[u8]]) -> 
     Arc::new(cfg)
 }
 
+/// Any byte stream a test client runs over: plain TCP, or TLS to the HTTPS listener.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A TLS connection to `addr` (an HTTPS listener) that checks the certificate against
+/// `config`'s roots for the name `localhost`, offering HTTP/1.1 by ALPN.
+pub async fn connect_https(addr: SocketAddr, config: &ClientConfig) -> TlsStream<TcpStream> {
+    let mut config = config.clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.expect("connect https");
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake with the HTTPS listener, certificate checked");
+    assert_eq!(
+        tls.get_ref().1.alpn_protocol(),
+        Some(&b"http/1.1"[..]),
+        "the HTTPS listener selects http/1.1"
+    );
+    tls
+}
+
 /// RFC 9266 tls-exporter channel binding data (TLS 1.3 only).
 pub fn tls_exporter<S>(tls: &TlsStream<S>) -> Option<Vec<u8>> {
     let (_, conn) = tls.get_ref();

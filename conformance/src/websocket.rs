@@ -8,11 +8,12 @@ use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::tls::Io;
 use crate::{DOMAIN, TIMEOUT, ns};
 
 pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -32,7 +33,7 @@ pub enum WsIncoming {
 }
 
 pub struct WsClient {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<Box<dyn Io>>,
     /// The subprotocol the server selected.
     pub protocol: Option<String>,
     next_id: u32,
@@ -59,7 +60,18 @@ pub fn request(
 
 /// Tries the upgrade; the HTTP status on refusal.
 pub async fn try_connect(req: tungstenite::handshake::client::Request) -> Result<WsClient, u16> {
-    match tokio_tungstenite::connect_async(req).await {
+    let uri = req.uri();
+    let addr = format!("{}:{}", uri.host().expect("host"), uri.port_u16().expect("port"));
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    try_upgrade(req, Box::new(tcp)).await
+}
+
+/// Tries the upgrade over an established connection (plain or TLS).
+pub async fn try_upgrade(
+    req: tungstenite::handshake::client::Request,
+    io: Box<dyn Io>,
+) -> Result<WsClient, u16> {
+    match tokio_tungstenite::client_async(req, io).await {
         Ok((ws, resp)) => Ok(WsClient {
             ws,
             protocol: resp
@@ -77,6 +89,20 @@ pub async fn try_connect(req: tungstenite::handshake::client::Request) -> Result
 impl WsClient {
     pub async fn connect(addr: SocketAddr) -> WsClient {
         try_connect(request(addr, Some("xmpp"), None))
+            .await
+            .unwrap_or_else(|s| panic!("upgrade refused with HTTP {s}"))
+    }
+
+    /// Over TLS to an HTTPS listener (`wss://localhost:port`), checking its certificate
+    /// against `tls`'s roots.
+    pub async fn connect_tls(addr: SocketAddr, tls: &rustls::ClientConfig) -> WsClient {
+        let io = crate::tls::connect_https(addr, tls).await;
+        let mut req = format!("wss://localhost:{}{PATH}", addr.port())
+            .into_client_request()
+            .expect("request");
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "xmpp".parse().expect("header"));
+        try_upgrade(req, Box::new(io))
             .await
             .unwrap_or_else(|s| panic!("upgrade refused with HTTP {s}"))
     }

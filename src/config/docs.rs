@@ -80,11 +80,12 @@ pub static KEYS: &[Key] = &[
     restart(
         "listen",
         "Listening sockets (each [[listen]] one). kind: c2s (STARTTLS, usually 5222),\n\
-         c2s_direct_tls (XEP-0368, usually 5223) or http (/health, /metrics, RFC 7395 WebSocket\n\
-         at /xmpp-websocket, BOSH at /http-bind, XEP-0156 /.well-known/host-meta). Port 0 picks a\n\
+         c2s_direct_tls (XEP-0368, usually 5223), http (/health, /metrics, RFC 7395 WebSocket\n\
+         at /xmpp-websocket, BOSH at /http-bind, XEP-0156 /.well-known/host-meta, uploads) or\n\
+         https (the same over TLS with the [tls] certificate, usually 5281). Port 0 picks a\n\
          free port (see `serve --ports-file`). Only session_rate changes on a reload.",
     ),
-    k("listen.kind", "c2s | c2s_direct_tls | http"),
+    k("listen.kind", "c2s | c2s_direct_tls | http | https"),
     k("listen.address", "ip:port"),
     k(
         "listen.require_encryption",

@@ -318,7 +318,7 @@ impl UploadConfig {
                 format!("'{d}' is not a valid upload domain (nor may it be hosted or the MUC domain)"),
             ));
         }
-        if self.enabled && !config.listen.iter().any(|l| l.kind == ListenerKind::Http) {
+        if self.enabled && !config.listen.iter().any(|l| l.kind.is_http()) {
             return Err(("enabled", "the upload service needs an http listener".into()));
         }
         if let Some(url) = &self.public_url
@@ -473,16 +473,24 @@ pub enum ListenerKind {
     C2s,
     /// Client-to-server XMPP over direct TLS (XEP-0368), usually port 5223.
     C2sDirectTls,
-    /// HTTP: `/health` (and later metrics and WebSocket).
+    /// HTTP: `/health`, `/metrics`, WebSocket, BOSH, host-meta, uploads.
     Http,
+    /// The same routes over TLS with the c2s certificate, usually port 5281.
+    Https,
 }
 
 impl ListenerKind {
+    /// Serves the HTTP routes (plain or TLS).
+    pub fn is_http(self) -> bool {
+        matches!(self, ListenerKind::Http | ListenerKind::Https)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ListenerKind::C2s => "c2s",
             ListenerKind::C2sDirectTls => "c2s_direct_tls",
             ListenerKind::Http => "http",
+            ListenerKind::Https => "https",
         }
     }
 }

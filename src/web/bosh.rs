@@ -431,7 +431,7 @@ async fn create(
         queued: Vec::new(),
         domain: domain.clone(),
         event_timeout: None,
-        secure: listener.trusted_proxy,
+        secure: listener.secure(),
     };
     let span = tracing::info_span!("c2s", transport = "bosh", %ip, jid = tracing::field::Empty);
     tokio::spawn(serve(server.clone(), listener.clone(), transport, ip, slot).instrument(span));

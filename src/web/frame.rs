@@ -2,10 +2,13 @@
 //! namespaces declared; `<open/>` and `<close/>` in the framing namespace stand for the
 //! stream header and its end.
 //!
-//! A message is parsed on its own by the stream parser inside a made-up root that declares
-//! only the `stream` prefix, so the parser's checks (restricted XML, size and depth limits,
-//! the error conditions) apply unchanged, nothing carries over from one message to the
-//! next, and an idle session holds no parser at all.
+//! Messages go through the stream parser inside a made-up root that declares only the
+//! `stream` prefix, so the parser's checks (restricted XML, size and depth limits, the
+//! error conditions) apply unchanged. One parser serves the whole WebSocket
+//! ([`FrameParser`]): a message costs no parser setup, and since each message must be one
+//! complete element, nothing but whitespace carries over from one to the next. A message
+//! that is not exactly one element is parsed again on its own ([`parse`]) for the exact
+//! error condition.
 
 use minidom::Element;
 use xmpp_parsers::websocket::Open;
@@ -27,7 +30,66 @@ pub enum Frame {
     Element(Element),
 }
 
-/// Parses one text message.
+/// The parser of one WebSocket connection's messages.
+pub struct FrameParser {
+    parser: StreamParser,
+    events: Vec<StreamEvent>,
+    limits: ParserLimits,
+}
+
+impl FrameParser {
+    pub fn new(limits: ParserLimits) -> FrameParser {
+        let mut parser = StreamParser::new(limits);
+        let mut events = Vec::with_capacity(2);
+        parser
+            .feed(ROOT, &mut events)
+            .expect("the made-up root is well-formed");
+        events.clear();
+        FrameParser {
+            parser,
+            events,
+            limits,
+        }
+    }
+
+    /// Changes the limits, e.g. once the client has authenticated.
+    pub fn set_limits(&mut self, limits: ParserLimits) {
+        self.limits = limits;
+        self.parser.set_limits(limits);
+    }
+
+    /// Parses one text message. After an error the parser is spent (the stream ends).
+    pub fn parse(&mut self, text: &str) -> Result<Frame, StreamError> {
+        match self.parse_one(text) {
+            Some(el) => classify(el),
+            // Not exactly one element followed by whitespace: the message alone says why.
+            None => match parse(text, self.limits) {
+                Err(e) => Err(e),
+                Ok(_) => Err(not_one_element()),
+            },
+        }
+    }
+
+    /// The message's element when it is exactly one, complete, with only whitespace after.
+    fn parse_one(&mut self, text: &str) -> Option<Element> {
+        if !text.trim_start().starts_with('<') {
+            return None;
+        }
+        self.events.clear();
+        self.parser.feed(text.as_bytes(), &mut self.events).ok()?;
+        // What the parser holds past the element (rxml keeps text until the next `<`).
+        let after = text.len().checked_sub(self.parser.pending_bytes())?;
+        if !text[after..].trim().is_empty() || self.events.len() != 1 {
+            return None;
+        }
+        match self.events.pop() {
+            Some(StreamEvent::Element(el)) => Some(el),
+            _ => None,
+        }
+    }
+}
+
+/// Parses one text message on its own.
 pub fn parse(text: &str, limits: ParserLimits) -> Result<Frame, StreamError> {
     if !text.trim_start().starts_with('<') {
         return Err(not_one_element());
@@ -51,6 +113,11 @@ pub fn parse(text: &str, limits: ParserLimits) -> Result<Frame, StreamError> {
             "one element per message (RFC 7395 §3.3.3)",
         ));
     }
+    classify(el)
+}
+
+/// A stanza, or the framing element it stands for.
+fn classify(el: Element) -> Result<Frame, StreamError> {
     if el.ns() != NS_FRAMING {
         return Ok(Frame::Element(el));
     }
@@ -117,8 +184,36 @@ mod tests {
         }
     }
 
+    /// The condition, which the stream's parser must agree on (after good messages).
     fn condition(text: &str) -> StreamErrorCondition {
-        parse(text, limits()).expect_err(text).condition
+        let alone = parse(text, limits()).expect_err(text).condition;
+        let mut stream = FrameParser::new(limits());
+        stream.parse("<presence xmlns='jabber:client'/>  ").unwrap();
+        assert_eq!(stream.parse(text).expect_err(text).condition, alone, "{text}");
+        alone
+    }
+
+    #[test]
+    fn one_parser_for_the_stream() {
+        let mut stream = FrameParser::new(limits());
+        for i in 0..3 {
+            let text = format!("<message xmlns='jabber:client' id='m{i}'><body>x{i}</body></message>\n");
+            let Frame::Element(el) = stream.parse(&text).unwrap() else {
+                panic!("not an element");
+            };
+            assert_eq!(el.attr("id"), Some(format!("m{i}").as_str()));
+            assert_eq!(el.get_child("body", ns::CLIENT).unwrap().text(), format!("x{i}"));
+        }
+        // Prefixes declared in one message do not reach the next.
+        let Frame::Element(el) = stream.parse("<p:a xmlns:p='urn:x'/>").unwrap() else {
+            panic!("not an element");
+        };
+        assert!(el.is("a", "urn:x"));
+        assert!(stream.parse("<p:a/>").is_err());
+        assert!(matches!(
+            FrameParser::new(limits()).parse(&format!("<close xmlns='{NS_FRAMING}'/>")),
+            Ok(Frame::Close)
+        ));
     }
 
     #[test]
@@ -139,6 +234,8 @@ mod tests {
         assert_eq!(condition("<a xmlns='x'>"), StreamErrorCondition::NotWellFormed);
         assert_eq!(condition("   "), StreamErrorCondition::NotWellFormed);
         assert_eq!(condition("<a xmlns='x'/>junk"), StreamErrorCondition::BadFormat);
+        assert_eq!(condition("<a xmlns='x'/>junk>"), StreamErrorCondition::BadFormat);
+        assert_eq!(condition("<a xmlns='x'/><b"), StreamErrorCondition::NotWellFormed);
         assert_eq!(
             condition("<a xmlns='x'></b>"),
             StreamErrorCondition::NotWellFormed

@@ -30,6 +30,8 @@ pub struct WebListener {
     /// (`listen.behind_tls_proxy`), or the listener is on a loopback address, which only a
     /// proxy on the same host (or a local client) can reach.
     pub trusted_proxy: bool,
+    /// The listener speaks TLS itself (`kind = "https"`).
+    pub tls: bool,
     pub shutdown: watch::Receiver<bool>,
     /// Held by every WebSocket and BOSH session, so shutdown waits for them to drain.
     pub done: Option<mpsc::Sender<()>>,
@@ -48,10 +50,16 @@ impl WebListener {
             index,
             require_encryption: config.require_encryption,
             trusted_proxy: config.behind_tls_proxy || config.address.ip().is_loopback(),
+            tls: config.kind == crate::config::ListenerKind::Https,
             shutdown,
             done,
             bosh: Arc::default(),
         }
+    }
+
+    /// Logins here count as encrypted: our own TLS, or a trusted proxy's.
+    pub fn secure(&self) -> bool {
+        self.tls || self.trusted_proxy
     }
 
     /// The client's address: the proxy's `X-Forwarded-For` (its last entry, the one the

@@ -27,7 +27,7 @@ use crate::server::Server;
 use crate::session::SharedStanza;
 use crate::tls::TlsContext;
 use crate::web::WebListener;
-use crate::web::frame::{self, Frame};
+use crate::web::frame::{self, Frame, FrameParser};
 use crate::xml::{ParserLimits, StreamEvent};
 
 pub const PATH: &str = "/xmpp-websocket";
@@ -109,7 +109,7 @@ async fn serve(
         )
     };
     let tls = server.tls.load_full();
-    let transport = WsTransport::new(socket, &server, listener.trusted_proxy);
+    let transport = WsTransport::new(socket, &server, listener.secure());
     let conn_id = server.sessions.next_conn_id();
     let rules = Rules {
         require_encryption: listener.require_encryption,
@@ -133,6 +133,7 @@ async fn serve(
 pub struct WsTransport {
     socket: WebSocket,
     limits: ParserLimits,
+    parser: FrameParser,
     /// Messages queued for the next flush: one per element.
     out: Vec<Message>,
     /// Whether our `<open/>` went out for the current stream (errors need one first).
@@ -152,9 +153,11 @@ pub struct WsTransport {
 
 impl WsTransport {
     fn new(socket: WebSocket, server: &Server, secure: bool) -> WsTransport {
+        let limits = negotiate::preauth_limits(server);
         WsTransport {
             socket,
-            limits: negotiate::preauth_limits(server),
+            limits,
+            parser: FrameParser::new(limits),
             out: Vec::new(),
             opened: false,
             domain: server.default_domain().to_string(),
@@ -177,7 +180,7 @@ impl WsTransport {
             match message {
                 Message::Text(text) => {
                     self.bytes_read += text.len() as u64;
-                    return match frame::parse(text.as_str(), self.limits).map_err(ReadError::Stream)? {
+                    return match self.parser.parse(text.as_str()).map_err(ReadError::Stream)? {
                         Frame::Element(el) => Ok(StreamEvent::Element(el)),
                         Frame::Close => Ok(StreamEvent::Closed),
                         Frame::Open(header) => {
@@ -264,6 +267,7 @@ impl Transport for WsTransport {
 
     fn restart(&mut self, limits: ParserLimits) {
         self.limits = limits;
+        self.parser.set_limits(limits);
         self.opened = false;
     }
 

@@ -105,6 +105,11 @@ impl StreamParser {
         self.limits = limits;
     }
 
+    /// Bytes read since the last top-level element ended (what follows it so far).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
     /// Feeds received bytes; completed events are appended to `out`. An error is final:
     /// the caller sends it as a stream error and closes.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {

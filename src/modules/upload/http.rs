@@ -3,7 +3,6 @@
 //! (a file is never held whole in memory), with CORS headers and `OPTIONS` preflight so web
 //! clients may use them.
 
-use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,14 +34,14 @@ struct Ctx {
 
 /// The upload routes (none when the service is off), and the sweep of expired files, which
 /// ends with `shutdown`.
-pub fn routes(server: &Arc<Server>, local: SocketAddr, shutdown: watch::Receiver<bool>) -> Router {
+pub fn routes(server: &Arc<Server>, listener_url: &str, shutdown: watch::Receiver<bool>) -> Router {
     let Some(uploads) = server.registry.provided::<Uploads>() else {
         return Router::new();
     };
     if !server.config().upload.enabled {
         return Router::new();
     }
-    if uploads.set_listener_url(format!("http://{local}")) {
+    if uploads.set_listener_url(listener_url.to_string()) {
         tokio::spawn(sweep_regularly(server.clone(), uploads.clone(), shutdown));
     }
     Router::new()
