@@ -33,6 +33,7 @@ pub mod policy;
 pub mod prefs;
 pub mod query;
 pub mod retention;
+pub mod room;
 pub mod writer;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -74,7 +75,7 @@ impl Archive {
     /// A new archive id: unix microseconds, bumped past the last one so ids are unique
     /// and increasing in this process (and after a restart, as long as the clock does not
     /// go back).
-    fn next_id(&self) -> i64 {
+    pub fn next_id(&self) -> i64 {
         let now = chrono::Utc::now().timestamp_micros();
         let last = self
             .last_id
