@@ -335,6 +335,14 @@ impl Storage {
         Ok(n)
     }
 
+    /// The largest id any account's archive holds.
+    pub async fn archive_max_id(&self) -> Result<Option<i64>, StorageError> {
+        let max: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT MAX(id) FROM archive_messages").fetch_one(pool).await?
+        });
+        Ok(max)
+    }
+
     /// Deletes every account's messages older than `before_id` (retention); returns how many.
     pub async fn archive_expire(&self, before_id: i64) -> Result<u64, StorageError> {
         let n = with_pool!(self, pool => {

@@ -113,6 +113,37 @@ impl Archive {
             .map_err(|e| e.to_string())
     }
 
+    /// XEP-0425: turns message `id` of the room's archive into a tombstone naming the
+    /// moderator (`by`, their occupant id) and the reason. Ok(false): no such message.
+    pub async fn moderate_room(
+        &self,
+        server: &Arc<Server>,
+        room: &BareJid,
+        id: i64,
+        moderated: &Element,
+        reason: Option<&str>,
+    ) -> Result<bool, String> {
+        self.flush(server).await;
+        let (host, node) = parts(room);
+        let storage = &server.storage;
+        let Some(found) = storage
+            .room_archive_get(host, node, id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(false);
+        };
+        let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let tomb = super::policy::tombstone(&found.stanza, &stamp)
+            .and_then(|t| t.parse::<Element>().ok())
+            .ok_or("the archived message does not parse")?;
+        let tomb = moderated_tombstone(tomb, moderated, reason);
+        storage
+            .room_archive_tombstone(host, node, id, &xml::to_string(&tomb))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Answers a query, metadata or form request addressed to the room JID.
     pub async fn serve_room(&self, server: Arc<Server>, req: RoomRequest) {
         let answer = match (req.iq.attr("type"), req.iq.children().next()) {
@@ -239,6 +270,19 @@ impl Archive {
 /// The room's service domain and node.
 fn parts(room: &BareJid) -> (&str, &str) {
     (room.domain().as_str(), room.node().map_or("", |n| n.as_str()))
+}
+
+/// A tombstone's `<retracted/>` with who moderated it and why (XEP-0425 §4).
+fn moderated_tombstone(mut tomb: Element, moderated: &Element, reason: Option<&str>) -> Element {
+    for child in tomb.children_mut() {
+        if child.is("retracted", super::policy::NS_RETRACT) {
+            child.append_child(moderated.clone());
+            if let Some(reason) = reason {
+                child.append_child(xml::text_element("reason", super::policy::NS_RETRACT, reason));
+            }
+        }
+    }
+    tomb
 }
 
 /// Adds the sender's real JID to an archived room message (XEP-0313 §5.1.2, for those

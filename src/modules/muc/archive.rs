@@ -13,6 +13,10 @@
 //! writer after the command (the broadcast never waits for the database). While archiving,
 //! the archive is the room's history: join history (`<history/>`) is read from it, and
 //! messages no longer wait for a history row.
+//!
+//! XEP-0425 moderation: a moderator retracts an archived message by its stanza-id; the
+//! archive keeps a tombstone naming the moderator, occupants get the retraction (itself
+//! archived, so clients catching up learn of it).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,8 +29,10 @@ use super::affiliations::{Affiliation, Role};
 use super::history::{self, Request};
 use super::room::{Room, RoomCmd};
 use crate::error::StanzaError;
+use crate::modules::mam::policy::NS_RETRACT;
 use crate::modules::mam::{self, room::RoomRequest};
 use crate::storage::room_archive::RoomArchiveRow;
+use crate::xml::{self, ns};
 
 /// What a room holds for its archive.
 #[derive(Default)]
@@ -36,6 +42,18 @@ pub struct RoomArchive {
     rows: Vec<RoomArchiveRow>,
     /// Join history read from the archive for the command being handled.
     pub(super) history: Option<Vec<(Element, SystemTime)>>,
+    /// A moderation's archive step for the command being handled: the message was found
+    /// and tombstoned (with the `<moderated/>` and reason used), or not.
+    moderation: Option<Result<Option<Moderation>, String>>,
+}
+
+/// XEP-0425 moderation (`<moderate/>` to the room).
+pub const NS_MODERATE: &str = "urn:xmpp:message-moderate:1";
+
+struct Moderation {
+    id: String,
+    moderated: Element,
+    reason: Option<String>,
 }
 
 impl RoomArchive {
@@ -56,7 +74,15 @@ impl Room {
     /// Stamps a message about to be broadcast with the room's stanza-id and notes it for the
     /// archive; false when the room does not archive it.
     pub(super) fn archive_message(&mut self, out: &mut Element, nick: &str, sender: &BareJid) -> bool {
-        if !self.archiving() || !mam::policy::room_archivable(out) {
+        if !mam::policy::room_archivable(out) {
+            return false;
+        }
+        self.archive_always(out, nick, sender)
+    }
+
+    /// As [`Room::archive_message`], whatever the message holds (while archiving).
+    fn archive_always(&mut self, out: &mut Element, nick: &str, sender: &BareJid) -> bool {
+        if !self.archiving() {
             return false;
         }
         let Some(archive) = &self.archive.archive else {
@@ -125,9 +151,90 @@ impl Room {
         }
     }
 
+    /// Before a command is handled, what it needs from the archive (the room waits for
+    /// it, as it waits for its own SQL writes): a join's history, a moderation's tombstone.
+    pub(super) async fn prepare(&mut self, cmd: &RoomCmd) {
+        self.archive.moderation = None;
+        if let RoomCmd::Stanza(from, iq) = cmd
+            && iq.name() == "iq"
+            && iq.attr("type") == Some("set")
+            && iq.attr("to").is_some_and(|to| !to.contains('/'))
+            && let Some(m) = iq.get_child("moderate", NS_MODERATE)
+        {
+            self.prepare_moderation(from, m).await;
+        }
+        self.prefetch_history(cmd).await;
+    }
+
+    fn is_moderator(&self, jid: &FullJid) -> bool {
+        self.occupants
+            .by_jid(jid)
+            .is_some_and(|o| o.role == Role::Moderator)
+    }
+
+    async fn prepare_moderation(&mut self, from: &FullJid, m: &Element) {
+        if !self.archiving() || !self.is_moderator(from) || m.get_child("retract", NS_RETRACT).is_none() {
+            return;
+        }
+        let (Some(archive), Some(o)) = (self.archive.archive.clone(), self.occupants.by_jid(from)) else {
+            return;
+        };
+        let Some(id) = m.attr("id").and_then(|id| id.parse::<i64>().ok()) else {
+            self.archive.moderation = Some(Ok(None));
+            return;
+        };
+        let mut moderated = Element::bare("moderated", NS_MODERATE);
+        xml::set_attr(&mut moderated, "by", &self.occupant_jid(&o.nick));
+        moderated.append_child(super::room::occupant_id_element(&o.occupant_id));
+        let reason = m.get_child("reason", NS_MODERATE).map(|r| r.text());
+        let result = archive
+            .moderate_room(&self.server, &self.jid, id, &moderated, reason.as_deref())
+            .await;
+        self.archive.moderation = Some(result.map(|found| {
+            found.then(|| Moderation {
+                id: id.to_string(),
+                moderated,
+                reason,
+            })
+        }));
+    }
+
+    /// XEP-0425 §4: a moderator's retraction of a message, once its archive entry is a
+    /// tombstone: announced to every occupant.
+    pub(super) fn moderate(&mut self, from: &FullJid, m: &Element) -> Result<Option<Element>, StanzaError> {
+        if !self.is_moderator(from) {
+            return Err(StanzaError::forbidden().text("only moderators may retract others' messages"));
+        }
+        if m.get_child("retract", NS_RETRACT).is_none() {
+            return Err(StanzaError::bad_request().text("a moderation names what it does: <retract/>"));
+        }
+        let moderation = match self.archive.moderation.take() {
+            Some(Ok(Some(moderation))) => moderation,
+            Some(Err(e)) => {
+                tracing::error!(room = %self.jid, error = %e, "moderation failed");
+                return Err(StanzaError::internal_server_error());
+            }
+            _ => return Err(StanzaError::item_not_found().text("no message with this id in the archive")),
+        };
+        let mut retract = Element::bare("retract", NS_RETRACT);
+        xml::set_attr(&mut retract, "id", &moderation.id);
+        retract.append_child(moderation.moderated);
+        if let Some(reason) = &moderation.reason {
+            retract.append_child(xml::text_element("reason", NS_RETRACT, reason));
+        }
+        let mut notice = Element::bare("message", ns::CLIENT);
+        xml::set_attr(&mut notice, "type", "groupchat");
+        xml::set_attr(&mut notice, "from", &self.jid_str);
+        xml::set_attr(&mut notice, "id", &format!("moderation-{}", moderation.id));
+        notice.append_child(retract);
+        self.archive_always(&mut notice, "", &from.to_bare());
+        self.send_all(&notice);
+        Ok(None)
+    }
+
     /// Before a join is handled: its history, read from the archive while archiving (at
     /// most `historylength` messages, as the room announces in muc#maxhistoryfetch).
-    pub(super) async fn prefetch_history(&mut self, cmd: &RoomCmd) {
+    async fn prefetch_history(&mut self, cmd: &RoomCmd) {
         self.archive.history = None;
         let RoomCmd::Stanza(_, p) = cmd else {
             return;

@@ -57,6 +57,7 @@ impl Room {
                 crate::modules::mam::NS_EXTENDED,
                 crate::modules::mam::policy::NS_SID,
                 crate::modules::mam::fulltext::NS,
+                super::archive::NS_MODERATE,
             ] {
                 q.append_child(feature(var));
             }

@@ -100,7 +100,7 @@ pub fn spawn(
                 rx.recv().await
             };
             let Some(cmd) = cmd else { break };
-            room.prefetch_history(&cmd).await;
+            room.prepare(&cmd).await;
             room.handle(cmd);
             if room.dirty {
                 room.persist().await;
@@ -1265,6 +1265,7 @@ impl Room {
                 }
             }
             (_, NS_OWNER, "query") => self.owner(&from, kind == "set", &q),
+            ("set", super::archive::NS_MODERATE, "moderate") => self.moderate(&from, &q),
             (_, NS_ADMIN, "query") => self.admin(&from, kind == "set", &q),
             _ => Err(StanzaError::service_unavailable()),
         };
