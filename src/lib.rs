@@ -106,7 +106,10 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         stop: Default::default(),
     };
     server.apply_limits(&config);
-    Ok(Arc::new(server))
+    let server = Arc::new(server);
+    // Archive ids continue past the stored ones, whatever the clock says.
+    modules::mam::seed_ids(&server).await?;
+    Ok(server)
 }
 
 /// Serves on already-bound listeners until `shutdown` resolves (or the server asks itself to

@@ -6,6 +6,7 @@ mod bosh;
 mod chat;
 mod client;
 mod login_idle;
+mod mam;
 mod muc;
 mod presence;
 mod report;
@@ -39,6 +40,8 @@ enum Cmd {
     Chat(chat::ChatArgs),
     /// U users with K mutual contacts log in, then update their presence.
     Presence(presence::PresenceArgs),
+    /// XEP-0313 archive queries (a page, or a full-text search) on seeded archives.
+    Mam(mam::MamArgs),
     /// N occupants join one MUC room, then K of them post at stepped rates.
     Muc(muc::MucArgs),
     /// Create the mutual roster subscriptions used by `presence` (run once).
@@ -148,6 +151,7 @@ fn main() -> Result<()> {
             Cmd::Chat(a) => chat::run(a).await,
             Cmd::Presence(a) => presence::run(a).await,
             Cmd::Muc(a) => muc::run(a).await,
+            Cmd::Mam(a) => mam::run(a).await,
             Cmd::PresenceSetup(a) => presence::setup(a).await,
             Cmd::BoshPoll(a) => bosh::run(a).await,
             Cmd::Register(a) => register(a).await,

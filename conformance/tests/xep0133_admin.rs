@@ -169,6 +169,7 @@ const ALL_NODES: &[&str] = &[
     "https://github.com/switchboard-xmpp/switchboard#list-muc-rooms",
     "https://github.com/switchboard-xmpp/switchboard#destroy-muc-room",
     "https://github.com/switchboard-xmpp/switchboard#purge-user-archive",
+    "https://github.com/switchboard-xmpp/switchboard#purge-room-archive",
 ];
 
 // §3: only admins; others get forbidden (XEP-0050 §4.6: type cancel) for every command

@@ -552,12 +552,39 @@ async fn xep0313_metadata_form_and_discovery() {
 // The archive writer batches off the routing path; a graceful stop (SIGTERM) writes out
 // everything queued before storage closes: every message the recipient got with a
 // stanza-id before the stop, even in the middle of a burst, is in its archive afterwards.
+// The database is held locked (another SQLite connection's write transaction, released
+// after 3 s, within the server's busy timeout) while the burst is routed and the stop
+// begins, so the writer is behind when the stop comes: without the stop's flush, the rows
+// still queued are lost (this test then fails).
 #[tokio::test]
 async fn xep0313_graceful_stop_loses_nothing() {
     let mut server = server().await;
     let mut alice = online(&server, "alice@localhost/a").await;
     let mut bob = server.raw_login("bob", PW, Some("b")).await;
     bob.send("<presence/>").await;
+    let db = server.dir().join("sb.db");
+    let mut locker = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)\n\
+             c.execute('BEGIN IMMEDIATE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(3)\n\
+             c.execute('COMMIT')\n",
+            db.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with sqlite3");
+    {
+        use tokio::io::AsyncBufReadExt;
+        let out = locker.stdout.take().unwrap();
+        let mut line = String::new();
+        tokio::io::BufReader::new(out).read_line(&mut line).await.unwrap();
+        assert_eq!(line.trim(), "locked");
+    }
     for i in 1..=3000 {
         alice.send_message("bob@localhost", &format!("m{i}")).await;
     }
@@ -580,6 +607,10 @@ async fn xep0313_graceful_stop_loses_nothing() {
         server.logs()
     );
     assert!(!seen.is_empty(), "bob got nothing before the stop");
+    assert!(
+        locker.wait().await.unwrap().success(),
+        "the lock was held and released"
+    );
     server.restart().await;
     let mut bob = online(&server, "bob@localhost/b").await;
     let mut archived = std::collections::HashSet::new();

@@ -340,6 +340,16 @@ pub static KEYS: &[Key] = &[
          switchboard_muc_overload_bounces_total).",
     ),
     k(
+        "muc.archiving_default",
+        "Whether a new room archives its messages (XEP-0313, muc#roomconfig_enablearchiving);\n\
+         only persistent rooms archive.",
+    ),
+    k(
+        "muc.archive_max_age_secs",
+        "Seconds a room's archived message is kept (0: kept until purged); rooms' own limit,\n\
+         beside limits.archive_max_age_secs for accounts.",
+    ),
+    k(
         "contact",
         "XEP-0157 contact addresses, listed in the server's disco#info (and in its XEP-0115\n\
          hash, hence a restart): lists of URIs such as \"mailto:abuse@example.org\" or\n\

@@ -381,6 +381,10 @@ pub struct MucConfig {
     pub room_queue_length: usize,
     #[serde(default = "default_muc_room_queue_wait")]
     pub room_queue_wait_ms: u64,
+    #[serde(default = "yes")]
+    pub archiving_default: bool,
+    #[serde(default)]
+    pub archive_max_age_secs: u64,
 }
 
 /// XEP-0157 contact addresses, listed in the server's disco#info (URIs such as

@@ -119,28 +119,61 @@ const TOMBSTONE: &str =
 const EXPIRE: &str = "DELETE FROM archive_messages WHERE id < $1";
 
 /// A value bound to a placeholder of a query built at runtime.
-enum Bind<'a> {
+pub(super) enum Bind<'a> {
     Int(i64),
     Text(&'a str),
 }
 
+/// Where an archive lives: accounts' (`archive_messages`, owned by host + username) or
+/// rooms' (`room_archive_messages`, owned by host + room). The table and column names are
+/// constants, never input.
+pub(super) struct Table {
+    pub messages: &'static str,
+    /// The owner's column beside `host`.
+    pub owner: &'static str,
+    /// The SQLite FTS5 table mirroring the bodies.
+    pub fts: &'static str,
+    /// The `with` filter: the column of the bare JID (none: rooms filter by nick only) and
+    /// of the resource.
+    pub peer: Option<&'static str>,
+    pub resource: &'static str,
+    /// The columns a page reads.
+    pub columns: &'static str,
+}
+
+pub(super) const ACCOUNTS: Table = Table {
+    messages: "archive_messages",
+    owner: "username",
+    fts: "archive_fts",
+    peer: Some("peer"),
+    resource: "peer_resource",
+    columns: "id, peer, peer_resource, outgoing, stanza",
+};
+
 /// The WHERE clause of `filter` on one owner's archive, with its values in placeholder order.
 fn where_clause<'a>(
+    table: &Table,
     host: &'a str,
-    username: &'a str,
+    owner: &'a str,
     filter: &'a ArchiveFilter,
     postgres: bool,
 ) -> (String, Vec<Bind<'a>>) {
-    let mut sql = String::from("host = $1 AND username = $2");
-    let mut binds = vec![Bind::Text(host), Bind::Text(username)];
+    let mut sql = format!("host = $1 AND {} = $2", table.owner);
+    let mut binds = vec![Bind::Text(host), Bind::Text(owner)];
     let mut add = |sql: &mut String, clause: &str, value: Bind<'a>| {
         binds.push(value);
         sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
     };
     if let Some((peer, resource)) = &filter.peer {
-        add(&mut sql, " AND peer = ?", Bind::Text(peer));
+        if let Some(column) = table.peer {
+            add(&mut sql, &format!(" AND {column} = ?"), Bind::Text(peer));
+        }
         if let Some(resource) = resource {
-            add(&mut sql, " AND peer_resource = ?", Bind::Text(resource));
+            add(
+                &mut sql,
+                &format!(" AND {} = ?", table.resource),
+                Bind::Text(resource),
+            );
         }
     }
     for (bound, clause) in [
@@ -164,7 +197,11 @@ fn where_clause<'a>(
             // The owner's placeholders again: FTS5 filters its own copy of the owner.
             add(
                 &mut sql,
-                " AND id IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ? AND host = $1 AND username = $2)",
+                &format!(
+                    " AND id IN (SELECT rowid FROM {fts} WHERE {fts} MATCH ? AND host = $1 AND {owner} = $2)",
+                    fts = table.fts,
+                    owner = table.owner
+                ),
                 Bind::Text(&ft.fts5),
             );
         }
@@ -298,6 +335,14 @@ impl Storage {
         Ok(n)
     }
 
+    /// The largest id any account's archive holds.
+    pub async fn archive_max_id(&self) -> Result<Option<i64>, StorageError> {
+        let max: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT MAX(id) FROM archive_messages").fetch_one(pool).await?
+        });
+        Ok(max)
+    }
+
     /// Deletes every account's messages older than `before_id` (retention); returns how many.
     pub async fn archive_expire(&self, before_id: i64) -> Result<u64, StorageError> {
         let n = with_pool!(self, pool => {
@@ -315,9 +360,50 @@ impl Storage {
         from: PageFrom,
         max: usize,
     ) -> Result<ArchivePage, StorageError> {
+        let page = self
+            .archive_page::<Row>(&ACCOUNTS, host, username, filter, from, max, |r| r.0)
+            .await?;
+        Ok(ArchivePage {
+            messages: page
+                .rows
+                .into_iter()
+                .map(|(id, peer, peer_resource, outgoing, stanza)| ArchivedMessage {
+                    id,
+                    peer,
+                    peer_resource,
+                    outgoing,
+                    stanza,
+                })
+                .collect(),
+            count: page.count,
+            first_index: page.first_index,
+            complete: page.complete,
+        })
+    }
+
+    /// One page of `table`'s archive of (host, owner): rows of `table.columns`, oldest first;
+    /// `id_of` reads a row's id.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn archive_page<R>(
+        &self,
+        table: &Table,
+        host: &str,
+        owner: &str,
+        filter: &ArchiveFilter,
+        from: PageFrom,
+        max: usize,
+        id_of: fn(&R) -> i64,
+    ) -> Result<Page<R>, StorageError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
         let postgres = self.backend_name() == "postgres";
-        let (base, binds) = where_clause(host, username, filter, postgres);
-        let count_sql = format!("SELECT COUNT(*) FROM archive_messages WHERE {base}");
+        let (base, binds) = where_clause(table, host, owner, filter, postgres);
+        let messages = table.messages;
+        let count_sql = format!("SELECT COUNT(*) FROM {messages} WHERE {base}");
         let count: i64 = with_pool!(self, pool => {
             bind_all!(sqlx::query_scalar(AssertSqlSafe(count_sql.clone())), binds)
                 .fetch_one(pool)
@@ -325,8 +411,8 @@ impl Storage {
         });
         let count = count.unsigned_abs();
         if max == 0 {
-            return Ok(ArchivePage {
-                messages: Vec::new(),
+            return Ok(Page {
+                rows: Vec::new(),
                 count,
                 first_index: None,
                 complete: count == 0,
@@ -342,12 +428,12 @@ impl Storage {
             PageFrom::Index(i) => (None, false, i),
         };
         let page_sql = format!(
-            "SELECT id, peer, peer_resource, outgoing, stanza FROM archive_messages WHERE {base}{} \
-             ORDER BY id {} LIMIT {limit} OFFSET {offset}",
+            "SELECT {} FROM {messages} WHERE {base}{} ORDER BY id {} LIMIT {limit} OFFSET {offset}",
+            table.columns,
             bound.as_ref().map_or("", |b| b.0.as_str()),
             if descending { "DESC" } else { "ASC" },
         );
-        let mut rows: Vec<Row> = with_pool!(self, pool => {
+        let mut rows: Vec<R> = with_pool!(self, pool => {
             let q = bind_all!(sqlx::query_as(AssertSqlSafe(page_sql.clone())), binds);
             let q = match &bound {
                 Some((_, id)) => q.bind(*id),
@@ -360,38 +446,36 @@ impl Storage {
         if descending {
             rows.reverse();
         }
-        let messages: Vec<ArchivedMessage> = rows
-            .into_iter()
-            .map(|(id, peer, peer_resource, outgoing, stanza)| ArchivedMessage {
-                id,
-                peer,
-                peer_resource,
-                outgoing,
-                stanza,
-            })
-            .collect();
-        let first_index = match (messages.first(), from) {
+        let first_index = match (rows.first(), from) {
             (None, _) => None,
             (Some(_), PageFrom::Start) => Some(0),
             (Some(_), PageFrom::Index(i)) => Some(i),
             (Some(first), _) => {
-                let before_sql = format!("SELECT COUNT(*) FROM archive_messages WHERE {base} AND id < ${n}");
+                let before_sql = format!("SELECT COUNT(*) FROM {messages} WHERE {base} AND id < ${n}");
                 let before: i64 = with_pool!(self, pool => {
                     bind_all!(sqlx::query_scalar(AssertSqlSafe(before_sql.clone())), binds)
-                        .bind(first.id)
+                        .bind(id_of(first))
                         .fetch_one(pool)
                         .await?
                 });
                 Some(before.unsigned_abs())
             }
         };
-        Ok(ArchivePage {
-            messages,
+        Ok(Page {
+            rows,
             count,
             first_index,
             complete,
         })
     }
+}
+
+/// A page of rows of either archive (see [`ArchivePage`]).
+pub(super) struct Page<R> {
+    pub rows: Vec<R>,
+    pub count: u64,
+    pub first_index: Option<u64>,
+    pub complete: bool,
 }
 
 /// XEP-0441 preferences as stored.

@@ -78,6 +78,7 @@ pub mod pep;
 pub mod portable;
 pub mod privacy;
 mod private;
+pub mod room_archive;
 pub mod roster;
 mod secrets;
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Ad-hoc commands (XEP-0050) on archives: a user purges their own archive, an admin any
-//! account's. Both ask for confirmation; queued messages are written first, so nothing
+//! account's or room's. Both ask for confirmation; queued messages are written first, so nothing
 //! routed before the purge survives it.
 
 use futures::FutureExt;
@@ -13,6 +13,7 @@ use super::Archive;
 
 pub const PURGE_MINE: &str = "https://github.com/switchboard-xmpp/switchboard#purge-my-archive";
 pub const PURGE_USER: &str = "https://github.com/switchboard-xmpp/switchboard#purge-user-archive";
+pub const PURGE_ROOM: &str = "https://github.com/switchboard-xmpp/switchboard#purge-room-archive";
 
 pub static TABLE: &[Command] = &[
     Command {
@@ -22,6 +23,14 @@ pub static TABLE: &[Command] = &[
         enabled: |_| true,
         stages: &[user_form],
         run: |c| purge_user(c).boxed(),
+    },
+    Command {
+        node: PURGE_ROOM,
+        name: "Purge a room's message archive",
+        access: Access::Admin,
+        enabled: |_| true,
+        stages: &[room_form],
+        run: |c| purge_room(c).boxed(),
     },
     Command {
         node: PURGE_MINE,
@@ -58,6 +67,40 @@ fn user_form(_: StageCtx) -> BoxFuture<'static, Form> {
         ],
     })
     .boxed()
+}
+
+fn room_form(_: StageCtx) -> BoxFuture<'static, Form> {
+    futures::future::ready(Form {
+        title: "Purge a room's message archive".into(),
+        instructions: "Every message of the room's archive (XEP-0313) is deleted.".into(),
+        form_type: None,
+        fields: vec![
+            Field::new("roomjid", Kind::JidSingle, "The room's address").required(),
+            confirm(),
+        ],
+    })
+    .boxed()
+}
+
+async fn purge_room(ctx: Ctx) -> Result<Done, String> {
+    let given = one(&ctx.values, "roomjid").unwrap_or_default();
+    let room = jid::BareJid::new(given).map_err(|_| format!("not a room address: {given}"))?;
+    let config = ctx.server.config();
+    let muc = config.muc.service_domain(&config.domains);
+    if room.node().is_none() || muc.is_none_or(|d| !d.eq_ignore_ascii_case(room.domain().as_str())) {
+        return Err(format!("not a room of this server: {room}"));
+    }
+    if !flag(&ctx.values, "confirm") {
+        return Ok(Done::note("Nothing deleted (not confirmed)"));
+    }
+    let archive = ctx
+        .server
+        .registry
+        .provided::<Archive>()
+        .ok_or("message archives are not enabled")?;
+    let n = archive.purge_room(&ctx.server, &room).await?;
+    tracing::info!(%room, by = %ctx.requester, messages = n, "room message archive purged");
+    Ok(Done::note(format!("Deleted {n} archived message(s)")))
 }
 
 async fn purge(ctx: &Ctx, account: &Account) -> Result<Done, String> {

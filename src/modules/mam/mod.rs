@@ -24,7 +24,9 @@
 //!
 //! XEP-0431 full-text search: [`fulltext`].
 //!
-//! Not done here (yet): room archives (so no XEP-0425 moderation), XEP-0227 export.
+//! Rooms' archives: [`room`] (the MUC room decides who may read them).
+//!
+//! Not done here (yet): XEP-0227 export of archives.
 //! Messages to or from other servers are not archived (no s2s).
 
 pub mod commands;
@@ -33,6 +35,7 @@ pub mod policy;
 pub mod prefs;
 pub mod query;
 pub mod retention;
+pub mod room;
 pub mod writer;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -71,10 +74,19 @@ impl Archive {
         })
     }
 
+    /// Moves the id clock past the largest id `storage` holds.
+    async fn seed(&self, storage: &crate::storage::Storage) -> Result<(), crate::storage::StorageError> {
+        let accounts = storage.archive_max_id().await?;
+        let rooms = storage.room_archive_max_id().await?;
+        self.last_id
+            .fetch_max(accounts.max(rooms).unwrap_or(0), Ordering::Relaxed);
+        Ok(())
+    }
+
     /// A new archive id: unix microseconds, bumped past the last one so ids are unique
-    /// and increasing in this process (and after a restart, as long as the clock does not
-    /// go back).
-    fn next_id(&self) -> i64 {
+    /// and increasing, in this process and across restarts (the last one starts at the
+    /// largest stored id, [`seed_ids`], so a clock that went back does not reuse ids).
+    pub fn next_id(&self) -> i64 {
         let now = chrono::Utc::now().timestamp_micros();
         let last = self
             .last_id
@@ -181,6 +193,14 @@ impl Module for Mam {
             },
         );
     }
+}
+
+/// Starts the id clock past the largest id stored in any archive (accounts' and rooms').
+pub async fn seed_ids(server: &Server) -> Result<(), crate::storage::StorageError> {
+    if let Some(archive) = server.registry.provided::<Archive>() {
+        archive.seed(&server.storage).await?;
+    }
+    Ok(())
 }
 
 /// Writes out every archived message still queued (a graceful stop, before storage closes).
@@ -391,4 +411,34 @@ async fn metadata(archive: &Archive, req: IqRequest) -> IqResult {
         }),
     };
     Ok(IqResponse::with(response.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids stored by a run whose clock was ahead (or a restored export) are not reused:
+    /// the next id is past the largest stored one.
+    #[tokio::test]
+    async fn xep0359_ids_continue_past_the_stored_maximum() {
+        let storage = crate::storage::Storage::open("sqlite::memory:").await.unwrap();
+        let ahead = chrono::Utc::now().timestamp_micros() + 3_600_000_000;
+        let row = crate::storage::room_archive::RoomArchiveRow {
+            host: "conference.example.org".into(),
+            room: "lounge".into(),
+            id: ahead,
+            nick: "Al".into(),
+            real_jid: "al@example.org".into(),
+            origin_id: String::new(),
+            body: "hi".into(),
+            stanza: "<message xmlns='jabber:client'/>".into(),
+        };
+        storage.room_archive_append(&[row]).await.unwrap();
+        let archive = Archive::default();
+        assert!(archive.next_id() < ahead, "the clock alone");
+        archive.seed(&storage).await.unwrap();
+        let next = archive.next_id();
+        assert!(next > ahead, "{next} after {ahead}");
+        assert!(archive.next_id() > next);
+    }
 }

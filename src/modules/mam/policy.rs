@@ -34,6 +34,15 @@ pub fn archivable(msg: &Element) -> bool {
     msg.has_child("body", ns::CLIENT) || msg.has_child("store", NS_HINTS)
 }
 
+/// Whether a room's archive keeps a groupchat message it broadcasts: one with a body (or a
+/// `<store/>` hint), without a no-store hint (a subject change alone is not kept).
+pub fn room_archivable(msg: &Element) -> bool {
+    if msg.has_child("no-store", NS_HINTS) || msg.has_child("no-permanent-store", NS_HINTS) {
+        return false;
+    }
+    msg.has_child("body", ns::CLIENT) || msg.has_child("store", NS_HINTS)
+}
+
 /// Whether the archive has anything to do with `msg`: keep it, remove a stanza-id from it
 /// or apply the retraction it carries (the hooks' cheap pre-check).
 pub fn concerns_archive(msg: &Element) -> bool {

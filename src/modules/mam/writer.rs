@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::Storage;
 use crate::storage::archive::{ArchiveRow, Retraction};
+use crate::storage::room_archive::RoomArchiveRow;
 
 /// Rows waiting for the writer at most; past it senders wait.
 const QUEUE: usize = 8192;
@@ -19,6 +20,7 @@ const BATCH: usize = 512;
 
 enum Job {
     Row(ArchiveRow),
+    RoomRow(RoomArchiveRow),
     /// Applied after the rows queued before it (the message it names is written first).
     Retract(Retraction),
     /// Answered once every job before it is done.
@@ -45,6 +47,13 @@ impl Writer {
         }
     }
 
+    /// Queues a row of a room's archive (waits while the queue is full).
+    pub async fn append_room(&self, row: RoomArchiveRow) {
+        if self.tx.send(Job::RoomRow(row)).await.is_err() {
+            tracing::error!("archive writer stopped; room message not archived");
+        }
+    }
+
     /// Queues a XEP-0424 retraction (waits while the queue is full).
     pub async fn retract(&self, retraction: Retraction) {
         if self.tx.send(Job::Retract(retraction)).await.is_err() {
@@ -64,18 +73,22 @@ impl Writer {
 async fn run(storage: Storage, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(BATCH);
     let mut rows = Vec::with_capacity(BATCH);
+    let mut room_rows = Vec::new();
     let mut flushed = Vec::new();
     let mut retractions = Vec::new();
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
         for job in jobs.drain(..) {
             match job {
                 Job::Row(row) => rows.push(row),
+                Job::RoomRow(row) => room_rows.push(row),
                 Job::Retract(r) => retractions.push(r),
                 Job::Flush(done) => flushed.push(done),
             }
         }
         write(&storage, &rows).await;
         rows.clear();
+        write_rooms(&storage, &room_rows).await;
+        room_rows.clear();
         for r in retractions.drain(..) {
             retract(&storage, &r).await;
         }
@@ -116,6 +129,29 @@ async fn write(storage: &Storage, rows: &[ArchiveRow]) {
             Err(e) => {
                 crate::metrics::module_event("mam", "batch_lost");
                 tracing::error!(error = %e, rows = rows.len(), "archive write failed; messages lost");
+            }
+        }
+    }
+}
+
+/// The rooms' rows of a batch: one transaction, as [`write`].
+async fn write_rooms(storage: &Storage, rows: &[RoomArchiveRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    for attempt in 1..=2 {
+        match storage.room_archive_append(rows).await {
+            Ok(_) => {
+                crate::metrics::module_event("mam", "room_batch_written");
+                return;
+            }
+            Err(e) if attempt == 1 => {
+                tracing::warn!(error = %e, rows = rows.len(), "room archive write failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                crate::metrics::module_event("mam", "room_batch_lost");
+                tracing::error!(error = %e, rows = rows.len(), "room archive write failed; messages lost");
             }
         }
     }

@@ -45,6 +45,8 @@ pub struct RoomConfig {
     pub allow_invites: bool,
     pub allow_pm: AllowPm,
     pub history_length: usize,
+    /// `muc#roomconfig_enablearchiving` (XEP-0313): archived while persistent.
+    pub archiving: bool,
 }
 
 impl RoomConfig {
@@ -63,6 +65,7 @@ impl RoomConfig {
             allow_invites: false,
             allow_pm: AllowPm::Anyone,
             history_length: muc.history_default,
+            archiving: muc.archiving_default,
         }
     }
 
@@ -164,6 +167,12 @@ impl RoomConfig {
                 "Messages of discussion history",
                 hist.as_str(),
             ),
+            (
+                "enablearchiving",
+                "boolean",
+                "Archive the room's messages (while persistent)",
+                b(self.archiving),
+            ),
         ] {
             let var = format!("muc#roomconfig_{var}");
             let options: &[&str] = match var.as_str() {
@@ -233,6 +242,7 @@ impl RoomConfig {
                         _ => return Err(bad(var)),
                     }
                 }
+                "enablearchiving" => c.archiving = boolean()?,
                 "historylength" => {
                     c.history_length = value.parse::<usize>().map_err(|_| bad(var))?.min(muc.max_history)
                 }

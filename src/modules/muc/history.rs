@@ -59,11 +59,7 @@ impl History {
             return;
         }
         let at = SystemTime::now();
-        let stamp = DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut delay = Element::bare("delay", NS_DELAY);
-        xml::set_attr(&mut delay, "from", room);
-        xml::set_attr(&mut delay, "stamp", &stamp);
-        stanza.append_child(delay);
+        stanza = delayed(stanza, room, at);
         self.entries.push_back(Entry { stanza, at });
         self.truncate(limit);
     }
@@ -92,32 +88,51 @@ impl History {
 
     /// The messages to replay, oldest first, within every limit of `req`.
     pub fn select(&self, req: &Request) -> Vec<&Element> {
-        let now = SystemTime::now();
-        let mut out = Vec::new();
-        let mut chars = 0usize;
-        for e in self.entries.iter().rev() {
-            if req.max_stanzas.is_some_and(|m| out.len() >= m) {
-                break;
-            }
-            if let Some(s) = req.seconds
-                && now.duration_since(e.at).map(|d| d.as_secs() > s).unwrap_or(false)
-            {
-                break;
-            }
-            if req.since.is_some_and(|since| e.at < since) {
-                break;
-            }
-            if let Some(max) = req.max_chars {
-                chars += xml::to_string(&e.stanza).chars().count();
-                if chars > max {
-                    break;
-                }
-            }
-            out.push(&e.stanza);
-        }
-        out.reverse();
-        out
+        select(self.entries.iter().map(|e| (&e.stanza, e.at)), req)
     }
+}
+
+/// A history message with its XEP-0203 delay from the room, stamped `at`.
+pub fn delayed(mut stanza: Element, room: &str, at: SystemTime) -> Element {
+    let stamp = DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut delay = Element::bare("delay", NS_DELAY);
+    xml::set_attr(&mut delay, "from", room);
+    xml::set_attr(&mut delay, "stamp", &stamp);
+    stanza.append_child(delay);
+    stanza
+}
+
+/// Of `entries` (oldest first, with their times), the last ones within every limit of
+/// `req`, oldest first.
+pub fn select<'a>(
+    entries: impl DoubleEndedIterator<Item = (&'a Element, SystemTime)>,
+    req: &Request,
+) -> Vec<&'a Element> {
+    let now = SystemTime::now();
+    let mut out = Vec::new();
+    let mut chars = 0usize;
+    for (stanza, at) in entries.rev() {
+        if req.max_stanzas.is_some_and(|m| out.len() >= m) {
+            break;
+        }
+        if let Some(s) = req.seconds
+            && now.duration_since(at).map(|d| d.as_secs() > s).unwrap_or(false)
+        {
+            break;
+        }
+        if req.since.is_some_and(|since| at < since) {
+            break;
+        }
+        if let Some(max) = req.max_chars {
+            chars += xml::to_string(stanza).chars().count();
+            if chars > max {
+                break;
+            }
+        }
+        out.push(stanza);
+    }
+    out.reverse();
+    out
 }
 
 #[cfg(test)]

@@ -50,6 +50,18 @@ impl Room {
         ] {
             q.append_child(feature(var));
         }
+        if self.archiving() {
+            // XEP-0313 §7 and what the room's archive offers with it.
+            for var in [
+                crate::modules::mam::NS,
+                crate::modules::mam::NS_EXTENDED,
+                crate::modules::mam::policy::NS_SID,
+                crate::modules::mam::fulltext::NS,
+                super::archive::NS_MODERATE,
+            ] {
+                q.append_child(feature(var));
+            }
+        }
         let mut x = Element::bare("x", NS_DATA);
         xml::set_attr(&mut x, "type", "result");
         let subject = self.subject.as_ref().map(|s| s.1.as_str()).unwrap_or("");

@@ -10,6 +10,8 @@
 //! - `admin`: muc#admin (roles and affiliation lists) and muc#owner (configuration, destroy).
 //! - `config`: the muc#roomconfig form (§10.2) and its effects.
 //! - `history`: discussion history sent on join (§7.2.13-15), stored for persistent rooms.
+//! - `archive`: the room's XEP-0313 archive (kept by the archive module): who may read it,
+//!   join history read from it.
 //! - `register`: registration with a room and reserved nicknames (§7.10, §7.12).
 //! - `voice`: voice requests and their approval (§7.13, §8.6).
 //! - `removal`: what the service announces on its own: affiliation changes of absent users
@@ -25,6 +27,7 @@
 
 pub mod admin;
 pub mod affiliations;
+pub mod archive;
 pub mod config;
 pub mod courier;
 pub mod history;

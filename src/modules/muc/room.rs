@@ -13,6 +13,7 @@ use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
 
 use super::affiliations::{Affiliation, Affiliations, Role, default_role};
+use super::archive::RoomArchive;
 use super::config::{AllowPm, RoomConfig};
 use super::courier::{Courier, Delivery, NS_VCARD};
 use super::history::{History, Request};
@@ -99,11 +100,13 @@ pub fn spawn(
                 rx.recv().await
             };
             let Some(cmd) = cmd else { break };
+            room.prepare(&cmd).await;
             room.handle(cmd);
             if room.dirty {
                 room.persist().await;
             }
             room.store_ops().await;
+            room.write_archive().await;
             if let Some(done) = room.destroy_ack.take() {
                 // After `persist`: a stored room is deleted by now.
                 let _ = done.send(room.destroyed);
@@ -180,6 +183,8 @@ pub struct Room {
     held: Vec<Element>,
     /// An administrator's destroy, answered once the command's SQL writes are done.
     destroy_ack: Option<oneshot::Sender<bool>>,
+    /// The room's message archive (XEP-0313).
+    pub(super) archive: RoomArchive,
 }
 
 /// XEP-0199, for XEP-0410 self-pings.
@@ -203,6 +208,7 @@ impl Room {
         summary: Arc<Mutex<Summary>>,
     ) -> Room {
         let config = RoomConfig::defaults(&server.config().muc);
+        let archive = RoomArchive::new(server.registry.provided());
         Room {
             jid_str: jid.to_string(),
             courier: Courier::start(server.clone()),
@@ -232,6 +238,7 @@ impl Room {
             store: Vec::new(),
             held: Vec::new(),
             destroy_ack: None,
+            archive,
         }
     }
 
@@ -678,7 +685,7 @@ impl Room {
         all.extend_from_slice(codes);
         deliver(to, self.occupant_presence(me, true, &all, false));
         if !codes.contains(&201) {
-            for m in self.history.select(history) {
+            for m in self.history_for(history) {
                 deliver(to, m.clone());
             }
         }
@@ -1005,11 +1012,14 @@ impl Room {
             }
             return;
         }
+        // An archiving room's history is its archive (written off the broadcast's path).
+        let archived = self.archive_message(&mut out, &nick, &from.to_bare());
         let limit = self.config.history_length;
         self.history.push(out.clone(), &self.jid_str, limit);
         // Persistent rooms keep their history across restarts (trimmed to the same length).
         // The message goes out once written, so whoever saw it finds it there after a crash.
         if self.stored
+            && !archived
             && let Some((stanza, at)) = self.history.last().map(|(el, at)| (xml::to_string(el), at))
         {
             self.history_seq += 1;
@@ -1228,6 +1238,9 @@ impl Room {
         let Some(q) = iq.children().next().cloned() else {
             return self.error(&iq, StanzaError::bad_request());
         };
+        if q.ns() == crate::modules::mam::NS {
+            return self.archive_iq(from, iq);
+        }
         let answer = match (kind.as_str(), q.ns().as_str(), q.name()) {
             ("get", NS_INFO, "query") if q.attr("node").is_none() => self.disco_info(&from),
             ("get", NS_INFO, "query") if q.attr("node") == Some(NODE_ROOMUSER) => {
@@ -1252,6 +1265,7 @@ impl Room {
                 }
             }
             (_, NS_OWNER, "query") => self.owner(&from, kind == "set", &q),
+            ("set", super::archive::NS_MODERATE, "moderate") => self.moderate(&from, &q),
             (_, NS_ADMIN, "query") => self.admin(&from, kind == "set", &q),
             _ => Err(StanzaError::service_unavailable()),
         };
@@ -1292,6 +1306,7 @@ impl Room {
         }
         self.occupants = Occupants::default();
         self.destroyed = true;
+        self.purge_archive();
         self.dirty = self.stored;
     }
 }

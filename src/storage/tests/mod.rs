@@ -50,6 +50,7 @@ mod open;
 mod pep;
 mod privacy;
 mod private;
+mod room_archive;
 mod roster;
 mod secrets;
 mod vcard;
