@@ -452,6 +452,22 @@ pub static KEYS: &[Key] = &[
         "Seconds a connection may wait for its peer and the initiator's activation before it\n\
          is closed.",
     ),
+    k(
+        "pubsub",
+        "XEP-0060 publish-subscribe service (nodes anyone may subscribe to, apart from each\n\
+         account's personal eventing).",
+    ),
+    restart("pubsub.enabled", "Run the service."),
+    with_example(
+        "pubsub.domain",
+        "The service's domain; default: pubsub. followed by the first of `domains`.",
+        "\"pubsub.example.org\"",
+        true,
+    ),
+    k(
+        "pubsub.creators",
+        "Who may create nodes: local (every account of a hosted domain) | admins.",
+    ),
     k("log", "Log output (standard error)."),
     k(
         "log.level",

@@ -76,6 +76,7 @@ pub mod offline;
 pub mod pep;
 pub mod portable;
 pub mod privacy;
+pub mod pubsub;
 mod private;
 pub mod roster;
 mod secrets;

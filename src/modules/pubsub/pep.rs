@@ -166,34 +166,7 @@ impl Pep {
         if let Some(facts) = facts {
             node.access(requester.as_str(), &facts).map_err(errors::denied)?;
         }
-        let found: Vec<PubSubItem> = if items.items.is_empty() {
-            let max = items.max_items.map_or(usize::MAX, |m| m as usize);
-            let skip = node.items.len().saturating_sub(max);
-            node.items[skip..].iter().map(events::pubsub_item).collect()
-        } else {
-            let wanted: Vec<&str> = items
-                .items
-                .iter()
-                .filter_map(|i| i.id.as_ref().map(|id| id.0.as_str()))
-                .collect();
-            let found: Vec<PubSubItem> = node
-                .items
-                .iter()
-                .filter(|i| wanted.contains(&i.id.as_str()))
-                .map(events::pubsub_item)
-                .collect();
-            if found.is_empty() {
-                return Err(StanzaError::item_not_found().text("no such item"));
-            }
-            found
-        };
-        let answer = Items {
-            max_items: None,
-            node: items.node,
-            subid: None,
-            items: found,
-        };
-        Ok(IqResponse::with(PubSub::Items(answer).into()))
+        Ok(IqResponse::with(events::items_answer(node, items)?))
     }
 
     /// XEP-0060 §7.1 publish, with XEP-0163 §3 auto-create and §7.1.5 publish-options.

@@ -48,6 +48,7 @@ mod offline;
 mod open;
 mod pep;
 mod privacy;
+mod pubsub;
 mod private;
 mod roster;
 mod secrets;
