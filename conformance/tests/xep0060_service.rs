@@ -290,7 +290,7 @@ async fn xep0060_7_1_publish_notifies_subscribers() {
 }
 
 #[tokio::test]
-async fn xep0060_7_1_3_publish_errors() {
+async fn xep0060_7_1_3_service_publish_errors() {
     let server = server().await;
     let mut alice = online(&server, "alice").await;
     let mut bob = online(&server, "bob").await;
@@ -542,7 +542,7 @@ async fn xep0060_8_2_configure_errors() {
 }
 
 #[tokio::test]
-async fn xep0060_8_4_delete_and_8_5_purge_notify() {
+async fn xep0060_8_4_delete_and_8_5_purge_notify_subscribers() {
     let server = server().await;
     let mut alice = online(&server, "alice").await;
     let mut bob = online(&server, "bob").await;

@@ -46,7 +46,6 @@ const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#create-nodes",
     "http://jabber.org/protocol/pubsub#delete-items",
     "http://jabber.org/protocol/pubsub#delete-nodes",
-    "http://jabber.org/protocol/pubsub#get-pending",
     "http://jabber.org/protocol/pubsub#instant-nodes",
     "http://jabber.org/protocol/pubsub#item-ids",
     "http://jabber.org/protocol/pubsub#last-published",
