@@ -118,6 +118,16 @@ impl NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// A personal node has no subscriptions to approve: `authorize` is the service's only.
+    pub fn check_pep(&self) -> Result<(), BadOption> {
+        if self.access_model == AccessModel::Authorize {
+            return Err(BadOption("pubsub#access_model: unsupported value 'authorize'".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Why an option was refused: the field and, for the answer, what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadOption(pub String);
