@@ -453,6 +453,11 @@ pub static KEYS: &[Key] = &[
          is closed.",
     ),
     k(
+        "proxy65.max_connections_per_ip",
+        "SOCKS5 connections (waiting or relaying) one client address may hold open; more are\n\
+         closed at once.",
+    ),
+    k(
         "pubsub",
         "XEP-0060 publish-subscribe service (nodes anyone may subscribe to, apart from each\n\
          account's personal eventing).",

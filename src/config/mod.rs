@@ -102,6 +102,8 @@ pub struct Proxy65Config {
     pub bytes_per_second: u64,
     #[serde(default = "default_proxy65_activation_timeout")]
     pub activation_timeout_secs: u64,
+    #[serde(default = "default_proxy65_per_ip")]
+    pub max_connections_per_ip: u32,
 }
 
 impl Proxy65Config {
@@ -133,6 +135,9 @@ impl Proxy65Config {
                 "host",
                 "the proxy listens on every address: say which host clients should connect to".into(),
             ));
+        }
+        if self.max_connections_per_ip == 0 {
+            return Err(("max_connections_per_ip", "must be at least 1".into()));
         }
         if self.max_transfer_size == 0 || self.activation_timeout_secs == 0 {
             return Err((
@@ -735,6 +740,9 @@ fn default_proxy65_max_transfer() -> u64 {
 }
 fn default_proxy65_rate() -> u64 {
     10_485_760
+}
+fn default_proxy65_per_ip() -> u32 {
+    16
 }
 fn default_proxy65_activation_timeout() -> u64 {
     60

@@ -76,8 +76,8 @@ pub mod offline;
 pub mod pep;
 pub mod portable;
 pub mod privacy;
-pub mod pubsub;
 mod private;
+pub mod pubsub;
 pub mod roster;
 mod secrets;
 #[cfg(test)]

@@ -53,7 +53,8 @@ const DELETE_ITEMS: &str = "DELETE FROM pubsub_items WHERE service = $1 AND node
 const UPSERT_AFFILIATION: &str = "INSERT INTO pubsub_affiliations (service, node, jid, affiliation) \
                                   VALUES ($1, $2, $3, $4) ON CONFLICT (service, node, jid) \
                                   DO UPDATE SET affiliation = excluded.affiliation";
-const DELETE_AFFILIATION: &str = "DELETE FROM pubsub_affiliations WHERE service = $1 AND node = $2 AND jid = $3";
+const DELETE_AFFILIATION: &str =
+    "DELETE FROM pubsub_affiliations WHERE service = $1 AND node = $2 AND jid = $3";
 const UPSERT_SUBSCRIPTION: &str = "INSERT INTO pubsub_subscriptions (service, node, jid, subid, state, options) \
                                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (service, node, jid) \
                                    DO UPDATE SET subid = excluded.subid, state = excluded.state, \
@@ -90,7 +91,8 @@ impl Storage {
             })
             .collect();
         // Every list is sorted by node: find by binary search.
-        let index = |out: &[StoredPubsubNode], node: &str| out.binary_search_by(|n| n.node.as_str().cmp(node)).ok();
+        let index =
+            |out: &[StoredPubsubNode], node: &str| out.binary_search_by(|n| n.node.as_str().cmp(node)).ok();
         for (node, id, publisher, payload, seq) in items {
             if let Some(i) = index(&out, &node) {
                 out[i].items.push(StoredPepItem {
@@ -146,7 +148,12 @@ impl Storage {
         Ok(created > 0)
     }
 
-    pub async fn pubsub_set_config(&self, service: &str, node: &str, config: &str) -> Result<(), StorageError> {
+    pub async fn pubsub_set_config(
+        &self,
+        service: &str,
+        node: &str,
+        config: &str,
+    ) -> Result<(), StorageError> {
         with_pool!(self, pool => {
             sqlx::query(UPDATE_CONFIG).bind(service).bind(node).bind(config).execute(pool).await?;
         });
@@ -190,7 +197,12 @@ impl Storage {
     }
 
     /// Removes some items of a node (retraction, or a smaller `max_items`).
-    pub async fn pubsub_retract(&self, service: &str, node: &str, ids: &[String]) -> Result<(), StorageError> {
+    pub async fn pubsub_retract(
+        &self,
+        service: &str,
+        node: &str,
+        ids: &[String],
+    ) -> Result<(), StorageError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for id in ids {

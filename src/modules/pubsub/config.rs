@@ -122,7 +122,9 @@ impl NodeConfig {
     /// A personal node has no subscriptions to approve: `authorize` is the service's only.
     pub fn check_pep(&self) -> Result<(), BadOption> {
         if self.access_model == AccessModel::Authorize {
-            return Err(BadOption("pubsub#access_model: unsupported value 'authorize'".into()));
+            return Err(BadOption(
+                "pubsub#access_model: unsupported value 'authorize'".into(),
+            ));
         }
         Ok(())
     }

@@ -124,7 +124,10 @@ impl Node {
         if affiliation == Some(Affiliation::Outcast) {
             return Err(Denied::Outcast);
         }
-        if matches!(affiliation, Some(Affiliation::Owner | Affiliation::Member | Affiliation::Publisher)) {
+        if matches!(
+            affiliation,
+            Some(Affiliation::Owner | Affiliation::Member | Affiliation::Publisher)
+        ) {
             return Ok(());
         }
         match self.config.access_model {

@@ -129,9 +129,7 @@ impl ServiceNode {
         let bare = from.to_bare();
         if self.node.config.access_model == AccessModel::Authorize
             && self.affiliation(&bare) != Some(Affiliation::Outcast)
-            && self
-                .subscriptions_of(&bare)
-                .any(|(_, s)| !s.pending)
+            && self.subscriptions_of(&bare).any(|(_, s)| !s.pending)
         {
             return Ok(());
         }
@@ -141,7 +139,10 @@ impl ServiceNode {
     }
 
     /// The subscriptions of an account (its bare JID and its full JIDs).
-    fn subscriptions_of<'a>(&'a self, bare: &'a BareJid) -> impl Iterator<Item = (&'a String, &'a Subscription)> {
+    fn subscriptions_of<'a>(
+        &'a self,
+        bare: &'a BareJid,
+    ) -> impl Iterator<Item = (&'a String, &'a Subscription)> {
         self.subscriptions.iter().filter(move |(jid, _)| {
             Jid::new(jid).is_ok_and(|j| j.node() == bare.node() && j.domain() == bare.domain())
         })
@@ -236,8 +237,10 @@ impl Service {
     // ---- disco (XEP-0060 §5) ----
 
     async fn disco_info(&self, ctx: &Ctx<'_>, node: Option<&str>) -> Result<Option<Element>, StanzaError> {
-        let mut features: std::collections::BTreeSet<String> =
-            [NS_INFO, NS_ITEMS, NS_PUBSUB].iter().map(|f| f.to_string()).collect();
+        let mut features: std::collections::BTreeSet<String> = [NS_INFO, NS_ITEMS, NS_PUBSUB]
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
         let identity = match node {
             None => {
                 features.extend(FEATURES.iter().map(|f| f.to_string()));
@@ -307,24 +310,45 @@ impl Service {
 
     // ---- entity use cases (§6, §7) ----
 
-    async fn pubsub(&self, ctx: &Ctx<'_>, set: bool, payload: &Element) -> Result<Option<Element>, StanzaError> {
+    async fn pubsub(
+        &self,
+        ctx: &Ctx<'_>,
+        set: bool,
+        payload: &Element,
+    ) -> Result<Option<Element>, StanzaError> {
         // Subscription requests by hand: xmpp-parsers keeps their fields private.
         let first = payload.children().next();
         match (set, first.map(|c| c.name())) {
             (true, Some("subscribe")) => return self.subscribe(ctx, payload).await.map(Some),
-            (true, Some("unsubscribe")) => return self.unsubscribe(ctx, first.expect("matched")).await.map(|()| None),
+            (true, Some("unsubscribe")) => {
+                return self
+                    .unsubscribe(ctx, first.expect("matched"))
+                    .await
+                    .map(|()| None);
+            }
             (_, Some("options")) => return self.options(ctx, set, first.expect("matched")).await,
-            (false, Some("subscriptions")) => return self.my_subscriptions(ctx, first.expect("matched")).await.map(Some),
-            (false, Some("affiliations")) => return self.my_affiliations(ctx, first.expect("matched")).await.map(Some),
+            (false, Some("subscriptions")) => {
+                return self
+                    .my_subscriptions(ctx, first.expect("matched"))
+                    .await
+                    .map(Some);
+            }
+            (false, Some("affiliations")) => {
+                return self.my_affiliations(ctx, first.expect("matched")).await.map(Some);
+            }
             _ => {}
         }
         let request = PubSub::try_from(payload.clone())
             .map_err(|e| StanzaError::bad_request().text(format!("unreadable pubsub request: {e}")))?;
         match (set, request) {
             (false, PubSub::Items(items)) => self.items(ctx, items).await.map(Some),
-            (true, PubSub::Publish { publish, publish_options }) => {
-                self.publish(ctx, publish, publish_options).await.map(Some)
-            }
+            (
+                true,
+                PubSub::Publish {
+                    publish,
+                    publish_options,
+                },
+            ) => self.publish(ctx, publish, publish_options).await.map(Some),
             (true, PubSub::Retract(retract)) => self.retract(ctx, retract).await.map(|()| None),
             (true, PubSub::Create { create, configure }) => {
                 self.create(ctx, create.node.map(|n| n.0), configure.and_then(|c| c.form))
@@ -425,7 +449,10 @@ impl Service {
         if !node.node.config.persist_items {
             return Err(errors::unsupported("persistent-items"));
         }
-        if let Some(missing) = ids.iter().find(|id| !node.node.items.iter().any(|i| &i.id == *id)) {
+        if let Some(missing) = ids
+            .iter()
+            .find(|id| !node.node.items.iter().any(|i| &i.id == *id))
+        {
             return Err(StanzaError::item_not_found().text(format!("no item '{missing}'")));
         }
         ctx.server
@@ -444,7 +471,9 @@ impl Service {
 
     /// §6.1 subscribe (with §6.3.7 options in the same request).
     async fn subscribe(&self, ctx: &Ctx<'_>, payload: &Element) -> Result<Element, StanzaError> {
-        let el = payload.get_child("subscribe", NS_PUBSUB).expect("dispatched on it");
+        let el = payload
+            .get_child("subscribe", NS_PUBSUB)
+            .expect("dispatched on it");
         let name = el.attr("node").ok_or_else(errors::nodeid_required)?.to_owned();
         let jid = subscriber_jid(ctx, el.attr("jid"))
             .ok_or_else(|| errors::bad_request("invalid-jid").text("subscribe only your own JID"))?;
@@ -484,10 +513,18 @@ impl Service {
         }
         ctx.server
             .storage
-            .pubsub_set_subscription(ctx.service.as_str(), &name, &jid, Some(&subscription.to_stored(&jid)))
+            .pubsub_set_subscription(
+                ctx.service.as_str(),
+                &name,
+                &jid,
+                Some(&subscription.to_stored(&jid)),
+            )
             .await
             .map_err(StanzaError::storage(STORAGE))?;
-        let new = node.subscriptions.insert(jid.clone(), subscription.clone()).is_none();
+        let new = node
+            .subscriptions
+            .insert(jid.clone(), subscription.clone())
+            .is_none();
         if new && subscription.pending {
             ask_owners(ctx, node, &name, &jid, &subscription.subid);
         } else if new && node.node.config.send_last_published_item != SendLast::Never {
@@ -499,7 +536,10 @@ impl Service {
                 tokio::spawn(async move { router::deliver_to_full(&server, &to, message) });
             }
         }
-        Ok(wrap(NS_PUBSUB, subscription_el(NS_PUBSUB, Some(&name), &jid, Some(&subscription))))
+        Ok(wrap(
+            NS_PUBSUB,
+            subscription_el(NS_PUBSUB, Some(&name), &jid, Some(&subscription)),
+        ))
     }
 
     /// §6.2 unsubscribe.
@@ -619,7 +659,9 @@ impl Service {
     ) -> Result<Option<Element>, StanzaError> {
         let bare = ctx.bare();
         let allowed = match ctx.server.config().pubsub.creators {
-            PubSubCreators::Local => ctx.server.hosted_domain(bare.domain().as_str()).is_some() && bare.node().is_some(),
+            PubSubCreators::Local => {
+                ctx.server.hosted_domain(bare.domain().as_str()).is_some() && bare.node().is_some()
+            }
             PubSubCreators::Admins => ctx.server.is_admin(&bare),
         };
         if !allowed {
@@ -663,10 +705,17 @@ impl Service {
 
     // ---- owner use cases (§8) ----
 
-    async fn owner(&self, ctx: &Ctx<'_>, set: bool, payload: &Element) -> Result<Option<Element>, StanzaError> {
+    async fn owner(
+        &self,
+        ctx: &Ctx<'_>,
+        set: bool,
+        payload: &Element,
+    ) -> Result<Option<Element>, StanzaError> {
         let first = payload.children().next();
         match first.map(|c| c.name()) {
-            Some("subscriptions") => return self.manage_subscriptions(ctx, set, first.expect("matched")).await,
+            Some("subscriptions") => {
+                return self.manage_subscriptions(ctx, set, first.expect("matched")).await;
+            }
             Some("affiliations") => return self.manage_affiliations(ctx, set, first.expect("matched")).await,
             _ => {}
         }
@@ -691,7 +740,8 @@ impl Service {
             }
             (true, OwnerPayload::Configure { node, form }) => {
                 let name = node.ok_or_else(errors::nodeid_required)?.0;
-                let form = form.ok_or_else(|| StanzaError::bad_request().text("the configuration form is missing"))?;
+                let form =
+                    form.ok_or_else(|| StanzaError::bad_request().text("the configuration form is missing"))?;
                 self.configure(ctx, &name, &form).await.map(|()| None)
             }
             (true, OwnerPayload::Delete { node, .. }) => self.delete(ctx, &node.0).await.map(|()| None),
@@ -796,7 +846,11 @@ impl Service {
                 .ok_or_else(|| StanzaError::bad_request().text("each subscription needs a JID"))?;
             let state = match item.attr("subscription") {
                 Some(s @ ("subscribed" | "pending" | "none")) => s,
-                _ => return Err(StanzaError::bad_request().text("subscription is subscribed, pending or none")),
+                _ => {
+                    return Err(
+                        StanzaError::bad_request().text("subscription is subscribed, pending or none")
+                    );
+                }
             };
             changes.push((jid.to_string(), state));
         }
@@ -844,14 +898,14 @@ impl Service {
                 .attr("jid")
                 .and_then(|j| BareJid::new(j).ok())
                 .ok_or_else(|| StanzaError::bad_request().text("each affiliation needs a bare JID"))?;
-            let affiliation = match item.attr("affiliation") {
-                Some("none") => None,
-                Some(a) => Some(
-                    Affiliation::parse(a)
-                        .ok_or_else(|| StanzaError::bad_request().text(format!("unknown affiliation '{a}'")))?,
-                ),
-                None => return Err(StanzaError::bad_request().text("each affiliation needs a value")),
-            };
+            let affiliation =
+                match item.attr("affiliation") {
+                    Some("none") => None,
+                    Some(a) => Some(Affiliation::parse(a).ok_or_else(|| {
+                        StanzaError::bad_request().text(format!("unknown affiliation '{a}'"))
+                    })?),
+                    None => return Err(StanzaError::bad_request().text("each affiliation needs a value")),
+                };
             match affiliation {
                 Some(a) => after.insert(jid.to_string(), a),
                 None => after.remove(jid.as_str()),
@@ -1016,7 +1070,10 @@ fn apply_config(config: &mut NodeConfig, form: &DataForm) -> Result<(), StanzaEr
     next.apply_form(form, NS_NODE_CONFIG)
         .map_err(|e| StanzaError::not_acceptable().text(e.0))?;
     if matches!(next.access_model, AccessModel::Presence | AccessModel::Roster) {
-        return Err(errors::unsupported(&format!("access-{}", next.access_model.as_str())));
+        return Err(errors::unsupported(&format!(
+            "access-{}",
+            next.access_model.as_str()
+        )));
     }
     *config = next;
     Ok(())
@@ -1150,7 +1207,10 @@ fn ask_owners(ctx: &Ctx<'_>, node: &ServiceNode, name: &str, jid: &str, subid: &
         f.values = vec![v.to_owned()];
         f
     };
-    let mut subscriber = Field::new("pubsub#subscriber_jid", xmpp_parsers::data_forms::FieldType::JidSingle);
+    let mut subscriber = Field::new(
+        "pubsub#subscriber_jid",
+        xmpp_parsers::data_forms::FieldType::JidSingle,
+    );
     subscriber.values = vec![jid.to_owned()];
     let mut form = DataForm::new(
         DataFormType::Form,
@@ -1166,6 +1226,10 @@ fn ask_owners(ctx: &Ctx<'_>, node: &ServiceNode, name: &str, jid: &str, subid: &
     let form: Element = form.into();
     for owner in node.owners() {
         // A normal message, not a headline: the owner is to answer it.
-        deliver_to(ctx.server, owner, &message(&ctx.service, owner, form.clone(), None));
+        deliver_to(
+            ctx.server,
+            owner,
+            &message(&ctx.service, owner, form.clone(), None),
+        );
     }
 }

@@ -29,24 +29,53 @@ fn subscription(state: &str) -> StoredSubscription {
 async fn pubsub_round_trip(db: &TestDb) {
     let s = db.open().await;
     assert!(s.pubsub_load(SERVICE).await.unwrap().is_empty());
-    assert!(s.pubsub_create_node(SERVICE, "news", "max_items=2", "alice@example.org").await.unwrap());
-    assert!(!s.pubsub_create_node(SERVICE, "news", "", "eve@example.org").await.unwrap());
-    assert!(s.pubsub_create_node(SERVICE, "blog", "", "alice@example.org").await.unwrap());
-    s.pubsub_publish(SERVICE, "news", &item("1", 1), &[]).await.unwrap();
-    s.pubsub_publish(SERVICE, "news", &item("2", 2), &[]).await.unwrap();
-    s.pubsub_publish(SERVICE, "news", &item("3", 3), &["1".into()]).await.unwrap();
+    assert!(
+        s.pubsub_create_node(SERVICE, "news", "max_items=2", "alice@example.org")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.pubsub_create_node(SERVICE, "news", "", "eve@example.org")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.pubsub_create_node(SERVICE, "blog", "", "alice@example.org")
+            .await
+            .unwrap()
+    );
+    s.pubsub_publish(SERVICE, "news", &item("1", 1), &[])
+        .await
+        .unwrap();
+    s.pubsub_publish(SERVICE, "news", &item("2", 2), &[])
+        .await
+        .unwrap();
+    s.pubsub_publish(SERVICE, "news", &item("3", 3), &["1".into()])
+        .await
+        .unwrap();
     s.pubsub_set_affiliation(SERVICE, "news", "carol@example.org", Some("publisher"))
         .await
         .unwrap();
     s.pubsub_set_subscription(SERVICE, "news", "bob@example.org", Some(&subscription("pending")))
         .await
         .unwrap();
-    s.pubsub_set_subscription(SERVICE, "news", "bob@example.org", Some(&subscription("subscribed")))
+    s.pubsub_set_subscription(
+        SERVICE,
+        "news",
+        "bob@example.org",
+        Some(&subscription("subscribed")),
+    )
+    .await
+    .unwrap();
+    s.pubsub_set_config(SERVICE, "blog", "access_model=whitelist")
         .await
         .unwrap();
-    s.pubsub_set_config(SERVICE, "blog", "access_model=whitelist").await.unwrap();
     // Another service's nodes are apart.
-    assert!(s.pubsub_create_node("pubsub.other.org", "news", "", "x@other.org").await.unwrap());
+    assert!(
+        s.pubsub_create_node("pubsub.other.org", "news", "", "x@other.org")
+            .await
+            .unwrap()
+    );
     if db.persistent() {
         s.close().await;
     }
@@ -69,8 +98,12 @@ async fn pubsub_round_trip(db: &TestDb) {
     );
     assert_eq!(news.subscriptions, vec![subscription("subscribed")]);
     s.pubsub_retract(SERVICE, "news", &["2".into()]).await.unwrap();
-    s.pubsub_set_affiliation(SERVICE, "news", "carol@example.org", None).await.unwrap();
-    s.pubsub_set_subscription(SERVICE, "news", "bob@example.org", None).await.unwrap();
+    s.pubsub_set_affiliation(SERVICE, "news", "carol@example.org", None)
+        .await
+        .unwrap();
+    s.pubsub_set_subscription(SERVICE, "news", "bob@example.org", None)
+        .await
+        .unwrap();
     let news = s.pubsub_load(SERVICE).await.unwrap().remove(1);
     assert_eq!(news.items.len(), 1);
     assert_eq!(news.affiliations.len(), 1);
@@ -81,15 +114,28 @@ async fn pubsub_round_trip(db: &TestDb) {
 
 async fn pubsub_delete_node_removes_everything(db: &TestDb) {
     let s = db.open().await;
-    s.pubsub_create_node(SERVICE, "news", "", "alice@example.org").await.unwrap();
-    s.pubsub_publish(SERVICE, "news", &item("1", 1), &[]).await.unwrap();
-    s.pubsub_set_subscription(SERVICE, "news", "bob@example.org", Some(&subscription("subscribed")))
+    s.pubsub_create_node(SERVICE, "news", "", "alice@example.org")
         .await
         .unwrap();
+    s.pubsub_publish(SERVICE, "news", &item("1", 1), &[])
+        .await
+        .unwrap();
+    s.pubsub_set_subscription(
+        SERVICE,
+        "news",
+        "bob@example.org",
+        Some(&subscription("subscribed")),
+    )
+    .await
+    .unwrap();
     s.pubsub_delete_node(SERVICE, "news").await.unwrap();
     assert!(s.pubsub_load(SERVICE).await.unwrap().is_empty());
     // The name can be used again, empty.
-    assert!(s.pubsub_create_node(SERVICE, "news", "", "bob@example.org").await.unwrap());
+    assert!(
+        s.pubsub_create_node(SERVICE, "news", "", "bob@example.org")
+            .await
+            .unwrap()
+    );
     let nodes = s.pubsub_load(SERVICE).await.unwrap();
     assert!(nodes[0].items.is_empty() && nodes[0].subscriptions.is_empty());
 }
