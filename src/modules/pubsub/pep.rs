@@ -459,7 +459,7 @@ impl Pep {
             .map_err(StanzaError::storage(STORAGE))?;
         if node.config.notify_delete {
             let event = events::delete_event(&node_name);
-            self.notify(&req.server, owner, &roster, &node_name, &node, event);
+            self.notify(&req.server, owner, &roster, &node_name, node, event);
         }
         if let Some(mut node) = nodes.remove(&node_name)
             && node_name == bookmarks::NODE

@@ -964,7 +964,7 @@ impl Service {
         if value("pubsub#subid").is_some_and(|id| !id.is_empty() && id != sub.subid) {
             return Err(StanzaError::not_acceptable().application("invalid-subid", NS_ERRORS));
         }
-        let next = allow.then(|| Subscription {
+        let next = allow.then_some(Subscription {
             pending: false,
             ..sub
         });
