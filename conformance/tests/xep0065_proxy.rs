@@ -288,3 +288,34 @@ async fn xep0065_5_3_socks5_without_no_auth_refused() {
     let got = read_all(&mut s, 5).await;
     assert_eq!(got, [5, 0xff]);
 }
+
+// One client address may hold `max_connections_per_ip` SOCKS5 connections (waiting or
+// relaying); the next is closed at once, and a freed place can be used again.
+#[tokio::test]
+async fn xep0065_connections_per_address_limited() {
+    let server = server("max_connections_per_ip = 2\nactivation_timeout_secs = 2").await;
+    let mut alice = server.raw_login("alice", PW, Some("a")).await;
+    let proxy = streamhost(&mut alice).await;
+    let first = socks5(proxy, &destination("one", "alice@localhost/a", "bob@localhost/b")).await;
+    let _second = socks5(proxy, &destination("two", "alice@localhost/a", "bob@localhost/b")).await;
+    let mut third = TcpStream::connect(proxy).await.expect("connect");
+    let _ = third.write_all(&[5, 1, 0]).await;
+    let got = read_all(&mut third, 3).await;
+    assert!(got.is_empty(), "the third connection was served: {got:?}");
+    drop(first);
+    // A waiting connection is let go when its activation times out: then there is room.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let mut s = TcpStream::connect(proxy).await.expect("connect");
+        s.write_all(&[5, 1, 0]).await.unwrap();
+        let mut choice = [0u8; 2];
+        if tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut choice))
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            assert_eq!(choice, [5, 0]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed place was never given back");
+    }
+}

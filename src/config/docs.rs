@@ -469,6 +469,27 @@ pub static KEYS: &[Key] = &[
         "Seconds a connection may wait for its peer and the initiator's activation before it\n\
          is closed.",
     ),
+    k(
+        "proxy65.max_connections_per_ip",
+        "SOCKS5 connections (waiting or relaying) one client address may hold open; more are\n\
+         closed at once.",
+    ),
+    k(
+        "pubsub",
+        "XEP-0060 publish-subscribe service (nodes anyone may subscribe to, apart from each\n\
+         account's personal eventing).",
+    ),
+    restart("pubsub.enabled", "Run the service."),
+    with_example(
+        "pubsub.domain",
+        "The service's domain; default: pubsub. followed by the first of `domains`.",
+        "\"pubsub.example.org\"",
+        true,
+    ),
+    k(
+        "pubsub.creators",
+        "Who may create nodes: local (every account of a hosted domain) | admins.",
+    ),
     k("log", "Log output (standard error)."),
     k(
         "log.level",

@@ -47,6 +47,8 @@ pub struct Config {
     #[serde(default)]
     pub proxy65: Proxy65Config,
     #[serde(default)]
+    pub pubsub: PubSubConfig,
+    #[serde(default)]
     pub web: WebConfig,
     #[serde(default)]
     pub mam: MamConfig,
@@ -159,6 +161,8 @@ pub struct Proxy65Config {
     pub bytes_per_second: u64,
     #[serde(default = "default_proxy65_activation_timeout")]
     pub activation_timeout_secs: u64,
+    #[serde(default = "default_proxy65_per_ip")]
+    pub max_connections_per_ip: u32,
 }
 
 impl Proxy65Config {
@@ -191,10 +195,67 @@ impl Proxy65Config {
                 "the proxy listens on every address: say which host clients should connect to".into(),
             ));
         }
+        if self.max_connections_per_ip == 0 {
+            return Err(("max_connections_per_ip", "must be at least 1".into()));
+        }
         if self.max_transfer_size == 0 || self.activation_timeout_secs == 0 {
             return Err((
                 "max_transfer_size",
                 "max_transfer_size and activation_timeout_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// XEP-0060 publish-subscribe service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PubSubConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub creators: PubSubCreators,
+}
+
+/// Who may create nodes on the publish-subscribe service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PubSubCreators {
+    /// Every account of a hosted domain.
+    #[default]
+    Local,
+    Admins,
+}
+
+impl PubSubConfig {
+    /// The service domain, or `None` when disabled.
+    pub fn service_domain(&self, domains: &[String]) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        Some(match &self.domain {
+            Some(d) => d.clone(),
+            None => format!("pubsub.{}", domains.first()?),
+        })
+    }
+
+    fn validate(&self, config: &Config) -> Result<(), (&'static str, String)> {
+        if let Some(d) = self.service_domain(&config.domains)
+            && (jid::BareJid::new(&d).map(|j| j.node().is_some()).unwrap_or(true)
+                || config.hosts(&d)
+                || [
+                    config.muc.service_domain(&config.domains),
+                    config.upload.service_domain(&config.domains),
+                    config.proxy65.service_domain(&config.domains),
+                ]
+                .contains(&Some(d.clone())))
+        {
+            return Err((
+                "domain",
+                format!("'{d}' is not a valid pubsub domain (nor may it be hosted or another service's)"),
             ));
         }
         Ok(())
@@ -756,6 +817,9 @@ fn default_proxy65_max_transfer() -> u64 {
 fn default_proxy65_rate() -> u64 {
     10_485_760
 }
+fn default_proxy65_per_ip() -> u32 {
+    16
+}
 fn default_proxy65_activation_timeout() -> u64 {
     60
 }
@@ -848,7 +912,8 @@ defaults_from_serde!(
     RateConfig,
     UploadConfig,
     ExternalServicesConfig,
-    Proxy65Config
+    Proxy65Config,
+    PubSubConfig
 );
 
 /// A configuration error, with the file (and line where known).
@@ -1017,6 +1082,7 @@ impl Config {
         self.roster_notes.validate()?;
         self.upload.validate(self)?;
         self.proxy65.validate(self)?;
+        self.pubsub.validate(self)?;
         if self.external_services.services.iter().any(|s| s.host.is_empty()) {
             return Err(("services", "every external service needs a host".into()));
         }

@@ -79,6 +79,7 @@ pub mod portable;
 pub mod privacy;
 mod private;
 pub mod room_archive;
+pub mod pubsub;
 pub mod roster;
 mod secrets;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! under the per-transfer size cap and rate limit.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -26,8 +27,31 @@ pub struct Relay {
     streamhost: OnceLock<(String, u16)>,
     /// Connections waiting, by requested address: the first, then its peer. Never locked
     /// across an await.
-    waiting: Mutex<HashMap<String, Vec<(u64, TcpStream)>>>,
+    waiting: Mutex<HashMap<String, Vec<Parked>>>,
     next_id: AtomicU64,
+    /// Open connections (waiting or relaying) by client address.
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+}
+
+/// A waiting connection: its id, the stream, and its place in the per-address count.
+type Parked = (u64, TcpStream, IpSlot);
+
+/// One connection counted against its address; uncounted when dropped (with the stream).
+pub struct IpSlot {
+    relay: Arc<Relay>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.relay.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Relay {
@@ -39,18 +63,32 @@ impl Relay {
         self.streamhost.get().cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, TcpStream)>>> {
+    /// Counts a new connection from `ip`; `None` when that address has `max` open already.
+    fn admit(self: &Arc<Self>, ip: IpAddr, max: u32) -> Option<IpSlot> {
+        let mut counts = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            relay: self.clone(),
+            ip,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Parked>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Parks a connection; `false` (and it is dropped) when two already wait there.
-    fn park(&self, address: &str, id: u64, stream: TcpStream) -> bool {
+    fn park(&self, address: &str, id: u64, stream: TcpStream, slot: IpSlot) -> bool {
         let mut waiting = self.lock();
         let pair = waiting.entry(address.to_string()).or_default();
         if pair.len() >= 2 {
             return false;
         }
-        pair.push((id, stream));
+        pair.push((id, stream, slot));
         true
     }
 
@@ -58,7 +96,7 @@ impl Relay {
     fn expire(&self, address: &str, id: u64) {
         let mut waiting = self.lock();
         if let Some(pair) = waiting.get_mut(address) {
-            pair.retain(|(i, _)| *i != id);
+            pair.retain(|(i, _, _)| *i != id);
             if pair.is_empty() {
                 waiting.remove(address);
             }
@@ -77,14 +115,18 @@ impl Relay {
         let Some(mut pair) = pair else {
             return Err(StanzaError::item_not_found().text("both parties must be connected to the proxy"));
         };
-        let (_, b) = pair.pop().expect("two connections");
-        let (_, a) = pair.pop().expect("two connections");
+        let (_, b, b_slot) = pair.pop().expect("two connections");
+        let (_, a, a_slot) = pair.pop().expect("two connections");
         let config = &server.config().proxy65;
         let limits = Limits {
             max: config.max_transfer_size,
             rate: config.bytes_per_second,
         };
-        tokio::spawn(relay(a, b, limits));
+        tokio::spawn(async move {
+            relay(a, b, limits).await;
+            // Both addresses count these connections until the relay ends.
+            drop((a_slot, b_slot));
+        });
         Ok(())
     }
 }
@@ -100,8 +142,15 @@ pub async fn accept(
         tokio::select! {
             _ = stop.changed() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection(relay.clone(), server.clone(), stream));
+                Ok((stream, peer)) => {
+                    let max = server.config().proxy65.max_connections_per_ip;
+                    match relay.admit(peer.ip(), max) {
+                        Some(slot) => {
+                            tokio::spawn(connection(relay.clone(), server.clone(), stream, slot));
+                        }
+                        // Dropped: closed at once.
+                        None => tracing::debug!(ip = %peer.ip(), "proxy65: too many connections from one address"),
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "proxy65: accept failed");
@@ -113,14 +162,14 @@ pub async fn accept(
 }
 
 /// One connection: the handshake, then waiting (bounded) for activation.
-async fn connection(relay: Arc<Relay>, server: Arc<Server>, mut stream: TcpStream) {
+async fn connection(relay: Arc<Relay>, server: Arc<Server>, mut stream: TcpStream, slot: IpSlot) {
     let wait = Duration::from_secs(server.config().proxy65.activation_timeout_secs);
     let address = match tokio::time::timeout(wait, socks5::handshake(&mut stream)).await {
         Ok(Ok(Some(address))) => address,
         _ => return,
     };
     let id = relay.next_id.fetch_add(1, Ordering::Relaxed);
-    if !relay.park(&address, id, stream) {
+    if !relay.park(&address, id, stream, slot) {
         return;
     }
     tokio::time::sleep(wait).await;

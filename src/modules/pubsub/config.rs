@@ -17,6 +17,8 @@ pub enum AccessModel {
     Presence,
     Roster,
     Whitelist,
+    /// Subscriptions wait for an owner's approval (the service only).
+    Authorize,
 }
 
 impl AccessModel {
@@ -26,6 +28,7 @@ impl AccessModel {
             "presence" => AccessModel::Presence,
             "roster" => AccessModel::Roster,
             "whitelist" => AccessModel::Whitelist,
+            "authorize" => AccessModel::Authorize,
             _ => return None,
         })
     }
@@ -36,6 +39,7 @@ impl AccessModel {
             AccessModel::Presence => "presence",
             AccessModel::Roster => "roster",
             AccessModel::Whitelist => "whitelist",
+            AccessModel::Authorize => "authorize",
         }
     }
 }
@@ -99,6 +103,30 @@ impl Default for NodeConfig {
             notify_config: false,
             send_last_published_item: SendLast::OnSubAndPresence,
         }
+    }
+}
+
+impl NodeConfig {
+    /// Defaults of a node on the XEP-0060 service: open, ten items, last item on subscribe.
+    pub fn service_default() -> Self {
+        NodeConfig {
+            access_model: AccessModel::Open,
+            max_items: 10,
+            send_last_published_item: SendLast::OnSub,
+            ..NodeConfig::default()
+        }
+    }
+}
+
+impl NodeConfig {
+    /// A personal node has no subscriptions to approve: `authorize` is the service's only.
+    pub fn check_pep(&self) -> Result<(), BadOption> {
+        if self.access_model == AccessModel::Authorize {
+            return Err(BadOption(
+                "pubsub#access_model: unsupported value 'authorize'".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -267,7 +295,7 @@ impl NodeConfig {
                 "title" | "max_items" => (FieldType::TextSingle, &[]),
                 "access_model" => (
                     FieldType::ListSingle,
-                    &["open", "presence", "roster", "whitelist"],
+                    &["open", "presence", "roster", "whitelist", "authorize"],
                 ),
                 "roster_groups_allowed" => (FieldType::TextMulti, &[]),
                 "send_last_published_item" => {
@@ -329,7 +357,7 @@ mod tests {
         assert_eq!(c.access_model, AccessModel::Open);
         assert_eq!(c.max_items, MAX_ITEMS);
         for bad in [
-            ("pubsub#access_model", "authorize"),
+            ("pubsub#access_model", "bogus"),
             ("pubsub#max_items", "0"),
             ("pubsub#persist_items", "maybe"),
             ("pubsub#unknown", "1"),

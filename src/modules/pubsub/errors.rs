@@ -49,5 +49,6 @@ pub fn denied(d: Denied) -> StanzaError {
         }
         Denied::ClosedNode => StanzaError::not_allowed().application("closed-node", NS_ERRORS),
         Denied::Outcast => StanzaError::forbidden(),
+        Denied::NotSubscribed => StanzaError::not_authorized().application("not-subscribed", NS_ERRORS),
     }
 }

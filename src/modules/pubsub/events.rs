@@ -6,10 +6,11 @@ use std::sync::Arc;
 use jid::{BareJid, FullJid};
 use minidom::Element;
 use xmpp_parsers::pubsub::event::{Event, Item as EventItem, Payload};
-use xmpp_parsers::pubsub::pubsub::Item as PubSubItem;
+use xmpp_parsers::pubsub::pubsub::{Item as PubSubItem, Items};
 use xmpp_parsers::pubsub::{ItemId, NodeName};
 
-use super::node::Item;
+use super::node::{Item, Node};
+use crate::error::StanzaError;
 use crate::session::SharedStanza;
 use crate::xml::{self, ns};
 
@@ -19,6 +20,38 @@ pub fn pubsub_item(item: &Item) -> PubSubItem {
         publisher: None,
         payload: Some(item.payload.clone()),
     }
+}
+
+/// XEP-0060 §6.5: the answer to an items request (all, the newest `max_items`, or by id).
+pub fn items_answer(node: &Node, items: Items) -> Result<Element, StanzaError> {
+    let found: Vec<PubSubItem> = if items.items.is_empty() {
+        let max = items.max_items.map_or(usize::MAX, |m| m as usize);
+        let skip = node.items.len().saturating_sub(max);
+        node.items[skip..].iter().map(pubsub_item).collect()
+    } else {
+        let wanted: Vec<&str> = items
+            .items
+            .iter()
+            .filter_map(|i| i.id.as_ref().map(|id| id.0.as_str()))
+            .collect();
+        let found: Vec<PubSubItem> = node
+            .items
+            .iter()
+            .filter(|i| wanted.contains(&i.id.as_str()))
+            .map(pubsub_item)
+            .collect();
+        if found.is_empty() {
+            return Err(StanzaError::item_not_found().text("no such item"));
+        }
+        found
+    };
+    let answer = Items {
+        max_items: None,
+        node: items.node,
+        subid: None,
+        items: found,
+    };
+    Ok(xmpp_parsers::pubsub::PubSub::Items(answer).into())
 }
 
 fn event(payload: Payload) -> Element {

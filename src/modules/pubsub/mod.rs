@@ -4,7 +4,8 @@
 //! decision), `pep` (the service on an account's bare JID: requests, notifications, last
 //! items on presence), `caps` (XEP-0115 interests of resources), `rosters` (the roster
 //! facts access and notifications are decided from), `events` and `errors` (what goes on the
-//! wire). Storage: `storage::pep`.
+//! wire). `service` is the XEP-0060 service at `pubsub.<domain>` on the same node engine.
+//! Storage: `storage::pep`, `storage::pubsub`.
 
 mod avatar;
 mod bookmarks;
@@ -15,6 +16,7 @@ mod events;
 mod node;
 mod pep;
 mod rosters;
+mod service;
 
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -56,6 +58,7 @@ const PEP_FEATURES: &[&str] = &[
 #[derive(Default)]
 pub struct PubSub {
     pep: pep::Pep,
+    service: service::Service,
     /// The server, for work started by roster observers (which are not given it); set when
     /// the first session opens, weak so the module does not keep the server alive.
     server: OnceLock<Weak<Server>>,
@@ -84,6 +87,15 @@ impl Module for PubSub {
         r.account_feature(bookmarks::FEATURE_COMPAT);
         r.account_feature(bookmarks::FEATURE_COMPAT_PEP);
         r.account_feature(avatar::FEATURE_CONVERSION);
+        let me = self.clone();
+        r.service(
+            "Publish-Subscribe",
+            |config| config.pubsub.service_domain(&config.domains),
+            move |server, from, stanza| {
+                let me = me.clone();
+                async move { me.service.handle(&server, from, stanza).await }
+            },
+        );
         // Another account's nodes: items retrieval; the rest is refused there.
         let targets = [IqTarget::OwnAccount, IqTarget::OtherAccount];
         for kind in [IqType::Get, IqType::Set] {

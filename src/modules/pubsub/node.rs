@@ -22,6 +22,8 @@ pub struct Item {
 /// XEP-0060 §4.1 affiliations a node's owner can grant (the owner itself is implicit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Affiliation {
+    /// Service nodes only: PEP's owner is the account.
+    Owner,
     Publisher,
     Member,
     Outcast,
@@ -30,6 +32,7 @@ pub enum Affiliation {
 impl Affiliation {
     pub fn parse(s: &str) -> Option<Affiliation> {
         Some(match s {
+            "owner" => Affiliation::Owner,
             "publisher" => Affiliation::Publisher,
             "member" => Affiliation::Member,
             "outcast" => Affiliation::Outcast,
@@ -39,6 +42,7 @@ impl Affiliation {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Affiliation::Owner => "owner",
             Affiliation::Publisher => "publisher",
             Affiliation::Member => "member",
             Affiliation::Outcast => "outcast",
@@ -66,6 +70,8 @@ pub enum Denied {
     ClosedNode,
     /// An outcast: `forbidden`.
     Outcast,
+    /// `authorize` model, no approved subscription: `not-authorized` + `not-subscribed`.
+    NotSubscribed,
 }
 
 #[derive(Debug, Clone)]
@@ -118,7 +124,10 @@ impl Node {
         if affiliation == Some(Affiliation::Outcast) {
             return Err(Denied::Outcast);
         }
-        if matches!(affiliation, Some(Affiliation::Member | Affiliation::Publisher)) {
+        if matches!(
+            affiliation,
+            Some(Affiliation::Owner | Affiliation::Member | Affiliation::Publisher)
+        ) {
             return Ok(());
         }
         match self.config.access_model {
@@ -135,6 +144,8 @@ impl Node {
             }
             AccessModel::Roster => Err(Denied::NotInRosterGroup),
             AccessModel::Whitelist => Err(Denied::ClosedNode),
+            // Callers that know of subscriptions check approved ones first.
+            AccessModel::Authorize => Err(Denied::NotSubscribed),
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use jid::{BareJid, FullJid};
 use minidom::Element;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 use xmpp_parsers::data_forms::DataForm;
 use xmpp_parsers::pubsub::owner::{Owner, Payload as OwnerPayload};
 use xmpp_parsers::pubsub::pubsub::{Create, Item as PubSubItem, Items, Publish, PublishOptions, Retract};
@@ -35,6 +35,8 @@ pub const NS_PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
 
 pub(super) type Nodes = BTreeMap<String, Node>;
 type Guard = OwnedMutexGuard<Option<Nodes>>;
+/// One node of a locked account.
+type NodeGuard = OwnedMappedMutexGuard<Option<Nodes>, Node>;
 
 pub(super) const STORAGE: &str = "PEP storage error";
 
@@ -72,6 +74,22 @@ impl Pep {
             );
         }
         Ok(guard)
+    }
+
+    /// The account's node `name`, locked, for the account itself: `forbidden` for anyone
+    /// else, `item-not-found` when there is no such node.
+    async fn with_owned_node(
+        &self,
+        req: &IqRequest,
+        owner: &BareJid,
+        name: &str,
+    ) -> Result<NodeGuard, StanzaError> {
+        if req.target != IqTarget::OwnAccount {
+            return Err(StanzaError::forbidden().text("only the account owns its nodes"));
+        }
+        let guard = self.lock(&req.server, owner).await?;
+        OwnedMutexGuard::try_map(guard, |nodes| nodes.as_mut().and_then(|n| n.get_mut(name)))
+            .map_err(|_| errors::no_such_node())
     }
 
     /// Forgets an account's nodes and roster view once it has no session and nobody holds
@@ -166,34 +184,7 @@ impl Pep {
         if let Some(facts) = facts {
             node.access(requester.as_str(), &facts).map_err(errors::denied)?;
         }
-        let found: Vec<PubSubItem> = if items.items.is_empty() {
-            let max = items.max_items.map_or(usize::MAX, |m| m as usize);
-            let skip = node.items.len().saturating_sub(max);
-            node.items[skip..].iter().map(events::pubsub_item).collect()
-        } else {
-            let wanted: Vec<&str> = items
-                .items
-                .iter()
-                .filter_map(|i| i.id.as_ref().map(|id| id.0.as_str()))
-                .collect();
-            let found: Vec<PubSubItem> = node
-                .items
-                .iter()
-                .filter(|i| wanted.contains(&i.id.as_str()))
-                .map(events::pubsub_item)
-                .collect();
-            if found.is_empty() {
-                return Err(StanzaError::item_not_found().text("no such item"));
-            }
-            found
-        };
-        let answer = Items {
-            max_items: None,
-            node: items.node,
-            subid: None,
-            items: found,
-        };
-        Ok(IqResponse::with(PubSub::Items(answer).into()))
+        Ok(IqResponse::with(events::items_answer(node, items)?))
     }
 
     /// XEP-0060 §7.1 publish, with XEP-0163 §3 auto-create and §7.1.5 publish-options.
@@ -235,6 +226,7 @@ impl Pep {
             if let Some(form) = &options {
                 config
                     .apply_form(form, NS_PUBLISH_OPTIONS)
+                    .and_then(|()| config.check_pep())
                     .map_err(|e| errors::precondition_not_met(&e.0))?;
             }
             create_stored(&req.server, owner, &node_name, &config).await?;
@@ -298,12 +290,8 @@ impl Pep {
             .get(&req.server, owner)
             .await
             .map_err(StanzaError::storage(STORAGE))?;
-        let mut guard = self.lock(&req.server, owner).await?;
         let node_name = retract.node.0;
-        let node = guard
-            .as_mut()
-            .and_then(|nodes| nodes.get_mut(&node_name))
-            .ok_or_else(errors::no_such_node)?;
+        let mut node = self.with_owned_node(req, owner, &node_name).await?;
         if !node.config.persist_items {
             return Err(errors::unsupported("persistent-items"));
         }
@@ -321,10 +309,10 @@ impl Pep {
         }
         if retract.notify || node.config.notify_retract {
             let event = events::retract_event(&node_name, &ids);
-            self.notify(&req.server, owner, &roster, &node_name, node, event);
+            self.notify(&req.server, owner, &roster, &node_name, &node, event);
         }
         if node_name == bookmarks::NODE {
-            bookmarks::write_private(&req.server, owner, node).await?;
+            bookmarks::write_private(&req.server, owner, &node).await?;
         }
         Ok(IqResponse::empty())
     }
@@ -349,6 +337,7 @@ impl Pep {
         if let Some(form) = &form {
             config
                 .apply_form(form, NS_NODE_CONFIG)
+                .and_then(|()| config.check_pep())
                 .map_err(|e| StanzaError::not_acceptable().text(e.0))?;
         }
         let mut guard = self.lock(&req.server, owner).await?;
@@ -381,11 +370,7 @@ impl Pep {
         match (req.kind, request.payload) {
             (IqType::Get, OwnerPayload::Configure { node, .. }) => {
                 let node_name = node.ok_or_else(errors::nodeid_required)?.0;
-                let guard = self.lock(&req.server, owner).await?;
-                let node = guard
-                    .as_ref()
-                    .and_then(|nodes| nodes.get(&node_name))
-                    .ok_or_else(errors::no_such_node)?;
+                let node = self.with_owned_node(req, owner, &node_name).await?;
                 let answer = OwnerPayload::Configure {
                     node: Some(NodeName(node_name)),
                     form: Some(node.config.to_form()),
@@ -424,14 +409,11 @@ impl Pep {
             .get(&req.server, owner)
             .await
             .map_err(StanzaError::storage(STORAGE))?;
-        let mut guard = self.lock(&req.server, owner).await?;
-        let node = guard
-            .as_mut()
-            .and_then(|nodes| nodes.get_mut(&node_name))
-            .ok_or_else(errors::no_such_node)?;
+        let mut node = self.with_owned_node(req, owner, &node_name).await?;
         let mut config = node.config.clone();
         config
             .apply_form(&form, NS_NODE_CONFIG)
+            .and_then(|()| config.check_pep())
             .map_err(|e| StanzaError::not_acceptable().text(e.0))?;
         let (host, user) = parts(owner);
         let storage = &req.server.storage;
@@ -454,7 +436,7 @@ impl Pep {
         }
         if node.config.notify_config {
             let event = events::configuration_event(&node_name);
-            self.notify(&req.server, owner, &roster, &node_name, node, event);
+            self.notify(&req.server, owner, &roster, &node_name, &node, event);
         }
         Ok(IqResponse::empty())
     }
@@ -495,11 +477,7 @@ impl Pep {
             .get(&req.server, owner)
             .await
             .map_err(StanzaError::storage(STORAGE))?;
-        let mut guard = self.lock(&req.server, owner).await?;
-        let node = guard
-            .as_mut()
-            .and_then(|nodes| nodes.get_mut(&node_name))
-            .ok_or_else(errors::no_such_node)?;
+        let mut node = self.with_owned_node(req, owner, &node_name).await?;
         if !node.config.persist_items {
             return Err(errors::unsupported("persistent-items"));
         }
@@ -512,10 +490,10 @@ impl Pep {
         node.items.clear();
         if node.config.notify_retract {
             let event = events::purge_event(&node_name);
-            self.notify(&req.server, owner, &roster, &node_name, node, event);
+            self.notify(&req.server, owner, &roster, &node_name, &node, event);
         }
         if node_name == bookmarks::NODE {
-            bookmarks::write_private(&req.server, owner, node).await?;
+            bookmarks::write_private(&req.server, owner, &node).await?;
         }
         Ok(IqResponse::empty())
     }
@@ -524,11 +502,7 @@ impl Pep {
     /// node the owner grants `member` (whitelist access) and `outcast`.
     async fn affiliations(&self, req: &IqRequest, owner: &BareJid, el: &Element) -> IqResult {
         let node_name = el.attr("node").ok_or_else(errors::nodeid_required)?.to_owned();
-        let mut guard = self.lock(&req.server, owner).await?;
-        let node = guard
-            .as_mut()
-            .and_then(|nodes| nodes.get_mut(&node_name))
-            .ok_or_else(errors::no_such_node)?;
+        let mut node = self.with_owned_node(req, owner, &node_name).await?;
         if req.kind == IqType::Get {
             let mut list = Element::bare("affiliations", NS_PUBSUB_OWNER);
             crate::xml::set_attr(&mut list, "node", &node_name);

@@ -51,6 +51,7 @@ mod pep;
 mod privacy;
 mod private;
 mod room_archive;
+mod pubsub;
 mod roster;
 mod secrets;
 mod vcard;
