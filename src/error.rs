@@ -239,23 +239,33 @@ impl StanzaError {
         Self::new(ErrorType::Auth, "registration-required")
     }
 
-    /// The `<error/>` child element.
+    /// The `<error/>` child element, built through xmpp-parsers' typed error (which also
+    /// has `by` and per-language texts; ours is one English text: `xml:lang='en'`, as RFC
+    /// 6120 §8.3.2 asks, since xmpp-parsers writes a text's language, empty or not).
     pub fn to_element(&self) -> Element {
-        let mut error = Element::builder("error", ns::CLIENT)
-            .attr(rxml::xml_ncname!("type").to_owned(), self.kind.name())
-            .append(Element::bare(self.condition, ns::STANZAS))
-            .build();
-        if let Some(text) = &self.text {
-            error.append_child(
-                Element::builder("text", ns::STANZAS)
-                    .append(text.as_str())
-                    .build(),
-            );
+        Element::from(self.typed())
+    }
+
+    /// As `xmpp_parsers::stanza_error::StanzaError`. The value type here stays ours: its
+    /// constructors are `const` and its condition a `&'static str` that tests compare.
+    pub fn typed(&self) -> xmpp_parsers::stanza_error::StanzaError {
+        use xmpp_parsers::stanza_error::{self as typed, DefinedCondition};
+        let defined_condition = DefinedCondition::try_from(Element::bare(self.condition, ns::STANZAS))
+            .unwrap_or(DefinedCondition::UndefinedCondition);
+        let type_ = match self.kind {
+            ErrorType::Auth => typed::ErrorType::Auth,
+            ErrorType::Cancel => typed::ErrorType::Cancel,
+            ErrorType::Continue => typed::ErrorType::Continue,
+            ErrorType::Modify => typed::ErrorType::Modify,
+            ErrorType::Wait => typed::ErrorType::Wait,
+        };
+        typed::StanzaError {
+            type_,
+            by: None,
+            defined_condition,
+            texts: self.text.iter().map(|t| ("en".to_string(), t.clone())).collect(),
+            other: self.application.as_deref().cloned(),
         }
-        if let Some(app) = &self.application {
-            error.append_child((**app).clone());
-        }
-        error
     }
 
     /// The error reply to `stanza` (RFC 6120 §8.3.1): swap from/to, type='error', keep the
@@ -276,3 +286,61 @@ impl std::fmt::Display for StanzaError {
 }
 
 impl std::error::Error for StanzaError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6120 §8.3.2: type, the defined condition, then the text (English, said so),
+    /// then the application condition.
+    #[test]
+    fn rfc6120_8_3_2_error_element_in_order() {
+        let e = StanzaError::bad_request()
+            .text("why <it> failed")
+            .application("bad-action", "http://jabber.org/protocol/commands");
+        assert_eq!(
+            crate::xml::to_string(&e.to_element()),
+            "<error xmlns='jabber:client' type='modify'>\
+             <bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>why &lt;it&gt; failed</text>\
+             <bad-action xmlns='http://jabber.org/protocol/commands'/></error>"
+        );
+        assert_eq!(
+            crate::xml::to_string(&StanzaError::service_unavailable().to_element()),
+            "<error xmlns='jabber:client' type='cancel'>\
+             <service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+        );
+    }
+
+    /// Every condition our constructors use is one xmpp-parsers knows (none falls back to
+    /// undefined-condition).
+    #[test]
+    fn every_condition_we_send_is_a_defined_one() {
+        for e in [
+            StanzaError::bad_request(),
+            StanzaError::service_unavailable(),
+            StanzaError::feature_not_implemented(),
+            StanzaError::item_not_found(),
+            StanzaError::not_allowed(),
+            StanzaError::forbidden(),
+            StanzaError::not_authorized(),
+            StanzaError::conflict(),
+            StanzaError::not_acceptable(),
+            StanzaError::jid_malformed(),
+            StanzaError::internal_server_error(),
+            StanzaError::remote_server_not_found(),
+            StanzaError::policy_violation(),
+            StanzaError::resource_constraint(),
+            StanzaError::unexpected_request(),
+            StanzaError::recipient_unavailable(),
+            StanzaError::registration_required(),
+        ] {
+            let el = e.to_element();
+            assert!(
+                el.has_child(e.condition, ns::STANZAS),
+                "{}",
+                crate::xml::to_string(&el)
+            );
+        }
+    }
+}
