@@ -425,3 +425,20 @@ pub async fn route_again(server: &Arc<Server>, message: Element) {
     };
     router::route_unacknowledged(server, &from, &to, message).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumption_ids_name_the_resource_and_parse_back() {
+        let jid = FullJid::new("alice@localhost/phone.1").unwrap();
+        let id = resumption_id(&jid, "00ff");
+        let (parsed, secret) = parse_resumption_id(&id).expect("parses");
+        assert_eq!(parsed, jid);
+        assert_eq!(secret, "00ff");
+        for bad in ["", "nohex.00", "616c696365", "zz.00", "616c696365.00"] {
+            assert!(parse_resumption_id(bad).is_none(), "{bad}");
+        }
+    }
+}
