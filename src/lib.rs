@@ -156,6 +156,7 @@ pub async fn run(
         () = server.stop.requested() => {}
     }
     tracing::info!(sessions = server.sessions.session_count(), "shutting down");
+    let sessions = server.sessions.all_sessions();
     // Rooms remove their occupants with status 332 (XEP-0045) before streams close.
     modules::muc::removal::announce_shutdown(&server).await;
     let _ = stop_tx.send(true);
@@ -167,6 +168,19 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("some connections did not close in time");
+    }
+    // Sessions without a connection (XEP-0198 hibernation) end on the stop signal too, in
+    // tasks of their own: their unacknowledged messages reach offline storage before it
+    // closes.
+    let ended = sessions
+        .iter()
+        .filter_map(|s| s.local())
+        .map(|entry| entry.ended());
+    if tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(ended))
+        .await
+        .is_err()
+    {
+        tracing::warn!("some sessions did not end in time");
     }
     // Archived messages still queued for the writer are written before storage closes.
     modules::mam::flush_on_stop(&server).await;

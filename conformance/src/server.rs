@@ -584,6 +584,22 @@ impl TestServer {
         false
     }
 
+    /// Stops the server process gracefully (SIGTERM, as a service manager does) and waits up
+    /// to 30 s for it to exit; [`TestServer::restart`] then starts it again.
+    pub async fn terminate(&mut self) {
+        let pid = self.child.id().expect("server is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server stops within 30 s of SIGTERM")
+            .expect("wait for the server");
+    }
+
     /// Stops the server process (SIGKILL: nothing is flushed on the way out, so whatever
     /// survives was durably stored) and starts it again on the same directory, database,
     /// certificate and configuration. The ports change; clients must reconnect.

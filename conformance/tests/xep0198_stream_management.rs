@@ -352,6 +352,17 @@ async fn xep0198_5_resumption_replays_unacked() {
         .await;
     let pong = c.read_until(|e| e.attr("id") == Some("after")).await;
     assert_eq!(pong.attr("to"), Some("alice@localhost/r"));
+    // The copies kept in offline storage against a crash while hibernating are gone: another
+    // resource coming online gets none of them.
+    let mut other = server.client_jid("alice@localhost/other", PW).await;
+    other.send_presence(0).await;
+    other
+        .expect_none(
+            Duration::from_millis(800),
+            "a replayed message delivered twice",
+            |e| body(e).is_some(),
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -611,4 +622,58 @@ async fn xep0198_5_resumption_moves_from_tcp_to_websocket_and_back() {
         }
     }
     assert_eq!(bodies, ["over tcp", "over websocket"]);
+}
+
+#[tokio::test]
+async fn xep0198_5_graceful_shutdown_sends_unacked_messages_of_hibernating_sessions_to_offline_storage() {
+    let mut server = server_with("").await;
+    let mut bob = bob(&server).await;
+    let _ = cut_with_unacked(&server, &mut bob, &["across the stop"]).await;
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.terminate().await;
+    assert!(
+        server
+            .logs()
+            .contains("session ended: connection lost jid=alice@localhost/r"),
+        "the hibernating session ended on the stop:\n{}",
+        server.logs()
+    );
+    server.restart().await;
+    let mut alice = server.client("alice", PW).await;
+    alice.send_presence(0).await;
+    let m = alice
+        .wait_for(|e| body(e).as_deref() == Some("across the stop"))
+        .await;
+    assert!(
+        m.get_child("delay", DELAY).is_some(),
+        "stored offline: {}",
+        xml::to_string(&m)
+    );
+}
+
+#[tokio::test]
+async fn xep0198_5_kill_9_while_hibernating_keeps_unacked_messages_in_offline_storage() {
+    let mut server = server_with("").await;
+    let mut bob = bob(&server).await;
+    let _ = cut_with_unacked(&server, &mut bob, &["through the crash"]).await;
+    drop(bob);
+    assert!(
+        server
+            .wait_for_log("session waits for resumption", 1, Duration::from_secs(5))
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGKILL: only what is in the database survives.
+    server.restart().await;
+    let mut alice = server.client("alice", PW).await;
+    alice.send_presence(0).await;
+    let m = alice
+        .wait_for(|e| body(e).as_deref() == Some("through the crash"))
+        .await;
+    assert!(
+        m.get_child("delay", DELAY).is_some(),
+        "stored offline: {}",
+        xml::to_string(&m)
+    );
 }

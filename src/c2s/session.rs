@@ -344,7 +344,12 @@ impl Session {
         // are routed again now that this resource is gone: offline storage, or the account's
         // other resources, as the routing table says (XEP-0198 §5).
         let keeping = self.unacked.keeping;
-        let unacknowledged = self.unacked.take_pending();
+        // Copies kept in offline storage against a crash: one already delivered from there
+        // (to another resource) is not routed again.
+        let spilled: Vec<u32> = self.sm.spilled.iter().map(|(position, _)| *position).collect();
+        let still_kept = sm::unspill(&mut self).await;
+        let mut unacknowledged = self.unacked.take_pending();
+        unacknowledged.retain(|(position, _)| !spilled.contains(position) || still_kept.contains(position));
         let queued = std::iter::from_fn(|| self.link.mailbox.try_recv().ok());
         let left: Vec<Outbound> = unacknowledged
             .into_iter()

@@ -45,6 +45,10 @@ pub struct StreamManagement {
     pub handled: u32,
     /// Resumption is on, with this timeout.
     pub resume_timeout: Option<Duration>,
+    /// Unacknowledged messages written to offline storage when the connection was lost (so a
+    /// crash while hibernating loses none): their position in the writer's count and their
+    /// offline sequence number. Taken back out on resumption or when the session ends.
+    pub spilled: Vec<(u32, i64)>,
 }
 
 /// The `<sm/>` stream feature, offered after authentication.
@@ -266,31 +270,38 @@ pub async fn resume(
     let deadline = tokio::time::Instant::now() + DISPLACE_GRACE;
     loop {
         let parked = resumption.parked.notified();
-        {
+        let taken = {
             let mut state = resumption.lock();
             if state.secret.as_deref() != Some(secret) {
                 return Err(not_found());
             }
-            if let Some(mut session) = state.session.take() {
-                if let Err(high) = session.unacked.acknowledge(request.h) {
-                    let handled = session.sm.handled;
-                    state.session = Some(session);
-                    let mut answer = failed(Some(handled), DefinedCondition::UndefinedCondition);
-                    let mut detail = Element::bare("handled-count-too-high", NS_SM);
-                    crate::xml::set_attr(&mut detail, "h", &high.h.to_string());
-                    crate::xml::set_attr(&mut detail, "send-count", &high.sent.to_string());
-                    answer.append_child(detail);
-                    return Err(answer);
-                }
-                drop(state);
-                resumption.taken.notify_waiters();
-                tracing::info!(%jid, "session resumed");
-                let resumed = Resumed {
-                    h: session.sm.handled,
-                    previd: request.previd.clone(),
-                };
-                return Ok((session, resumed.into()));
+            match state.session.take() {
+                Some(mut session) => match session.unacked.acknowledge(request.h) {
+                    Ok(()) => Some(session),
+                    Err(high) => {
+                        let handled = session.sm.handled;
+                        state.session = Some(session);
+                        let mut answer = failed(Some(handled), DefinedCondition::UndefinedCondition);
+                        let mut detail = Element::bare("handled-count-too-high", NS_SM);
+                        crate::xml::set_attr(&mut detail, "h", &high.h.to_string());
+                        crate::xml::set_attr(&mut detail, "send-count", &high.sent.to_string());
+                        answer.append_child(detail);
+                        return Err(answer);
+                    }
+                },
+                None => None,
             }
+        };
+        if let Some(mut session) = taken {
+            resumption.taken.notify_waiters();
+            // Replayed from memory now: the copies kept against a crash go.
+            unspill(&mut session).await;
+            tracing::info!(%jid, "session resumed");
+            let resumed = Resumed {
+                h: session.sm.handled,
+                previd: request.previd.clone(),
+            };
+            return Ok((session, resumed.into()));
         }
         // Still attached: the old connection may be dead without the server knowing yet.
         resumption.displace.notify_waiters();
@@ -318,6 +329,8 @@ async fn hibernate(session: Session, timeout: Duration, mut shutdown: watch::Rec
     let entry = session.entry.clone();
     let resumption = session.resumption.clone();
     tracing::info!(jid = %session.jid, secs = timeout.as_secs(), "connection lost: session waits for resumption");
+    let mut session = session;
+    spill(&mut session).await;
     let taken = resumption.taken.notified();
     tokio::pin!(taken);
     taken.as_mut().enable();
@@ -341,6 +354,64 @@ async fn hibernate(session: Session, timeout: Duration, mut shutdown: watch::Rec
     session.end(Detached::Lost).await;
 }
 
+/// Writes the unacknowledged chat and normal messages of a session that lost its connection
+/// to offline storage, so that a crash (kill -9) while it hibernates loses none of them. The
+/// hot path writes nothing: this runs once per lost connection. Messages that arrive while
+/// it hibernates stay in memory only (the remaining window).
+async fn spill(session: &mut Session) {
+    let Some(user) = session.jid.node().map(|n| n.to_string()) else {
+        return;
+    };
+    let host = session.jid.domain().to_string();
+    let max = session.server.config().limits.max_offline_messages;
+    let now = chrono::Utc::now().timestamp_millis();
+    let server = session.server.clone();
+    for (position, item) in &session.unacked.pending {
+        let crate::session::Outbound::Stanza(el) = item else {
+            continue;
+        };
+        if el.name() != "message" || !matches!(el.attr("type"), None | Some("chat") | Some("normal")) {
+            continue;
+        }
+        let Some(sender) = el.attr("from") else { continue };
+        let text = crate::xml::to_string(el);
+        match server
+            .storage
+            .offline_store(&host, &user, sender, &text, now, max)
+            .await
+        {
+            Ok(crate::storage::offline::OfflineStored::Stored(seq)) => {
+                session.sm.spilled.push((*position, seq))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(jid = %session.jid, error = %e, "could not keep an unacknowledged message")
+            }
+        }
+    }
+}
+
+/// Takes the spilled copies back out of offline storage. Returns the positions whose copy
+/// was still there (a copy already delivered to another resource is not routed again).
+pub(super) async fn unspill(session: &mut Session) -> Vec<u32> {
+    let spilled = std::mem::take(&mut session.sm.spilled);
+    let (Some(user), host) = (
+        session.jid.node().map(|n| n.to_string()),
+        session.jid.domain().to_string(),
+    ) else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    for (position, seq) in spilled {
+        match session.server.storage.offline_delete(&host, &user, &[seq]).await {
+            Ok(1) => kept.push(position),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(jid = %session.jid, error = %e, "could not remove a kept message"),
+        }
+    }
+    kept
+}
+
 /// Routes a message its recipient never acknowledged again, now that its session is gone:
 /// to the account's other resources or offline storage (RFC 6121 §8.5.3.2.1 for a full JID
 /// that is no longer there). The sender's side already ran when it was first sent.
@@ -353,4 +424,21 @@ pub async fn route_again(server: &Arc<Server>, message: Element) {
         return;
     };
     router::route_unacknowledged(server, &from, &to, message).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumption_ids_name_the_resource_and_parse_back() {
+        let jid = FullJid::new("alice@localhost/phone.1").unwrap();
+        let id = resumption_id(&jid, "00ff");
+        let (parsed, secret) = parse_resumption_id(&id).expect("parses");
+        assert_eq!(parsed, jid);
+        assert_eq!(secret, "00ff");
+        for bad in ["", "nohex.00", "616c696365", "zz.00", "616c696365.00"] {
+            assert!(parse_resumption_id(bad).is_none(), "{bad}");
+        }
+    }
 }

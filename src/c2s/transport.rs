@@ -76,9 +76,10 @@ pub trait Transport: Send {
     /// Closes our side of the stream and the connection under it.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 
-    /// Whether the client acknowledges what it received (XEP-0198 later). Then tracked
+    /// Whether the framing itself has the client acknowledge what it received. Then tracked
     /// stanzas count as delivered on its acknowledgement ([`crate::c2s::writer::Unacked`]),
-    /// not when they are written. Over plain TCP the write is the acknowledgement.
+    /// not when they are written. XEP-0198, negotiated per session, does the same on any
+    /// transport; without either, the write is the acknowledgement.
     fn acknowledges_receipt(&self) -> bool {
         false
     }
