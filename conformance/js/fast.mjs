@@ -14,7 +14,7 @@ const userAgent = () =>
 
 function fail(what) {
   return (err) => {
-    console.error(`error ${what}: ${err}`);
+    console.error(`error ${what}: ${err} ${err?.stack}`);
     process.exit(2);
   };
 }
@@ -22,7 +22,8 @@ function fail(what) {
 let saved = null;
 
 async function login(n, pw, token) {
-  const xmpp = client({ service, domain, username, password: pw, resource: "fastjs", userAgent: userAgent() });
+  // A loaded test machine can take longer than the 2 s default to close a stream.
+  const xmpp = client({ service, domain, username, password: pw, resource: "fastjs", userAgent: userAgent(), timeout: 15000 });
   xmpp.on("error", fail(`client ${n}`));
   xmpp.fast.saveToken = async (t) => {
     saved = t;

@@ -1,5 +1,6 @@
 //! XEP-0050 commands for ordinary users, as ejabberd and Prosody users know them: ping,
-//! change my password, end my other sessions. Admins see theirs in addition, listed first.
+//! change my password, end my other sessions, list my sessions and XEP-0484 login tokens,
+//! end those tokens. Admins see theirs in addition, listed first.
 
 use conformance::client::tokio_xmpp_sasl_login;
 use conformance::{Element, TestServer, XmppClient, xml};
@@ -11,6 +12,8 @@ const PING: &str = "https://github.com/switchboard-xmpp/switchboard#ping";
 const CHANGE_PASSWORD: &str = "https://github.com/switchboard-xmpp/switchboard#change-my-password";
 const END_OTHERS: &str = "https://github.com/switchboard-xmpp/switchboard#end-my-other-sessions";
 const PURGE_ARCHIVE: &str = "https://github.com/switchboard-xmpp/switchboard#purge-my-archive";
+const LIST_LOGINS: &str = "https://github.com/switchboard-xmpp/switchboard#list-my-sessions-and-tokens";
+const END_TOKENS: &str = "https://github.com/switchboard-xmpp/switchboard#end-my-fast-tokens";
 const PW: &str = "passw0rd";
 
 /// A server whose `admins` lists admin@localhost, with accounts admin, alice and bob.
@@ -74,7 +77,17 @@ async fn xep0050_2_2_ordinary_users_see_their_commands() {
     let mut alice = s.client("alice", PW).await;
     let mut admin = s.client("admin", PW).await;
     let mine = listed(&mut alice).await;
-    assert_eq!(mine, vec![PING, CHANGE_PASSWORD, END_OTHERS, PURGE_ARCHIVE]);
+    assert_eq!(
+        mine,
+        vec![
+            PING,
+            CHANGE_PASSWORD,
+            END_OTHERS,
+            LIST_LOGINS,
+            END_TOKENS,
+            PURGE_ARCHIVE
+        ]
+    );
     let theirs = listed(&mut admin).await;
     assert!(theirs.iter().any(|n| n == ADD_USER), "{theirs:?}");
     assert_eq!(theirs[0], ADD_USER, "admin commands come first: {theirs:?}");
@@ -149,4 +162,62 @@ async fn xep0050_user_end_my_other_sessions() {
     assert_eq!(ended.condition, "policy-violation");
     one.ping_server().await;
     bob.ping_server().await;
+}
+
+/// The values of a result form's field.
+fn field_values(cmd: &Element, var: &str) -> Vec<String> {
+    cmd.get_child("x", "jabber:x:data")
+        .unwrap_or_else(|| panic!("no form: {}", xml::to_string(cmd)))
+        .children()
+        .find(|f| f.attr("var") == Some(var))
+        .map(|f| {
+            f.children()
+                .filter(|v| v.name() == "value")
+                .map(|v| v.text())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// A user lists their sessions and XEP-0484 FAST tokens (app, device, user agent, expiry;
+// never the token), and ends the tokens: a token login fails afterwards.
+#[tokio::test]
+async fn xep0050_user_list_and_end_my_login_tokens() {
+    use conformance::sasl2::{self, FAST};
+    let s = server().await;
+    let mut raw = s.raw_starttls().await;
+    let extra = format!(
+        "{}<request-token xmlns='{FAST}' mechanism='HT-SHA-256-NONE'/>",
+        sasl2::user_agent("ua-commands")
+    );
+    let success = sasl2::login(&mut raw, "alice", PW, &extra).await;
+    let (token, _) = sasl2::token_of(&success).expect("a token");
+    let mut alice = s.client("alice", PW).await;
+    let listed = execute(&mut alice, LIST_LOGINS, "").await;
+    assert_eq!(field_values(&listed, "sessions"), vec![alice.jid().to_string()]);
+    let tokens = field_values(&listed, "tokens");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert!(
+        tokens[0].starts_with("conformance on test bench (ua-commands), expires 20"),
+        "{tokens:?}"
+    );
+    assert!(!tokens[0].contains(&token), "the token itself is never shown");
+    let ended = execute(&mut alice, END_TOKENS, "").await;
+    assert_eq!(note(&ended, "info").as_deref(), Some("Ended 1 login token(s)"));
+    let mut c = s.raw_starttls().await;
+    let f = sasl2::fast_login(
+        &mut c,
+        "HT-SHA-256-NONE",
+        "alice",
+        &token,
+        b"",
+        "ua-commands",
+        "",
+        "",
+    )
+    .await
+    .expect_err("ended");
+    assert_eq!(sasl2::condition(&f), "not-authorized");
+    let listed = execute(&mut alice, LIST_LOGINS, "").await;
+    assert!(field_values(&listed, "tokens").is_empty());
 }

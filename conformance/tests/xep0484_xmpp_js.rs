@@ -27,7 +27,9 @@ async fn xep0484_xmpp_js_logs_in_with_its_fast_token_and_keeps_its_resource() {
     );
     assert_eq!(js.exit_code(TIMEOUT).await, Some(0));
     assert!(
-        server.logs().contains("mechanism=\"HT-SHA-256-NONE\""),
+        server
+            .wait_for_log("mechanism=\"HT-SHA-256-NONE\"", 1, TIMEOUT)
+            .await,
         "the second login used the token\n{}",
         server.logs()
     );

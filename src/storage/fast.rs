@@ -213,4 +213,13 @@ impl Storage {
         });
         Ok(n)
     }
+
+    /// Deletes every token of an account (the user ends them all); how many there were.
+    pub async fn fast_tokens_revoke_all(&self, host: &str, username: &str) -> Result<u64, StorageError> {
+        const SQL: &str = "DELETE FROM fast_tokens WHERE host = $1 AND username = $2";
+        let n = with_pool!(self, pool => {
+            sqlx::query(SQL).bind(host).bind(username).execute(pool).await?.rows_affected()
+        });
+        Ok(n)
+    }
 }

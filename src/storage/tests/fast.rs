@@ -173,4 +173,12 @@ async fn fast_revoke_by_key_and_agent(db: &TestDb) {
     assert!(!s.fast_token_revoke(HOST, "alice", &[3; 32]).await.unwrap());
     assert_eq!(s.fast_tokens_revoke_agent(HOST, "alice", "ua").await.unwrap(), 2);
     assert_eq!(keys(&s).await, Vec::<u8>::new());
+    s.fast_token_issue(HOST, "alice", &token(4, "ua", 30), None)
+        .await
+        .unwrap();
+    s.fast_token_issue(HOST, "alice", &token(5, "ua3", 30), None)
+        .await
+        .unwrap();
+    assert_eq!(s.fast_tokens_revoke_all(HOST, "alice").await.unwrap(), 2);
+    assert_eq!(keys(&s).await, Vec::<u8>::new());
 }
