@@ -10,6 +10,7 @@
 #   SERVER_CPU / BENCH_CPU  CPUs to pin to     (0 / 1)
 #   SB_BIN       switchboard binary            (target/release/switchboard)
 #   RESULTS      also copy the results TSV here
+#   NO_BUILD=1   use the binaries as they are (BENCH: the bench binary)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,7 +20,7 @@ DURATION=${DURATION:-10}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 SB_BIN=${SB_BIN:-$ROOT/target/release/switchboard}
-BENCH=$ROOT/target/release/switchboard-bench
+BENCH=${BENCH:-$ROOT/target/release/switchboard-bench}
 RESULTS=${RESULTS:-}
 C2S=14322
 HTTP=14380
@@ -40,7 +41,9 @@ stop() {
 trap 'stop; rm -rf "$TMP"' EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-(cd "$ROOT" && cargo build --release -q -p switchboard -p switchboard-bench) || { log "build failed"; exit 1; }
+if [ "${NO_BUILD:-0}" != 1 ]; then
+    (cd "$ROOT" && cargo build --release -q -p switchboard -p switchboard-bench) || { log "build failed"; exit 1; }
+fi
 
 cat >"$TMP/switchboard.toml" <<TOML
 domains = ["localhost"]
