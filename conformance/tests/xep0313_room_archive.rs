@@ -694,3 +694,42 @@ async fn xep0425_moderator_retracts_message() {
     let got = join(&mut b2, &room("mod"), "Bob").await;
     assert!(!got.iter().any(|e| xml::to_string(e).contains("offensive")));
 }
+
+fn own_retraction(room_jid: &str, id: &str) -> String {
+    format!(
+        "<message type='groupchat' to='{room_jid}'><retract xmlns='{RETRACT}' id='{id}'/>\
+         <body>retracted</body><store xmlns='urn:xmpp:hints'/></message>"
+    )
+}
+
+// XEP-0424 in a room that archives: an occupant retracting its own message (by the room's
+// stanza-id) leaves a tombstone in the archive and the retraction reaches the occupants;
+// naming someone else's message changes nothing in the archive.
+#[tokio::test]
+async fn xep0424_occupant_retracts_own_message_in_room_archive() {
+    let s = server_with("", &[]).await;
+    let mut alice = s.client("alice", PW).await;
+    let mut bob = s.client("bob", PW).await;
+    persistent_room(&mut alice, "own", &[]).await;
+    join(&mut bob, &room("own"), "Bob").await;
+    let mine = room_stanza_id(&say(&mut bob, "own", "oops typo").await, "own");
+    let hers = room_stanza_id(&say(&mut alice, "own", "keep this").await, "own");
+    bob.send_xml(&own_retraction(&room("own"), &hers)).await;
+    heard(&mut alice, "retracted").await;
+    bob.send_xml(&own_retraction(&room("own"), &mine)).await;
+    let notice = alice
+        .wait_for(|e| e.get_child("retract", RETRACT).and_then(|r| r.attr("id")) == Some(mine.as_str()))
+        .await;
+    assert_eq!(notice.attr("from"), Some(format!("{}/Bob", room("own")).as_str()));
+    let (r, _) = query(&mut alice, "own", "").await;
+    let by_id = |id: &str| forwarded(r.iter().find(|m| result_id(m) == id).unwrap()).clone();
+    assert!(
+        by_id(&mine).get_child("retracted", RETRACT).is_some(),
+        "{}",
+        xml::to_string(&by_id(&mine))
+    );
+    assert_eq!(
+        conformance::muc::body(&by_id(&hers)).as_deref(),
+        Some("keep this")
+    );
+}

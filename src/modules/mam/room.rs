@@ -144,6 +144,34 @@ impl Archive {
             .map_err(|e| e.to_string())
     }
 
+    /// XEP-0424 in a room: message `id` becomes a tombstone if `sender` sent it (its real
+    /// JID matches); Ok(false) otherwise.
+    pub async fn retract_own_room_message(
+        &self,
+        server: &Arc<Server>,
+        room: &BareJid,
+        id: i64,
+        sender: &BareJid,
+    ) -> Result<bool, String> {
+        self.flush(server).await;
+        let (host, node) = parts(room);
+        let storage = &server.storage;
+        let found = storage
+            .room_archive_get(host, node, id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(found) = found.filter(|m| m.real_jid == sender.as_str()) else {
+            return Ok(false);
+        };
+        let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let tomb =
+            super::policy::tombstone(&found.stanza, &stamp).ok_or("the archived message does not parse")?;
+        storage
+            .room_archive_tombstone(host, node, id, &tomb)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Answers a query, metadata or form request addressed to the room JID.
     pub async fn serve_room(&self, server: Arc<Server>, req: RoomRequest) {
         let answer = match (req.iq.attr("type"), req.iq.children().next()) {

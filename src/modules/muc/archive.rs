@@ -14,7 +14,8 @@
 //! the archive is the room's history: join history (`<history/>`) is read from it, and
 //! messages no longer wait for a history row.
 //!
-//! XEP-0425 moderation: a moderator retracts an archived message by its stanza-id; the
+//! XEP-0424: an occupant retracting its own message (by the room's stanza-id) leaves a
+//! tombstone too. XEP-0425 moderation: a moderator retracts an archived message by its stanza-id; the
 //! archive keeps a tombstone naming the moderator, occupants get the retraction (itself
 //! archived, so clients catching up learn of it).
 
@@ -163,7 +164,38 @@ impl Room {
         {
             self.prepare_moderation(from, m).await;
         }
+        if let RoomCmd::Stanza(from, m) = cmd
+            && m.name() == "message"
+            && m.attr("type") == Some("groupchat")
+            && m.attr("to").is_some_and(|to| !to.contains('/'))
+            && let Some(id) = mam::policy::retracts(m)
+        {
+            self.retract_own(from, id).await;
+        }
         self.prefetch_history(cmd).await;
+    }
+
+    /// XEP-0424 in a room: an occupant with voice retracting its own message (named by the
+    /// room's stanza-id) leaves a tombstone in the archive; the retraction itself is then
+    /// broadcast as any message. Someone else's message stays as it was.
+    async fn retract_own(&mut self, from: &FullJid, id: &str) {
+        let may_speak = self
+            .occupants
+            .by_jid(from)
+            .is_some_and(|o| o.role >= Role::Participant);
+        let (Some(archive), Ok(id)) = (self.archive.archive.clone(), id.parse::<i64>()) else {
+            return;
+        };
+        if !self.archiving() || !may_speak {
+            return;
+        }
+        match archive
+            .retract_own_room_message(&self.server, &self.jid, id, &from.to_bare())
+            .await
+        {
+            Ok(done) => tracing::debug!(room = %self.jid, id, done, "occupant's retraction"),
+            Err(e) => tracing::error!(room = %self.jid, error = %e, "retraction failed"),
+        }
     }
 
     fn is_moderator(&self, jid: &FullJid) -> bool {
