@@ -106,12 +106,13 @@ impl Unacked {
         std::mem::take(&mut self.pending)
     }
 
-    /// Queues `<r/>` if one is due by count; arms the time-based request otherwise.
-    fn request_if_due(&mut self, stream: &mut impl Transport, now: Instant) {
+    /// Queues `<r/>` if one is due by count (or `now_please`: a tracked stanza's owner waits
+    /// for the answer); arms the time-based request otherwise.
+    fn request_if_due(&mut self, stream: &mut impl Transport, now: Instant, now_please: bool) {
         if !self.keeping || self.pending.is_empty() {
             return;
         }
-        if self.request_every > 0 && self.since_request >= self.request_every {
+        if now_please || (self.request_every > 0 && self.since_request >= self.request_every) {
             stream.queue(&request());
             self.since_request = 0;
             self.request_due = None;
@@ -160,13 +161,17 @@ pub async fn write_batch(
     let mut acks = Vec::new();
     let mut next = Some(first);
     let mut count: u32 = 0;
+    let mut tracked_kept = false;
     let start = unacked.written;
     while let Some(item) = next.take() {
         count += 1;
         queue_item(stream, &item, to_attr, traced);
         let position = start.wrapping_add(count);
         match item {
-            item if keep_all => unacked.pending.push_back((position, item)),
+            item if keep_all => {
+                tracked_kept |= matches!(item, Outbound::Tracked(..));
+                unacked.pending.push_back((position, item));
+            }
             Outbound::Tracked(el, written) if keep_tracked => unacked
                 .pending
                 .push_back((position, Outbound::Tracked(el, written))),
@@ -179,7 +184,8 @@ pub async fn write_batch(
     }
     unacked.written = start.wrapping_add(count);
     unacked.since_request = unacked.since_request.saturating_add(count);
-    unacked.request_if_due(stream, Instant::now());
+    // Offline storage deletes a message only on the client's acknowledgement: ask at once.
+    unacked.request_if_due(stream, Instant::now(), tracked_kept);
     stream.flush().await?;
     acks.into_iter().for_each(delivered);
     Ok(())
