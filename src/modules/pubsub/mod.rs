@@ -197,9 +197,17 @@ impl Module for PubSub {
             },
             {
                 let me = self.clone();
-                move |_, mut routed| {
+                move |server, mut routed| {
                     if let Some(hash) = me.pep.photo_hash(&routed.from.to_bare()) {
                         avatar::add_photo_hash(&mut routed.stanza, &hash);
+                        // Probes are answered from the session's last presence: it gets the
+                        // hash too (the session recorded the presence as the client sent it).
+                        if let Some(session) = server.sessions.get(&routed.from)
+                            && let Ok((available, priority)) =
+                                crate::router::announced_availability(&routed.stanza)
+                        {
+                            session.set_presence(available, priority, Some(routed.stanza.clone()));
+                        }
                     }
                     async move { Flow::Continue(routed) }
                 }
