@@ -83,6 +83,10 @@ impl IqResponse {
 
 pub type IqResult = Result<IqResponse, StanzaError>;
 pub type IqHandler = Arc<dyn Fn(IqRequest) -> BoxFuture<'static, IqResult> + Send + Sync>;
+/// The items a module lists in an account's disco#items (XEP-0030 §4.1), for the request's
+/// sender: given the request (no node, addressed to an account).
+pub type AccountItems =
+    Arc<dyn Fn(&IqRequest) -> BoxFuture<'static, Vec<xmpp_parsers::disco::Item>> + Send + Sync>;
 
 /// Receives every stanza addressed to a service domain (a component such as MUC): the
 /// sender's full JID and the stanza, `from` stamped. The service answers or bounces itself.
@@ -141,6 +145,8 @@ pub struct Registry {
     /// disco#info of an account's bare JID, beside its IQ namespaces (XEP-0163 PEP).
     account_features: BTreeSet<&'static str>,
     account_identities: Vec<Identity>,
+    /// Contributors to an account's disco#items (PEP nodes).
+    account_items: Vec<AccountItems>,
     modules: Vec<&'static str>,
     /// Offered in stream features after authentication (roster versioning, pre-approval...).
     stream_features: Vec<Element>,
@@ -223,6 +229,19 @@ impl Registry {
 
     pub fn account_identities(&self) -> &[Identity] {
         &self.account_identities
+    }
+
+    /// Lists items in every account's disco#items (see [`AccountItems`]).
+    pub fn account_items<F, Fut>(&mut self, f: F)
+    where
+        F: Fn(&IqRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Vec<xmpp_parsers::disco::Item>> + Send + 'static,
+    {
+        self.account_items.push(Arc::new(move |req| Box::pin(f(req))));
+    }
+
+    pub fn account_item_lists(&self) -> &[AccountItems] {
+        &self.account_items
     }
 
     /// Lets a module answer disco#info and disco#items requests for `node` addressed to any of

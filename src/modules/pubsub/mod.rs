@@ -87,6 +87,13 @@ impl Module for PubSub {
         r.account_feature(bookmarks::FEATURE_COMPAT);
         r.account_feature(bookmarks::FEATURE_COMPAT_PEP);
         r.account_feature(avatar::FEATURE_CONVERSION);
+        // The account's nodes in its disco#items.
+        let me = self.clone();
+        r.account_items(move |req| {
+            let (me, server) = (me.clone(), req.server.clone());
+            let (owner, requester) = (req.to.clone(), req.from.to_bare());
+            async move { me.pep.disco_items(&server, &owner, &requester).await }
+        });
         let me = self.clone();
         r.service(
             "Publish-Subscribe",
