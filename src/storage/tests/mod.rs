@@ -52,6 +52,7 @@ mod private;
 mod pubsub;
 mod roster;
 mod secrets;
+mod upload;
 mod vcard;
 
 const PG_URL_VAR: &str = "SWITCHBOARD_TEST_PG_URL";
