@@ -727,3 +727,53 @@ async fn xep0163_4_3_2_last_item_sent_when_contact_subscribes() {
         Some("now")
     );
 }
+
+/// XEP-0030 §4.1 on an account: disco#items lists its nodes; the account sees all of them,
+/// a contact those its access models allow, a stranger only open ones.
+#[tokio::test]
+async fn xep0030_4_1_account_items_list_pep_nodes_by_access() {
+    let Setup {
+        mut alice,
+        mut bob,
+        mut carol,
+        server: _server,
+        ..
+    } = setup().await;
+    assert_ok(&publish(&mut alice, TUNE, Some("x"), &tune("Here"), &[]).await);
+    let private = [("pubsub#access_model", "whitelist")];
+    assert_ok(
+        &publish(
+            &mut alice,
+            "urn:x:private",
+            Some("p"),
+            "<x xmlns='urn:x'/>",
+            &private,
+        )
+        .await,
+    );
+    let open = [("pubsub#access_model", "open")];
+    assert_ok(&publish(&mut alice, "urn:x:open", Some("o"), "<x xmlns='urn:x'/>", &open).await);
+    async fn nodes(c: &mut XmppClient) -> Vec<String> {
+        let r = c
+            .iq(
+                "get",
+                Some(ALICE),
+                "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+            )
+            .await;
+        assert_eq!(r.attr("type"), Some("result"), "{}", xml::to_string(&r));
+        let q = r
+            .get_child("query", "http://jabber.org/protocol/disco#items")
+            .unwrap();
+        let mut nodes: Vec<String> = q
+            .children()
+            .inspect(|i| assert_eq!(i.attr("jid"), Some(ALICE)))
+            .filter_map(|i| i.attr("node").map(str::to_owned))
+            .collect();
+        nodes.sort();
+        nodes
+    }
+    assert_eq!(nodes(&mut alice).await, [TUNE, "urn:x:open", "urn:x:private"]);
+    assert_eq!(nodes(&mut bob).await, [TUNE, "urn:x:open"]);
+    assert_eq!(nodes(&mut carol).await, ["urn:x:open"]);
+}

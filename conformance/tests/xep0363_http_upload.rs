@@ -501,3 +501,29 @@ async fn xep0363_public_url_from_config() {
     assert_eq!(put(&local(&put_url), None, b"hello").await.status, 201);
     assert_eq!(get(&local(&get_url)).await.body, b"hello");
 }
+
+// A slot handed out before a restart can still be used after it (slots are stored).
+#[tokio::test]
+async fn xep0363_5_slot_survives_a_restart() {
+    let files = tempfile::tempdir().unwrap();
+    let mut server = server(files.path(), "").await;
+    let mut c = login(&server, "alice").await;
+    let (put_url, get_url) = slot(&mut c, "kept.txt", 4, None).await;
+    let before = server.http_addr().to_string();
+    drop(c);
+    server.restart().await;
+    let after = server.http_addr().to_string();
+    let (put_url, get_url) = (put_url.replace(&before, &after), get_url.replace(&before, &after));
+    // Logging in gives the server the moment it needs to read its slots back.
+    let _c = login(&server, "alice").await;
+    assert_eq!(put(&put_url, None, b"kept").await.status, 201);
+    assert_eq!(get(&get_url).await.body, b"kept");
+    // Used up: not a second time, also after another restart.
+    server.restart().await;
+    let again = server.http_addr().to_string();
+    let _c = login(&server, "alice").await;
+    assert_eq!(
+        put(&put_url.replace(&after, &again), None, b"more").await.status,
+        409
+    );
+}

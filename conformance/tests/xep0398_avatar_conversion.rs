@@ -168,3 +168,31 @@ async fn xep0398_2_account_advertises_conversion() {
         xml::to_string(&r)
     );
 }
+
+/// §4 / XEP-0153: a contact coming online probes the account; the presence it gets back
+/// carries the avatar hash too.
+#[tokio::test]
+async fn xep0398_4_probe_answer_carries_photo_hash() {
+    let server = blocking::server_with(&["alice", "bob"]).await;
+    let mut alice = blocking::online(&server, "alice@localhost/desk").await;
+    let mut bob = blocking::online(&server, "bob@localhost/home").await;
+    befriend(&mut alice, ALICE, &mut bob, BOB).await;
+    let id = publish_avatar(&mut alice, IMAGE).await;
+    alice.send_xml("<presence><show>away</show></presence>").await;
+    alice.ping_server().await;
+    bob.close().await;
+    let mut bob = server.client_jid("bob@localhost/later", PW).await;
+    bob.send_xml("<presence/>").await;
+    let p = bob
+        .wait_for(|e| e.name() == "presence" && e.attr("from") == Some("alice@localhost/desk"))
+        .await;
+    let photo = p
+        .get_child("x", UPDATE)
+        .and_then(|x| x.get_child("photo", UPDATE));
+    assert_eq!(
+        photo.map(|p| p.text()).as_deref(),
+        Some(id.as_str()),
+        "{}",
+        xml::to_string(&p)
+    );
+}

@@ -90,6 +90,11 @@ pub type IqHandler<C> = Arc<dyn Fn(IqRequest<C>) -> BoxFuture<'static, IqResult>
 /// sender's full JID and the stanza, `from` stamped. The service answers or bounces itself.
 pub type ServiceHandler<C> = Arc<dyn Fn(Arc<C>, FullJid, Element) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// The items a module lists in an account's disco#items (XEP-0030 §4.1), for the request's
+/// sender: given the request (no node, addressed to an account).
+pub type AccountItems<C> =
+    Arc<dyn Fn(&IqRequest<C>) -> BoxFuture<'static, Vec<xmpp_parsers::disco::Item>> + Send + Sync>;
+
 /// Enables a feature inline in a Bind2 request (XEP-0386 §5) for the session just bound as
 /// the given JID, from the request's child in the feature's namespace; what it returns goes
 /// into `<bound/>`. Runs before the session reads its first stanza.
@@ -156,6 +161,8 @@ pub struct Registry<C: Context> {
     services: Vec<Service<C>>,
     /// Ad-hoc commands (XEP-0050) offered by modules, in registration order.
     commands: Vec<&'static C::Command>,
+    /// Contributors to an account's disco#items (PEP nodes).
+    account_items: Vec<AccountItems<C>>,
     /// Features a Bind2 request may enable inline, by namespace (see [`Registry::bind2_inline`]).
     bind2_inline: Vec<(&'static str, Bind2Inline<C>)>,
     /// Module state other parts of the server reach by type (see [`Registry::provide`]).
@@ -177,6 +184,7 @@ impl<C: Context> Default for Registry<C> {
             disco_nodes: Vec::new(),
             services: Vec::new(),
             commands: Vec::new(),
+            account_items: Vec::new(),
             bind2_inline: Vec::new(),
             provided: Vec::new(),
             hooks: Hooks::default(),
@@ -380,6 +388,19 @@ impl<C: Context> Registry<C> {
     /// The inline handler for `ns`, if a module registered one.
     pub fn bind2_inline_handler(&self, ns: &str) -> Option<&Bind2Inline<C>> {
         self.bind2_inline.iter().find(|(n, _)| *n == ns).map(|(_, h)| h)
+    }
+
+    /// Lists items in every account's disco#items (see [`AccountItems`]).
+    pub fn account_items<F, Fut>(&mut self, f: F)
+    where
+        F: Fn(&IqRequest<C>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Vec<xmpp_parsers::disco::Item>> + Send + 'static,
+    {
+        self.account_items.push(Arc::new(move |req| Box::pin(f(req))));
+    }
+
+    pub fn account_item_lists(&self) -> &[AccountItems<C>] {
+        &self.account_items
     }
 
     /// Every registered command, in registration order.

@@ -49,7 +49,7 @@ impl Module for Disco {
             IqType::Get,
             NS_ITEMS,
             "query",
-            &[IqTarget::Server, IqTarget::OwnAccount],
+            &[IqTarget::Server, IqTarget::OwnAccount, IqTarget::OtherAccount],
             items,
         );
     }
@@ -105,6 +105,13 @@ async fn items(req: IqRequest) -> IqResult {
         items: Vec::new(),
         rsm: None,
     };
+    if req.target != IqTarget::Server {
+        // An account's items: what the modules list for this requester (PEP nodes).
+        let lists = req.server.registry.account_item_lists().to_vec();
+        for list in lists {
+            result.items.extend(list(&req).await);
+        }
+    }
     if req.target == IqTarget::Server {
         // Components (MUC...) registered with `Registry::service`.
         for (domain, name) in req.server.registry.services(&req.server.config()) {

@@ -20,6 +20,7 @@ pub type IqRequest = generic::IqRequest<Server>;
 pub type IqHandler = generic::IqHandler<Server>;
 pub type ServiceHandler = generic::ServiceHandler<Server>;
 pub type Bind2Inline = generic::Bind2Inline<Server>;
+pub type AccountItems = generic::AccountItems<Server>;
 
 /// A feature module: registers its handlers and disco features.
 pub trait Module: Send + Sync + 'static {

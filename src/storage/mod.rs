@@ -84,6 +84,7 @@ pub mod roster;
 mod secrets;
 #[cfg(test)]
 mod tests;
+pub mod upload;
 mod vcard;
 
 /// Handle to the database; cheap to clone (the pools are reference-counted).

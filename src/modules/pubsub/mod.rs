@@ -87,6 +87,13 @@ impl Module for PubSub {
         r.account_feature(bookmarks::FEATURE_COMPAT);
         r.account_feature(bookmarks::FEATURE_COMPAT_PEP);
         r.account_feature(avatar::FEATURE_CONVERSION);
+        // The account's nodes in its disco#items.
+        let me = self.clone();
+        r.account_items(move |req| {
+            let (me, server) = (me.clone(), req.server.clone());
+            let (owner, requester) = (req.to.clone(), req.from.to_bare());
+            async move { me.pep.disco_items(&server, &owner, &requester).await }
+        });
         let me = self.clone();
         r.service(
             "Publish-Subscribe",
@@ -197,9 +204,17 @@ impl Module for PubSub {
             },
             {
                 let me = self.clone();
-                move |_, mut routed| {
+                move |server, mut routed| {
                     if let Some(hash) = me.pep.photo_hash(&routed.from.to_bare()) {
                         avatar::add_photo_hash(&mut routed.stanza, &hash);
+                        // Probes are answered from the session's last presence: it gets the
+                        // hash too (the session recorded the presence as the client sent it).
+                        if let Some(session) = server.sessions.get(&routed.from)
+                            && let Ok((available, priority)) =
+                                crate::router::announced_availability(&routed.stanza)
+                        {
+                            session.set_presence(available, priority, Some(routed.stanza.clone()));
+                        }
                     }
                     async move { Flow::Continue(routed) }
                 }

@@ -125,6 +125,46 @@ impl Pep {
             .unwrap_or_default())
     }
 
+    /// XEP-0030 §4.1 on an account: its nodes, all of them for the account itself, those
+    /// the access model lets `requester` see for anyone else.
+    pub async fn disco_items(
+        &self,
+        server: &Server,
+        owner: &BareJid,
+        requester: &BareJid,
+    ) -> Vec<xmpp_parsers::disco::Item> {
+        let listed = async {
+            let facts = if requester == owner {
+                None
+            } else {
+                Some(self.facts(server, owner, requester).await?)
+            };
+            let guard = self.lock(server, owner).await?;
+            let items = guard
+                .as_ref()
+                .expect("loaded by lock")
+                .iter()
+                .filter(|(_, n)| {
+                    facts
+                        .as_ref()
+                        .is_none_or(|f| n.access(requester.as_str(), f).is_ok())
+                })
+                .map(|(name, _)| xmpp_parsers::disco::Item {
+                    jid: owner.clone().into(),
+                    node: Some(name.clone()),
+                    name: None,
+                })
+                .collect();
+            Ok::<_, StanzaError>(items)
+        }
+        .await;
+        self.release(server, owner);
+        listed.unwrap_or_else(|e| {
+            tracing::warn!(%owner, error = ?e, "PEP nodes not listed");
+            Vec::new()
+        })
+    }
+
     /// `http://jabber.org/protocol/pubsub` requests to an account.
     pub async fn handle(&self, req: IqRequest) -> IqResult {
         let owner = req.to.clone();

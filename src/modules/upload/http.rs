@@ -57,6 +57,8 @@ pub fn routes(server: &Arc<Server>, listener_url: &str, shutdown: watch::Receive
 }
 
 async fn sweep_regularly(server: Arc<Server>, uploads: Arc<Uploads>, mut shutdown: watch::Receiver<bool>) {
+    // Slots handed out before a restart (and their folders, which the sweep keeps).
+    uploads.load(&server).await;
     loop {
         let (interval, directory) = {
             let config = server.config();
@@ -71,6 +73,9 @@ async fn sweep_regularly(server: Arc<Server>, uploads: Arc<Uploads>, mut shutdow
         }
         let now = slots::now();
         uploads.forget_expired(now);
+        if let Err(e) = server.storage.upload_slots_expire(now as i64).await {
+            tracing::warn!(error = %e, "upload: expired slots not deleted from storage");
+        }
         match store::sweep(&directory, now, |slot| uploads.is_open(slot)).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "upload: expired files deleted"),
@@ -277,7 +282,7 @@ async fn upload(
         }
     }
     guard.done = true;
-    ctx.uploads.release(&slot_id, true);
+    ctx.uploads.used_up(&ctx.server, &slot_id).await;
     StatusCode::CREATED.into_response()
 }
 

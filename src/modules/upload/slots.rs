@@ -135,6 +135,11 @@ impl Uploads {
             }
             slots.insert(id.clone(), slot.clone());
         }
+        // Written before it is handed out: a restart does not void it.
+        if let Err(e) = server.storage.upload_slot_insert(&slot.to_stored(&id)).await {
+            self.lock().remove(&id);
+            return Err(StanzaError::storage("upload: storing a slot")(e));
+        }
         let path = format!("{user}/{id}/{}", slot.filename);
         let url = format!("{base}/upload/{user}/{id}/{}", encode_segment(&slot.filename));
         let put = Grant::Put {
@@ -183,6 +188,34 @@ impl Uploads {
         Ok(slot.clone())
     }
 
+    /// The slots stored before a restart, open again (those still valid).
+    pub async fn load(&self, server: &Server) {
+        let stored = match server.storage.upload_slots_open(now() as i64).await {
+            Ok(s) => s,
+            Err(e) => return tracing::error!(error = %e, "upload: open slots not loaded"),
+        };
+        let mut slots = self.lock();
+        for s in stored {
+            slots.entry(s.id).or_insert(Slot {
+                user: s.owner,
+                filename: s.filename,
+                size: s.size.max(0) as u64,
+                content_type: s.content_type,
+                expires: s.expires.max(0) as u64,
+                file_expires: s.file_expires.max(0) as u64,
+                uploading: false,
+            });
+        }
+    }
+
+    /// A PUT completed: the slot is gone, here and in storage.
+    pub async fn used_up(&self, server: &Server, id: &str) {
+        self.release(id, true);
+        if let Err(e) = server.storage.upload_slot_delete(id).await {
+            tracing::warn!(error = %e, "upload: a used slot stays stored until it expires");
+        }
+    }
+
     /// A PUT ended: the slot is used up (`done`), or open again for another try.
     pub fn release(&self, id: &str, done: bool) {
         let mut slots = self.lock();
@@ -201,6 +234,20 @@ impl Uploads {
     /// Whether slot `id` is open (its folder is not a leftover).
     pub fn is_open(&self, id: &str) -> bool {
         self.lock().contains_key(id)
+    }
+}
+
+impl Slot {
+    fn to_stored(&self, id: &str) -> crate::storage::upload::StoredSlot {
+        crate::storage::upload::StoredSlot {
+            id: id.to_owned(),
+            owner: self.user.clone(),
+            filename: self.filename.clone(),
+            size: self.size as i64,
+            content_type: self.content_type.clone(),
+            expires: self.expires as i64,
+            file_expires: self.file_expires as i64,
+        }
     }
 }
 

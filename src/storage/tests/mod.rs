@@ -54,6 +54,7 @@ mod room_archive;
 mod pubsub;
 mod roster;
 mod secrets;
+mod upload;
 mod vcard;
 
 const PG_URL_VAR: &str = "SWITCHBOARD_TEST_PG_URL";
