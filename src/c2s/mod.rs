@@ -2,6 +2,7 @@
 //! negotiated (STARTTLS, SASL, bind), then attaches to the bound session (`session.rs`).
 
 pub mod auth;
+pub mod csi;
 pub mod inbound;
 pub mod keepalive;
 pub mod negotiate;

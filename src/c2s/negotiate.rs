@@ -338,6 +338,7 @@ fn features(server: &Server, tls: bool, starttls: bool, state: &State<'_>) -> El
                 .build(),
         );
         f.append_child(caps(server));
+        f.append_child(Element::bare("csi", crate::c2s::csi::NS));
         for feature in server.registry.stream_features() {
             f.append_child(feature.clone());
         }

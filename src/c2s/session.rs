@@ -14,12 +14,13 @@ use minidom::Element;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::c2s::csi::{self, Csi};
 use crate::c2s::inbound::handle_stanza;
 use crate::c2s::keepalive::{Due, Keepalive};
 use crate::c2s::pace::Pacer;
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
-use crate::c2s::writer::{Unacked, queue_item, write_batch};
+use crate::c2s::writer::{Unacked, queue_item, write_batch, write_items};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router;
 use crate::router::hooks::{Flow, SessionEvent};
@@ -44,6 +45,10 @@ pub struct Session {
     pacer: Pacer,
     /// What was written and not yet acknowledged; outlives any one transport.
     unacked: Unacked,
+    /// XEP-0352: the client's state and the stanzas held while it is inactive.
+    csi: Csi,
+    /// Released by `set_client_active` with no transport attached: written on attach.
+    csi_released: Vec<Outbound>,
 }
 
 /// How a transport left its session.
@@ -70,6 +75,7 @@ impl Session {
         let to_attr = crate::session::attr_value(&jid_text);
         let trace = entry.extension::<TraceTraffic>();
         let pacer = Pacer::new(&server, listener, &jid);
+        let csi = Csi::new(server.config().limits.csi_max_held);
         Session {
             server,
             jid,
@@ -80,7 +86,17 @@ impl Session {
             trace,
             pacer,
             unacked: Unacked::default(),
+            csi,
+            csi_released: Vec::new(),
         }
+    }
+
+    /// Sets the XEP-0352 client state (`<inactive/>` is `false`), as the client's own
+    /// `<active/>`/`<inactive/>` does; for Bind2's inline CSI before the first attach. What
+    /// going active releases is written when a transport attaches.
+    pub fn set_client_active(&mut self, active: bool) {
+        let released = self.csi.set_active(active);
+        self.csi_released.extend(released);
     }
 
     /// Serves the session over `stream` until the connection ends, is kicked, or the server
@@ -114,6 +130,13 @@ impl Session {
         tokio::pin!(stopping);
         let timer = tokio::time::sleep_until(keepalive.first_due());
         tokio::pin!(timer);
+        let released = std::mem::take(&mut self.csi_released);
+        if write_items(stream, released, &self.to_attr, None, &mut self.unacked)
+            .await
+            .is_err()
+        {
+            return Detached::Closed;
+        }
 
         let end: Option<StreamError> = loop {
             tokio::select! {
@@ -123,7 +146,13 @@ impl Session {
                 out = self.link.mailbox.recv() => {
                     let Some(first) = out else { break None };
                     let traced = self.trace.on().then_some(&self.jid);
-                    if write_batch(stream, &mut self.link.mailbox, first, &self.to_attr, traced, &mut self.unacked).await.is_err() {
+                    let written = if self.csi.is_inactive() {
+                        let released = self.csi.admit(first, &mut self.link.mailbox);
+                        write_items(stream, released, &self.to_attr, traced, &mut self.unacked).await
+                    } else {
+                        write_batch(stream, &mut self.link.mailbox, first, &self.to_attr, traced, &mut self.unacked).await
+                    };
+                    if written.is_err() {
                         break None;
                     }
                 }
@@ -146,6 +175,14 @@ impl Session {
                                 tracing::info!(target: "xmpp_trace", jid = %self.jid, "C: {}", crate::c2s::trace::render(&el));
                             }
                             if keepalive.is_answer(&el) {
+                                continue;
+                            }
+                            if let Some(active) = csi::request(&el) {
+                                let released = self.csi.set_active(active);
+                                let traced = self.trace.on().then_some(&self.jid);
+                                if write_items(stream, released, &self.to_attr, traced, &mut self.unacked).await.is_err() {
+                                    break None;
+                                }
                                 continue;
                             }
                             // Boxed: routing's deep future would otherwise sit in every idle session.
@@ -201,6 +238,9 @@ impl Session {
         // Flush what was queued for this client before the error (graceful shutdown). Tracked
         // stanzas go out too but are not acknowledged (the flush result is unknown): their
         // owner keeps them, so the client may see one again later, never lose it.
+        for item in self.csi.take_all() {
+            queue_item(stream, item, &self.to_attr, None);
+        }
         while let Ok(item) = self.link.mailbox.try_recv() {
             queue_item(stream, item, &self.to_attr, None);
         }
