@@ -142,6 +142,9 @@ const MODULE_EVENT_NAMES: &[(&str, &str)] = &[
     ("adhoc", "command_refused"),
     ("adhoc", "command_completed"),
     ("adhoc", "command_failed"),
+    ("push", "enabled"),
+    ("push", "published"),
+    ("push", "disabled_by_app_server"),
 ];
 
 /// The transports' names in the `transport` label (`Transport::kind`).

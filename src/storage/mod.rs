@@ -77,6 +77,7 @@ pub mod pep;
 pub mod portable;
 pub mod privacy;
 mod private;
+pub mod push;
 pub mod roster;
 mod secrets;
 #[cfg(test)]

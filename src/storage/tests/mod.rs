@@ -49,6 +49,7 @@ mod open;
 mod pep;
 mod privacy;
 mod private;
+mod push;
 mod roster;
 mod secrets;
 mod vcard;
