@@ -87,11 +87,9 @@ impl Module for Push {
         // stage that still sees it (registered after blocking, so what a user refused is not
         // pushed). It only looks and passes the message on.
         let me = self.clone();
-        r.hooks.message_offline.add_for(
-            Stage::Policy,
-            "push",
-            |server, routed| wants_push(server, routed),
-            move |server, routed| {
+        r.hooks
+            .message_offline
+            .add_for(Stage::Policy, "push", wants_push, move |server, routed| {
                 let me = me.clone();
                 async move {
                     if let Some(account) = routed.to.as_ref().map(|to| to.to_bare()) {
@@ -99,8 +97,7 @@ impl Module for Push {
                     }
                     Flow::Continue(routed)
                 }
-            },
-        );
+            });
         let me = self.clone();
         r.hooks.inbound.add_for(
             Stage::Protocol,
