@@ -122,7 +122,7 @@ fn wants_push(server: &Server, routed: &Routed) -> bool {
         && routed
             .to
             .as_ref()
-            .is_some_and(|to| server.sessions.sessions_of(&to.to_bare()).is_empty())
+            .is_some_and(|to| server.sessions.count_of(&to.to_bare()) == 0)
 }
 
 /// An IQ result or error to a bare JID answering one of our publishes.
