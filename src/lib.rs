@@ -87,6 +87,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Server>> {
         registrations_by_ip: WindowLimiter::new(0, hour),
         subscriptions_by_account: WindowLimiter::new(0, minute),
         connections: ConnectionLimiter::new(0, 0, 0),
+        hash_pool: limits::HashPool::per_core(),
         log_limit: ops::log_limit::LogLimiter::new(minute),
         sessions: Box::new(session::LocalDirectory::new()),
         domains: config.domains.clone(),

@@ -206,6 +206,41 @@ impl ConnectionLimiter {
     }
 }
 
+/// Key derivation (PBKDF2: a PLAIN login's password check) off the async runtime, a bounded
+/// number at a time: in a reconnect storm the derivations queue here instead of occupying
+/// the runtime's threads, so sessions already connected keep being served.
+pub struct HashPool {
+    permits: tokio::sync::Semaphore,
+}
+
+impl HashPool {
+    /// At most `workers` derivations at once (at least one).
+    pub fn new(workers: usize) -> Self {
+        HashPool {
+            permits: tokio::sync::Semaphore::new(workers.max(1)),
+        }
+    }
+
+    /// One per core: derivation is all CPU.
+    pub fn per_core() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Runs `work` on a blocking thread once a permit is free.
+    pub async fn run<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> R {
+        // Never closed: acquiring only waits.
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the pool's semaphore is never closed");
+        match tokio::task::spawn_blocking(work).await {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
 /// A token bucket that may go into debt: `take` always succeeds and returns how long the
 /// caller must now wait before the balance is back to zero. Taking what a stanza costs and
 /// then waiting (instead of refusing it) means any stanza passes, however large, only slower.
@@ -454,5 +489,33 @@ mod tests {
             close(b.take_at(1, t), Duration::from_millis(100)),
             "the lowered rate applies"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hash_pool_runs_at_most_its_workers_at_once() {
+        let pool = Arc::new(HashPool::new(2));
+        let active = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (pool, active, peak) = (pool.clone(), active.clone(), peak.clone());
+                tokio::spawn(async move {
+                    pool.run(move || {
+                        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        active.fetch_sub(1, Ordering::SeqCst);
+                        i
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await.unwrap());
+        }
+        assert_eq!(done, (0..8).collect::<Vec<_>>());
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "bounded, and the bound is used");
     }
 }

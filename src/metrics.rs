@@ -28,6 +28,10 @@ pub const MUC_SENDER_WAITS: &str = "switchboard_muc_sender_waits_total";
 pub const MUC_OVERLOAD_BOUNCES: &str = "switchboard_muc_overload_bounces_total";
 pub const REPEATED_EVENTS: &str = "switchboard_repeated_events_total";
 pub const LOG_LINES_SUPPRESSED: &str = "switchboard_log_lines_suppressed_total";
+pub const CSI_HELD: &str = "switchboard_csi_held_total";
+pub const CSI_COLLAPSED: &str = "switchboard_csi_collapsed_total";
+pub const CSI_FLUSHES: &str = "switchboard_csi_flushes_total";
+pub const CSI_FLUSHED: &str = "switchboard_csi_flushed_total";
 
 /// Routing latency buckets (seconds): a local route takes tens of microseconds; storage
 /// (offline, roster writes) milliseconds.
@@ -112,6 +116,16 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 LOG_LINES_SUPPRESSED,
                 "Log lines of repeated events left out (summarized instead), by kind"
             );
+            metrics::describe_counter!(
+                CSI_HELD,
+                "Stanzas held for inactive clients (XEP-0352) by kind: presence, message"
+            );
+            metrics::describe_counter!(CSI_COLLAPSED, "Held presence replaced by a newer one from the same sender");
+            metrics::describe_counter!(
+                CSI_FLUSHES,
+                "Writes of held stanzas by reason: urgent, active, overflow, closing"
+            );
+            metrics::describe_counter!(CSI_FLUSHED, "Held stanzas written, by the flush's reason");
             register_families();
             Some(handle)
         })
@@ -128,6 +142,9 @@ const MODULE_EVENT_NAMES: &[(&str, &str)] = &[
     ("adhoc", "command_refused"),
     ("adhoc", "command_completed"),
     ("adhoc", "command_failed"),
+    ("push", "enabled"),
+    ("push", "published"),
+    ("push", "disabled_by_app_server"),
 ];
 
 /// The transports' names in the `transport` label (`Transport::kind`).
@@ -168,6 +185,14 @@ fn register_families() {
     }
     for (module, event) in MODULE_EVENT_NAMES {
         metrics::counter!(MODULE_EVENTS, "module" => *module, "event" => *event).increment(0);
+    }
+    for kind in ["presence", "message"] {
+        metrics::counter!(CSI_HELD, "kind" => kind).increment(0);
+    }
+    metrics::counter!(CSI_COLLAPSED).increment(0);
+    for reason in crate::c2s::csi::FlushReason::ALL {
+        metrics::counter!(CSI_FLUSHES, "reason" => reason.name()).increment(0);
+        metrics::counter!(CSI_FLUSHED, "reason" => reason.name()).increment(0);
     }
     for kind in crate::ops::log_limit::Repeated::ALL {
         metrics::counter!(REPEATED_EVENTS, "kind" => kind.name()).increment(0);
@@ -326,6 +351,22 @@ pub fn repeated_event(kind: &'static str) {
 /// A repeated event's line was left out of the log (counted in a summary instead).
 pub fn log_line_suppressed(kind: &'static str) {
     metrics::counter!(LOG_LINES_SUPPRESSED, "kind" => kind).increment(1);
+}
+
+/// A stanza held for an inactive client (`kind`: presence or message).
+pub fn csi_held(kind: &'static str) {
+    metrics::counter!(CSI_HELD, "kind" => kind).increment(1);
+}
+
+/// A held presence was replaced by a newer one from the same sender.
+pub fn csi_collapsed() {
+    metrics::counter!(CSI_COLLAPSED).increment(1);
+}
+
+/// `n` held stanzas written at once for `reason` (a fixed name).
+pub fn csi_flush(reason: &'static str, n: usize) {
+    metrics::counter!(CSI_FLUSHES, "reason" => reason).increment(1);
+    metrics::counter!(CSI_FLUSHED, "reason" => reason).increment(n as u64);
 }
 
 /// Records the time to route one stanza when dropped: `let _t = RouteTimer::start(name);`.

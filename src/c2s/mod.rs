@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bind2;
 pub mod fast;
+pub mod csi;
 pub mod inbound;
 pub mod keepalive;
 pub mod negotiate;

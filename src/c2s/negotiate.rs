@@ -441,6 +441,7 @@ fn session_features(server: &Server, mut f: Element) -> Element {
     if server.config().stream_management.enabled {
         f.append_child(crate::c2s::sm::feature());
     }
+    f.append_child(Element::bare("csi", crate::c2s::csi::NS));
     for feature in server.registry.stream_features() {
         f.append_child(feature.clone());
     }

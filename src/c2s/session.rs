@@ -14,13 +14,14 @@ use minidom::Element;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::c2s::csi::{self, Csi};
 use crate::c2s::inbound::handle_stanza;
 use crate::c2s::keepalive::{Due, Keepalive};
 use crate::c2s::pace::Pacer;
 use crate::c2s::sm::{self, Resumption, StreamManagement};
 use crate::c2s::stream::ReadError;
 use crate::c2s::transport::Transport;
-use crate::c2s::writer::{NS_SM, Unacked, queue_item, write_batch};
+use crate::c2s::writer::{NS_SM, Unacked, queue_item, write_batch, write_items};
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::router;
 use crate::router::hooks::{Flow, SessionEvent};
@@ -49,6 +50,10 @@ pub struct Session {
     pub(super) sm: StreamManagement,
     /// Where the session waits for a resuming client (`c2s/sm.rs`).
     pub(super) resumption: Arc<Resumption>,
+    /// XEP-0352: the client's state and the stanzas held while it is inactive.
+    csi: Csi,
+    /// Released by `set_client_active` with no transport attached: written on attach.
+    csi_released: Vec<Outbound>,
 }
 
 /// How a transport left its session.
@@ -90,6 +95,7 @@ impl Session {
         let trace = entry.extension::<TraceTraffic>();
         let resumption = entry.extension::<Resumption>();
         let pacer = Pacer::new(&server, listener, &jid);
+        let csi = Csi::new(server.config().limits.csi_max_held);
         Session {
             server,
             jid,
@@ -102,12 +108,22 @@ impl Session {
             unacked: Unacked::default(),
             sm: StreamManagement::default(),
             resumption,
+            csi,
+            csi_released: Vec::new(),
         }
     }
 
     /// The bound JID.
     pub fn jid(&self) -> &FullJid {
         &self.jid
+    }
+
+    /// Sets the XEP-0352 client state (`<inactive/>` is `false`), as the client's own
+    /// `<active/>`/`<inactive/>` does; for Bind2's inline CSI before the first attach. What
+    /// going active releases is written when a transport attaches.
+    pub fn set_client_active(&mut self, active: bool) {
+        let released = self.csi.set_active(active);
+        self.csi_released.extend(released);
     }
 
     /// Serves the session over `stream` until the connection ends, is kicked, or the server
@@ -156,6 +172,14 @@ impl Session {
         tokio::pin!(ack_timer);
         let mut ack_armed: Option<Instant> = None;
 
+        let released = std::mem::take(&mut self.csi_released);
+        if write_items(stream, released, &self.to_attr, None, &mut self.unacked)
+            .await
+            .is_err()
+        {
+            return Detached::Lost;
+        }
+
         let end: Result<(), StreamError> = loop {
             if self.unacked.request_due != ack_armed {
                 ack_armed = self.unacked.request_due;
@@ -169,7 +193,13 @@ impl Session {
                 out = self.link.mailbox.recv() => {
                     let Some(first) = out else { return Detached::Lost };
                     let traced = self.trace.on().then_some(&self.jid);
-                    if write_batch(stream, &mut self.link.mailbox, first, &self.to_attr, traced, &mut self.unacked).await.is_err() {
+                    let written = if self.csi.is_inactive() {
+                        let released = self.csi.admit(first, &mut self.link.mailbox);
+                        write_items(stream, released, &self.to_attr, traced, &mut self.unacked).await
+                    } else {
+                        write_batch(stream, &mut self.link.mailbox, first, &self.to_attr, traced, &mut self.unacked).await
+                    };
+                    if written.is_err() {
                         return Detached::Lost;
                     }
                     if self.unacked.keeping && self.unacked.pending() > max_unacked {
@@ -206,6 +236,15 @@ impl Session {
                                     Ok(sm::Handled::Other) => {}
                                     Err(sm::ElementError::Stream(e)) => break Err(e),
                                     Err(sm::ElementError::Io) => return Detached::Lost,
+                                }
+                                continue;
+                            }
+                            // A nonza: XEP-0198 does not count it.
+                            if let Some(active) = csi::request(&el) {
+                                let released = self.csi.set_active(active);
+                                let traced = self.trace.on().then_some(&self.jid);
+                                if write_items(stream, released, &self.to_attr, traced, &mut self.unacked).await.is_err() {
+                                    return Detached::Lost;
                                 }
                                 continue;
                             }
@@ -278,7 +317,8 @@ impl Session {
         // stanzas go out too but are not acknowledged (the flush result is unknown): their
         // owner keeps them, so the client may see one again later, never lose it. Under
         // stream management all of them stay unacknowledged, to be kept when the session ends.
-        while let Ok(item) = self.link.mailbox.try_recv() {
+        let held = self.csi.take_all().into_iter();
+        for item in held.chain(std::iter::from_fn(|| self.link.mailbox.try_recv().ok())) {
             queue_item(stream, &item, &self.to_attr, None);
             if self.unacked.keeping {
                 self.unacked.written = self.unacked.written.wrapping_add(1);

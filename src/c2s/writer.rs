@@ -191,6 +191,30 @@ pub async fn write_batch(
     Ok(())
 }
 
+/// Writes `items` (stanzas client state indication released, `c2s::csi`) in order, in
+/// batches like the mailbox's. Not the hot path: a flush, after a client's quiet spell.
+pub async fn write_items(
+    stream: &mut impl Transport,
+    items: Vec<Outbound>,
+    to_attr: &str,
+    traced: Option<&FullJid>,
+    unacked: &mut Unacked,
+) -> std::io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    // Through a channel of their own, so acknowledgement and batching stay write_batch's.
+    let (tx, mut queued) = mpsc::channel(items.len());
+    for item in items {
+        let _ = tx.try_send(item);
+    }
+    drop(tx);
+    while let Some(first) = queued.recv().await {
+        write_batch(stream, &mut queued, first, to_attr, traced, unacked).await?;
+    }
+    Ok(())
+}
+
 /// Buffers one mailbox item. `to_attr` is this session's JID, escaped, for shared stanzas.
 pub fn queue_item(stream: &mut impl Transport, item: &Outbound, to_attr: &str, traced: Option<&FullJid>) {
     let el = match item {

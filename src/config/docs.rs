@@ -187,6 +187,12 @@ pub static KEYS: &[Key] = &[
          service-unavailable. 0 turns offline storage off.",
     ),
     k(
+        "limits.csi_max_held",
+        "Stanzas held for a client that said it is inactive (XEP-0352: presence, chat states,\n\
+         room messages) before they are all written anyway; urgent ones (messages with a body,\n\
+         IQs) are written at once after what was held.",
+    ),
+    k(
         "limits.max_archive_page",
         "Messages one archive query (XEP-0313) returns at most; a larger <max/> is lowered to\n\
          it and the page is then not complete. A query without <max/> gets 50 (or this, if lower).",

@@ -618,6 +618,8 @@ pub struct LimitsConfig {
     pub max_roster_items: usize,
     #[serde(default = "default_max_offline")]
     pub max_offline_messages: usize,
+    #[serde(default = "default_csi_max_held")]
+    pub csi_max_held: usize,
     #[serde(default = "default_max_archive_page")]
     pub max_archive_page: usize,
     #[serde(default)]
@@ -758,6 +760,9 @@ fn default_max_resources() -> usize {
 }
 fn default_max_roster_items() -> usize {
     1000
+}
+fn default_csi_max_held() -> usize {
+    256
 }
 fn default_max_offline() -> usize {
     500

@@ -18,6 +18,7 @@ pub mod ping;
 pub mod private;
 pub mod proxy65;
 pub mod pubsub;
+pub mod push;
 pub mod register;
 pub mod roster;
 pub mod time;
@@ -62,6 +63,8 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(motd::Motd),
         Arc::new(blocking::Blocking::new()),
         Arc::new(blacklist::Blacklist),
+        // After blocking: what a user refused is not pushed.
+        Arc::new(push::Push::default()),
         Arc::new(upload::Upload::default()),
         Arc::new(extdisco::ExternalServices),
         Arc::new(proxy65::Proxy65::default()),

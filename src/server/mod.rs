@@ -55,6 +55,8 @@ pub struct Server {
     /// Presence subscription requests per account per minute (flood control).
     pub subscriptions_by_account: WindowLimiter,
     pub connections: ConnectionLimiter,
+    /// PBKDF2 work (PLAIN password checks) off the runtime, bounded.
+    pub hash_pool: crate::limits::HashPool,
     /// Rate limits the log lines of events a client can repeat (`ops::log_limit`).
     pub log_limit: crate::ops::log_limit::LogLimiter,
     pub started: Instant,

@@ -80,6 +80,7 @@ pub mod privacy;
 mod private;
 pub mod room_archive;
 pub mod pubsub;
+pub mod push;
 pub mod roster;
 mod secrets;
 #[cfg(test)]

@@ -52,6 +52,7 @@ mod privacy;
 mod private;
 mod room_archive;
 mod pubsub;
+mod push;
 mod roster;
 mod secrets;
 mod upload;
