@@ -48,13 +48,21 @@ mod tests {
                 (Protocol, "mam")
             ]
         );
-        assert_eq!(chain(&hooks.inbound), [(Policy, "blocking"), (Protocol, "mam")]);
+        // push: the app servers' answers to its publishes.
+        assert_eq!(
+            chain(&hooks.inbound),
+            [(Policy, "blocking"), (Protocol, "mam"), (Protocol, "push")]
+        );
         assert_eq!(
             chain(&hooks.presence_to_account),
             [(Policy, "blocking"), (Protocol, "roster")]
         );
         assert_eq!(chain(&hooks.presence_broadcast), [(Protocol, "roster")]);
-        assert_eq!(chain(&hooks.message_offline), [(Protocol, "offline")]);
+        // push looks (and passes on) before offline storage takes the message over.
+        assert_eq!(
+            chain(&hooks.message_offline),
+            [(Policy, "push"), (Protocol, "offline")]
+        );
         assert_eq!(
             hooks.session_opening.modules().collect::<Vec<_>>(),
             [(Admission, "blacklist")]
