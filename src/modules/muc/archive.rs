@@ -9,10 +9,11 @@
 //! - who sees real JIDs in results: everyone in a non-anonymous room, else owners, admins
 //!   and moderators.
 //!
-//! Messages get the room's stanza-id before the broadcast and are queued for the archive's
-//! writer after the command (the broadcast never waits for the database). While archiving,
-//! the archive is the room's history: join history (`<history/>`) is read from it, and
-//! messages no longer wait for a history row.
+//! Messages get the room's stanza-id and go out once the archive's writer has written them
+//! (held, as a stored room's messages were held for their history row, so one seen is never
+//! lost in a crash; the writer batches across rooms and accounts). While archiving, the
+//! archive is the room's history: join history (`<history/>`) is read from it, and no
+//! separate history row is written.
 //!
 //! XEP-0424: an occupant retracting its own message (by the room's stanza-id) leaves a
 //! tombstone too. XEP-0425 moderation: a moderator retracts an archived message by its stanza-id; the
@@ -104,6 +105,9 @@ impl Room {
             for row in rows {
                 archive.append_room(&self.server, row).await;
             }
+            // Written before the message goes out (it is held until then), so whoever saw
+            // it finds it after a crash; the writer still batches across rooms and accounts.
+            archive.flush(&self.server).await;
         }
     }
 

@@ -1012,7 +1012,7 @@ impl Room {
             }
             return;
         }
-        // An archiving room's history is its archive (written off the broadcast's path).
+        // An archiving room's history is its archive.
         let archived = self.archive_message(&mut out, &nick, &from.to_bare());
         let limit = self.config.history_length;
         self.history.push(out.clone(), &self.jid_str, limit);
@@ -1028,6 +1028,9 @@ impl Room {
                 at_ms: unix_ms(at),
                 stanza,
             }));
+            self.held.push(out);
+        } else if archived {
+            // Out once its archive row is written, as the history row above.
             self.held.push(out);
         } else {
             self.send_all(&out);
