@@ -17,6 +17,9 @@ use crate::storage::room_archive::RoomArchiveRow;
 const QUEUE: usize = 8192;
 /// Rows written in one transaction at most.
 const BATCH: usize = 512;
+/// Tries of one batch; the waits between them grow (0.2 s, 0.4 s, ...: 9 s in all, longer
+/// than a lock another SQLite connection holds within its busy timeout).
+const ATTEMPTS: u32 = 10;
 
 enum Job {
     Row(ArchiveRow),
@@ -110,21 +113,21 @@ async fn retract(storage: &Storage, r: &Retraction) {
     }
 }
 
-/// One transaction for the batch; tried a second time after a failure (a busy database),
-/// then given up with an error in the log.
+/// One transaction for the batch; tried again after a failure (a busy or locked database)
+/// up to [`ATTEMPTS`] times, then given up with an error in the log.
 async fn write(storage: &Storage, rows: &[ArchiveRow]) {
     if rows.is_empty() {
         return;
     }
-    for attempt in 1..=2 {
+    for attempt in 1..=ATTEMPTS {
         match storage.archive_append(rows).await {
             Ok(_) => {
                 crate::metrics::module_event("mam", "batch_written");
                 return;
             }
-            Err(e) if attempt == 1 => {
+            Err(e) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, rows = rows.len(), "archive write failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
             }
             Err(e) => {
                 crate::metrics::module_event("mam", "batch_lost");
@@ -139,15 +142,15 @@ async fn write_rooms(storage: &Storage, rows: &[RoomArchiveRow]) {
     if rows.is_empty() {
         return;
     }
-    for attempt in 1..=2 {
+    for attempt in 1..=ATTEMPTS {
         match storage.room_archive_append(rows).await {
             Ok(_) => {
                 crate::metrics::module_event("mam", "room_batch_written");
                 return;
             }
-            Err(e) if attempt == 1 => {
+            Err(e) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, rows = rows.len(), "room archive write failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
             }
             Err(e) => {
                 crate::metrics::module_event("mam", "room_batch_lost");
