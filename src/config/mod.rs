@@ -56,7 +56,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamManagementConfig {
-    #[serde(default = "default_true")]
+    #[serde(default)]
     pub enabled: bool,
     #[serde(default = "default_sm_request_every")]
     pub request_ack_every: u32,
@@ -71,7 +71,7 @@ pub struct StreamManagementConfig {
 impl Default for StreamManagementConfig {
     fn default() -> Self {
         StreamManagementConfig {
-            enabled: true,
+            enabled: false,
             request_ack_every: default_sm_request_every(),
             request_ack_after_secs: default_sm_request_after(),
             max_unacked: default_sm_max_unacked(),
@@ -80,9 +80,6 @@ impl Default for StreamManagementConfig {
     }
 }
 
-fn default_true() -> bool {
-    true
-}
 fn default_sm_request_every() -> u32 {
     5
 }
