@@ -12,7 +12,8 @@ fn python() -> String {
 
 #[tokio::test]
 async fn xep0198_5_slixmpp_resumes_after_a_cut_connection_and_nothing_is_lost() {
-    let server = TestServer::start().await;
+    let server =
+        TestServer::start_with(|cfg| cfg.extra_toml = "[stream_management]\nenabled = true\n".into()).await;
     server.add_user("alice", "passw0rd").await;
     server.add_user("bob", "passw0rd").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slixmpp_sm.py");

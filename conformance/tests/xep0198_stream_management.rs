@@ -26,7 +26,12 @@ fn h_of(e: &Element) -> u32 {
 
 /// A server with alice and bob, `toml` appended to its configuration.
 async fn server_with(toml: &str) -> TestServer {
-    let toml = toml.to_string();
+    // Off by default: on unless the test's own section says otherwise.
+    let toml = if toml.contains("[stream_management]") {
+        toml.replace("[stream_management]\n", "[stream_management]\nenabled = true\n")
+    } else {
+        format!("[stream_management]\nenabled = true\n{toml}")
+    };
     let server = TestServer::start_with(move |cfg| cfg.extra_toml = toml).await;
     server.add_user("alice", PW).await;
     server.add_user("bob", PW).await;
@@ -115,8 +120,9 @@ async fn xep0198_3_stream_feature_offered_after_authentication_only() {
 }
 
 #[tokio::test]
-async fn xep0198_3_switched_off_by_configuration_is_not_offered() {
-    let server = server_with("[stream_management]\nenabled = false\n").await;
+async fn xep0198_3_not_offered_unless_switched_on() {
+    let server = TestServer::start().await;
+    server.add_user("alice", PW).await;
     let (_c, features) = authenticated(&server, "alice").await;
     assert!(
         features.get_child("sm", SM).is_none(),
@@ -635,7 +641,7 @@ async fn xep0198_5_graceful_shutdown_sends_unacked_messages_of_hibernating_sessi
     assert!(
         server
             .logs()
-            .contains("session ended: connection lost jid=alice@localhost/r"),
+            .contains("session ended jid=alice@localhost/r reason=\"connection lost\""),
         "the hibernating session ended on the stop:\n{}",
         server.logs()
     );

@@ -358,7 +358,7 @@ impl Session {
         match &how {
             Detached::Failed(error) => tracing::info!(%jid, error = %error, "closing session"),
             Detached::Closed => tracing::info!(%jid, "session ended"),
-            Detached::Lost => tracing::info!(%jid, "session ended: connection lost"),
+            Detached::Lost => tracing::info!(%jid, reason = "connection lost", "session ended"),
         }
         if entry.is_available() {
             // RFC 6121 §4.5.2: leaving without unavailable presence still broadcasts it.

@@ -580,7 +580,9 @@ pub static KEYS: &[Key] = &[
     ),
     k(
         "stream_management.enabled",
-        "Offer stream management (the sm:3 stream feature) after authentication.",
+        "Offer stream management (the sm:3 stream feature) after authentication. Off by\n\
+         default for now: clients that enable it get the stanzas sent between bind and\n\
+         <enabled/> before it, which tokio-xmpp 6 does not hand to its application.",
     ),
     k(
         "stream_management.request_ack_every",

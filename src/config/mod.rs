@@ -74,7 +74,7 @@ impl Default for MamConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamManagementConfig {
-    #[serde(default = "yes")]
+    #[serde(default)]
     pub enabled: bool,
     #[serde(default = "default_sm_request_every")]
     pub request_ack_every: u32,
@@ -89,7 +89,7 @@ pub struct StreamManagementConfig {
 impl Default for StreamManagementConfig {
     fn default() -> Self {
         StreamManagementConfig {
-            enabled: true,
+            enabled: false,
             request_ack_every: default_sm_request_every(),
             request_ack_after_secs: default_sm_request_after(),
             max_unacked: default_sm_max_unacked(),
