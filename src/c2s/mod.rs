@@ -3,8 +3,8 @@
 
 pub mod auth;
 pub mod bind2;
-pub mod fast;
 pub mod csi;
+pub mod fast;
 pub mod inbound;
 pub mod keepalive;
 pub mod negotiate;

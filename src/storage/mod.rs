@@ -78,9 +78,9 @@ pub mod pep;
 pub mod portable;
 pub mod privacy;
 mod private;
-pub mod room_archive;
 pub mod pubsub;
 pub mod push;
+pub mod room_archive;
 pub mod roster;
 mod secrets;
 #[cfg(test)]
