@@ -190,7 +190,7 @@ fn register_families() {
         metrics::counter!(CSI_HELD, "kind" => kind).increment(0);
     }
     metrics::counter!(CSI_COLLAPSED).increment(0);
-    for reason in crate::c2s::csi::FlushReason::ALL {
+    for reason in CsiFlushReason::ALL {
         metrics::counter!(CSI_FLUSHES, "reason" => reason.name()).increment(0);
         metrics::counter!(CSI_FLUSHED, "reason" => reason.name()).increment(0);
     }
@@ -420,5 +420,32 @@ mod tests {
             text.contains("switchboard_module_events_total{module=\"blocking\",event=\"inbound_denied\"} 1"),
             "{text}"
         );
+    }
+}
+
+/// Why held stanzas were written (the metrics label).
+#[derive(Debug, Clone, Copy)]
+pub enum CsiFlushReason {
+    Urgent,
+    Active,
+    Overflow,
+    Closing,
+}
+
+impl CsiFlushReason {
+    pub const ALL: [CsiFlushReason; 4] = [
+        CsiFlushReason::Urgent,
+        CsiFlushReason::Active,
+        CsiFlushReason::Overflow,
+        CsiFlushReason::Closing,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CsiFlushReason::Urgent => "urgent",
+            CsiFlushReason::Active => "active",
+            CsiFlushReason::Overflow => "overflow",
+            CsiFlushReason::Closing => "closing",
+        }
     }
 }

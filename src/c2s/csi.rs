@@ -15,6 +15,7 @@ use minidom::Element;
 use tokio::sync::mpsc;
 
 use crate::c2s::writer::WRITE_BATCH;
+use crate::metrics::CsiFlushReason;
 use crate::session::{Outbound, SharedStanza};
 use crate::xml::{self, ns};
 
@@ -131,33 +132,6 @@ fn shared_root_attr(shared: &SharedStanza, name: &str) -> Option<String> {
     Some(start_tag[at..at + len].to_owned())
 }
 
-/// Why held stanzas were written (the metrics label).
-#[derive(Debug, Clone, Copy)]
-pub enum FlushReason {
-    Urgent,
-    Active,
-    Overflow,
-    Closing,
-}
-
-impl FlushReason {
-    pub const ALL: [FlushReason; 4] = [
-        FlushReason::Urgent,
-        FlushReason::Active,
-        FlushReason::Overflow,
-        FlushReason::Closing,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FlushReason::Urgent => "urgent",
-            FlushReason::Active => "active",
-            FlushReason::Overflow => "overflow",
-            FlushReason::Closing => "closing",
-        }
-    }
-}
-
 /// One session's client state and what it holds. Empty (no allocation) while active.
 pub struct Csi {
     inactive: bool,
@@ -198,7 +172,7 @@ impl Csi {
     pub fn set_active(&mut self, active: bool) -> Vec<Outbound> {
         self.inactive = !active;
         if active {
-            self.release(FlushReason::Active)
+            self.release(CsiFlushReason::Active)
         } else {
             Vec::new()
         }
@@ -224,7 +198,7 @@ impl Csi {
     fn take(&mut self, item: Outbound, out: &mut Vec<Outbound>) {
         match classify(&item) {
             Class::Urgent => {
-                out.extend(self.release(FlushReason::Urgent));
+                out.extend(self.release(CsiFlushReason::Urgent));
                 out.push(item);
                 return;
             }
@@ -246,16 +220,16 @@ impl Csi {
         self.held.push_back(Some(item));
         self.count += 1;
         if self.count > self.max_held {
-            out.extend(self.release(FlushReason::Overflow));
+            out.extend(self.release(CsiFlushReason::Overflow));
         }
     }
 
     /// Everything held, in order (the session is closing or detaching).
     pub fn take_all(&mut self) -> Vec<Outbound> {
-        self.release(FlushReason::Closing)
+        self.release(CsiFlushReason::Closing)
     }
 
-    fn release(&mut self, reason: FlushReason) -> Vec<Outbound> {
+    fn release(&mut self, reason: CsiFlushReason) -> Vec<Outbound> {
         if self.count == 0 {
             self.held.clear();
             return Vec::new();
