@@ -407,6 +407,38 @@ async fn xep0198_5_resume_with_unknown_or_stale_id_fails_with_item_not_found() {
 }
 
 #[tokio::test]
+async fn xep0198_5_resume_with_a_wrong_secret_for_a_hibernating_session_fails() {
+    let server = server_with("").await;
+    let mut bob = bob(&server).await;
+    let (id, _) = cut_with_unacked(&server, &mut bob, &["one"]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The JID half names the parked session; only the secret is guessed.
+    let (jid_half, secret) = id.split_once('.').expect("id has a secret half");
+    let mut guessed = secret.to_string();
+    let last = if guessed.ends_with('0') { "1" } else { "0" };
+    guessed.replace_range(guessed.len() - 1.., last);
+    let (mut c, _) = authenticated(&server, "alice").await;
+    c.send(format!(
+        "<resume xmlns='{SM}' previd='{jid_half}.{guessed}' h='0'/>"
+    ))
+    .await;
+    let answer = c.expect_element().await;
+    assert!(is_sm(&answer, "failed"), "{}", xml::to_string(&answer));
+    assert!(
+        answer.get_child("item-not-found", ns::STANZAS).is_some(),
+        "{}",
+        xml::to_string(&answer)
+    );
+    // The guess took nothing: the owner still resumes with the real id.
+    let (mut owner, _) = authenticated(&server, "alice").await;
+    owner
+        .send(format!("<resume xmlns='{SM}' previd='{id}' h='0'/>"))
+        .await;
+    let resumed = owner.expect_element().await;
+    assert!(is_sm(&resumed, "resumed"), "{}", xml::to_string(&resumed));
+}
+
+#[tokio::test]
 async fn xep0198_5_resume_of_another_accounts_session_fails() {
     let server = server_with("").await;
     let mut bob = bob(&server).await;

@@ -272,7 +272,12 @@ pub async fn resume(
         let parked = resumption.parked.notified();
         let taken = {
             let mut state = resumption.lock();
-            if state.secret.as_deref() != Some(secret) {
+            // Constant time: how long a refusal takes must not tell how much of a guess matched.
+            let known = state
+                .secret
+                .as_deref()
+                .is_some_and(|s| bool::from(crate::sasl::ct_eq(s.as_bytes(), secret.as_bytes())));
+            if !known {
                 return Err(not_found());
             }
             match state.session.take() {

@@ -16,6 +16,8 @@ pub use credentials::{
     HashAlg, ScramCredentials, derive_credentials, fake_credentials, new_credentials, prepare_password,
     verify_password,
 };
+/// Constant-time comparison, for secrets checked outside SASL too (XEP-0198 resumption ids).
+pub(crate) use crypto::ct_eq;
 pub use plain::{PlainMessage, parse_plain};
 pub use scram::{ClientFirst, ScramServer};
 
